@@ -1,0 +1,44 @@
+# make test   install what is missing (Debian packages, .venv, kernel fixtures), then run the test suite
+# make demo   run the main job on the built-in default target
+# make bench  run the benchmarks against the anchors, measured in the same run
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := gdb-multiarch qemu-system-misc gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu \
+	gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf linux-source-6.1 flex bison bc libelf-dev libssl-dev \
+	openocd make xz-utils python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: test demo bench deps venv fixtures clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+fixtures: deps
+	python3 kernel/build.py
+
+test: deps venv fixtures
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: deps venv
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) kernel/demo.py
+
+bench: deps venv fixtures
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,100 @@
+"""The real reference target: an rv32 nommu Linux 6.1 kernel booted in qemu-system-riscv32 with its gdbstub."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PANIC_LINE = "Kernel panic - not syncing"
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    variant: str
+    dir: Path
+
+    @property
+    def image(self) -> Path:
+        return self.dir / "Image"
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.dir / "vmlinux"
+
+    @property
+    def system_map(self) -> Path:
+        return self.dir / "System.map"
+
+    @property
+    def build_dir(self) -> Path:
+        """The kernel's out-of-tree build directory (holds vmlinux-gdb.py and scripts/gdb for lx-dmesg)."""
+        return Path((self.dir / "build-dir").read_text().strip())
+
+    def config(self, name: str) -> str | None:
+        for line in (self.dir / ".config").read_text().splitlines():
+            if line.startswith(name + "="):
+                return line.split("=", 1)[1]
+        return None
+
+
+@dataclass
+class RunningKernel:
+    build: KernelBuild
+    process: subprocess.Popen
+    port: int
+    console_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"rsp://127.0.0.1:{self.port}"
+
+    def console_text(self) -> str:
+        return self.console_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0):
+    """Boot `build` until its panic line; yield a RunningKernel; always stop QEMU afterwards."""
+    for _attempt in range(3):  # the free port can be taken between our probe and QEMU's bind
+        port = free_port()
+        console_path = workdir / "console.log"
+        console = open(console_path, "wb")
+        cmd = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-cpu", "rv32,mmu=off", "-m", "64M",
+               "-nographic", "-kernel", str(build.image), "-gdb", f"tcp:127.0.0.1:{port}"]
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while PANIC_LINE not in console_path.read_text(errors="replace"):
+                if process.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no {PANIC_LINE!r} within {timeout}s; console so far:\n"
+                                       + console_path.read_text(errors="replace")[-2000:])
+                time.sleep(0.05)
+            if process.poll() is not None:
+                text = console_path.read_text(errors="replace")
+                if "Address already in use" in text or "Failed to bind" in text:
+                    continue
+                raise RuntimeError(f"QEMU exited with {process.returncode}:\n{text[-2000:]}")
+            time.sleep(0.2)  # let the panic lines after the first finish printing
+            yield RunningKernel(build, process, port, console_path)
+            return
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            console.close()
+    raise RuntimeError("QEMU could not bind a gdb port after 3 attempts")

@@ -1,0 +1,31 @@
+"""Targets by URL: `open_target("rsp://127.0.0.1:1234")` and friends (see DESIGN.md, Targets are named by URL)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ..errors import TargetError
+from .base import MEMORY, REGISTERS, RUN_CONTROL, Target
+
+__all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEMES"]
+
+SCHEMES = {
+    "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
+    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
+}
+
+
+def open_target(url: str, timeout: float = 5.0) -> Target:
+    """Open the target a URL names; the caller closes it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme == "rsp":
+        from .rsp import RspTarget
+        if not parts.hostname or not parts.port:
+            raise TargetError(f"{url!r}: an rsp URL names a host and port, e.g. rsp://127.0.0.1:1234")
+        return RspTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "sim":
+        from ..sim.target import SimTarget
+        return SimTarget(url[len("sim://"):])
+    known = "; ".join(f"{k}:// ({v})" for k, v in SCHEMES.items())
+    raise TargetError(f"unknown target URL {url!r}; known schemes: {known}")

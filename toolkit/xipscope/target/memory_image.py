@@ -1,0 +1,75 @@
+"""A raw RAM image at a base address (`--dump FILE@ADDR`), e.g. written by gdb's `dump binary memory`."""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+
+from ..errors import CapabilityError, TargetError
+from .base import MEMORY
+
+
+def parse_dump_spec(spec: str) -> tuple[Path, int]:
+    """Split `FILE@ADDR` (ADDR in C syntax: 0x80000000, or decimal)."""
+    path, sep, address = spec.rpartition("@")
+    if not sep or not path:
+        raise TargetError(f"--dump wants FILE@ADDR (e.g. ram.bin@0x80000000), got {spec!r}")
+    try:
+        base = int(address, 0)
+    except ValueError:
+        raise TargetError(f"--dump {spec!r}: {address!r} is not an address; write it like 0x80000000") from None
+    return Path(path), base
+
+
+class MemoryImageTarget:
+    """Memory only: reads outside the image are errors naming the range the image covers."""
+
+    capabilities = frozenset({MEMORY})
+
+    def __init__(self, path: Path | str, base: int):
+        self.path = Path(path)
+        self.base = base
+        self.url = f"dump://{self.path}@{base:#x}"
+        try:
+            with open(self.path, "rb") as f:
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self.path.stat().st_size else b""
+        except OSError as e:
+            raise TargetError(f"cannot open RAM image {self.path}: {e.strerror}") from None
+
+    @classmethod
+    def from_spec(cls, spec: str) -> "MemoryImageTarget":
+        return cls(*parse_dump_spec(spec))
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self._data)
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        if size < 0 or address < self.base or address + size > self.end:
+            raise TargetError(
+                f"{self.url}: read of {size} bytes at {address:#x} falls outside the image "
+                f"({self.base:#x}..{self.end:#x}); dump a range that covers it")
+        start = address - self.base
+        return bytes(self._data[start:start + size])
+
+    def _no(self, what: str):
+        raise CapabilityError(f"{self.url} is a RAM image: it has no {what}; use a live target (rsp://...) for that")
+
+    def read_registers(self) -> dict[str, int]:
+        self._no("registers")
+
+    def read_register(self, name: str) -> int:
+        self._no("registers")
+
+    def halt(self) -> None:
+        self._no("run control")
+
+    def resume(self) -> None:
+        self._no("run control")
+
+    def state(self) -> str:
+        return "halted"
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()

@@ -1,0 +1,115 @@
+"""GDB remote serial protocol framing: checksums, escapes, run-length encoding and a byte-stream packet parser.
+
+Shared by our client (rsp.py) and by the twin's server, so both speak exactly one dialect of the protocol
+(gdb's "Remote Protocol" appendix: Overview, Binary Data, Run-Length Encoding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ESCAPE = 0x7D          # '}' : next byte is XORed with 0x20
+RLE_MARK = 0x2A        # '*' : previous character repeated (next byte - 29) more times
+INTERRUPT = 0x03       # ^C from the client: stop the target
+_MUST_ESCAPE = frozenset(b"#$}*")
+
+
+def checksum(payload: bytes) -> int:
+    return sum(payload) & 0xFF
+
+
+def frame(payload: bytes) -> bytes:
+    """`$payload#xx` with the modulo-256 checksum."""
+    return b"$" + payload + b"#%02x" % checksum(payload)
+
+
+def escape_binary(data: bytes) -> bytes:
+    """Escape the bytes that may not appear raw inside a packet (for binary replies such as qXfer / X)."""
+    if not _MUST_ESCAPE.intersection(data):
+        return data
+    out = bytearray()
+    for b in data:
+        if b in _MUST_ESCAPE:
+            out += bytes((ESCAPE, b ^ 0x20))
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def decode_payload(payload: bytes) -> bytes:
+    """Undo run-length encoding and escapes of a received packet body.
+
+    RLE and escapes are undone in one left-to-right pass: `c*N` repeats `c` N-29 more times, and `}` escapes the
+    byte after it, which may itself be the character a following `*` repeats.
+    """
+    if ESCAPE not in payload and RLE_MARK not in payload:
+        return payload
+    out = bytearray()
+    i, n = 0, len(payload)
+    while i < n:
+        b = payload[i]
+        if b == ESCAPE:
+            if i + 1 >= n:
+                raise ValueError("packet ends inside an escape sequence")
+            out.append(payload[i + 1] ^ 0x20)
+            i += 2
+        elif b == RLE_MARK:
+            if not out or i + 1 >= n:
+                raise ValueError("run-length marker with nothing to repeat")
+            count = payload[i + 1] - 29
+            if count < 0:
+                raise ValueError(f"bad run-length count byte {payload[i + 1]:#x}")
+            out += bytes((out[-1],)) * count
+            i += 2
+        else:
+            out.append(b)
+            i += 1
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class Packet:
+    payload: bytes      # raw body between '$' and '#', still escaped / run-length encoded
+    checksum_ok: bool
+
+
+class PacketParser:
+    """Incremental parser: feed bytes as they arrive, take acks, packets and interrupts as they complete.
+
+    Items returned by `feed` are `b"+"`, `b"-"`, `b"\\x03"` or a Packet. Stray bytes between packets are dropped,
+    as gdb does.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        self._buf += data
+        items: list = []
+        buf = self._buf
+        i = 0
+        while i < len(buf):
+            b = buf[i]
+            if b == 0x24:  # '$'
+                end = buf.find(b"#", i + 1)
+                if end < 0 or end + 3 > len(buf):
+                    break  # incomplete: wait for more bytes
+                body = bytes(buf[i + 1:end])
+                try:
+                    expected = int(buf[end + 1:end + 3], 16)
+                except ValueError:
+                    expected = -1
+                items.append(Packet(body, expected == checksum(body)))
+                i = end + 3
+            elif b in (0x2B, 0x2D, INTERRUPT):  # '+', '-', ^C
+                items.append(bytes((b,)))
+                i += 1
+            else:
+                i += 1
+        del buf[:i]
+        return items
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back waiting for the rest of a packet."""
+        return len(self._buf)
