@@ -1,0 +1,175 @@
+"""Read an ELF's identity, symbol table and line table into plain arrays (the raw material of a SymbolIndex)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import SymbolError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .line_table import LineTable
+
+# Symbol kinds and bindings as stored in the index (small ints so they live in numpy arrays).
+KIND_FUNC, KIND_OBJECT = 0, 1
+BIND_LOCAL, BIND_GLOBAL, BIND_WEAK = 0, 1, 2
+
+_STT_NOTYPE, _STT_OBJECT, _STT_FUNC, _STT_GNU_IFUNC = 0, 1, 2, 10
+_SHF_EXECINSTR = 0x4
+_SHN_LORESERVE = 0xFF00
+_ELF_BIND = {0: BIND_LOCAL, 1: BIND_GLOBAL, 2: BIND_WEAK, 10: BIND_GLOBAL}  # 10 = STB_GNU_UNIQUE
+
+_ARCH_NAMES = {"EM_RISCV": "riscv", "EM_ARM": "arm", "EM_AARCH64": "aarch64", "EM_X86_64": "x86_64", "EM_386": "i386"}
+
+
+@dataclass
+class RawSymbols:
+    """Symbols in file order with their section end (for sizing labels), before the index sorts and resolves them."""
+
+    address: "np.ndarray"  # uint64
+    size: "np.ndarray"  # uint64, 0 = unknown (inferred later)
+    kind: "np.ndarray"  # uint8 KIND_*
+    bind: "np.ndarray"  # uint8 BIND_*
+    typed: "np.ndarray"  # bool: an ELF FUNC/OBJECT (not a bare label); breaks ties between aliases
+    limit: "np.ndarray"  # uint64, where an unsized symbol must stop (its section's end; 2**64-1 if unknown)
+    names: list[str]
+    arch: str = ""
+    word_size: int = 4
+    little_endian: bool = True
+    lines: "LineTable | None" = None
+    has_dwarf: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _fail(path: Path, found: str) -> SymbolError:
+    return SymbolError(
+        f"{path}: expected an ELF with a symbol table (e.g. vmlinux) or a System.map; found {found}. "
+        "Pass the unstripped vmlinux from the kernel build directory, or its System.map.")
+
+
+def read_elf(path: Path, data: bytes) -> RawSymbols:
+    """Everything the index needs from an ELF already read into `data`; any malformation becomes a SymbolError."""
+    import io
+
+    from elftools.common.exceptions import ELFError
+
+    _check_extent(path, data)
+    try:
+        from elftools.elf.elffile import ELFFile
+
+        elf = ELFFile(io.BytesIO(data))
+        raw = _read_symtab(path, elf, data)
+        raw.has_dwarf = elf.has_dwarf_info() and elf.get_section_by_name(".debug_line") is not None
+        if raw.has_dwarf:
+            from .line_table import build_line_table
+
+            raw.lines = build_line_table(elf.get_dwarf_info(relocate_dwarf_sections=True), raw.little_endian)
+        return raw
+    except SymbolError:
+        raise
+    except (ELFError, ValueError, IndexError, KeyError, AssertionError, EOFError, OverflowError, TypeError,
+            NotImplementedError, UnicodeDecodeError) as e:
+        raise _fail(path, f"a damaged ELF ({type(e).__name__}: {e})") from None
+    except Exception as e:  # construct's StreamError & co. have no stable import path across pyelftools versions
+        if type(e).__module__.startswith(("elftools", "construct")):
+            raise _fail(path, f"a damaged ELF ({type(e).__name__}: {e})") from None
+        raise
+
+
+def _check_extent(path: Path, data: bytes) -> None:
+    """Catch truncation up front: pyelftools would otherwise fail deep inside with an unhelpful stream error."""
+    if len(data) < 52 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise _fail(path, f"an ELF header that is cut short or invalid ({len(data)} bytes)")
+    is64, order = data[4] == 2, "little" if data[5] == 1 else "big"
+
+    def u(off: int, n: int) -> int:
+        return int.from_bytes(data[off:off + n], order)
+
+    if is64 and len(data) < 64:
+        raise _fail(path, f"a 64-bit ELF header cut short ({len(data)} bytes)")
+    shoff, shentsize, shnum = (u(0x28, 8), u(0x3A, 2), u(0x3C, 2)) if is64 else (u(0x20, 4), u(0x2E, 2), u(0x30, 2))
+    if shoff == 0 or shnum == 0:
+        raise _fail(path, "an ELF without section headers")
+    if shoff + shentsize * shnum > len(data):
+        raise _fail(path, f"a truncated ELF: section headers end at byte {shoff + shentsize * shnum} "
+                          f"but the file has {len(data)} bytes")
+
+
+def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
+    import numpy as np
+
+    little = elf.little_endian
+    word = elf.elfclass // 8
+    machine = elf["e_machine"]
+    arch_base = _ARCH_NAMES.get(machine, str(machine).removeprefix("EM_").lower())
+    arch = f"riscv{elf.elfclass}" if arch_base == "riscv" else arch_base
+
+    sections = list(elf.iter_sections())
+    for s in sections:
+        if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(data):
+            raise _fail(path, f"a truncated ELF: section {s.name or '#'} ends at byte {s['sh_offset'] + s['sh_size']} "
+                              f"but the file has {len(data)} bytes")
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is None:
+        raise _fail(path, "an ELF without .symtab (stripped)")
+
+    # Parse the symbol table with numpy rather than pyelftools' per-symbol objects: a kernel has tens of thousands.
+    e = "<" if little else ">"
+    if word == 4:
+        dt = np.dtype([("name", e + "u4"), ("value", e + "u4"), ("size", e + "u4"),
+                       ("info", "u1"), ("other", "u1"), ("shndx", e + "u2")])
+    else:
+        dt = np.dtype([("name", e + "u4"), ("info", "u1"), ("other", "u1"), ("shndx", e + "u2"),
+                       ("value", e + "u8"), ("size", e + "u8")])
+    off, size = symtab["sh_offset"], symtab["sh_size"]
+    if symtab["sh_entsize"] != dt.itemsize:
+        raise _fail(path, f".symtab entries of {symtab['sh_entsize']} bytes where {dt.itemsize} were expected")
+    syms = np.frombuffer(data, dtype=dt, count=size // dt.itemsize, offset=off)
+    strtab_hdr = sections[symtab["sh_link"]] if symtab["sh_link"] < len(sections) else None
+    if strtab_hdr is None or strtab_hdr["sh_type"] != "SHT_STRTAB":
+        raise _fail(path, ".symtab whose string table link is missing")
+    strtab = data[strtab_hdr["sh_offset"]:strtab_hdr["sh_offset"] + strtab_hdr["sh_size"]]
+
+    stype = syms["info"] & 0xF
+    sbind = syms["info"] >> 4
+    shndx = syms["shndx"].astype(np.int64)
+    defined = (shndx != 0) & (shndx < _SHN_LORESERVE)
+    exec_sec = np.array([bool(s["sh_flags"] & _SHF_EXECINSTR) for s in sections] + [False])
+    sec_end = np.array([s["sh_addr"] + s["sh_size"] for s in sections] + [2**64 - 1], dtype=np.uint64)
+    sec_of = np.where(defined, shndx, len(sections))
+    sec_of = np.minimum(sec_of, len(sections))
+    in_exec = exec_sec[sec_of]
+
+    typed_func = (stype == _STT_FUNC) | (stype == _STT_GNU_IFUNC)
+    # Bare labels in code (assembly entry points, _stext) are what nm lists as t/T, so System.map has them too.
+    label = (stype == _STT_NOTYPE) & in_exec
+    is_obj = stype == _STT_OBJECT
+    keep = defined & (typed_func | label | is_obj) & (syms["name"] != 0)
+    idx = np.nonzero(keep)[0]
+
+    names = []
+    name_offsets = syms["name"][idx].tolist()
+    keep_mask = np.ones(len(idx), dtype=bool)
+    find = strtab.find
+    for i, o in enumerate(name_offsets):
+        end = find(b"\0", o)
+        name = strtab[o:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        # Mapping symbols ($x, $d) and assembler-local labels are not places a person would name.
+        if name.startswith(("$", ".L")) or name == "":
+            keep_mask[i] = False
+        names.append(name)
+    idx = idx[keep_mask]
+    names = [n for n, k in zip(names, keep_mask.tolist()) if k]
+
+    address = syms["value"][idx].astype(np.uint64)
+    if machine == "EM_ARM":
+        # Thumb functions carry bit 0 in their value; the code starts one byte lower.
+        address = np.where(typed_func[idx], address & ~np.uint64(1), address)
+    kind = np.where(is_obj[idx], KIND_OBJECT, KIND_FUNC).astype(np.uint8)
+    bind = np.array([_ELF_BIND.get(b, BIND_GLOBAL) for b in sbind[idx].tolist()], dtype=np.uint8)
+    return RawSymbols(address=address, size=syms["size"][idx].astype(np.uint64), kind=kind, bind=bind,
+                      typed=(typed_func | is_obj)[idx], limit=sec_end[sec_of[idx]], names=names,
+                      arch=arch, word_size=word, little_endian=little)

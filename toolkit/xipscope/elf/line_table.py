@@ -1,0 +1,277 @@
+"""Decode DWARF `.debug_line` programs (versions 2-5) into sorted address -> (file, line) arrays.
+
+pyelftools parses the CU and line-program headers for us (the fiddly, version-dependent part), but its row decoder
+builds a Python object per opcode and takes minutes on a vmlinux (pyelftools issues 83 and 465). The rows themselves
+are decoded here by one tight loop over the section bytes, which is what keeps a cold kernel index within seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Standard opcodes (DWARF 5, 6.2.5.2) and the extended ones we act on.
+_COPY, _ADVANCE_PC, _ADVANCE_LINE, _SET_FILE, _SET_COLUMN = 1, 2, 3, 4, 5
+_NEGATE_STMT, _SET_BASIC_BLOCK, _CONST_ADD_PC, _FIXED_ADVANCE_PC = 6, 7, 8, 9
+_SET_PROLOGUE_END, _SET_EPILOGUE_BEGIN, _SET_ISA = 10, 11, 12
+_LNE_END_SEQUENCE, _LNE_SET_ADDRESS = 1, 2
+
+
+@dataclass
+class LineTable:
+    """Rows sorted by address. `file == -1` marks an end of sequence: addresses from there up to the next row have no line."""
+
+    address: "np.ndarray"  # uint64
+    file: "np.ndarray"  # int32, index into `files`, -1 = no line here
+    line: "np.ndarray"  # int32
+    files: list[str]
+
+
+def _decode_str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _is_absolute(path: str) -> bool:
+    return path.startswith("/") or (len(path) > 2 and path[1] == ":" and path[2] in "/\\")
+
+
+def render_file_names(header, version: int, comp_dir: str | None) -> list[str | None]:
+    """The CU's file table as addr2line (binutils dwarf2.c `concat_filename`) prints it, indexed by DWARF file number.
+
+    Before DWARF 5 file 0 and directory 0 mean "unknown" / "the compilation directory"; from 5 on both tables are
+    used from index 0. A relative directory is prefixed with the compilation directory, as binutils does.
+    """
+    dirs = [_decode_str(d) for d in header["include_directory"]]
+    entries = header["file_entry"]
+    names: list[str | None] = [None] if version < 5 else []
+    for entry in entries:
+        name = _decode_str(entry["name"])
+        if _is_absolute(name):
+            names.append(name)
+            continue
+        dir_index = entry["dir_index"] if version >= 5 else entry["dir_index"] - 1
+        subdir = dirs[dir_index] if 0 <= dir_index < len(dirs) else None
+        dir_name = comp_dir if (subdir is None or not _is_absolute(subdir)) else None
+        if dir_name is None:
+            dir_name, subdir = subdir, None
+        if dir_name is None:
+            names.append(name)
+        elif subdir is not None:
+            names.append(f"{dir_name}/{subdir}/{name}")
+        else:
+            names.append(f"{dir_name}/{name}")
+    return names
+
+
+def decode_rows(data: bytes, start: int, end: int, header, byteorder: str,
+                rows_addr: list, rows_file: list, rows_line: list, seq_bounds: list) -> None:
+    """Run one line program, appending its rows with the CU's raw file numbers.
+
+    Each finished sequence is recorded as (first row index, end row index) in `seq_bounds`; its end-of-sequence row
+    carries file -1. Only what addr2line reports is tracked (address, file, line): columns, is_stmt, views and
+    discriminators don't change which line binutils prints.
+    """
+    opcode_base = header["opcode_base"]
+    line_base = header["line_base"]
+    line_range = header["line_range"]
+    min_len = header["minimum_instruction_length"]
+    default_line = 1
+    std_lengths = list(header["standard_opcode_lengths"])
+    # Special opcodes dominate every real program: precompute both advances per opcode.
+    addr_adv = [0] * 256
+    line_adv = [0] * 256
+    for op in range(opcode_base, 256):
+        adj = op - opcode_base
+        addr_adv[op] = (adj // line_range) * min_len
+        line_adv[op] = line_base + adj % line_range
+    const_add = ((255 - opcode_base) // line_range) * min_len
+
+    A, F, L = rows_addr.append, rows_file.append, rows_line.append
+    address, file, line = 0, 1, default_line
+    seq_first = len(rows_addr)
+    pos = start
+    while pos < end:
+        op = data[pos]
+        pos += 1
+        if op >= opcode_base:
+            address += addr_adv[op]
+            line += line_adv[op]
+            A(address)
+            F(file)
+            L(line)
+        elif op == _ADVANCE_LINE:
+            b = data[pos]
+            pos += 1
+            value = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = data[pos]
+                pos += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+            if b & 0x40:
+                value -= 1 << shift
+            line += value
+        elif op == _COPY:
+            A(address)
+            F(file)
+            L(line)
+        elif op == _ADVANCE_PC or op == _SET_FILE or op == _SET_COLUMN or op == _SET_ISA:
+            b = data[pos]
+            pos += 1
+            value = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = data[pos]
+                pos += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+            if op == _ADVANCE_PC:
+                address += value * min_len
+            elif op == _SET_FILE:
+                file = value
+        elif op == _CONST_ADD_PC:
+            address += const_add
+        elif op == 0:
+            b = data[pos]
+            pos += 1
+            length = b & 0x7F
+            shift = 7
+            while b & 0x80:
+                b = data[pos]
+                pos += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+            if length == 0:
+                continue
+            sub = data[pos]
+            if sub == _LNE_END_SEQUENCE:
+                A(address)
+                F(-1)
+                L(0)
+                seq_bounds.append((seq_first, len(rows_addr)))
+                seq_first = len(rows_addr)
+                address, file, line = 0, 1, default_line
+            elif sub == _LNE_SET_ADDRESS:
+                address = int.from_bytes(data[pos + 1:pos + length], byteorder)
+            # define_file (DWARF <= 4, unused by GCC since 2000), set_discriminator and vendor opcodes carry nothing we keep.
+            pos += length
+        elif op == _FIXED_ADVANCE_PC:
+            address += int.from_bytes(data[pos:pos + 2], byteorder)
+            pos += 2
+        elif op in (_NEGATE_STMT, _SET_BASIC_BLOCK, _SET_PROLOGUE_END, _SET_EPILOGUE_BEGIN):
+            pass
+        else:
+            # An opcode from a newer standard: the header says how many ULEB operands to skip.
+            for _ in range(std_lengths[op - 1] if op - 1 < len(std_lengths) else 0):
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+
+
+def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
+    """Every CU's line program, flattened: overlapping sequences (code from discarded sections, relocated to 0) dropped."""
+    import numpy as np
+
+    line_sec = dwarfinfo.debug_line_sec
+    if line_sec is None:
+        return LineTable(np.zeros(0, np.uint64), np.zeros(0, np.int32), np.zeros(0, np.int32), [])
+    data = line_sec.stream.getvalue() if hasattr(line_sec.stream, "getvalue") else _read_all(line_sec.stream)
+
+    files: list[str] = []
+    file_index: dict[str, int] = {}
+    rows_addr: list[int] = []
+    rows_file: list[int] = []  # global file id, or -1 at an end of sequence
+    rows_line: list[int] = []
+    seq_bounds: list[tuple[int, int]] = []
+    seen_offsets: set[int] = set()
+    byteorder = "little" if little_endian else "big"
+
+    for cu in dwarfinfo.iter_CUs():
+        top = cu.get_top_DIE()
+        stmt = top.attributes.get("DW_AT_stmt_list")
+        if stmt is None or stmt.value in seen_offsets:
+            continue
+        seen_offsets.add(stmt.value)
+        comp_dir_attr = top.attributes.get("DW_AT_comp_dir")
+        comp_dir = _decode_str(comp_dir_attr.value) if comp_dir_attr is not None else None
+        program = dwarfinfo.line_program_for_CU(cu)
+        header = program.header
+        version = header["version"]
+        names = render_file_names(header, version, comp_dir)
+        ids = []
+        for name in names:
+            if name is None:
+                name = "??"
+            gid = file_index.get(name)
+            if gid is None:
+                gid = file_index[name] = len(files)
+                files.append(name)
+            ids.append(gid)
+        first_row = len(rows_addr)
+        decode_rows(data, program.program_start_offset, program.program_end_offset, header,
+                    byteorder, rows_addr, rows_file, rows_line, seq_bounds)
+        # Map this CU's raw file numbers to global ids in one numpy step; out-of-range numbers become "??".
+        if len(rows_addr) > first_row:
+            raw = np.asarray(rows_file[first_row:], dtype=np.int64)
+            lut = np.asarray(ids + [_unknown_id(files, file_index)], dtype=np.int64)
+            mapped = np.where(raw < 0, -1, lut[np.clip(raw, 0, len(ids))])
+            if version < 5:
+                # File 0 is "unknown" before DWARF 5: binutils prints ?? for it.
+                mapped = np.where(raw == 0, _unknown_id(files, file_index), mapped)
+            rows_file[first_row:] = mapped.tolist()
+
+    return _flatten(np.asarray(rows_addr, dtype=np.uint64), np.asarray(rows_file, dtype=np.int32),
+                    np.asarray(rows_line, dtype=np.int32), seq_bounds, files)
+
+
+def _unknown_id(files: list[str], file_index: dict[str, int]) -> int:
+    gid = file_index.get("??")
+    if gid is None:
+        gid = file_index["??"] = len(files)
+        files.append("??")
+    return gid
+
+
+def _read_all(stream) -> bytes:
+    stream.seek(0)
+    return stream.read()
+
+
+def _flatten(addr, file, line, seq_bounds, files) -> LineTable:
+    """Order whole sequences by start address, keeping the first of any that overlap, so one searchsorted finds the row.
+
+    Within a sequence rows are in address order and, at equal addresses, the last row wins (binutils keeps only the
+    last one too); the end row of one sequence and the first row of the next may share an address, and the next
+    sequence's row must win there, which ordering by sequence then row gives.
+    """
+    import numpy as np
+
+    if not seq_bounds:
+        return LineTable(addr[:0], file[:0], line[:0], files)
+    bounds = np.asarray(seq_bounds, dtype=np.int64)
+    lo = addr[bounds[:, 0]]
+    hi = addr[bounds[:, 1] - 1]
+    order = np.lexsort((np.arange(len(lo)), lo))
+    keep = []
+    reach = 0
+    for s in order.tolist():
+        if hi[s] <= lo[s]:
+            continue  # empty sequence
+        if lo[s] < reach:
+            continue  # overlaps a kept sequence: typically several discarded-section sequences all at 0
+        keep.append(s)
+        reach = int(hi[s])
+    pieces = [np.arange(bounds[s, 0], bounds[s, 1]) for s in keep]
+    idx = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+    out_addr, out_file, out_line = addr[idx], file[idx], line[idx]
+    if len(out_addr) > 1 and np.any(out_addr[1:] < out_addr[:-1]):
+        # A sequence that moved backwards (never seen from GCC/gas): fall back to a stable sort by address.
+        o = np.argsort(out_addr, kind="stable")
+        out_addr, out_file, out_line = out_addr[o], out_file[o], out_line[o]
+    return LineTable(out_addr, out_file, out_line, files)
