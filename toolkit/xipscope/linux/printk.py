@@ -1,0 +1,430 @@
+"""Read the kernel log out of a target's memory: the printk ring buffer (5.10+) and the older `__log_buf` format.
+
+Follows kernel/printk/printk_ringbuffer.{h,c} of Linux 6.1 (unchanged in layout up to 6.18): start from the pointer
+`prb`, walk descriptor ids from tail to head, accept a record only when the id in its state word matches, and find
+its text by the logical positions of its data block, which may wrap to the start of the data ring.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass, field
+
+from ..errors import FormatError, TargetError
+
+LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
+LOG_NEWLINE = 2
+LOG_CONT = 8
+
+# Descriptor states (top two bits of the state word).
+DESC_RESERVED, DESC_COMMITTED, DESC_FINALIZED, DESC_REUSABLE = range(4)
+
+MAX_COUNT_BITS = 24   # 16 M descriptors: far beyond any kernel config, small enough to refuse garbage quickly
+MAX_SIZE_BITS = 28    # 256 MiB of text
+
+
+@dataclass
+class PrintkRecord:
+    seq: int
+    ts_ns: int
+    level: int
+    facility: int
+    flags: int
+    caller_id: int | None     # None when the kernel does not record callers
+    text: str
+    dev_info: dict | None = None
+
+    @property
+    def caller(self) -> str | None:
+        """`T<pid>` or `C<cpu>` as CONFIG_PRINTK_CALLER prints it."""
+        if self.caller_id is None:
+            return None
+        kind = "C" if self.caller_id & 0x80000000 else "T"
+        return f"{kind}{self.caller_id & 0x7FFFFFFF}"
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        del out["caller_id"]
+        out["caller"] = self.caller
+        return out
+
+
+@dataclass
+class PrintkLog:
+    """What the ring held: the records in order, and what could not be read (kept, not raised)."""
+    records: list[PrintkRecord]
+    format: str                       # "printk_ringbuffer" or "log_buf"
+    lost: int = 0                     # records whose text was overwritten or whose descriptor was inconsistent
+    notes: list[str] = field(default_factory=list)
+
+
+def format_timestamp(ts_ns: int) -> str:
+    """`[%5lu.%06lu]` by the kernel's integer arithmetic (lx-dmesg's float is off by 1 us on some lines)."""
+    return "[%5d.%06d]" % (ts_ns // 1_000_000_000, (ts_ns % 1_000_000_000) // 1000)
+
+
+def format_record(record: PrintkRecord, show_caller: bool) -> list[str]:
+    """The lines the console prints for one record: the prefix repeats on every line of a multi-line text."""
+    prefix = format_timestamp(record.ts_ns)
+    if show_caller and record.caller is not None:
+        prefix += "[%6s]" % record.caller
+    return [f"{prefix} {line}" for line in record.text.split("\n")]
+
+
+# -- layouts ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bitfield:
+    byte: int      # offset of the byte (or storage unit) holding it
+    shift: int     # position of its least significant bit, little-endian
+    bits: int
+
+
+@dataclass(frozen=True)
+class RingLayout:
+    """Offsets of the printk ring structures. Built in for ILP32/LP64, or read from DWARF."""
+    word: int
+    # struct printk_ringbuffer (desc_ring first, then text_data_ring)
+    count_bits: int
+    descs: int
+    infos: int
+    head_id: int
+    tail_id: int
+    size_bits: int
+    data: int
+    ring_size: int
+    # struct prb_desc
+    desc_size: int
+    state_var: int
+    lpos_begin: int
+    lpos_next: int
+    # struct printk_info
+    info_size: int
+    seq: int
+    ts_nsec: int
+    text_len: int
+    facility: int
+    flags: Bitfield
+    level: Bitfield
+    caller_id: int
+    subsystem: int
+    subsystem_len: int
+    device: int
+    device_len: int
+
+
+def builtin_layout(word: int) -> RingLayout:
+    """The layout every 5.10–6.18 kernel has when `unsigned long` is `word` bytes (see linux-kernel.md's table)."""
+    if word not in (4, 8):
+        raise FormatError(f"no built-in printk layout for a {word * 8}-bit kernel; give an ELF with DWARF")
+    w = word
+    return RingLayout(
+        word=w, count_bits=0, descs=w, infos=2 * w, head_id=3 * w, tail_id=4 * w,
+        size_bits=6 * w, data=7 * w, ring_size=11 * w,
+        desc_size=3 * w, state_var=0, lpos_begin=w, lpos_next=2 * w,
+        info_size=88, seq=0, ts_nsec=8, text_len=16, facility=18,
+        flags=Bitfield(19, 0, 5), level=Bitfield(19, 5, 3), caller_id=20,
+        subsystem=24, subsystem_len=16, device=40, device_len=48)
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+
+class _Reader:
+    """Little-endian integer fields out of byte strings read from the target."""
+
+    def __init__(self, word: int, little_endian: bool = True):
+        e = "<" if little_endian else ">"
+        self.word = word
+        self._u = {1: struct.Struct(e + "B"), 2: struct.Struct(e + "H"), 4: struct.Struct(e + "I"),
+                   8: struct.Struct(e + "Q")}
+        self.little_endian = little_endian
+
+    def u(self, buf, offset: int, size: int) -> int:
+        return self._u[size].unpack_from(buf, offset)[0]
+
+    def ulong(self, buf, offset: int) -> int:
+        return self._u[self.word].unpack_from(buf, offset)[0]
+
+    def bitfield(self, buf, bf: Bitfield) -> int:
+        return (buf[bf.byte] >> bf.shift) & ((1 << bf.bits) - 1)
+
+
+def _read(target, address: int, size: int, what: str) -> bytes:
+    try:
+        return target.read_memory(address, size)
+    except TargetError as e:
+        raise TargetError(f"reading {what} ({size} bytes at {address:#x}): {e}") from None
+
+
+def _cstring(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def read_printk_ring(target, prb_address: int, layout: RingLayout, has_caller: bool,
+                     little_endian: bool = True) -> PrintkLog:
+    """Records of the ring whose `struct printk_ringbuffer` sits at `prb_address`, oldest first."""
+    r = _Reader(layout.word, little_endian)
+    bits = layout.word * 8
+    word_mask = (1 << bits) - 1
+    id_mask = word_mask >> 2
+    state_shift = bits - 2
+
+    ring = _read(target, prb_address, layout.ring_size, "struct printk_ringbuffer")
+    count_bits = r.u(ring, layout.count_bits, 4)
+    size_bits = r.u(ring, layout.size_bits, 4)
+    if not 0 < count_bits <= MAX_COUNT_BITS or not 0 < size_bits <= MAX_SIZE_BITS:
+        raise FormatError(f"printk ring at {prb_address:#x} has count_bits={count_bits}, size_bits={size_bits}: "
+                          f"not a printk_ringbuffer (wrong ELF for this memory, or a corrupt image?)")
+    count, size = 1 << count_bits, 1 << size_bits
+    descs_address, infos_address = r.ulong(ring, layout.descs), r.ulong(ring, layout.infos)
+    data_address = r.ulong(ring, layout.data)
+    head_id, tail_id = r.ulong(ring, layout.head_id) & id_mask, r.ulong(ring, layout.tail_id) & id_mask
+
+    # A few large reads rather than one per record.
+    descs = _read(target, descs_address, count * layout.desc_size, "the descriptor array")
+    infos = _read(target, infos_address, count * layout.info_size, "the printk_info array")
+    data = _read(target, data_address, size, "the text data ring")
+
+    log = PrintkLog([], "printk_ringbuffer")
+    ident = tail_id
+    for _ in range(count):
+        index = ident & (count - 1)
+        sv = r.ulong(descs, index * layout.desc_size + layout.state_var)
+        state = sv >> state_shift
+        if (sv & id_mask) != ident:
+            log.lost += 1   # between tail and head every slot should hold its id: this one is inconsistent
+        elif state in (DESC_COMMITTED, DESC_FINALIZED):
+            record = _ring_record(r, layout, infos, index, descs, data, size_bits, has_caller, ident, word_mask)
+            if record is None:
+                log.lost += 1
+            else:
+                log.records.append(record)
+        # DESC_REUSABLE: retired to make room, its text may be gone (the kernel skips it too);
+        # DESC_RESERVED: being written right now, nothing to print yet.
+        if ident == head_id:
+            break
+        ident = (ident + 1) & id_mask
+    else:
+        log.notes.append(f"stopped after {count} descriptors without reaching head_id {head_id:#x}")
+    if log.lost:
+        log.notes.append(f"{log.lost} record(s) had no readable text (overwritten or inconsistent)")
+    return log
+
+
+def _ring_record(r: _Reader, layout: RingLayout, infos: bytes, index: int, descs: bytes, data: bytes,
+                 size_bits: int, has_caller: bool, ident: int, word_mask: int) -> PrintkRecord | None:
+    base = index * layout.info_size
+    d = index * layout.desc_size
+    begin = r.ulong(descs, d + layout.lpos_begin)
+    nxt = r.ulong(descs, d + layout.lpos_next)
+    text_len = r.u(infos, base + layout.text_len, 2)
+    text_bytes = _block_text(r, data, size_bits, begin, nxt, ident, word_mask)
+    if text_bytes is None:
+        return None
+    text_bytes = text_bytes[:text_len]
+    info = memoryview(infos)[base:base + layout.info_size]
+    subsystem = _cstring(bytes(info[layout.subsystem:layout.subsystem + layout.subsystem_len]))
+    device = _cstring(bytes(info[layout.device:layout.device + layout.device_len]))
+    return PrintkRecord(
+        seq=r.u(infos, base + layout.seq, 8),
+        ts_ns=r.u(infos, base + layout.ts_nsec, 8),
+        level=r.bitfield(info, layout.level),
+        facility=r.u(infos, base + layout.facility, 1),
+        flags=r.bitfield(info, layout.flags),
+        caller_id=r.u(infos, base + layout.caller_id, 4) if has_caller else None,
+        text=text_bytes.decode("utf-8", "replace"),
+        dev_info={"subsystem": subsystem, "device": device} if subsystem or device else None,
+    )
+
+
+def _block_text(r: _Reader, data: bytes, size_bits: int, begin: int, nxt: int, ident: int,
+                word_mask: int) -> bytes | None:
+    """The text of one data block, as get_data() finds it; None when the data is lost or inconsistent."""
+    if begin & 1 and nxt & 1:
+        return b"" if begin == 3 and nxt == 3 else None   # (3,3) is an empty line, (1,1) lost data
+    size = 1 << size_bits
+    mask = size - 1
+    if begin >> size_bits == nxt >> size_bits and begin < nxt:
+        start, length = begin & mask, nxt - begin
+    elif ((begin + size) & word_mask) >> size_bits == nxt >> size_bits:
+        start, length = 0, nxt & mask   # wrapped: the block was written from the start of the ring
+    else:
+        return None
+    if begin % r.word or nxt % r.word or length < r.word or start + length > size:
+        return None
+    if r.ulong(data, start) & (word_mask >> 2) != ident:
+        return None   # the block belongs to another record: overwritten since
+    return data[start + r.word:start + length]
+
+
+# -- the pre-5.10 format ---------------------------------------------------------------------------------------------
+
+def read_log_buf(target, log_buf: int, log_buf_len: int, first_idx: int, next_idx: int,
+                 little_endian: bool = True, first_seq: int = 0) -> PrintkLog:
+    """Records of the pre-5.10 `__log_buf`: `struct printk_log` headers walked from log_first_idx to log_next_idx.
+
+    The header is 16 bytes, or with CONFIG_PRINTK_CALLER 20 (packed, on architectures with efficient unaligned
+    access) or 24 (naturally aligned, as on RISC-V); records are padded to 4 or 8 bytes likewise. Which of these
+    the kernel used is decided by the one walk in which every record's `len` is exactly its padded size.
+    """
+    if not 0 < log_buf_len <= 1 << MAX_SIZE_BITS:
+        raise FormatError(f"log_buf_len {log_buf_len} is not a plausible log buffer size")
+    if first_idx >= log_buf_len or next_idx >= log_buf_len:
+        raise FormatError(f"log_first_idx {first_idx} / log_next_idx {next_idx} lie outside the "
+                          f"{log_buf_len}-byte log buffer")
+    buf = _read(target, log_buf, log_buf_len, "__log_buf")
+    e = "<" if little_endian else ">"
+    errors = []
+    for header, align, has_caller in ((16, 4, False), (16, 8, False), (20, 4, True), (24, 8, True)):
+        try:
+            records = _walk_log_buf(buf, first_idx, next_idx, header, align, has_caller, e, first_seq)
+        except FormatError as err:
+            errors.append(f"{header}-byte header: {err}")
+            continue
+        return PrintkLog(records, "log_buf")
+    raise FormatError("the log buffer fits no known record header: " + "; ".join(errors))
+
+
+def _walk_log_buf(buf: bytes, first: int, nxt: int, header: int, align: int, has_caller: bool,
+                  e: str, first_seq: int) -> list[PrintkRecord]:
+    fmt = struct.Struct(e + "QHHHBB" + ("I" if has_caller else ""))
+    records: list[PrintkRecord] = []
+    idx, wrapped = first, False
+    for _ in range(len(buf) // header + 2):
+        if idx == nxt and (records or wrapped or first == nxt):
+            return records
+        if idx + header > len(buf):
+            if wrapped:
+                raise FormatError(f"record at {idx} runs past the end of the buffer")
+            idx, wrapped = 0, True   # no room for a header: the kernel wrapped without a marker
+            continue
+        ts, length, text_len, dict_len, facility, flags_level, *caller = fmt.unpack_from(buf, idx)
+        if length == 0:   # wrap marker: the next record starts at offset 0
+            if wrapped:
+                raise FormatError(f"second wrap marker at {idx}")
+            idx, wrapped = 0, True
+            continue
+        expected = -(-(header + text_len + dict_len) // align) * align
+        if length != expected or idx + length > len(buf):
+            raise FormatError(f"record at {idx} has len {length}, expected {expected}")
+        text = buf[idx + header:idx + header + text_len].decode("utf-8", "replace")
+        records.append(PrintkRecord(first_seq + len(records), ts, flags_level >> 5, facility, flags_level & 0x1F,
+                                    caller[0] if has_caller else None, text))
+        idx += length
+    raise FormatError("the walk did not reach log_next_idx")
+
+
+# -- from symbols to records -----------------------------------------------------------------------------------------
+
+_RING_STRUCTS = {"printk_ringbuffer", "prb_desc_ring", "prb_data_ring", "prb_desc", "prb_data_blk_lpos",
+                 "printk_info", "dev_printk_info"}
+LAYOUT_CACHE_VERSION = 1
+
+
+def dwarf_layout(elf_path, word: int) -> RingLayout:
+    """The ring layout as this kernel's DWARF describes it (any word size, any field order)."""
+    from ..elf.struct_layout import read_unit
+
+    s, _ = read_unit(elf_path, "prb_read_valid", _RING_STRUCTS)
+    rb, desc_ring, data_ring = s["printk_ringbuffer"], s["prb_desc_ring"], s["prb_data_ring"]
+    desc, lpos, info, dev = s["prb_desc"], s["prb_data_blk_lpos"], s["printk_info"], s["dev_printk_info"]
+    dr, tr = rb.member("desc_ring").offset, rb.member("text_data_ring").offset
+    blk = desc.member("text_blk_lpos").offset
+    dev_info = info.member("dev_info").offset
+    flags, level = info.member("flags"), info.member("level")
+    return RingLayout(
+        word=word,
+        count_bits=dr + desc_ring.member("count_bits").offset, descs=dr + desc_ring.member("descs").offset,
+        infos=dr + desc_ring.member("infos").offset, head_id=dr + desc_ring.member("head_id").offset,
+        tail_id=dr + desc_ring.member("tail_id").offset,
+        size_bits=tr + data_ring.member("size_bits").offset, data=tr + data_ring.member("data").offset,
+        ring_size=rb.size,
+        desc_size=desc.size, state_var=desc.member("state_var").offset,
+        lpos_begin=blk + lpos.member("begin").offset, lpos_next=blk + lpos.member("next").offset,
+        info_size=info.size, seq=info.member("seq").offset, ts_nsec=info.member("ts_nsec").offset,
+        text_len=info.member("text_len").offset, facility=info.member("facility").offset,
+        flags=Bitfield(flags.offset, flags.bit_shift, flags.bit_size),
+        level=Bitfield(level.offset, level.bit_shift, level.bit_size),
+        caller_id=info.member("caller_id").offset,
+        subsystem=dev_info + dev.member("subsystem").offset, subsystem_len=dev.member("subsystem").size,
+        device=dev_info + dev.member("device").offset, device_len=dev.member("device").size)
+
+
+def _config_beside(path) -> dict[str, str] | None:
+    """The kernel .config next to vmlinux / System.map, as build trees and distro /boot directories keep it."""
+    from pathlib import Path
+
+    folder = Path(path).parent
+    for candidate in (folder / ".config", folder / "config"):
+        if candidate.is_file():
+            options = {}
+            for line in candidate.read_text(errors="replace").splitlines():
+                if line.startswith("CONFIG_") and "=" in line:
+                    key, value = line.split("=", 1)
+                    options[key] = value
+            return options
+    return None
+
+
+def _ring_facts(symbols) -> tuple[RingLayout, bool | None]:
+    """(layout, records callers?) for this kernel, from DWARF when it has some (cached by content hash)."""
+    import json
+
+    from ..cache import cache_root
+
+    if not symbols.has_dwarf:
+        config = _config_beside(symbols.path)
+        caller = None if config is None else config.get("CONFIG_PRINTK_CALLER") == "y"
+        return builtin_layout(symbols.word_size), caller
+    cached = cache_root() / "printk-layout" / f"{symbols.content_hash}-v{LAYOUT_CACHE_VERSION}.json"
+    try:
+        facts = json.loads(cached.read_text())
+        layout = facts["layout"]
+        layout["flags"], layout["level"] = Bitfield(**layout["flags"]), Bitfield(**layout["level"])
+        return RingLayout(**layout), facts["has_caller"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or stale: derive again
+    from ..elf.struct_layout import read_unit
+
+    layout = dwarf_layout(symbols.path, symbols.word_size)
+    # print_caller() exists (as a function or an inlined one) only with CONFIG_PRINTK_CALLER.
+    _, present = read_unit(symbols.path, "vprintk_store", set(), {"print_caller"})
+    has_caller = "print_caller" in present
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"layout": asdict(layout), "has_caller": has_caller}))
+    tmp.replace(cached)
+    return layout, has_caller
+
+
+def read_kernel_log(target, symbols, caller: bool | None = None) -> PrintkLog:
+    """The kernel log in `target`'s memory, found through `symbols` (an index of the kernel's vmlinux or System.map).
+
+    `caller`: whether the kernel records callers (CONFIG_PRINTK_CALLER); None works it out from DWARF or a .config
+    beside the symbol file, and failing both assumes not and says so in the log's notes.
+    """
+    little = symbols.little_endian is not False   # a System.map doesn't say; RISC-V and Arm are little-endian
+    word = symbols.word_size
+    if symbols.symbols_named("prb"):
+        layout, has_caller = _ring_facts(symbols)
+        notes = []
+        if caller is None and has_caller is None:
+            notes.append("could not tell whether the kernel records callers (no DWARF, no .config beside "
+                         "the symbols); printing without; pass --caller if it has CONFIG_PRINTK_CALLER")
+        show = caller if caller is not None else bool(has_caller)
+        prb = int.from_bytes(_read(target, symbols.address_of("prb"), word, "the pointer prb"),
+                             "little" if little else "big")
+        log = read_printk_ring(target, prb, layout, show, little)
+        log.notes[:0] = notes
+        return log
+    if symbols.symbols_named("log_first_idx"):
+        order = "little" if little else "big"
+
+        def u(name: str, size: int) -> int:
+            return int.from_bytes(_read(target, symbols.address_of(name), size, name), order)
+
+        first_seq = u("log_first_seq", 8) if symbols.symbols_named("log_first_seq") else 0
+        return read_log_buf(target, u("log_buf", word), u("log_buf_len", 4), u("log_first_idx", 4),
+                            u("log_next_idx", 4), little, first_seq)
+    raise FormatError(f"{symbols.path}: neither `prb` (Linux 5.10+) nor `log_first_idx` (older kernels) is among "
+                      f"its symbols; is it the vmlinux or System.map of the kernel running on the target?")

@@ -1,0 +1,411 @@
+"""rsp:// : our own GDB remote serial protocol client, talking straight to any gdbserver over TCP (no gdb in between).
+
+Written to the protocol (gdb manual, "Remote Protocol"), so QEMU's gdbstub, OpenOCD's gdb port, pyOCD's gdbserver and
+the twin all work. Server quirks we handle, each where it bites:
+- QEMU 7.2 answers `p`/`P` with an empty (unsupported) reply until the client has read the target description,
+  so we always read target.xml right after qSupported.
+- QEMU stops the guest when a client attaches, and resumes it on `D`; OpenOCD halts on attach too. We therefore
+  treat a fresh connection as halted once `?` says so, and detaching leaves the target running as we found it.
+- QEMU's target.xml writes `<xi:include>` without declaring the XInclude namespace; we read it as plain `include`.
+- Servers answer `m` with fewer bytes than asked when a read crosses into unmapped memory; we keep what arrived and
+  report the address where it stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from ..errors import CapabilityError, TargetError
+from .base import MEMORY, REGISTERS, RUN_CONTROL
+from .rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, frame
+
+DEFAULT_PACKET_SIZE = 400   # what we assume when a server states no PacketSize (gdb's own default is similar)
+PIPELINE_DEPTH = 8          # `m` requests in flight at once in no-ack mode
+RV32_GPR_NAMES = ("zero ra sp gp tp t0 t1 t2 fp s1 a0 a1 a2 a3 a4 a5 a6 a7 "
+                  "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6").split()
+REGISTER_ALIASES = {"s0": "fp", "x0": "zero"}
+
+
+@dataclass(frozen=True)
+class RegisterInfo:
+    name: str
+    number: int
+    bits: int
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class StopReply:
+    """A parsed stop reply: `S05`, `T05thread:01;`, `W00` (exited), `X09` (killed)."""
+    kind: str            # 'S', 'T', 'W' or 'X'
+    signal: int
+    fields: dict[str, str]
+
+    @property
+    def exited(self) -> bool:
+        return self.kind in "WX"
+
+
+def parse_stop_reply(reply: bytes) -> StopReply:
+    text = reply.decode("ascii", "replace")
+    if not text or text[0] not in "STWX" or len(text) < 3:
+        raise ValueError(f"not a stop reply: {text[:40]!r}")
+    fields: dict[str, str] = {}
+    if text[0] == "T":
+        for item in text[3:].split(";"):
+            if ":" in item:
+                key, value = item.split(":", 1)
+                fields[key] = value
+    return StopReply(text[0], int(text[1:3], 16), fields)
+
+
+def parse_target_description(fetch) -> list[RegisterInfo]:
+    """Registers from target.xml and the files it xi:includes, numbered as gdb numbers them.
+
+    A `<reg>` without `regnum` takes the number after the previous register, in document order across includes.
+    `fetch(annex) -> bytes` returns one file of the description.
+    """
+    registers: list[RegisterInfo] = []
+    next_number = 0
+    seen: set[str] = set()
+
+    def walk(annex: str) -> None:
+        nonlocal next_number
+        if annex in seen:
+            return
+        seen.add(annex)
+        # QEMU's target.xml uses the xi: prefix without declaring its namespace; a strict parser refuses that.
+        root = ET.fromstring(fetch(annex).replace(b"<xi:include", b"<include"))
+        for element in root.iter():
+            tag = element.tag.rsplit("}", 1)[-1]
+            if tag == "include":
+                walk(element.get("href"))
+            elif tag == "reg":
+                number = int(element.get("regnum", next_number))
+                registers.append(RegisterInfo(element.get("name"), number, int(element.get("bitsize")),
+                                              element.get("group")))
+                next_number = number + 1
+
+    walk("target.xml")
+    return registers
+
+
+class RspConnection:
+    """Packets over one TCP connection: acks until QStartNoAckMode, timeouts on every read, clear errors."""
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0):
+        self.server = f"rsp://{host}:{port}"
+        self.timeout = timeout
+        self.ack_mode = True
+        self._parser = PacketParser()
+        self._ready: list = []
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise TargetError(f"{self.server}: cannot connect ({e.strerror or e}); is the gdbserver running "
+                              f"and listening on that port?") from None
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def _fail(self, what: str, expected: str) -> TargetError:
+        return TargetError(f"{self.server}: {what} while waiting for {expected}")
+
+    def _next_item(self, expected: str, timeout: float | None = None):
+        """The next ack, nack or packet from the server."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while not self._ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected)
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(65536)
+            except socket.timeout:
+                raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected) from None
+            except OSError as e:
+                raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
+            if not data:
+                raise self._fail("the server closed the connection", expected)
+            self._ready.extend(self._parser.feed(data))
+        return self._ready.pop(0)
+
+    def send(self, payload: bytes) -> None:
+        """Send one packet; in ack mode, wait for '+' and resend on '-'."""
+        packet = frame(payload)
+        for _attempt in range(5):
+            self._write(packet)
+            if not self.ack_mode:
+                return
+            while True:
+                item = self._next_item(f"an ack of {payload[:24]!r}")
+                if item == b"+":
+                    return
+                if item == b"-":
+                    break
+                if isinstance(item, Packet):  # a reply racing the ack: keep it for receive()
+                    self._ready.insert(0, item)
+                    return
+        raise self._fail("the server rejected our packet 5 times", f"an ack of {payload[:24]!r}")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as e:
+            raise TargetError(f"{self.server}: connection failed while sending ({e.strerror or e})") from None
+
+    def receive(self, expected: str, timeout: float | None = None) -> bytes:
+        """The next packet's decoded payload; acks it in ack mode, asks again on a bad checksum."""
+        while True:
+            item = self._next_item(expected, timeout)
+            if not isinstance(item, Packet):
+                continue  # stray ack
+            if not item.checksum_ok:
+                if self.ack_mode:
+                    self._write(b"-")
+                    continue
+                raise self._fail("a packet with a bad checksum", expected)
+            if self.ack_mode:
+                self._write(b"+")
+            try:
+                return decode_payload(item.payload)
+            except ValueError as e:
+                raise self._fail(f"a malformed packet ({e})", expected) from None
+
+    def request(self, payload: bytes, expected: str, timeout: float | None = None) -> bytes:
+        self.send(payload)
+        return self.receive(expected, timeout)
+
+    def interrupt(self) -> None:
+        self._write(bytes((INTERRUPT,)))
+
+
+def _looks_like_stop_reply(reply: bytes) -> bool:
+    return len(reply) >= 3 and reply[:1] in b"STWX" and all(c in b"0123456789abcdefABCDEF" for c in reply[1:3])
+
+
+def _error_reply(reply: bytes) -> bool:
+    return len(reply) == 3 and reply[:1] == b"E" or reply.startswith(b"E.")
+
+
+class RspTarget:
+    """A Target over the GDB remote protocol (all-stop mode, one hart)."""
+
+    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0):
+        self.url = f"rsp://{host}:{port}"
+        self.conn = RspConnection(host, port, timeout)
+        try:
+            self._state = "running"
+            self.last_stop: StopReply | None = None
+            self.features = self._negotiate()
+            self.packet_size = int(self.features.get("PacketSize", "%x" % DEFAULT_PACKET_SIZE), 16)
+            self.registers = self._read_register_layout()
+            self._by_name = {r.name: r for r in self.registers}
+            self._query_stop()
+        except Exception:
+            self.conn.close()
+            raise
+
+    def _request(self, payload: bytes, expected: str) -> bytes:
+        """A request whose reply is never a stop reply: a stop reply arriving first was sent unsolicited
+        (QEMU sends `T02` as it stops the guest for a newly attached client) and only updates our view of the state."""
+        reply = self.conn.request(payload, expected)
+        while _looks_like_stop_reply(reply):
+            self._note_stop(parse_stop_reply(reply))
+            reply = self.conn.receive(expected)
+        return reply
+
+    def _note_stop(self, stop: StopReply) -> None:
+        self.last_stop = stop
+        self._state = "exited" if stop.exited else "halted"
+
+    # -- session set-up ------------------------------------------------------------------------------------
+
+    def _negotiate(self) -> dict[str, str]:
+        reply = self._request(b"qSupported:swbreak+;hwbreak+;xmlRegisters=riscv", "the qSupported reply")
+        features: dict[str, str] = {}
+        for item in reply.decode("ascii", "replace").split(";"):
+            if "=" in item:
+                key, value = item.split("=", 1)
+                features[key] = value
+            elif item[-1:] in "+-?" and item:
+                features[item[:-1]] = item[-1]
+        if features.get("QStartNoAckMode") == "+":
+            if self._request(b"QStartNoAckMode", "OK to QStartNoAckMode") == b"OK":
+                self.conn.ack_mode = False
+        return features
+
+    def _fetch_description(self, annex: str) -> bytes:
+        data = bytearray()
+        chunk = max(256, self.packet_size - 16) if hasattr(self, "packet_size") else 1024
+        while True:
+            reply = self._request(b"qXfer:features:read:%s:%x,%x" % (annex.encode(), len(data), chunk),
+                                      f"part of the target description {annex}")
+            if not reply or reply[:1] not in b"ml":
+                raise TargetError(f"{self.url}: reading target description {annex!r} failed (reply {reply[:40]!r})")
+            data += reply[1:]
+            if reply[:1] == b"l":
+                return bytes(data)
+
+    def _read_register_layout(self) -> list[RegisterInfo]:
+        if self.features.get("qXfer:features:read") == "+":
+            try:
+                registers = parse_target_description(self._fetch_description)
+            except ET.ParseError as e:
+                raise TargetError(f"{self.url}: the target description is not valid XML ({e})") from None
+            if registers:
+                return registers
+        # No description: the RISC-V `g` layout every server uses (x0..x31, pc); CSRs are then unreachable by name.
+        return [RegisterInfo(n, i, 32) for i, n in enumerate(RV32_GPR_NAMES)] + [RegisterInfo("pc", 32, 32)]
+
+    def _query_stop(self) -> None:
+        reply = self.conn.request(b"?", "the stop reply to '?'")
+        try:
+            self._note_stop(parse_stop_reply(reply))
+        except ValueError:
+            raise TargetError(f"{self.url}: expected a stop reply to '?', got {reply[:40]!r}") from None
+
+    # -- registers ---------------------------------------------------------------------------------------------
+
+    def register_info(self, name: str) -> RegisterInfo:
+        info = self._by_name.get(REGISTER_ALIASES.get(name, name))
+        if info is None:
+            raise TargetError(f"{self.url}: no register named {name!r} in the target description "
+                              f"({len(self.registers)} registers; e.g. {', '.join(r.name for r in self.registers[:6])} ...)")
+        return info
+
+    def read_registers(self) -> dict[str, int]:
+        """The registers of the `g` packet (GPRs and pc on RISC-V), by name."""
+        self._require_halted("read registers")
+        reply = self._request(b"g", "the register block ('g')")
+        if _error_reply(reply):
+            raise TargetError(f"{self.url}: 'g' failed with {reply.decode()}")
+        values: dict[str, int] = {}
+        offset = 0
+        for reg in sorted(self.registers, key=lambda r: r.number):
+            width = reg.bits // 4
+            if offset + width > len(reply):
+                break
+            text = reply[offset:offset + width]
+            offset += width
+            if b"x" not in text:
+                values[reg.name] = int.from_bytes(bytes.fromhex(text.decode()), "little")
+        return values
+
+    def read_register(self, name: str) -> int:
+        self._require_halted(f"read {name}")
+        reg = self.register_info(name)
+        reply = self._request(b"p%x" % reg.number, f"the value of {name} ('p{reg.number:x}')")
+        if not reply:
+            raise CapabilityError(f"{self.url}: the server does not support reading single registers ('p')")
+        if _error_reply(reply):
+            raise TargetError(f"{self.url}: reading {name} (register {reg.number}) failed with {reply.decode()}")
+        if b"x" in reply:
+            raise TargetError(f"{self.url}: {name} is unavailable on this target")
+        return int.from_bytes(bytes.fromhex(reply.decode()), "little")
+
+    # -- memory -----------------------------------------------------------------------------------------------
+
+    @property
+    def max_read(self) -> int:
+        # The reply carries 2 hex digits a byte plus `$`, `#xx`; keep a margin for servers that count differently.
+        return max(16, (self.packet_size - 8) // 2)
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """`m` in chunks of up to PacketSize, several in flight at once once acks are off."""
+        self._require_halted("read memory")
+        chunks = [(a, min(self.max_read, address + size - a)) for a in range(address, address + size, self.max_read)]
+        out = bytearray()
+        depth = 1 if self.conn.ack_mode else PIPELINE_DEPTH
+        sent = 0
+        for index, (chunk_address, chunk_size) in enumerate(chunks):
+            while sent < len(chunks) and sent < index + depth:
+                a, n = chunks[sent]
+                self.conn.send(b"m%x,%x" % (a, n))
+                sent += 1
+            reply = self.conn.receive(f"{chunk_size} bytes of memory at {chunk_address:#x}")
+            try:
+                if _error_reply(reply):
+                    raise ValueError
+                data = bytes.fromhex(reply.decode())
+            except ValueError:
+                self._drain(sent - index - 1)
+                raise TargetError(f"{self.url}: cannot read memory at {chunk_address:#x} "
+                                  f"(wanted {size} bytes from {address:#x}; reply {reply[:16]!r}); "
+                                  f"is that address mapped?") from None
+            out += data
+            if len(data) < chunk_size:
+                self._drain(sent - index - 1)
+                raise TargetError(f"{self.url}: memory ends at {chunk_address + len(data):#x} "
+                                  f"(wanted {size} bytes from {address:#x})")
+        return bytes(out)
+
+    def _drain(self, replies: int) -> None:
+        """Read the replies of requests still in flight so the stream stays in step."""
+        for _ in range(replies):
+            self.conn.receive("the reply to a pipelined read")
+
+    # -- run control ------------------------------------------------------------------------------------------
+
+    def state(self) -> str:
+        return self._state
+
+    def _require_halted(self, what: str) -> None:
+        if self._state == "running":
+            raise TargetError(f"{self.url}: cannot {what} while the target runs; halt it first")
+        if self._state == "exited":
+            raise TargetError(f"{self.url}: the target has exited")
+
+    def halt(self, timeout: float | None = None) -> StopReply:
+        if self._state != "running":
+            return self.last_stop
+        self.conn.interrupt()
+        return self._wait_stop(timeout)
+
+    def resume(self) -> None:
+        self._require_halted("resume")
+        self.conn.send(b"c")
+        self._state = "running"
+
+    def _wait_stop(self, timeout: float | None) -> StopReply:
+        while True:
+            reply = self.conn.receive("a stop reply", timeout)
+            if reply[:1] == b"O" and reply != b"OK":
+                continue  # console output from the server
+            try:
+                stop = parse_stop_reply(reply)
+            except ValueError:
+                raise TargetError(f"{self.url}: expected a stop reply, got {reply[:40]!r}") from None
+            self._note_stop(stop)
+            return stop
+
+    def wait_for_stop(self, timeout: float | None = None) -> StopReply:
+        """After resume(): block until the target stops by itself (breakpoint, trap)."""
+        if self._state != "running":
+            return self.last_stop
+        return self._wait_stop(timeout)
+
+    def detach(self) -> None:
+        """Leave the target running, as gdb's `detach` does."""
+        if self._state == "running":
+            self.halt()
+        self._request(b"D", "OK to detach")
+        self._state = "detached"
+
+    def close(self) -> None:
+        try:
+            if self._state in ("halted", "running"):
+                self.detach()
+        except TargetError:
+            pass  # the server is gone: closing is all that is left to do
+        finally:
+            self.conn.close()
