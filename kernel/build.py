@@ -5,13 +5,15 @@
 
 Each variant is nommu_virt_defconfig + 32-bit.config + common.config + <variant>.config. Results (Image, vmlinux,
 System.map, .config) land in $XIPSCOPE_CACHE/kernel/<variant>-<key>/ (default ~/.cache/xipscope); the key hashes the
-source tarball, the fragments, the Kconfig fix-ups below, this script and the compiler version, so a second run on the
+source tarball, the fragments, the Kconfig fix-ups and make targets below and the compiler version, so a second run on the
 same machine builds nothing. The build tree stays in .../kernel-build/ for `make scripts_gdb` (the lx-dmesg benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -25,6 +27,7 @@ TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 CROSS = "riscv64-linux-gnu-"
 VARIANTS = ("dwarf", "nodwarf-wrap")
 PRODUCTS = ("Image", "vmlinux", "System.map", ".config")
+RECIPE = "1"   # bump when a change here changes what gets built
 
 # 6.1 can't configure a 32-bit M-mode kernel as shipped (later kernels fixed both upstream):
 # ARCH_RV32I forces MMU on, and PAGE_OFFSET has no !MMU default for 32-bit.
@@ -67,12 +70,17 @@ def compiler_version() -> str:
 
 
 def variant_key(variant: str, source_digest: str) -> str:
+    """Hash of everything that shapes the products (not of this script, so tidying it doesn't force a rebuild)."""
     h = hashlib.sha256()
-    for part in (source_digest, compiler_version(), repr(KCONFIG_FIXUPS)):
+    for part in (RECIPE, source_digest, compiler_version(), repr(KCONFIG_FIXUPS), repr(make_targets(variant))):
         h.update(part.encode())
-    for name in ("build.py", "common.config", f"{variant}.config"):
+    for name in ("common.config", f"{variant}.config"):
         h.update((HERE / name).read_bytes())
     return h.hexdigest()[:16]
+
+
+def make_targets(variant: str) -> list[str]:
+    return ["Image", "vmlinux"] + (["scripts_gdb"] if variant == "dwarf" else [])
 
 
 def prepared_source(source_digest: str) -> Path:
@@ -119,6 +127,16 @@ def check_config(config: Path, fragments: list[Path]) -> None:
                     raise SystemExit(f"{frag.name}: {wanted} did not stick in {config}; check its dependencies")
 
 
+@contextlib.contextmanager
+def build_lock():
+    """One build at a time per machine: two test runs (or a test run and a bench) must not share a build tree."""
+    path = cache_root() / "kernel-build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def build(variant: str) -> Path:
     if variant not in VARIANTS:
         raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -127,6 +145,14 @@ def build(variant: str) -> Path:
     result = cache_root() / "kernel" / f"{variant}-{key}"
     if all((result / p).exists() for p in PRODUCTS):
         return result
+    with build_lock():
+        if all((result / p).exists() for p in PRODUCTS):
+            return result   # built by whoever held the lock before us
+        return _build(variant, digest, result)
+
+
+def _build(variant: str, digest: str, result: Path) -> Path:
+    key = result.name.rsplit("-", 1)[1]
     tree = prepared_source(digest)
     out = cache_root() / "kernel-build" / f"{variant}-{key}"
     out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +165,7 @@ def build(variant: str) -> Path:
     make(tree, out, "olddefconfig")
     check_config(out / ".config", fragments)
     print(f"building {variant} (a few minutes on 2 cores) ...", file=sys.stderr)
-    targets = ["Image", "vmlinux"] + (["scripts_gdb"] if variant == "dwarf" else [])
-    make(tree, out, *targets)
+    make(tree, out, *make_targets(variant))
     staging = result.with_name(result.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

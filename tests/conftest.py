@@ -14,22 +14,26 @@ sys.path.insert(0, str(REPO / "kernel"))
 from qemu import KernelBuild, boot_kernel  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def kernel_builds() -> dict[str, KernelBuild]:
-    """Both kernel variants, built (or taken from the cache) by kernel/build.py."""
-    out = subprocess.run([sys.executable, str(REPO / "kernel" / "build.py"), "dwarf", "nodwarf-wrap"],
+def build_kernel(variant: str) -> KernelBuild:
+    """One kernel variant, built (or taken from the cache) by kernel/build.py."""
+    out = subprocess.run([sys.executable, str(REPO / "kernel" / "build.py"), variant],
                          check=True, capture_output=True, text=True).stdout.split()
-    return {name: KernelBuild(name, Path(path)) for name, path in zip(("dwarf", "nodwarf-wrap"), out)}
+    return KernelBuild(variant, Path(out[0]))
 
 
 @pytest.fixture(scope="session")
-def dwarf_kernel(kernel_builds) -> KernelBuild:
-    return kernel_builds["dwarf"]
+def dwarf_kernel() -> KernelBuild:
+    return build_kernel("dwarf")
 
 
 @pytest.fixture(scope="session")
-def nodwarf_kernel(kernel_builds) -> KernelBuild:
-    return kernel_builds["nodwarf-wrap"]
+def nodwarf_kernel() -> KernelBuild:
+    return build_kernel("nodwarf-wrap")
+
+
+@pytest.fixture(scope="session")
+def kernel_builds(dwarf_kernel, nodwarf_kernel) -> dict[str, KernelBuild]:
+    return {"dwarf": dwarf_kernel, "nodwarf-wrap": nodwarf_kernel}
 
 
 @pytest.fixture(scope="module", params=["dwarf", "nodwarf-wrap"])
@@ -37,4 +41,11 @@ def booted_kernel(request, kernel_builds, tmp_path_factory):
     """Each variant booted in QEMU to its panic, gdbstub on a free 127.0.0.1 port; stopped after the module."""
     build = kernel_builds[request.param]
     with boot_kernel(build, tmp_path_factory.mktemp(f"qemu-{build.variant}")) as qemu:
+        yield qemu
+
+
+@pytest.fixture(scope="module")
+def dwarf_qemu(dwarf_kernel, tmp_path_factory):
+    """The DWARF kernel booted to its panic in QEMU, for tests that need one live gdbstub."""
+    with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-dwarf")) as qemu:
         yield qemu

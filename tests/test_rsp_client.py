@@ -1,0 +1,181 @@
+"""rsp:// against QEMU's real gdbstub, and against scripted servers that fail on purpose."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from xipscope.errors import TargetError
+from xipscope.target import open_target
+from xipscope.target.rsp import RspTarget
+from xipscope.target.rsp_packets import PacketParser, Packet, frame
+
+
+@pytest.fixture
+def qemu_target(dwarf_qemu):
+    target = RspTarget("127.0.0.1", dwarf_qemu.port)
+    yield target
+    target.close()
+
+
+@pytest.mark.kernel
+def test_registers_and_csrs_by_name(qemu_target, dwarf_qemu):
+    symbols = __import__("xipscope.elf.symbols", fromlist=["load_symbols"]).load_symbols(dwarf_qemu.build.vmlinux)
+    regs = qemu_target.read_registers()
+    assert set(regs) >= {"zero", "ra", "sp", "pc"} and regs["zero"] == 0
+    assert qemu_target.read_register("pc") == regs["pc"]
+    assert qemu_target.read_register("sp") == regs["sp"]
+    # M-mode kernel: mstatus.MPP (bits 12:11) is 3 once the kernel has taken a trap from M-mode
+    assert (qemu_target.read_register("mstatus") >> 11) & 3 == 3
+    assert qemu_target.read_register("mtvec") == symbols.address_of("handle_exception")
+    names = {r.name for r in qemu_target.registers}
+    assert {"mcause", "mepc", "mtval", "mscratch"} <= names
+
+
+@pytest.mark.kernel
+def test_memory_reads_agree_across_chunk_sizes(qemu_target, dwarf_qemu):
+    from xipscope.elf.symbols import load_symbols
+    symbols = load_symbols(dwarf_qemu.build.system_map)
+    start = symbols.address_of("_start")
+    big = qemu_target.read_memory(start, 3 * qemu_target.max_read + 17)
+    pieces = b"".join(qemu_target.read_memory(start + o, 1000) for o in range(0, len(big), 1000))
+    assert big == pieces[:len(big)]
+    image = dwarf_qemu.build.image.read_bytes()
+    assert big == image[:len(big)]   # the kernel runs where QEMU loaded Image: at the start of RAM
+
+
+@pytest.mark.kernel
+def test_unmapped_memory_is_a_clear_error(qemu_target):
+    with pytest.raises(TargetError, match=r"cannot read memory at 0x0\b|memory ends at"):
+        qemu_target.read_memory(0x0, 64)
+    assert qemu_target.read_memory(0x80000000, 4)   # the session survives the error
+
+
+@pytest.mark.kernel
+def test_resume_and_interrupt(qemu_target, dwarf_qemu):
+    from xipscope.elf.symbols import load_symbols
+    symbols = load_symbols(dwarf_qemu.build.vmlinux)
+    qemu_target.resume()
+    assert qemu_target.state() == "running"
+    with pytest.raises(TargetError, match="while the target runs"):
+        qemu_target.read_memory(0x80000000, 4)
+    stop = qemu_target.halt()
+    assert qemu_target.state() == "halted" and stop.signal == 2   # SIGINT, as gdb reports ^C
+    # after the panic the kernel spins in panic()'s delay loop
+    function = symbols.symbolize([qemu_target.read_register("pc")])[0][0]
+    assert function in {"panic", "__delay", "delay_loop", "__const_udelay", "mdelay", "__udelay", "__ndelay"} or \
+        function.startswith("panic")
+
+
+@pytest.mark.kernel
+def test_open_target_by_url(dwarf_qemu):
+    target = open_target(dwarf_qemu.url)
+    try:
+        assert target.read_memory(0x80000000, 4) == dwarf_qemu.build.image.read_bytes()[:4]
+    finally:
+        target.close()
+
+
+def test_nothing_listening_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TargetError, match=rf"rsp://127.0.0.1:{port}: cannot connect"):
+        RspTarget("127.0.0.1", port, timeout=1)
+
+
+def test_bad_urls():
+    with pytest.raises(TargetError, match="names a host and port"):
+        open_target("rsp://127.0.0.1")
+    with pytest.raises(TargetError, match="unknown target URL"):
+        open_target("jtag://x")
+
+
+# -- scripted servers ------------------------------------------------------------------------------------------------
+# A fake, on purpose: it injects faults a real gdbserver can't be made to produce on demand (a socket that dies in the
+# middle of a reply, garbage, silence). Everything before the fault is a well-formed exchange.
+
+class ScriptedServer:
+    """Answers packets by prefix from `replies`; `fault(sock, payload)` decides when and how to break."""
+
+    def __init__(self, replies: dict[bytes, bytes], fault):
+        self.replies = replies
+        self.fault = fault
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        parser = PacketParser()
+        try:
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                for item in parser.feed(data):
+                    if not isinstance(item, Packet):
+                        continue
+                    conn.sendall(b"+")
+                    if self.fault(conn, item.payload):
+                        conn.close()
+                        return
+                    reply = next((r for p, r in self.replies.items() if item.payload.startswith(p)), b"")
+                    conn.sendall(frame(reply))
+        except OSError:
+            pass
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(2)
+
+
+BASIC = {b"qSupported": b"PacketSize=100", b"?": b"S05", b"m": b"00112233", b"D": b"OK"}
+
+
+def test_socket_dies_mid_reply():
+    def fault(conn, payload):
+        if payload.startswith(b"m"):
+            conn.sendall(b"$0011")   # half a reply, then the server is gone
+            return True
+    server = ScriptedServer(BASIC, fault)
+    target = RspTarget("127.0.0.1", server.port, timeout=2)
+    with pytest.raises(TargetError, match=r"closed the connection while waiting for 4 bytes of memory at 0x1000"):
+        target.read_memory(0x1000, 4)
+    target.close()
+    server.close()
+
+
+def test_silence_is_a_timeout_naming_what_was_expected():
+    server = ScriptedServer(BASIC, lambda conn, payload: payload.startswith(b"g") and not conn.recv(1))
+    target = RspTarget("127.0.0.1", server.port, timeout=0.5)
+    with pytest.raises(TargetError, match=r"no reply within 0.5 s while waiting for the register block"):
+        target.read_registers()
+    target.conn.close()
+    server.close()
+
+
+def test_malformed_memory_reply():
+    server = ScriptedServer({**BASIC, b"m": b"zz"}, lambda conn, payload: False)
+    target = RspTarget("127.0.0.1", server.port, timeout=2)
+    with pytest.raises(TargetError, match=r"cannot read memory at 0x2000"):
+        target.read_memory(0x2000, 1)
+    target.close()
+    server.close()
+
+
+def test_no_target_description_falls_back_to_the_riscv_g_layout():
+    regs = "".join(f"{i:02x}000000" for i in range(32)) + "78563412"
+    server = ScriptedServer({**BASIC, b"g": regs.encode()}, lambda conn, payload: False)
+    target = RspTarget("127.0.0.1", server.port, timeout=2)
+    values = target.read_registers()
+    assert values["ra"] == 1 and values["t6"] == 31 and values["pc"] == 0x12345678
+    with pytest.raises(TargetError, match="no register named 'mcause'"):
+        target.read_register("mcause")
+    target.close()
+    server.close()
