@@ -1,0 +1,42 @@
+"""`xipscope dmesg` end to end vs gdb-multiarch + the kernel's own lx-dmesg, on the same QEMU kernel, warm.
+
+Goal (issue 2): at most half of lx-dmesg's time. Both are whole commands a user would type, timed as processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import boot_kernel, kernel, median_seconds, report
+
+REPEAT = 7
+
+
+def main() -> None:
+    build = kernel("dwarf")
+    gdb_script = build.build_dir / "vmlinux-gdb.py"
+    with tempfile.TemporaryDirectory() as tmp, boot_kernel(build, Path(tmp)) as qemu:
+        ours = [sys.executable, "-m", "xipscope", "dmesg", "--elf", str(build.vmlinux), "--target", qemu.url]
+        theirs = ["gdb-multiarch", "-q", "-batch", "-nx", "-ex", f"set auto-load safe-path {build.build_dir}",
+                  "-ex", f"file {build.vmlinux}", "-ex", f"source {gdb_script}",
+                  "-ex", f"target remote 127.0.0.1:{qemu.port}", "-ex", "lx-dmesg", "-ex", "detach"]
+
+        def run(cmd):
+            return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+        our_lines = run(ours).splitlines()            # warm-up: symbol index and layout caches
+        their_lines = [l for l in run(theirs).splitlines() if l.startswith("[")]
+        t_ours = median_seconds(lambda: run(ours), REPEAT)
+        t_theirs = median_seconds(lambda: run(theirs), REPEAT)
+    print(f"dmesg of the DWARF kernel in QEMU ({len(our_lines)} lines from xipscope, {len(their_lines)} from "
+          f"lx-dmesg), median of {REPEAT} warm runs:")
+    report([("xipscope dmesg", f"{t_ours * 1000:.0f} ms"),
+            ("gdb-multiarch + lx-dmesg", f"{t_theirs * 1000:.0f} ms"),
+            ("ratio (ours / theirs)", f"{t_ours / t_theirs:.2f}  (goal <= 0.50)")])
+
+
+if __name__ == "__main__":
+    main()
