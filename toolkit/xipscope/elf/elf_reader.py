@@ -54,7 +54,7 @@ def read_elf(path: Path, data: bytes) -> RawSymbols:
     """Everything the index needs from an ELF already read into `data`; any malformation becomes a SymbolError."""
     import io
 
-    from elftools.common.exceptions import ELFError
+    from elftools.common.exceptions import ELFError, ELFRelocationError
 
     _check_extent(path, data)
     try:
@@ -70,6 +70,9 @@ def read_elf(path: Path, data: bytes) -> RawSymbols:
         return raw
     except SymbolError:
         raise
+    except ELFRelocationError as e:
+        raise SymbolError(f"{path}: expected a linked ELF (executable or vmlinux); found a relocatable object whose "
+                          f"DWARF can't be relocated here ({e}). Pass the linked binary instead of the .o.") from None
     except (ELFError, ValueError, IndexError, KeyError, AssertionError, EOFError, OverflowError, TypeError,
             NotImplementedError, UnicodeDecodeError) as e:
         raise _fail(path, f"a damaged ELF ({type(e).__name__}: {e})") from None

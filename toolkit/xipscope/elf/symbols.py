@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -25,7 +26,7 @@ class Symbol:
     name: str
     address: int
     size: int
-    kind: str  # "function" or "object"
+    kind: str  # "function", "object", or "label" (an untyped ELF code symbol, e.g. an assembly branch target)
     binding: str  # "global", "weak" or "local"
 
     def __str__(self) -> str:
@@ -46,11 +47,11 @@ class Symbolized:
     def __len__(self) -> int:
         return len(self.address)
 
-    @property
+    @cached_property
     def function(self) -> "np.ndarray":
         return self._index._name_table()[self.function_id]
 
-    @property
+    @cached_property
     def file(self) -> "np.ndarray":
         return self._index._file_table()[self.file_id]
 
@@ -120,9 +121,17 @@ class SymbolIndex:
 
     def _symbol(self, i: int) -> Symbol:
         a = self._a
-        return Symbol(self.names[int(a["sym_name"][i])], int(a["sym_address"][i]), int(a["sym_size"][i]),
-                      "function" if a["sym_kind"][i] == KIND_FUNC else "object",
+        kind = "object" if a["sym_kind"][i] == KIND_OBJECT else "label" if a["sym_label"][i] else "function"
+        return Symbol(self.names[int(a["sym_name"][i])], int(a["sym_address"][i]), int(a["sym_size"][i]), kind,
                       _BIND_NAMES[int(a["sym_bind"][i])])
+
+    def symbols_at(self, address: int) -> list[Symbol]:
+        """Every symbol starting exactly at `address` (aliases), the one lookups report first."""
+        import numpy as np
+
+        sa = self._a["sym_address"]
+        lo, hi = np.searchsorted(sa, [address, address + 1])
+        return [self._symbol(i) for i in range(int(lo), int(hi))]
 
     # --- addresses -> names and lines
 
@@ -231,12 +240,17 @@ def _arrays_from_raw(raw: RawSymbols, infer_from_all: bool) -> dict:
     sym_name = np.fromiter((name_ids.setdefault(s, len(name_ids)) for s in raw.names), dtype=np.int32, count=n)
     names = list(name_ids)
 
-    # Sort by address; at one address the preferred alias (typed, then global > weak > local, then first by name)
-    # comes first, so it is the one the function segments point at.
+    # Sort by address; at one address the preferred alias comes first, so it is the one lookups report: typed, then
+    # not a linker section marker (a System.map says __do_softirq and __softirqentry_text_start at one address), then
+    # the name with fewest leading underscores (memmove over __memmove, memset over __memset: the kernel makes the
+    # public name a weak alias of the implementation), then global > weak > local, then first by name.
     bind_rank = np.array([_BIND_RANK[b] for b in raw.bind.tolist()], dtype=np.int8)
     name_rank = np.empty(len(names), dtype=np.int64)
     name_rank[np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)] = np.arange(len(names))
-    order = np.lexsort((name_rank[sym_name] if n else sym_name, -bind_rank, ~raw.typed, raw.address))
+    underscores = np.array([len(s) - len(s.lstrip("_")) for s in names], dtype=np.int64)
+    markers = np.array([_is_marker(s) for s in names], dtype=bool)
+    order = np.lexsort((name_rank[sym_name], -bind_rank, underscores[sym_name], markers[sym_name], ~raw.typed,
+                        raw.address))
     address, size, kind = raw.address[order], raw.size[order].copy(), raw.kind[order]
     bind, limit, sym_name, typed = raw.bind[order], raw.limit[order], sym_name[order], raw.typed[order]
 
@@ -255,10 +269,11 @@ def _arrays_from_raw(raw: RawSymbols, infer_from_all: bool) -> dict:
         nxt = np.minimum(nxt, limit)
         size = np.where(grow & (nxt > address), nxt - address, size).astype(np.uint64)
 
-    seg_start, seg_end, seg_sym = _function_segments(address, size, kind)
+    seg_start, seg_end, seg_sym = _function_segments(address, size, kind, typed)
     lines = raw.lines
     return {
         "sym_address": address, "sym_size": size, "sym_kind": kind, "sym_bind": bind, "sym_name": sym_name,
+        "sym_label": (~typed) & (kind == KIND_FUNC) & (not infer_from_all),
         "seg_start": seg_start, "seg_end": seg_end, "seg_sym": seg_sym,
         "line_address": lines.address if lines else np.zeros(0, np.uint64),
         "line_file": lines.file if lines else np.zeros(0, np.int32),
@@ -267,31 +282,47 @@ def _arrays_from_raw(raw: RawSymbols, infer_from_all: bool) -> dict:
     }
 
 
-def _function_segments(address, size, kind):
-    """Non-overlapping [start, end) pieces of code, each owned by the innermost function covering it.
+_MARKERS = frozenset({"_text", "_stext", "_etext", "_sinittext", "_einittext", "_sdata", "_edata", "_end", "_start"})
 
-    Functions may nest (an assembly entry point inside a larger sized routine) or share an address (aliases; the
-    first in index order, the preferred one, wins). One searchsorted over these pieces then answers "which function".
+
+def _is_marker(name: str) -> bool:
+    """Linker-script boundary symbols (__sched_text_start, _etext): they label a place, not code."""
+    if name in _MARKERS:
+        return name != "_start"  # the entry point is real code
+    return name.startswith("_") and name.endswith(("_start", "_end", "_begin"))
+
+
+def _function_segments(address, size, kind, typed):
+    """Non-overlapping [start, end) pieces of code, each owned by one function, for a single searchsorted lookup.
+
+    Typed functions (ELF STT_FUNC) own their whole extent even over bare labels inside them: the branch targets in
+    assembly routines (memmove's byte_copy_reverse) are not where a person or addr2line says the time went. Labels
+    (and every System.map entry, which carries no type) own only code no typed function covers. Within a tier the
+    innermost (latest starting) function wins, and among aliases at one address the first in index order.
     """
     import numpy as np
 
     funcs = np.nonzero((kind == KIND_FUNC) & (size > 0))[0]
     starts = address[funcs].tolist()
     ends = (address[funcs] + size[funcs]).tolist()
+    tiers = np.where(typed[funcs], 0, 1).tolist()
     ids = funcs.tolist()
     bounds = sorted(set(starts) | set(ends))
-    out_s, out_e, out_id = [], [], []
-    heap: list[tuple[int, int, int, int]] = []  # (-start, order, end, id): the latest start, the innermost, on top
+    out_s: list[int] = []
+    out_e: list[int] = []
+    out_id: list[int] = []
+    heap: list[tuple[int, int, int, int, int]] = []  # (tier, -start, order, end, id): the owner on top
     k = 0
     for bi, b in enumerate(bounds[:-1]):
         while k < len(ids) and starts[k] == b:
-            heapq.heappush(heap, (-starts[k], k, ends[k], ids[k]))
+            heapq.heappush(heap, (tiers[k], -starts[k], k, ends[k], ids[k]))
             k += 1
-        while heap and heap[0][2] <= b:
+        # Expired entries may linger below the top; they are dropped when they surface, before they could own a piece.
+        while heap and heap[0][3] <= b:
             heapq.heappop(heap)
         if not heap:
             continue
-        owner = heap[0][3]
+        owner = heap[0][4]
         nb = bounds[bi + 1]
         if out_id and out_id[-1] == owner and out_e[-1] == b:
             out_e[-1] = nb
@@ -299,7 +330,6 @@ def _function_segments(address, size, kind):
             out_s.append(b)
             out_e.append(nb)
             out_id.append(owner)
-    # Expired entries may linger below the top; they are popped when they surface, before they could own a piece.
     return (np.asarray(out_s, dtype=np.uint64), np.asarray(out_e, dtype=np.uint64), np.asarray(out_id, dtype=np.int32))
 
 
@@ -309,7 +339,7 @@ def _valid(arrays: dict, meta: dict) -> bool:
 
     try:
         n = len(arrays["sym_address"])
-        if not all(len(arrays[k]) == n for k in ("sym_size", "sym_kind", "sym_bind", "sym_name")):
+        if not all(len(arrays[k]) == n for k in ("sym_size", "sym_kind", "sym_bind", "sym_name", "sym_label")):
             return False
         if not (len(arrays["seg_start"]) == len(arrays["seg_end"]) == len(arrays["seg_sym"])):
             return False

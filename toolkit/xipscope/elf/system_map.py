@@ -13,10 +13,9 @@ _TEXT, _DATA = frozenset("tTwW"), frozenset("dDbBrRgGsSvV")
 
 
 def looks_like_system_map(data: bytes) -> bool:
-    """True when the first lines are all `HEX LETTER NAME`, which is how every System.map starts."""
-    head = data[:4096].split(b"\n")[:8]
-    lines = [ln for ln in head[:-1] if ln.strip()] or [ln for ln in head if ln.strip()]
-    return bool(lines) and all(_LINE.match(ln) for ln in lines)
+    """True when the first line is `HEX LETTER NAME`; later lines are checked (and reported by number) when parsing."""
+    first = data[:4096].lstrip().split(b"\n", 1)[0]
+    return bool(_LINE.match(first))
 
 
 def read_system_map(path: Path, data: bytes) -> RawSymbols:
