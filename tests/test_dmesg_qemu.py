@@ -84,3 +84,14 @@ def test_json_records_and_debug_level(booted_kernel):
     else:
         assert all(r["caller"] is None for r in records)
         assert seqs[0] > 0   # the oldest records were overwritten
+
+
+def test_warm_dmesg_opens_no_elf_and_imports_no_numpy(dwarf_qemu):
+    vmlinux = str(dwarf_qemu.build.vmlinux)
+    assert xipscope("dmesg", "--elf", vmlinux, "--target", dwarf_qemu.url).returncode == 0   # fills the caches
+    warm = subprocess.run([sys.executable, "-X", "importtime", "-m", "xipscope", "dmesg", "--elf", vmlinux,
+                           "--target", dwarf_qemu.url], capture_output=True, text=True, timeout=60)
+    assert warm.returncode == 0 and "Kernel panic" in warm.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines() if "|" in line}
+    assert "xipscope.linux.printk" in imported
+    assert not {"numpy", "elftools", "pandas"} & imported

@@ -43,13 +43,12 @@ def open_memory_source(args):
 
 
 def cmd_dmesg(args) -> int:
-    from .elf.symbols import load_symbols
-    from .linux.printk import format_record, read_kernel_log
+    from .linux.printk import format_record, kernel_log_facts, read_kernel_log
 
-    symbols = load_symbols(args.elf)
+    facts = kernel_log_facts(args.elf)
     target = open_memory_source(args)
     try:
-        log = read_kernel_log(target, symbols, caller=args.caller)
+        log = read_kernel_log(target, facts, caller=args.caller)
     finally:
         target.close()
     records = [r for r in log.records if args.level is None or r.level in args.level]

@@ -7,6 +7,7 @@ its text by the logical positions of its data block, which may wrap to the start
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import asdict, dataclass, field
 
@@ -318,7 +319,7 @@ def _walk_log_buf(buf: bytes, first: int, nxt: int, header: int, align: int, has
 
 _RING_STRUCTS = {"printk_ringbuffer", "prb_desc_ring", "prb_data_ring", "prb_desc", "prb_data_blk_lpos",
                  "printk_info", "dev_printk_info"}
-LAYOUT_CACHE_VERSION = 1
+FACTS_CACHE_VERSION = 1
 
 
 def dwarf_layout(elf_path, word: int) -> RingLayout:
@@ -366,65 +367,91 @@ def _config_beside(path) -> dict[str, str] | None:
     return None
 
 
-def _ring_facts(symbols) -> tuple[RingLayout, bool | None]:
-    """(layout, records callers?) for this kernel, from DWARF when it has some (cached by content hash)."""
-    import json
+@dataclass
+class KernelLogFacts:
+    """Everything reading the log needs from a kernel's symbols, small enough to cache as JSON per kernel build.
 
-    from ..cache import cache_root
-
-    if not symbols.has_dwarf:
-        config = _config_beside(symbols.path)
-        caller = None if config is None else config.get("CONFIG_PRINTK_CALLER") == "y"
-        return builtin_layout(symbols.word_size), caller
-    cached = cache_root() / "printk-layout" / f"{symbols.content_hash}-v{LAYOUT_CACHE_VERSION}.json"
-    try:
-        facts = json.loads(cached.read_text())
-        layout = facts["layout"]
-        layout["flags"], layout["level"] = Bitfield(**layout["flags"]), Bitfield(**layout["level"])
-        return RingLayout(**layout), facts["has_caller"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # absent or stale: derive again
-    from ..elf.struct_layout import read_unit
-
-    layout = dwarf_layout(symbols.path, symbols.word_size)
-    # print_caller() exists (as a function or an inlined one) only with CONFIG_PRINTK_CALLER.
-    _, present = read_unit(symbols.path, "vprintk_store", set(), {"print_caller"})
-    has_caller = "print_caller" in present
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"layout": asdict(layout), "has_caller": has_caller}))
-    tmp.replace(cached)
-    return layout, has_caller
-
-
-def read_kernel_log(target, symbols, caller: bool | None = None) -> PrintkLog:
-    """The kernel log in `target`'s memory, found through `symbols` (an index of the kernel's vmlinux or System.map).
-
-    `caller`: whether the kernel records callers (CONFIG_PRINTK_CALLER); None works it out from DWARF or a .config
-    beside the symbol file, and failing both assumes not and says so in the log's notes.
+    With it, `xipscope dmesg` on a kernel seen before opens no ELF and imports no numpy.
     """
+    format: str                        # "printk_ringbuffer" or "log_buf"
+    addresses: dict[str, int]          # prb, or log_buf / log_buf_len / log_first_idx / log_next_idx / log_first_seq
+    word_size: int
+    little_endian: bool
+    layout: RingLayout | None          # the ring's layout (from DWARF, or built in)
+    has_caller: bool | None            # CONFIG_PRINTK_CALLER, None when neither DWARF nor a .config tells
+
+
+def _facts_from_symbols(symbols) -> KernelLogFacts:
     little = symbols.little_endian is not False   # a System.map doesn't say; RISC-V and Arm are little-endian
     word = symbols.word_size
     if symbols.symbols_named("prb"):
-        layout, has_caller = _ring_facts(symbols)
-        notes = []
-        if caller is None and has_caller is None:
-            notes.append("could not tell whether the kernel records callers (no DWARF, no .config beside "
-                         "the symbols); printing without; pass --caller if it has CONFIG_PRINTK_CALLER")
-        show = caller if caller is not None else bool(has_caller)
-        prb = int.from_bytes(_read(target, symbols.address_of("prb"), word, "the pointer prb"),
-                             "little" if little else "big")
-        log = read_printk_ring(target, prb, layout, show, little)
-        log.notes[:0] = notes
-        return log
+        if symbols.has_dwarf:
+            from ..elf.struct_layout import read_unit
+
+            layout = dwarf_layout(symbols.path, word)
+            # print_caller() exists (as a function or an inlined one) only with CONFIG_PRINTK_CALLER.
+            _, present = read_unit(symbols.path, "vprintk_store", set(), {"print_caller"})
+            has_caller = "print_caller" in present
+        else:
+            layout = builtin_layout(word)
+            config = _config_beside(symbols.path)
+            has_caller = None if config is None else config.get("CONFIG_PRINTK_CALLER") == "y"
+        return KernelLogFacts("printk_ringbuffer", {"prb": symbols.address_of("prb")}, word, little, layout,
+                              has_caller)
     if symbols.symbols_named("log_first_idx"):
-        order = "little" if little else "big"
-
-        def u(name: str, size: int) -> int:
-            return int.from_bytes(_read(target, symbols.address_of(name), size, name), order)
-
-        first_seq = u("log_first_seq", 8) if symbols.symbols_named("log_first_seq") else 0
-        return read_log_buf(target, u("log_buf", word), u("log_buf_len", 4), u("log_first_idx", 4),
-                            u("log_next_idx", 4), little, first_seq)
+        names = ["log_buf", "log_buf_len", "log_first_idx", "log_next_idx"]
+        names += ["log_first_seq"] if symbols.symbols_named("log_first_seq") else []
+        return KernelLogFacts("log_buf", {n: symbols.address_of(n) for n in names}, word, little, None, None)
     raise FormatError(f"{symbols.path}: neither `prb` (Linux 5.10+) nor `log_first_idx` (older kernels) is among "
                       f"its symbols; is it the vmlinux or System.map of the kernel running on the target?")
+
+
+def kernel_log_facts(symbol_file) -> KernelLogFacts:
+    """The facts for this vmlinux or System.map: from the cache (keyed by its content hash), else from its symbols."""
+    import json
+
+    from ..cache import cache_root, content_hash
+
+    cached = cache_root() / "printk-facts" / f"{content_hash(symbol_file)}-v{FACTS_CACHE_VERSION}.json"
+    try:
+        raw = json.loads(cached.read_text())
+        if raw["layout"] is not None:
+            layout = raw["layout"]
+            layout["flags"], layout["level"] = Bitfield(**layout["flags"]), Bitfield(**layout["level"])
+            raw["layout"] = RingLayout(**layout)
+        return KernelLogFacts(**raw)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass   # absent or from another version: derive again
+    from ..elf.symbols import load_symbols
+
+    facts = _facts_from_symbols(load_symbols(symbol_file))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(facts)))
+    tmp.replace(cached)
+    return facts
+
+
+def read_kernel_log(target, facts: KernelLogFacts, caller: bool | None = None) -> PrintkLog:
+    """The kernel log in `target`'s memory.
+
+    `caller`: whether the kernel records callers (CONFIG_PRINTK_CALLER); None takes it from the facts, and where
+    they can't tell, assumes not and says so in the log's notes.
+    """
+    order = "little" if facts.little_endian else "big"
+
+    def read_uint(name: str, size: int) -> int:
+        return int.from_bytes(_read(target, facts.addresses[name], size, name), order)
+
+    if facts.format == "printk_ringbuffer":
+        notes = []
+        if caller is None and facts.has_caller is None:
+            notes.append("could not tell whether the kernel records callers (no DWARF, no .config beside "
+                         "the symbols); printing without; pass --caller if it has CONFIG_PRINTK_CALLER")
+        show = caller if caller is not None else bool(facts.has_caller)
+        log = read_printk_ring(target, read_uint("prb", facts.word_size), facts.layout, show, facts.little_endian)
+        log.notes[:0] = notes
+        return log
+    first_seq = read_uint("log_first_seq", 8) if "log_first_seq" in facts.addresses else 0
+    return read_log_buf(target, read_uint("log_buf", facts.word_size), read_uint("log_buf_len", 4),
+                        read_uint("log_first_idx", 4), read_uint("log_next_idx", 4), facts.little_endian, first_seq)
