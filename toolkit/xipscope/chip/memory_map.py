@@ -1,0 +1,157 @@
+"""Memory maps as data: named address regions with the attributes the toolkit reasons about.
+
+A region says what sits at an address (kind), whether accesses there go through the XIP cache (cached) and whether
+the exclusive monitor covers it (atomics_ok). Built-in maps: `rp2350` and `qemu-virt`; users add their own in TOML:
+
+    [[region]]
+    name = "flash"
+    start = 0x10000000
+    end = 0x11000000          # exclusive
+    kind = "xip-flash"        # rom | xip-flash | xip-psram | sram | peripheral
+    cached = true
+    atomics_ok = false
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import XipscopeError
+from . import rp2350 as _rp
+
+KINDS = ("rom", "xip-flash", "xip-psram", "sram", "peripheral")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    start: int
+    end: int            # exclusive
+    kind: str           # one of KINDS
+    cached: bool = False
+    atomics_ok: bool = False
+    source: str = ""    # where the fact was read (rp2350.md section or datasheet)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise XipscopeError(f"region {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.end <= self.start:
+            raise XipscopeError(f"region {self.name!r}: end {self.end:#x} is not above start {self.start:#x}")
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def __contains__(self, address: int) -> bool:
+        return self.start <= address < self.end
+
+
+class MemoryMap:
+    """Non-overlapping regions, looked up by address."""
+
+    def __init__(self, name: str, regions: list[Region]):
+        self.name = name
+        self.regions = sorted(regions, key=lambda r: r.start)
+        for a, b in zip(self.regions, self.regions[1:]):
+            if b.start < a.end:
+                raise XipscopeError(f"memory map {name!r}: regions {a.name!r} and {b.name!r} overlap")
+        self._starts = [r.start for r in self.regions]
+
+    def find(self, address: int) -> Region | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self.regions[i].end:
+            return self.regions[i]
+        return None
+
+    def region_name(self, address: int) -> str:
+        r = self.find(address)
+        return r.name if r else "unmapped"
+
+    def __getitem__(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self.regions)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "regions": [
+            {"name": r.name, "start": r.start, "end": r.end, "kind": r.kind, "cached": r.cached,
+             "atomics_ok": r.atomics_ok} for r in self.regions]}
+
+
+def _rp2350_regions() -> list[Region]:
+    src_map = "rp2350.md, Memory map (pico-sdk addressmap.h)"
+    xip = _rp.XIP_ALIASES
+    regions = [
+        Region("rom", _rp.ROM_BASE, _rp.ROM_BASE + _rp.ROM_SIZE, "rom", source=src_map),
+        Region("flash", xip["cached"] + _rp.XIP_CS0_OFFSET, xip["cached"] + _rp.XIP_CS1_OFFSET, "xip-flash",
+               cached=True, source=src_map),
+        Region("psram", xip["cached"] + _rp.XIP_CS1_OFFSET, xip["cached"] + _rp.XIP_CS1_OFFSET + _rp.XIP_CS_SIZE,
+               "xip-psram", cached=True, source=src_map),
+        Region("flash-nocache", xip["nocache"] + _rp.XIP_CS0_OFFSET, xip["nocache"] + _rp.XIP_CS1_OFFSET,
+               "xip-flash", source=src_map),
+        Region("psram-nocache", xip["nocache"] + _rp.XIP_CS1_OFFSET,
+               xip["nocache"] + _rp.XIP_CS1_OFFSET + _rp.XIP_CS_SIZE, "xip-psram", source=src_map),
+        Region("xip-maintenance", xip["maintenance"], xip["maintenance"] + _rp.XIP_ALIAS_SIZE, "peripheral",
+               source=src_map),
+        Region("flash-untranslated", xip["untranslated"] + _rp.XIP_CS0_OFFSET,
+               xip["untranslated"] + _rp.XIP_CS1_OFFSET, "xip-flash", source=src_map),
+        Region("psram-untranslated", xip["untranslated"] + _rp.XIP_CS1_OFFSET,
+               xip["untranslated"] + _rp.XIP_CS1_OFFSET + _rp.XIP_CS_SIZE, "xip-psram", source=src_map),
+        Region("sram", _rp.SRAM_BASE, _rp.SRAM_END, "sram", atomics_ok=True,
+               source="rp2350.md, Memory map; Atomics outside SRAM (exclusive monitor 0x20000000-0x20082000)"),
+        Region("uart0", _rp.UART0_BASE, _rp.UART0_BASE + 0x1000, "peripheral", source=src_map),
+        Region("uart1", _rp.UART1_BASE, _rp.UART1_BASE + 0x1000, "peripheral", source=src_map),
+        Region("xip_ctrl", _rp.XIP_CTRL_BASE, _rp.XIP_CTRL_BASE + 0x1000, "peripheral", source=src_map),
+        Region("xip_qmi", _rp.XIP_QMI_BASE, _rp.XIP_QMI_BASE + 0x1000, "peripheral", source=src_map),
+        Region("sio", _rp.SIO_BASE, _rp.SIO_BASE + 0x1000, "peripheral", source=src_map),
+    ]
+    return regions
+
+
+def _qemu_virt_regions() -> list[Region]:
+    # QEMU's riscv `virt` board (hw/riscv/virt.c memmap): the Linux fixture this project boots.
+    src = "QEMU hw/riscv/virt.c virt_memmap"
+    return [
+        Region("mrom", 0x1000, 0x1000 + 0xF000, "rom", source=src),
+        Region("clint", 0x2000000, 0x2010000, "peripheral", source=src),
+        Region("plic", 0xC000000, 0x10000000, "peripheral", source=src),
+        Region("uart0", 0x10000000, 0x10000100, "peripheral", source=src),
+        Region("virtio", 0x10001000, 0x10009000, "peripheral", source=src),
+        Region("flash", 0x20000000, 0x24000000, "rom", source=src),
+        Region("dram", 0x80000000, 0x100000000, "sram", atomics_ok=True, source=src),
+    ]
+
+
+BUILTIN_MAPS = {"rp2350": _rp2350_regions, "qemu-virt": _qemu_virt_regions}
+
+
+def get_memory_map(name_or_path: str | Path = "rp2350") -> MemoryMap:
+    """A built-in map by name (`rp2350`, `qemu-virt`) or a user's TOML file of [[region]] tables."""
+    key = str(name_or_path)
+    if key in BUILTIN_MAPS:
+        return MemoryMap(key, BUILTIN_MAPS[key]())
+    path = Path(key)
+    if not path.exists():
+        raise XipscopeError(f"memory map {key!r}: not a built-in map ({', '.join(BUILTIN_MAPS)}) and no such file")
+    import tomllib
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise XipscopeError(f"memory map {path}: cannot read it as TOML: {e}") from None
+    regions = []
+    for i, r in enumerate(data.get("region", [])):
+        try:
+            regions.append(Region(r["name"], int(r["start"]), int(r["end"]), r["kind"], bool(r.get("cached", False)),
+                                  bool(r.get("atomics_ok", False)), str(path)))
+        except KeyError as e:
+            raise XipscopeError(f"memory map {path}: region #{i} lacks {e.args[0]!r}; "
+                                "each [[region]] needs name, start, end and kind") from None
+    if not regions:
+        raise XipscopeError(f"memory map {path}: no [[region]] tables found")
+    return MemoryMap(data.get("name", path.stem), regions)

@@ -1,0 +1,68 @@
+"""RISC-V names and numbers: GPR ABI names as gdb spells them, CSR numbers, and the few instruction decodes the toolkit needs."""
+
+from __future__ import annotations
+
+GPR_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "fp", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
+             "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6")
+# gdb calls x8 "fp" in its register list but accepts "s0"; both map to 8.
+GPR_INDEX = {name: i for i, name in enumerate(GPR_NAMES)}
+GPR_INDEX["s0"] = 8
+GPR_INDEX.update({f"x{i}": i for i in range(32)})
+
+# CSR numbers (RISC-V privileged spec; Hazard3 doc/sections/csr.adoc for the custom ones).
+CSRS = {
+    "mstatus": 0x300, "misa": 0x301, "mie": 0x304, "mtvec": 0x305, "mcounteren": 0x306, "mstatush": 0x310,
+    "mcountinhibit": 0x320, "mscratch": 0x340, "mepc": 0x341, "mcause": 0x342, "mtval": 0x343, "mip": 0x344,
+    "tselect": 0x7A0, "tdata1": 0x7A1, "tdata2": 0x7A2, "dcsr": 0x7B0, "dpc": 0x7B1,
+    "mcycle": 0xB00, "minstret": 0xB02, "mcycleh": 0xB80, "minstreth": 0xB82,
+    "cycle": 0xC00, "instret": 0xC02, "cycleh": 0xC80, "instreth": 0xC82,
+    "mvendorid": 0xF11, "marchid": 0xF12, "mimpid": 0xF13, "mhartid": 0xF14,
+    "pmpcfgm0": 0xBD0, "meiea": 0xBE0, "meipa": 0xBE1, "meifa": 0xBE2, "meipra": 0xBE3, "meinext": 0xBE4,
+    "meicontext": 0xBE5, "msleep": 0xBF0, "dmdata0": 0xBFF,
+}
+CSR_NAMES = {num: name for name, num in CSRS.items()}
+
+# mstatus fields
+MSTATUS_MIE = 1 << 3
+MSTATUS_MPIE = 1 << 7
+MSTATUS_MPP_SHIFT = 11
+MSTATUS_MPP_MASK = 3 << 11
+PRV_M = 3
+
+# Opcodes (low 7 bits)
+OPCODE_AMO = 0x2F
+OPCODE_SYSTEM = 0x73
+AMO_FUNCT5_LR = 0b00010
+AMO_FUNCT5_SC = 0b00011
+INSN_EBREAK = 0x00100073
+INSN_ECALL = 0x00000073
+INSN_C_EBREAK = 0x9002
+INSN_WFI = 0x10500073
+
+
+def insn_length(first_halfword: int) -> int:
+    """2 for a compressed instruction, 4 otherwise (rv32: no 48-bit forms)."""
+    return 4 if first_halfword & 3 == 3 else 2
+
+
+def decode_amo(insn: int) -> str | None:
+    """'lr', 'sc' or 'amo' for an A-extension word instruction, else None."""
+    if insn & 0x7F != OPCODE_AMO or (insn >> 12) & 7 != 2:
+        return None
+    funct5 = insn >> 27
+    if funct5 == AMO_FUNCT5_LR:
+        return "lr"
+    if funct5 == AMO_FUNCT5_SC:
+        return "sc"
+    return "amo"
+
+
+def decode_csr(insn: int) -> tuple[str, int, int, int] | None:
+    """(op, rd, rs1_or_uimm, csr) for a Zicsr instruction; op is csrrw/csrrs/csrrc/csrrwi/csrrsi/csrrci."""
+    if insn & 0x7F != OPCODE_SYSTEM:
+        return None
+    funct3 = (insn >> 12) & 7
+    if funct3 in (0, 4):
+        return None
+    op = ("", "csrrw", "csrrs", "csrrc", "", "csrrwi", "csrrsi", "csrrci")[funct3]
+    return op, (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20

@@ -1,0 +1,137 @@
+"""RP2350 register and cache facts, each encoded once, each with the place in ../shared/reference/rp2350.md it comes from.
+
+The twin (xipscope.sim) and the profiler read these; nothing else should spell an RP2350 address.
+Facts marked INFERRED are hypotheses the twin makes explicit (no source states them outright).
+"""
+
+from __future__ import annotations
+
+# --- Memory map (rp2350.md "Memory map", pico-sdk addressmap.h) --------------------------------------------------
+ROM_BASE = 0x00000000
+ROM_SIZE = 32 * 1024
+# XIP: address bits 27:26 pick the alias; bit 24 picks the chip select (CS0 flash, CS1 PSRAM).
+XIP_ALIASES = {
+    "cached": 0x10000000,
+    "nocache": 0x14000000,        # XIP_NOCACHE_NOALLOC_BASE
+    "maintenance": 0x18000000,    # writes only; low 3 address bits pick the operation
+    "untranslated": 0x1C000000,   # uncached + untranslated
+}
+XIP_ALIAS_SIZE = 0x04000000
+XIP_ALIAS_MASK = 0x0C000000       # bits 27:26
+XIP_CS0_OFFSET = 0x00000000
+XIP_CS1_OFFSET = 0x01000000
+XIP_CS_SIZE = 0x01000000          # 16 MiB window per chip select
+XIP_BASE = 0x10000000
+XIP_END = 0x20000000
+XIP_SRAM_BASE = 0x13FFC000
+PSRAM_SIZE_PICO_PLUS_2 = 8 * 1024 * 1024   # seed's board: memory node 0x11000000-0x117fffff
+FLASH_SIZE_PICO_PLUS_2 = 16 * 1024 * 1024  # (CS0 window; the twin maps all of it)
+
+SRAM_BASE = 0x20000000
+SRAM_END = 0x20082000             # 520 KiB incl. SCRATCH_X 0x20080000 and SCRATCH_Y 0x20081000
+SCRATCH_X_BASE = 0x20080000
+SCRATCH_Y_BASE = 0x20081000
+
+UART0_BASE = 0x40070000           # the seed boot log's earlycon pl011 at 0x40070000
+UART1_BASE = 0x40078000
+XIP_CTRL_BASE = 0x400C8000
+XIP_QMI_BASE = 0x400D0000
+CORESIGHT_APB_AP_RISCV_BASE = 0x4014A000
+SIO_BASE = 0xD0000000
+
+# --- XIP cache (rp2350.md "XIP cache and its counters", DS 4.4) --------------------------------------------------
+XIP_CACHE_SIZE = 16 * 1024
+XIP_CACHE_WAYS = 2
+XIP_CACHE_LINE = 8
+XIP_CACHE_SETS = XIP_CACHE_SIZE // (XIP_CACHE_WAYS * XIP_CACHE_LINE)   # 1024
+XIP_CACHE_HIT_CYCLES = 1
+XIP_CACHE_EVICTION = "random"
+
+# Maintenance operations: the low 3 bits of a write address in the 0x18000000 alias.
+XIP_MAINT_OPS = {
+    0: "invalidate-set-way",
+    1: "clean-set-way",
+    2: "invalidate-by-address",
+    3: "clean-by-address",
+    7: "pin",
+}
+# Erratum RP2350-E11: "clean all" (clean by set/way) also invalidates lines (pico-sdk hardware_xip_cache).
+ERRATUM_E11_CLEAN_SET_WAY_INVALIDATES = True
+
+# --- XIP_CTRL registers (pico-sdk regs/xip.h) ----------------------------------------------------------------------
+XIP_CTRL_CTRL = 0x00
+XIP_CTRL_STAT = 0x08
+XIP_CTRL_CTR_HIT = 0x0C
+XIP_CTRL_CTR_ACC = 0x10
+XIP_CTRL_STREAM_ADDR = 0x14
+XIP_CTRL_STREAM_CTR = 0x18
+XIP_CTRL_STREAM_FIFO = 0x1C
+XIP_CTRL_CTRL_RESET = 0x83
+CTRL_EN_SECURE = 1 << 0
+CTRL_EN_NONSECURE = 1 << 1
+CTRL_POWER_DOWN = 1 << 3
+CTRL_WRITABLE_M0 = 1 << 10
+CTRL_WRITABLE_M1 = 1 << 11
+STAT_FIFO_EMPTY = 1 << 1
+STAT_FIFO_FULL = 1 << 2
+# CTR_HIT / CTR_ACC: 32-bit, saturating, cleared by any write (type WC) (DS 4.4.4); count for the whole chip.
+XIP_COUNTER_MAX = 0xFFFFFFFF
+
+# --- UART (PL011). Offsets and flag bits: ARM PrimeCell UART (PL011) TRM, UARTDR 0x000 and UARTFR 0x018. ----------
+PL011_DR = 0x000
+PL011_FR = 0x018
+PL011_FR_BUSY = 1 << 3
+PL011_FR_RXFE = 1 << 4
+PL011_FR_TXFF = 1 << 5
+PL011_FR_TXFE = 1 << 7
+
+# --- Atomics (rp2350.md "Atomics outside SRAM", DS 2.1.6.2 / 2.2.2) --------------------------------------------------
+EXCLUSIVE_MONITOR_RANGE = (SRAM_BASE, SRAM_END)   # amo*.w elsewhere -> mcause 7; lr.w elsewhere sets no reservation
+
+# --- Hazard3 (rp2350.md "Hazard3, the RISC-V core", DS 3.8) ----------------------------------------------------------
+HAZARD3_MVENDORID = 0x493
+HAZARD3_MIMPID = 0x86FC4E3F
+HAZARD3_MTVAL_HARDWIRED = 0            # mtval is 0 on every trap (DS 3.8.4.1)
+HAZARD3_MCOUNTINHIBIT_RESET = 0b101    # .cy (bit 0) and .ir (bit 2) reset to 1
+# Exception causes Hazard3 raises (code 0 never occurs).
+HAZARD3_EXCEPTION_CAUSES = {
+    1: "instruction access fault",
+    2: "illegal instruction",
+    3: "breakpoint",
+    4: "load address misaligned",
+    5: "load access fault",
+    6: "store/AMO address misaligned",
+    7: "store/AMO access fault",
+    8: "environment call from U-mode",
+    11: "environment call from M-mode",
+}
+CAUSE_FETCH_FAULT = 1
+CAUSE_ILLEGAL = 2
+CAUSE_BREAKPOINT = 3
+CAUSE_LOAD_FAULT = 5
+CAUSE_STORE_FAULT = 7
+CAUSE_ECALL_U = 8
+CAUSE_ECALL_M = 11
+# ISA: unicorn runs rv32ima(c)_zicsr; Hazard3's Zba/Zbb/Zbs/Zbkb/Zcb/Zcmp are not executed by the twin.
+HAZARD3_ISA = "rv32ima_zicsr_zifencei_zba_zbb_zbs_zbkb_zca_zcb_zcmp"
+TWIN_ISA = "rv32imac_zicsr"
+
+
+def xip_alias(address: int) -> str | None:
+    """Which XIP alias an address is in ('cached', 'nocache', 'maintenance', 'untranslated'), or None."""
+    if not XIP_BASE <= address < XIP_END:
+        return None
+    bits = address & XIP_ALIAS_MASK
+    for name, base in XIP_ALIASES.items():
+        if bits == base & XIP_ALIAS_MASK:
+            return name
+    return None  # unreachable: four aliases cover the two bits
+
+
+def xip_physical(address: int) -> int:
+    """The XIP address with the alias bits dropped: chip select bit 24 plus the offset within it."""
+    return address & (XIP_CS1_OFFSET | (XIP_CS_SIZE - 1))
+
+
+def in_exclusive_monitor(address: int) -> bool:
+    return EXCLUSIVE_MONITOR_RANGE[0] <= address < EXCLUSIVE_MONITOR_RANGE[1]
