@@ -1,0 +1,975 @@
+"""The RP2350 twin, a model: unicorn runs the firmware's RV32 machine code; Python models the XIP cache, its counters,
+UART0, Hazard3's traps and counters, and records per-function ground truth as the model runs.
+
+Every modelled behaviour comes from a fact in chip/rp2350.py (rp2350.md). Where the model has to choose, it says so:
+  - instruction fetch is accounted per 32-bit word (Hazard3 fetches words) when unicorn enters a translated block,
+    in address order; data accesses are accounted as they happen;
+  - every instruction costs one cycle; an XIP access not served by the cache stalls for its region's miss penalty
+    (counters.Timing; assumed values);
+  - only M-mode is modelled (ecall -> mcause 11); no interrupts are raised;
+  - debugger reads and writes have no cache or counter side effects, except that a debugger write to CTR_HIT/CTR_ACC
+    clears it as any write does;
+  - a core parked in `wfi` with nothing to wake it is "idle": the twin stops simulating it.
+
+Layering: this file is the core (CPU + bus). Faces sit on top of `Machine` without reaching into unicorn: the GDB
+server (gdbserver.py), the in-process Target (target.py), and later a JTAG/DAP face through `read_memory`,
+`write_memory`, `read_register`, `write_register`, `halt`, `step`, `run`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..chip import riscv as rv
+from ..chip import rp2350 as rp
+from ..errors import TargetError
+from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache
+from .counters import PerfCounters, Timing
+from .elfimage import ElfImage
+from .peripherals import Uart, XipCtrl
+
+MODEL_NOTE = "RP2350 twin (a model)"
+SLICE_INSTRUCTIONS = 200_000
+
+# Block record fields (a list, for speed in the hook).
+(B_COUNT, B_N, B_SIZE, B_ADDR, B_INSNS, B_SEGS, B_FIDX, B_ATOMIC, B_LINE_INFO, B_LINES, B_WORDS, B_CACHED, B_CS,
+ B_PEN, B_EPOCH, B_MISS, B_DACC, B_DHIT, B_DSTALL, B_FAST, B_FIELDS) = range(21)
+
+# CSRs the twin answers itself (unicorn lacks them or reads host-derived values).
+_COUNTER_CSRS = {
+    rv.CSRS["mcycle"]: (PerfCounters.CY, 0), rv.CSRS["mcycleh"]: (PerfCounters.CY, 32),
+    rv.CSRS["minstret"]: (PerfCounters.IR, 0), rv.CSRS["minstreth"]: (PerfCounters.IR, 32),
+    rv.CSRS["cycle"]: (PerfCounters.CY, 0), rv.CSRS["cycleh"]: (PerfCounters.CY, 32),
+    rv.CSRS["instret"]: (PerfCounters.IR, 0), rv.CSRS["instreth"]: (PerfCounters.IR, 32),
+}
+_READ_ONLY_CSRS = {rv.CSRS["mvendorid"]: rp.HAZARD3_MVENDORID, rv.CSRS["mimpid"]: rp.HAZARD3_MIMPID,
+                   rv.CSRS["cycle"]: None, rv.CSRS["cycleh"]: None, rv.CSRS["instret"]: None,
+                   rv.CSRS["instreth"]: None}
+EMULATED_CSRS = frozenset(_COUNTER_CSRS) | {rv.CSRS["mcountinhibit"], rv.CSRS["mvendorid"], rv.CSRS["mimpid"]}
+
+
+@dataclass(frozen=True)
+class Trap:
+    cause: int
+    epc: int
+    instret: int        # ground-truth instructions retired before the trap
+
+
+@dataclass
+class FunctionStats:
+    """Ground truth for one function (or `?` for code outside every ELF function), exactly as the model ran it."""
+
+    name: str
+    start: int
+    region: str
+    instructions: int = 0
+    cycles: int = 0
+    fetch_accesses: int = 0
+    fetch_hits: int = 0
+    data_accesses: int = 0
+    data_hits: int = 0
+
+    @property
+    def xip_accesses(self) -> int:
+        return self.fetch_accesses + self.data_accesses
+
+    @property
+    def xip_hits(self) -> int:
+        return self.fetch_hits + self.data_hits
+
+    @property
+    def xip_misses(self) -> int:
+        return self.xip_accesses - self.xip_hits
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.xip_hits / self.xip_accesses if self.xip_accesses else None
+
+
+@dataclass
+class RunResult:
+    reason: str          # idle | breakpoint | halt | budget | step | trap-loop
+    instructions: int    # retired during this run
+    pc: int
+
+
+@dataclass
+class _Fault:
+    cause: int
+    epc: int
+    detail: str = ""
+
+
+class Machine:
+    """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
+
+    def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
+                 trace: bool = False, uart_echo=None):
+        from unicorn import Uc, UC_ARCH_RISCV, UC_MODE_RISCV32
+        from unicorn.unicorn_py3.unicorn import uclib
+
+        self.firmware = Path(firmware)
+        self.elf = ElfImage(self.firmware)
+        self.timing = timing or Timing()
+        self.cache = XipCache(seed)
+        self.counters = PerfCounters()
+        self.uart = Uart(echo=uart_echo)
+        self.xip_ctrl = XipCtrl(self.cache)
+        self.traps: list[Trap] = []
+        self.trace: list | None = [] if trace else None
+        self.breakpoints: set[int] = set()
+        self.lock = threading.RLock()   # faces serialise on it: one slice or one request at a time
+
+        self._uc = uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV32)
+        self._uclib = uclib
+        self._uch = uc._uch
+        self._buffers: list = []
+        nf = len(self.elf.functions)
+        # Per-function counters; index -1 (the extra last slot) collects code outside every ELF function.
+        self._f_fetch_acc = [0] * (nf + 1)
+        self._f_fetch_hit = [0] * (nf + 1)
+        self._f_data_acc = [0] * (nf + 1)
+        self._f_data_hit = [0] * (nf + 1)
+        self._f_stall = [0] * (nf + 1)
+        self._f_instr_adj = [0] * (nf + 1)
+        self._data_acc_by_cs = [0, 0]
+        self._data_hit_by_cs = [0, 0]
+        self._mixed_fetch_acc_by_cs = [0, 0]
+        self._mixed_fetch_hit_by_cs = [0, 0]
+        self._st = [0, 0, 0]           # [budget left in this slice, instructions retired, stall cycles]
+        self._last: list = [None, 0]   # [block being executed, index of its first instruction not yet retired]
+        self._blocks: dict[int, list] = {}
+        self._all_blocks: dict[tuple[int, int], list] = {}
+        self._pc_fidx: dict[int, int] = {}
+        self._stop_reason: str | None = None
+        self._fault: _Fault | None = None
+        self._hook_error: BaseException | None = None
+        self._halt_requested = False
+        self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
+
+        self._map_memory()
+        self._load_elf()
+        self._install_hooks()
+        self.reset()
+
+    # --- setup ---------------------------------------------------------------------------------------------------
+    def _map_ptr(self, buf, address: int, size: int, perms: int) -> None:
+        self._uc.mem_map_ptr(address, size, perms, ctypes.addressof(buf))
+
+    def _map_memory(self) -> None:
+        from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
+
+        uc = self._uc
+        rx = UC_PROT_READ | UC_PROT_EXEC
+        self._rom = ctypes.create_string_buffer(rp.ROM_SIZE)
+        self._flash = ctypes.create_string_buffer(rp.FLASH_SIZE_PICO_PLUS_2)
+        self._psram = ctypes.create_string_buffer(rp.PSRAM_SIZE_PICO_PLUS_2)
+        self._sram = ctypes.create_string_buffer(rp.SRAM_END - rp.SRAM_BASE)
+        self._map_ptr(self._rom, rp.ROM_BASE, rp.ROM_SIZE, rx)
+        # The same backing store at every XIP alias: the aliases differ only in how the cache treats them.
+        # Flash is read-only (CTRL.WRITABLE_M0 is clear at reset); PSRAM is writable (WRITABLE_M1, as Linux sets it).
+        for alias in ("cached", "nocache", "untranslated"):
+            base = rp.XIP_ALIASES[alias]
+            self._map_ptr(self._flash, base + rp.XIP_CS0_OFFSET, len(self._flash), rx)
+            self._map_ptr(self._psram, base + rp.XIP_CS1_OFFSET, len(self._psram), UC_PROT_ALL)
+        self._map_ptr(self._sram, rp.SRAM_BASE, len(self._sram), UC_PROT_ALL)
+        uc.mmio_map(rp.XIP_ALIASES["maintenance"], rp.XIP_ALIAS_SIZE,
+                    lambda uc, off, size, ud: 0, None, self._mmio_maintenance_write, None)
+        uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
+                    lambda uc, off, size, value, ud: self.uart.write(off, value), None)
+        uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
+                    lambda uc, off, size, value, ud: self.xip_ctrl.write(off, value), None)
+
+    def _backing(self, address: int):
+        """(buffer, offset) holding `address`, or None for MMIO/unmapped."""
+        if rp.SRAM_BASE <= address < rp.SRAM_END:
+            return self._sram, address - rp.SRAM_BASE
+        if rp.ROM_BASE <= address < rp.ROM_BASE + rp.ROM_SIZE:
+            return self._rom, address - rp.ROM_BASE
+        alias = rp.xip_alias(address)
+        if alias is not None and alias != "maintenance":
+            phys = rp.xip_physical(address)
+            if phys < rp.XIP_CS1_OFFSET:
+                return (self._flash, phys) if phys < len(self._flash) else None
+            off = phys - rp.XIP_CS1_OFFSET
+            return (self._psram, off) if off < len(self._psram) else None
+        return None
+
+    def _load_elf(self) -> None:
+        for seg in self.elf.segments:
+            if not seg.data:
+                continue
+            where = self._backing(seg.paddr)
+            end = self._backing(seg.paddr + len(seg.data) - 1)
+            if where is None or end is None or end[0] is not where[0]:
+                raise TargetError(f"{self.firmware}: segment at {seg.paddr:#x} (+{len(seg.data):#x}) is not inside "
+                                  "ROM, flash, PSRAM or SRAM of the RP2350 twin; link it there")
+            buf, off = where
+            ctypes.memmove(ctypes.addressof(buf) + off, seg.data, len(seg.data))
+
+    def _install_hooks(self) -> None:
+        from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ,
+                             UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE)
+
+        uc = self._uc
+        block_cb_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+        mem_cb_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_int,
+                                    ctypes.c_int64, ctypes.c_void_p)
+        self._raw_cbs = [block_cb_t(self._make_block_hook()), mem_cb_t(self._make_xip_mem_hook()),
+                         mem_cb_t(self._make_periph_mem_hook())]
+        self._raw_hook(UC_HOOK_BLOCK, self._raw_cbs[0], 1, 0)
+        self._raw_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._raw_cbs[1], rp.XIP_BASE, rp.XIP_END - 1)
+        self._raw_hook(UC_HOOK_MEM_READ, self._raw_cbs[2], 0x40000000, 0x4FFFFFFF)
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_bad_access)
+        uc.hook_add(UC_HOOK_MEM_PROT, self._on_bad_access)
+        # Counter CSR instructions are emulated at their addresses (found by scanning every executable section at its
+        # run address, every halfword): unicorn would otherwise answer with host-derived values.
+        seen = set()
+        for _name, addr, data in self.elf.exec_sections:
+            for off in range(0, len(data) - 3, 2):
+                insn = int.from_bytes(data[off:off + 4], "little")
+                dec = rv.decode_csr(insn)
+                if dec and dec[3] in EMULATED_CSRS and addr + off not in seen:
+                    seen.add(addr + off)
+                    uc.hook_add(UC_HOOK_CODE, self._on_csr_insn, begin=addr + off, end=addr + off)
+        self._csr_hook_addrs = seen
+        uc.ctl_exits_enabled(True)
+        uc.ctl_set_exits([])
+
+    def _raw_hook(self, htype: int, cb, begin: int, end: int) -> None:
+        handle = ctypes.c_size_t()
+        err = self._uclib.uc_hook_add(self._uch, ctypes.byref(handle), htype, ctypes.cast(cb, ctypes.c_void_p),
+                                      None, ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if err:
+            raise TargetError(f"unicorn refused a hook (error {err}); is unicorn 2.1 installed?")
+
+    # --- the hot paths ---------------------------------------------------------------------------------------------
+    def _make_block_hook(self):
+        blocks = self._blocks
+        st = self._st
+        last = self._last
+        cache = self.cache
+        ctr = cache.ctr
+        epoch = cache.epoch
+        t0, t1 = cache.tags
+        fill = cache._fill
+        decode = self._decode_block
+        slow = self._fetch_slow
+        enabled = cache.on
+        uclib, uch = self._uclib, self._uch
+        machine = self
+
+        def on_block(_uc, address, size, _ud):
+            try:
+                b = blocks.get(address)
+                if b is None or b[B_SIZE] != size:
+                    b = decode(address, size)
+                if st[0] <= 0:
+                    if machine._stop_reason is None:
+                        machine._stop_reason = "budget"
+                    uclib.uc_emu_stop(uch)
+                    return
+                n = b[B_N]
+                st[0] -= n
+                st[1] += n
+                b[B_COUNT] += 1
+                last[0] = b
+                last[1] = n
+                w = b[B_WORDS]
+                if w:
+                    if not b[B_FAST]:
+                        slow(b)
+                        return
+                    ctr[0] += w
+                    if b[B_CACHED] and enabled[0]:
+                        if b[B_EPOCH] == epoch[0]:
+                            # Nothing was filled or invalidated since this block's lines were last all present.
+                            ctr[1] += w
+                            return
+                        m = 0
+                        complete = True
+                        for s, t in b[B_LINES]:
+                            if t0[s] != t and t1[s] != t:
+                                m += 1
+                                if not fill(s, t):
+                                    complete = False
+                        ctr[1] += w - m
+                        if complete:
+                            b[B_EPOCH] = epoch[0]
+                    else:
+                        m = w   # uncached alias, or caching disabled: every word goes to the device
+                    if m:
+                        b[B_MISS] += m
+                        st[2] += m * b[B_PEN]
+            except BaseException as e:  # a raw ctypes callback must not raise: stop and re-raise after emu_start
+                machine._hook_error = e
+                uclib.uc_emu_stop(uch)
+
+        return on_block
+
+    def _fetch_slow(self, b: list) -> None:
+        """Fetch accounting word by word: for blocks spanning functions (attributed per line) and trace recording."""
+        cache = self.cache
+        st = self._st
+        trace = self.trace
+        cached = b[B_CACHED] and cache.enabled
+        mixed = b[B_FIDX] is None
+        pen = b[B_PEN]
+        for phys, nw, f, cs in b[B_LINE_INFO]:
+            for i in range(nw):
+                if trace is not None:
+                    trace.append(("fetch", phys + 4 * i, b[B_CACHED]))
+                hit = cache.lookup(phys + 4 * i) if cached else cache.count_uncached()
+                if not hit:
+                    st[2] += pen
+                if mixed:
+                    self._f_fetch_acc[f] += 1
+                    self._mixed_fetch_acc_by_cs[cs] += 1
+                    if hit:
+                        self._f_fetch_hit[f] += 1
+                        self._mixed_fetch_hit_by_cs[cs] += 1
+                    else:
+                        self._f_stall[f] += pen
+                elif not hit:
+                    b[B_MISS] += 1
+
+    def _make_xip_mem_hook(self):
+        from unicorn import UC_MEM_WRITE
+
+        st = self._st
+        last = self._last
+        cache = self.cache
+        ctr = cache.ctr
+        t0, t1 = cache.tags
+        fill = cache._fill
+        acs, hcs = self._data_acc_by_cs, self._data_hit_by_cs
+        penalty = self._penalty
+        enabled = cache.on
+        trace = self.trace
+        uclib, uch = self._uclib, self._uch
+        machine = self
+
+        def on_xip_mem(_uc, access, address, size, _value, _ud):
+            try:
+                alias = (address >> 26) & 3
+                if alias == 2:
+                    return  # maintenance alias: an operation, not an XIP access (INFERRED); see _mmio_maintenance_write
+                b = last[0]
+                if b is not None and b[B_ATOMIC] and machine._atomic_outside_sram(address, access == UC_MEM_WRITE):
+                    return
+                phys = address & 0x01FFFFFF
+                cs = phys >> 24
+                if access == UC_MEM_WRITE and cs == 0:
+                    return  # flash is not writable: the protection fault that follows is the whole story
+                ctr[0] += 1
+                acs[cs] += 1
+                hit = False
+                if alias == 0 and enabled[0]:
+                    s = (phys >> SET_SHIFT) & SET_MASK
+                    t = phys >> TAG_SHIFT
+                    if t0[s] == t or t1[s] == t:
+                        hit = True
+                    else:
+                        fill(s, t)
+                if trace is not None:
+                    trace.append(("data", phys, alias == 0))
+                if b is None or b[B_FIDX] is None:
+                    machine._data_by_pc(hit, penalty[cs])
+                    if hit:
+                        ctr[1] += 1
+                        hcs[cs] += 1
+                    else:
+                        st[2] += penalty[cs]
+                    return
+                b[B_DACC] += 1
+                if hit:
+                    ctr[1] += 1
+                    hcs[cs] += 1
+                    b[B_DHIT] += 1
+                else:
+                    pen = penalty[cs]
+                    st[2] += pen
+                    b[B_DSTALL] += pen
+            except BaseException as e:
+                machine._hook_error = e
+                uclib.uc_emu_stop(uch)
+
+        return on_xip_mem
+
+    def _data_by_pc(self, hit: bool, pen: int) -> None:
+        f = self._fidx_at(self._pc())
+        self._f_data_acc[f] += 1
+        if hit:
+            self._f_data_hit[f] += 1
+        else:
+            self._f_stall[f] += pen
+
+    def _make_periph_mem_hook(self):
+        last = self._last
+        uclib, uch = self._uclib, self._uch
+        machine = self
+
+        def on_periph_mem(_uc, access, address, size, _value, _ud):
+            try:
+                b = last[0]
+                if b is not None and b[B_ATOMIC]:
+                    machine._atomic_outside_sram(address, False)
+            except BaseException as e:
+                machine._hook_error = e
+                uclib.uc_emu_stop(uch)
+
+        return on_periph_mem
+
+    # --- block decoding ----------------------------------------------------------------------------------------------
+    def _decode_block(self, address: int, size: int) -> list:
+        key = (address, size)
+        b = self._all_blocks.get(key)
+        if b is None:
+            b = self._build_block(address, size)
+            self._all_blocks[key] = b
+        self._blocks[address] = b
+        return b
+
+    def _build_block(self, address: int, size: int) -> list:
+        data = bytes(self._uc.mem_read(address, size + 2))
+        insns = []
+        off = 0
+        atomic = False
+        while off < size:
+            half = int.from_bytes(data[off:off + 2], "little")
+            n = rv.insn_length(half)
+            if n == 4 and rv.decode_amo(int.from_bytes(data[off:off + 4], "little")):
+                atomic = True
+            insns.append((address + off, self.elf.function_index(address + off)))
+            off += n
+        segs: dict[int, int] = {}
+        for _a, f in insns:
+            segs[f] = segs.get(f, 0) + 1
+        line_info = []
+        alias = rp.xip_alias(address)
+        if alias in ("cached", "nocache", "untranslated"):
+            per_line: dict[int, list] = {}
+            for word in range(address & ~3, address + size, 4):
+                phys = rp.xip_physical(word)
+                line = phys & ~(rp.XIP_CACHE_LINE - 1)
+                if line not in per_line:
+                    per_line[line] = [phys, 0, self.elf.function_index(max(word, address)), phys >> 24]
+                per_line[line][1] += 1
+            line_info = [tuple(v) for v in per_line.values()]
+        funcs = set(segs) | {f for _p, _n, f, _cs in line_info}
+        fidx = insns[0][1] if len(funcs) == 1 else None
+        cs = line_info[0][3] if line_info else 0
+        b = [None] * B_FIELDS
+        b[B_COUNT] = 0
+        b[B_N] = len(insns)
+        b[B_SIZE] = size
+        b[B_ADDR] = address
+        b[B_INSNS] = tuple(insns)
+        b[B_SEGS] = tuple(segs.items())
+        b[B_FIDX] = fidx
+        b[B_FAST] = fidx is not None and self.trace is None
+        b[B_ATOMIC] = atomic
+        b[B_LINE_INFO] = tuple(line_info)
+        b[B_LINES] = tuple(((p >> SET_SHIFT) & SET_MASK, p >> TAG_SHIFT) for p, _n, _f, _c in line_info)
+        b[B_WORDS] = sum(n for _p, n, _f, _c in line_info)
+        b[B_CACHED] = alias == "cached"
+        b[B_CS] = cs
+        b[B_PEN] = self._penalty[cs]
+        b[B_EPOCH] = -1
+        b[B_MISS] = b[B_DACC] = b[B_DHIT] = b[B_DSTALL] = 0
+        return b
+
+    # --- precise exceptions ----------------------------------------------------------------------------------------
+    def _pc(self) -> int:
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+        return self._uc.reg_read(UC_RISCV_REG_PC)
+
+    def _fidx_at(self, pc: int) -> int:
+        f = self._pc_fidx.get(pc)
+        if f is None:
+            f = self._pc_fidx[pc] = self.elf.function_index(pc)
+        return f
+
+    def _unretire_from(self, epc: int) -> None:
+        """The instructions of the current block from `epc` on did not retire (a trap or a stop cut the block)."""
+        b, live = self._last
+        if b is None:
+            return
+        insns = b[B_INSNS]
+        i = 0
+        while i < live and insns[i][0] < epc:
+            i += 1
+        if not (b[B_ADDR] <= epc < b[B_ADDR] + b[B_SIZE]) and i >= live:
+            return
+        for _a, f in insns[i:live]:
+            self._f_instr_adj[f] -= 1
+        gone = live - i
+        self._st[1] -= gone
+        self._st[0] += gone
+        self._last[1] = i
+
+    def _take_trap(self, cause: int, epc: int) -> None:
+        """Enter the firmware's trap handler as Hazard3 does (mtval hardwired to 0; M-mode only)."""
+        from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MSTATUS,
+                                         UC_RISCV_REG_MTVAL, UC_RISCV_REG_MTVEC, UC_RISCV_REG_PC)
+
+        uc = self._uc
+        self._unretire_from(epc)
+        mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)
+        mpie = rv.MSTATUS_MPIE if mstatus & rv.MSTATUS_MIE else 0
+        mstatus = (mstatus & ~(rv.MSTATUS_MIE | rv.MSTATUS_MPIE | rv.MSTATUS_MPP_MASK)) | mpie \
+            | (rv.PRV_M << rv.MSTATUS_MPP_SHIFT)
+        uc.reg_write(UC_RISCV_REG_MSTATUS, mstatus)
+        uc.reg_write(UC_RISCV_REG_MCAUSE, cause)
+        uc.reg_write(UC_RISCV_REG_MEPC, epc)
+        uc.reg_write(UC_RISCV_REG_MTVAL, rp.HAZARD3_MTVAL_HARDWIRED)
+        self.traps.append(Trap(cause, epc, self._st[1]))
+        handler = uc.reg_read(UC_RISCV_REG_MTVEC) & ~3   # direct mode: exceptions always go to the base
+        if handler == epc:
+            # The handler itself faults at its first instruction: a real core would spin here forever.
+            self._request_stop("trap-loop")
+        uc.reg_write(UC_RISCV_REG_PC, handler)
+
+    def _request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._uclib.uc_emu_stop(self._uch)
+
+    def _atomic_outside_sram(self, address: int, is_write: bool) -> bool:
+        """Called from data hooks in blocks holding an A-extension instruction. True if the access was consumed."""
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+
+        if rp.in_exclusive_monitor(address):
+            return False
+        pc = self._pc()
+        kind = rv.decode_amo(int.from_bytes(self._uc.mem_read(pc, 4), "little"))
+        if kind == "amo":
+            # amo*.w outside SRAM: store/AMO access fault, memory untouched (rp2350.md, Atomics outside SRAM).
+            self._take_trap(rp.CAUSE_STORE_FAULT, pc)
+            return True
+        if kind == "lr" and not is_write:
+            # lr.w outside SRAM loads but sets no reservation: emulate it so unicorn never records one.
+            insn = int.from_bytes(self._uc.mem_read(pc, 4), "little")
+            rd = (insn >> 7) & 31
+            value = self.read_memory_word_for_lr(address)
+            if rd:
+                self._uc.reg_write(_gpr_const(rd), value)
+            self._uc.reg_write(UC_RISCV_REG_PC, pc + 4)
+            return False  # the load itself is still an access
+        return False
+
+    def read_memory_word_for_lr(self, address: int) -> int:
+        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
+            return self.uart.read(address - rp.UART0_BASE)
+        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
+            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
+        return int.from_bytes(self.read_memory(address, 4), "little")
+
+    def _on_intr(self, uc, intno: int, _ud) -> None:
+        try:
+            # unicorn reports these with pc 4 past the faulting instruction, whatever its length (checked on 2.1.4).
+            epc = (self._pc() - 4) & 0xFFFFFFFF
+            if intno == 2 and self._emulate_csr(epc):
+                return
+            cause = rp.CAUSE_ECALL_M if intno == rp.CAUSE_ECALL_U else intno
+            self._take_trap(cause, epc)
+        except BaseException as e:
+            self._hook_error = e
+            self._request_stop("error")
+
+    def _on_bad_access(self, uc, access: int, address: int, size: int, value: int, _ud) -> bool:
+        from unicorn import UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED
+
+        pc = self._pc()
+        if access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT):
+            self._fault = _Fault(rp.CAUSE_FETCH_FAULT, address, f"fetch at {address:#x}")
+            return False
+        cause = rp.CAUSE_LOAD_FAULT if access in (UC_MEM_READ_UNMAPPED, UC_MEM_READ_PROT) else rp.CAUSE_STORE_FAULT
+        try:
+            if rv.decode_amo(int.from_bytes(uc.mem_read(pc, 4), "little")) in ("amo", "sc"):
+                cause = rp.CAUSE_STORE_FAULT
+        except Exception:
+            pass
+        self._fault = _Fault(cause, pc, f"access at {address:#x}")
+        return False
+
+    def _on_csr_insn(self, uc, address: int, size: int, _ud) -> None:
+        try:
+            self._emulate_csr(address)
+        except BaseException as e:
+            self._hook_error = e
+            self._request_stop("error")
+
+    def _emulate_csr(self, address: int) -> bool:
+        """Run a Zicsr instruction on a CSR the twin owns; False if the instruction at `address` is not one."""
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+
+        uc = self._uc
+        insn = int.from_bytes(uc.mem_read(address, 4), "little")
+        dec = rv.decode_csr(insn)
+        if dec is None or dec[3] not in EMULATED_CSRS:
+            return False
+        op, rd, rs, csr = dec
+        src = rs if op.endswith("i") else (uc.reg_read(_gpr_const(rs)) if rs else 0)
+        writes = op in ("csrrw", "csrrwi") or rs != 0
+        # The block hook has already counted this instruction: the CSR sees everything before it.
+        now_i = self._st[1] - 1
+        now_c = now_i + self._st[2]
+        old = self._csr_value(csr, now_c, now_i)
+        if writes:
+            if csr in _READ_ONLY_CSRS:
+                self._take_trap(rp.CAUSE_ILLEGAL, address)
+                return True
+            new = src if op in ("csrrw", "csrrwi") else (old | src if op in ("csrrs", "csrrsi") else old & ~src)
+            self._csr_store(csr, new & 0xFFFFFFFF, now_c, now_i)
+        if rd:
+            uc.reg_write(_gpr_const(rd), old)
+        uc.reg_write(UC_RISCV_REG_PC, address + 4)
+        return True
+
+    def _csr_value(self, csr: int, now_c: int, now_i: int) -> int:
+        if csr == rv.CSRS["mcountinhibit"]:
+            return self.counters.inhibit
+        if csr in _COUNTER_CSRS:
+            which, shift = _COUNTER_CSRS[csr]
+            now = now_c if which == PerfCounters.CY else now_i
+            return (self.counters.read(which, now) >> shift) & 0xFFFFFFFF
+        return _READ_ONLY_CSRS[csr]
+
+    def _csr_store(self, csr: int, value: int, now_c: int, now_i: int) -> None:
+        if csr == rv.CSRS["mcountinhibit"]:
+            self.counters.set_inhibit(value, now_c, now_i)
+            return
+        which, shift = _COUNTER_CSRS[csr]
+        now = now_c if which == PerfCounters.CY else now_i
+        old = self.counters.read(which, now)
+        mask = 0xFFFFFFFF << shift
+        self.counters.write(which, (old & ~mask) | (value << shift), now)
+
+    def _mmio_maintenance_write(self, uc, offset: int, size: int, value: int, _ud) -> None:
+        op = self.cache.maintain(offset)
+        if self.trace is not None:
+            self.trace.append(("maint", offset, op))
+
+    # --- running ---------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Registers to their reset state and pc to the ELF entry (the twin boots like `qemu -kernel`)."""
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+
+        for i in range(1, 32):
+            self._uc.reg_write(_gpr_const(i), 0)
+        self._uc.reg_write(UC_RISCV_REG_PC, self.elf.entry)
+
+    @property
+    def pc(self) -> int:
+        return self._pc()
+
+    @property
+    def instructions(self) -> int:
+        """Ground truth: instructions retired since power-on."""
+        return self._st[1]
+
+    @property
+    def cycles(self) -> int:
+        """Ground truth: modelled cycles since power-on (instructions + XIP stall cycles)."""
+        return self._st[1] + self._st[2]
+
+    def request_halt(self) -> None:
+        """Ask a running slice to stop at the next block boundary (safe from another thread)."""
+        self._halt_requested = True
+        self._st[0] = 0
+
+    def set_breakpoints(self, addresses) -> None:
+        with self.lock:
+            self.breakpoints = set(addresses)
+            self._uc.ctl_set_exits(sorted(self.breakpoints))
+            self._uc.ctl_flush_tb()
+
+    def _is_idle(self, pc: int) -> bool:
+        try:
+            return int.from_bytes(self._uc.mem_read(pc - 4, 4), "little") == rv.INSN_WFI
+        except Exception:
+            return False
+
+    def _emu(self, begin: int, count: int = 0) -> None:
+        from unicorn import UcError, UC_ERR_INSN_INVALID
+
+        self._fault = None
+        try:
+            self._uc.emu_start(begin, 0, count=count)
+        except UcError as e:
+            if self._hook_error is not None:
+                pass
+            elif self._fault is not None:
+                f = self._fault
+                self._take_trap(f.cause, f.epc)
+            elif e.errno == UC_ERR_INSN_INVALID:
+                pc = self._pc()
+                insn = int.from_bytes(self._uc.mem_read(pc, 4), "little")
+                is_ebreak = insn == rv.INSN_EBREAK or insn & 0xFFFF == rv.INSN_C_EBREAK
+                self._take_trap(rp.CAUSE_BREAKPOINT if is_ebreak else rp.CAUSE_ILLEGAL, pc)
+            else:
+                raise TargetError(f"{MODEL_NOTE}: unicorn stopped at pc {self._pc():#x}: {e}") from None
+        if self._hook_error is not None:
+            err, self._hook_error = self._hook_error, None
+            raise err
+
+    def step(self) -> RunResult:
+        """Execute one instruction (or take the trap it raises)."""
+        with self.lock:
+            pc = self._pc()
+            before = self._st[1]
+            traps_before = len(self.traps)
+            if pc in self.breakpoints:
+                self._uc.ctl_set_exits(sorted(self.breakpoints - {pc}))
+            self._stop_reason = None
+            self._st[0] = 1 << 30
+            self._last[0] = None
+            try:
+                self._emu(pc, count=1)
+            finally:
+                if pc in self.breakpoints:
+                    self._uc.ctl_set_exits(sorted(self.breakpoints))
+            b = self._last[0]
+            if b is not None and b[B_ADDR] == pc and len(self.traps) == traps_before:
+                # unicorn may have counted the whole block at its start: only the first instruction ran.
+                half = int.from_bytes(self._uc.mem_read(pc, 2), "little")
+                self._unretire_from(pc + rv.insn_length(half))
+            self._st[0] = 0
+            return RunResult("step", self._st[1] - before, self._pc())
+
+    def run(self, max_instructions: int | None = None) -> RunResult:
+        """Run until idle, a breakpoint, a halt request, a trap loop, or about `max_instructions` (block granularity)."""
+        start = self._st[1]
+        self._halt_requested = False
+        if self._pc() in self.breakpoints:
+            r = self.step()
+            if r.pc in self.breakpoints:
+                return RunResult("breakpoint", self._st[1] - start, r.pc)
+        while True:
+            done = self._st[1] - start
+            if max_instructions is not None and done >= max_instructions:
+                return RunResult("budget", done, self._pc())
+            if self._halt_requested:
+                return RunResult("halt", done, self._pc())
+            budget = SLICE_INSTRUCTIONS if max_instructions is None else min(SLICE_INSTRUCTIONS,
+                                                                             max_instructions - done)
+            reason = self.run_slice(budget)
+            if reason != "budget":
+                return RunResult(reason, self._st[1] - start, self._pc())
+
+    def run_slice(self, budget: int) -> str:
+        """One slice of at most about `budget` instructions; the faces call this between requests."""
+        with self.lock:
+            if self._halt_requested:
+                return "halt"
+            self._stop_reason = None
+            self._st[0] = budget
+            self._last[0] = None
+            pc = self._pc()
+            self._emu(pc)
+            reason = self._stop_reason
+            if reason == "budget" and self._halt_requested:
+                reason = "halt"
+            if reason is not None:
+                return reason
+            pc = self._pc()
+            if pc in self.breakpoints:
+                return "breakpoint"
+            if self._is_idle(pc):
+                return "idle"
+            return "budget"
+
+    # --- a debugger's view ---------------------------------------------------------------------------------------------
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Side-effect-free read: no cache lookups, no counter changes. Peripheral registers read as firmware sees them."""
+        out = bytearray()
+        a = address
+        end = address + size
+        while a < end:
+            where = self._backing(a)
+            if where is not None:
+                buf, off = where
+                n = min(end - a, len(buf) - off)
+                out += ctypes.string_at(ctypes.addressof(buf) + off, n)
+                a += n
+                continue
+            reg = self._peripheral_read(a & ~3)
+            if reg is None:
+                raise TargetError(f"{MODEL_NOTE}: nothing at {a:#x} (read of {size} bytes at {address:#x}); "
+                                  "modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, UART0, XIP_CTRL")
+            word = reg.to_bytes(4, "little")
+            n = min(end - a, 4 - (a & 3))
+            out += word[a & 3:(a & 3) + n]
+            a += n
+        return bytes(out)
+
+    def _peripheral_read(self, address: int) -> int | None:
+        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
+            return self.uart.peek(address - rp.UART0_BASE)
+        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
+            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
+        return None
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        with self.lock:
+            a = address
+            i = 0
+            while i < len(data):
+                where = self._backing(a)
+                if where is not None:
+                    buf, off = where
+                    n = min(len(data) - i, len(buf) - off)
+                    ctypes.memmove(ctypes.addressof(buf) + off, bytes(data[i:i + n]), n)
+                    self._uc.ctl_remove_cache(a, a + n)   # drop translated code the write may have changed
+                    a += n
+                    i += n
+                    continue
+                if rp.XIP_CTRL_BASE <= a < rp.XIP_CTRL_BASE + 0x1000 and a % 4 == 0 and len(data) - i >= 4:
+                    self.xip_ctrl.write(a - rp.XIP_CTRL_BASE, int.from_bytes(data[i:i + 4], "little"))
+                    a += 4
+                    i += 4
+                    continue
+                raise TargetError(f"{MODEL_NOTE}: cannot write {len(data)} bytes at {address:#x}: {a:#x} is not "
+                                  "memory the twin models (or not a whole XIP_CTRL register)")
+
+    def read_register(self, name: str) -> int:
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+
+        name = name.lower()
+        if name == "pc":
+            return self._uc.reg_read(UC_RISCV_REG_PC)
+        if name in rv.GPR_INDEX:
+            i = rv.GPR_INDEX[name]
+            return self._uc.reg_read(_gpr_const(i)) if i else 0
+        if name in rv.CSRS:
+            csr = rv.CSRS[name]
+            if csr in EMULATED_CSRS:
+                return self._csr_value(csr, self.cycles, self.instructions)
+            const = _csr_const(name)
+            if const is not None:
+                return self._uc.reg_read(const)
+        raise TargetError(f"{MODEL_NOTE}: no register {name!r}; known: pc, {', '.join(rv.GPR_NAMES)}, "
+                          f"{', '.join(REGISTER_CSRS)}")
+
+    def write_register(self, name: str, value: int) -> None:
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+
+        name = name.lower()
+        value &= 0xFFFFFFFF
+        with self.lock:
+            if name == "pc":
+                self._uc.reg_write(UC_RISCV_REG_PC, value)
+                return
+            if name in rv.GPR_INDEX:
+                i = rv.GPR_INDEX[name]
+                if i:
+                    self._uc.reg_write(_gpr_const(i), value)
+                return
+            if name in rv.CSRS:
+                csr = rv.CSRS[name]
+                if csr in EMULATED_CSRS and csr not in _READ_ONLY_CSRS:
+                    self._csr_store(csr, value, self.cycles, self.instructions)
+                    return
+                const = _csr_const(name)
+                if const is not None:
+                    self._uc.reg_write(const, value)
+                    return
+            raise TargetError(f"{MODEL_NOTE}: register {name!r} cannot be written")
+
+    def read_registers(self) -> dict[str, int]:
+        regs = {name: self.read_register(name) for name in rv.GPR_NAMES}
+        regs["pc"] = self.read_register("pc")
+        for name in REGISTER_CSRS:
+            regs[name] = self.read_register(name)
+        return regs
+
+    # --- calling firmware functions (tests, demos) ------------------------------------------------------------------
+    def call(self, function: str | int, *args: int, max_instructions: int = 10_000_000) -> int:
+        """Run `function(*args)` from a fresh stack until it returns to the firmware's `_park` (wfi) loop; returns a0."""
+        address = self.elf.symbol(function) if isinstance(function, str) else function
+        park = self.elf.symbol("_park")
+        self.write_register("sp", self.elf.symbol("__stack_top"))
+        self.write_register("ra", park)
+        for i, a in enumerate(args):
+            self.write_register(f"a{i}", a)
+        self.write_register("pc", address)
+        result = self.run(max_instructions)
+        if result.reason != "idle":
+            raise TargetError(f"{MODEL_NOTE}: call of {function} stopped ({result.reason}) at pc {result.pc:#x}")
+        return self.read_register("a0")
+
+    # --- ground truth ------------------------------------------------------------------------------------------------
+    def function_stats(self) -> list[FunctionStats]:
+        """Per ELF function (plus `?` for code outside them), exactly as the model ran: only functions that ran."""
+        nf = len(self.elf.functions)
+        instr = list(self._f_instr_adj)
+        facc, fhit = list(self._f_fetch_acc), list(self._f_fetch_hit)
+        dacc, dhit = list(self._f_data_acc), list(self._f_data_hit)
+        stall = list(self._f_stall)
+        for b in self._all_blocks.values():
+            c = b[B_COUNT]
+            for f, k in b[B_SEGS]:
+                instr[f] += c * k
+            f = b[B_FIDX]
+            if f is None:
+                continue   # accounted directly, per line and per access
+            facc[f] += c * b[B_WORDS]
+            fhit[f] += c * b[B_WORDS] - b[B_MISS]
+            dacc[f] += b[B_DACC]
+            dhit[f] += b[B_DHIT]
+            stall[f] += b[B_MISS] * b[B_PEN] + b[B_DSTALL]
+        rows = []
+        for i in list(range(nf)) + [-1]:
+            if not (instr[i] or facc[i] or dacc[i]):
+                continue
+            if i == -1:
+                name, start, region = "?", 0, "?"
+            else:
+                fn = self.elf.functions[i]
+                name, start, region = fn.name, fn.start, region_of(fn.start)
+            rows.append(FunctionStats(name, start, region, instr[i], instr[i] + stall[i],
+                                      facc[i], fhit[i], dacc[i], dhit[i]))
+        return rows
+
+    def region_stats(self) -> dict[str, dict[str, int]]:
+        """XIP accesses and hits by the device they went to (flash = CS0, psram = CS1), fetch and data together."""
+        acc = [self._data_acc_by_cs[i] + self._mixed_fetch_acc_by_cs[i] for i in (0, 1)]
+        hit = [self._data_hit_by_cs[i] + self._mixed_fetch_hit_by_cs[i] for i in (0, 1)]
+        for b in self._all_blocks.values():
+            if b[B_FIDX] is not None and b[B_WORDS]:
+                acc[b[B_CS]] += b[B_COUNT] * b[B_WORDS]
+                hit[b[B_CS]] += b[B_COUNT] * b[B_WORDS] - b[B_MISS]
+        return {"flash": {"accesses": acc[0], "hits": hit[0]}, "psram": {"accesses": acc[1], "hits": hit[1]}}
+
+    def close(self) -> None:
+        self._uc = None  # unicorn frees its state with the object
+
+
+REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip", "mcountinhibit",
+                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+
+
+def region_of(address: int) -> str:
+    from ..chip.memory_map import get_memory_map
+    global _RP_MAP
+    if _RP_MAP is None:
+        _RP_MAP = get_memory_map("rp2350")
+    return _RP_MAP.region_name(address)
+
+
+_RP_MAP = None
+
+
+def _gpr_const(i: int) -> int:
+    from unicorn.riscv_const import UC_RISCV_REG_X0
+    return UC_RISCV_REG_X0 + i
+
+
+def _csr_const(name: str) -> int | None:
+    import unicorn.riscv_const as c
+    return getattr(c, f"UC_RISCV_REG_{name.upper()}", None)
