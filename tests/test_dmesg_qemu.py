@@ -95,3 +95,21 @@ def test_warm_dmesg_opens_no_elf_and_imports_no_numpy(dwarf_qemu):
     imported = {line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines() if "|" in line}
     assert "xipscope.linux.printk" in imported
     assert not {"numpy", "elftools", "pandas"} & imported
+
+
+def test_wrong_elf_or_truncated_image_is_a_clear_error(dwarf_qemu, nodwarf_kernel, tmp_path):
+    # the other variant's vmlinux: `prb` sits elsewhere, so what it points at is no ring
+    wrong = xipscope("dmesg", "--elf", str(nodwarf_kernel.vmlinux), "--target", dwarf_qemu.url)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "xipscope dmesg: error:" in wrong.stderr
+    assert "not a printk_ringbuffer" in wrong.stderr or "cannot read memory" in wrong.stderr
+
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"\0" * 4096)
+    cut = xipscope("dmesg", "--elf", str(dwarf_qemu.build.vmlinux), "--dump", f"{short}@0x80000000")
+    assert cut.returncode == 1 and "falls outside the image (0x80000000..0x80001000)" in cut.stderr
+
+    not_elf = tmp_path / "vmlinux"
+    not_elf.write_bytes(b"\x7fELF" + b"\x01" * 60)
+    bad = xipscope("dmesg", "--elf", str(not_elf), "--target", dwarf_qemu.url)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and str(not_elf) in bad.stderr

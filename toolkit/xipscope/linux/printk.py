@@ -11,7 +11,7 @@ import os
 import struct
 from dataclasses import asdict, dataclass, field
 
-from ..errors import FormatError, TargetError
+from ..errors import FormatError, TargetError, XipscopeError
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 LOG_NEWLINE = 2
@@ -449,7 +449,12 @@ def read_kernel_log(target, facts: KernelLogFacts, caller: bool | None = None) -
             notes.append("could not tell whether the kernel records callers (no DWARF, no .config beside "
                          "the symbols); printing without; pass --caller if it has CONFIG_PRINTK_CALLER")
         show = caller if caller is not None else bool(facts.has_caller)
-        log = read_printk_ring(target, read_uint("prb", facts.word_size), facts.layout, show, facts.little_endian)
+        prb = read_uint("prb", facts.word_size)
+        try:
+            log = read_printk_ring(target, prb, facts.layout, show, facts.little_endian)
+        except XipscopeError as e:
+            raise type(e)(f"{e}\n(`prb` at {facts.addresses['prb']:#x} holds {prb:#x}; if that is no printk ring, "
+                          f"the symbols are not those of the kernel running on the target)") from None
         log.notes[:0] = notes
         return log
     first_seq = read_uint("log_first_seq", 8) if "log_first_seq" in facts.addresses else 0
