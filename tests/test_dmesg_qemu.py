@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
-from xipscope.elf.symbols import load_symbols
-from xipscope.target.rsp import RspTarget
+from kernel_image import read_kernel_image
 
 pytestmark = pytest.mark.kernel
 
@@ -53,13 +52,7 @@ def test_dmesg_from_system_map(booted_kernel):
 
 
 def test_dmesg_from_a_ram_image_dumped_through_rsp(booted_kernel, tmp_path):
-    symbols = load_symbols(booted_kernel.build.system_map)   # _start/_end are untyped: System.map lists them
-    start, end = symbols.address_of("_start"), symbols.address_of("_end")
-    target = RspTarget("127.0.0.1", booted_kernel.port)
-    try:
-        image = target.read_memory(start, end - start)
-    finally:
-        target.close()
+    start, image, _ = read_kernel_image(booted_kernel)
     dump = tmp_path / "ram.bin"
     dump.write_bytes(image)
     check_against_console(booted_kernel, ["--dump", f"{dump}@{start:#x}"], booted_kernel.build.vmlinux)

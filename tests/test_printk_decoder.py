@@ -89,16 +89,9 @@ def test_random_rings_give_records_or_a_clear_error(count_bits, size_bits, noise
 @pytest.fixture(scope="module")
 def real_ring(dwarf_qemu):
     """The DWARF kernel's ring as it stood after its panic: descriptors, infos and text, read over rsp://."""
-    from xipscope.elf.symbols import load_symbols
-    from xipscope.target.rsp import RspTarget
+    from kernel_image import read_kernel_image
 
-    symbols = load_symbols(dwarf_qemu.build.system_map)
-    start, end = symbols.address_of("_start"), symbols.address_of("_end")
-    target = RspTarget("127.0.0.1", dwarf_qemu.port)
-    try:
-        image = target.read_memory(start, end - start)
-    finally:
-        target.close()
+    start, image, symbols = read_kernel_image(dwarf_qemu)
     prb = struct.unpack_from("<I", image, symbols.address_of("prb") - start)[0]
     memory = Memory(start, image)
     ring = struct.unpack_from("<11I", image, prb - start)
@@ -124,7 +117,9 @@ def test_mutated_real_rings_give_records_or_a_clear_error(real_ring, mutations):
     except XipscopeError:
         return
     assert len(log.records) <= 1 << 16
-    # records whose descriptor, info and text were left alone come out as they were
+    if any(region == 0 for region, _, _ in mutations):
+        return   # the ring's header points at everything: any outcome but a crash is fine
+    # a byte of a descriptor, an info or a text block touches one record: the others come out as they were
     untouched = {r.seq: r.text for r in baseline.records}
     assert sum(r.text == untouched.get(r.seq) for r in log.records) >= len(log.records) - len(mutations)
 
