@@ -192,15 +192,16 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
     seen_offsets: set[int] = set()
     byteorder = "little" if little_endian else "big"
 
+    sections = _RawSections(dwarfinfo)
     for cu in dwarfinfo.iter_CUs():
-        top = cu.get_top_DIE()
-        stmt = top.attributes.get("DW_AT_stmt_list")
-        if stmt is None or stmt.value in seen_offsets:
+        try:
+            stmt, comp_dir = _top_die_fast(cu, sections)
+        except _Unsupported:
+            stmt, comp_dir = _top_die_slow(cu)
+        if stmt is None or stmt in seen_offsets:
             continue
-        seen_offsets.add(stmt.value)
-        comp_dir_attr = top.attributes.get("DW_AT_comp_dir")
-        comp_dir = _decode_str(comp_dir_attr.value) if comp_dir_attr is not None else None
-        program = dwarfinfo.line_program_for_CU(cu)
+        seen_offsets.add(stmt)
+        program = _line_program_at(dwarfinfo, cu, stmt)
         header = program.header
         version = header["version"]
         names = render_file_names(header, version, comp_dir)
@@ -228,6 +229,139 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
 
     return _flatten(np.asarray(rows_addr, dtype=np.uint64), np.asarray(rows_file, dtype=np.int32),
                     np.asarray(rows_line, dtype=np.int32), seq_bounds, files)
+
+
+def _line_program_at(dwarfinfo, cu, offset: int):
+    # The private parser takes the offset we already have; line_program_for_CU would re-parse the top DIE for it.
+    parse = getattr(dwarfinfo, "_parse_line_program_at_offset", None)
+    if parse is not None:
+        return parse(offset, cu.structs)
+    return dwarfinfo.line_program_for_CU(cu)
+
+
+class _Unsupported(Exception):
+    """The fast top-DIE reader met a form it doesn't decode; pyelftools takes over for that CU."""
+
+
+class _RawSections:
+    def __init__(self, dwarfinfo):
+        def raw(sec):
+            if sec is None:
+                return b""
+            stream = sec.stream
+            return stream.getvalue() if hasattr(stream, "getvalue") else _read_all(stream)
+
+        self.info = raw(dwarfinfo.debug_info_sec)
+        self.abbrev = raw(dwarfinfo.debug_abbrev_sec)
+        self.str = raw(dwarfinfo.debug_str_sec)
+        self.line_str = raw(getattr(dwarfinfo, "debug_line_str_sec", None))
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def _cstr(data: bytes, pos: int) -> str:
+    end = data.index(b"\0", pos)
+    return data[pos:end].decode("utf-8", "replace")
+
+
+_AT_STMT_LIST, _AT_COMP_DIR = 0x10, 0x1B
+# Fixed-size forms: (form, size or "offset"/"address") for skipping attributes we don't need.
+_FIXED = {0x0B: 1, 0x11: 1, 0x0C: 1, 0x05: 2, 0x12: 2, 0x06: 4, 0x13: 4, 0x1C: 4, 0x07: 8, 0x14: 8, 0x20: 8,
+          0x24: 8, 0x1E: 16, 0x19: 0, 0x21: 0, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4, 0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4}
+_OFFSET_FORMS = frozenset({0x0E, 0x17, 0x1D, 0x1F, 0x1F20, 0x1F21})
+_ULEB_FORMS = frozenset({0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02})
+
+
+def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
+    """DW_AT_stmt_list and DW_AT_comp_dir of the CU's first DIE, read straight from the bytes.
+
+    pyelftools would parse the CU's whole abbreviation table (hundreds of entries per kernel CU) to read this one
+    DIE; that was two thirds of a cold kernel index build.
+    """
+    info, abbrev = sec.info, sec.abbrev
+    offset_size = 8 if cu.structs.dwarf_format == 64 else 4
+    address_size = cu["address_size"]
+    order = "little" if cu.structs.little_endian else "big"
+    pos = cu.cu_die_offset
+    code, pos = _uleb(info, pos)
+    a = cu["debug_abbrev_offset"]
+    while True:
+        c, a = _uleb(abbrev, a)
+        if c == 0:
+            raise _Unsupported("abbreviation not found")
+        _tag, a = _uleb(abbrev, a)
+        a += 1  # has_children
+        specs = []
+        while True:
+            name, a = _uleb(abbrev, a)
+            form, a = _uleb(abbrev, a)
+            if form == 0x21:  # implicit_const carries its value in the abbreviation
+                _, a = _uleb(abbrev, a)
+            if name == 0 and form == 0:
+                break
+            specs.append((name, form))
+        if c == code:
+            break
+    stmt = comp_dir = None
+    for name, form in specs:
+        if form == 0x16:  # indirect
+            form, pos = _uleb(info, pos)
+        if name == _AT_STMT_LIST:
+            if form in (0x17, 0x06):
+                stmt = int.from_bytes(info[pos:pos + (offset_size if form == 0x17 else 4)], order)
+            elif form == 0x07:
+                stmt = int.from_bytes(info[pos:pos + 8], order)
+            else:
+                raise _Unsupported(f"stmt_list form {form:#x}")
+        elif name == _AT_COMP_DIR:
+            if form == 0x08:
+                comp_dir = _cstr(info, pos)
+            elif form == 0x0E:
+                comp_dir = _cstr(sec.str, int.from_bytes(info[pos:pos + offset_size], order))
+            elif form == 0x1F:
+                comp_dir = _cstr(sec.line_str, int.from_bytes(info[pos:pos + offset_size], order))
+            else:
+                raise _Unsupported(f"comp_dir form {form:#x}")
+        if stmt is not None and comp_dir is not None:
+            break
+        # Skip this attribute's value.
+        if form in _FIXED:
+            pos += _FIXED[form]
+        elif form in _OFFSET_FORMS:
+            pos += offset_size
+        elif form == 0x01:
+            pos += address_size
+        elif form == 0x10:
+            pos += offset_size if cu["version"] >= 3 else address_size
+        elif form == 0x08:
+            pos = info.index(b"\0", pos) + 1
+        elif form in _ULEB_FORMS or form == 0x0D:
+            _, pos = _uleb(info, pos)
+        elif form in (0x09, 0x18):
+            n, pos = _uleb(info, pos)
+            pos += n
+        elif form in (0x0A, 0x03, 0x04):
+            width = {0x0A: 1, 0x03: 2, 0x04: 4}[form]
+            pos += width + int.from_bytes(info[pos:pos + width], order)
+        else:
+            raise _Unsupported(f"form {form:#x}")
+    return stmt, comp_dir
+
+
+def _top_die_slow(cu) -> tuple[int | None, str | None]:
+    top = cu.get_top_DIE()
+    stmt = top.attributes.get("DW_AT_stmt_list")
+    comp_dir = top.attributes.get("DW_AT_comp_dir")
+    return (stmt.value if stmt is not None else None, _decode_str(comp_dir.value) if comp_dir is not None else None)
 
 
 def _unknown_id(files: list[str], file_index: dict[str, int]) -> int:
