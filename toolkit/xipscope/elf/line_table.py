@@ -408,4 +408,10 @@ def _flatten(addr, file, line, seq_bounds, files) -> LineTable:
         # A sequence that moved backwards (never seen from GCC/gas): fall back to a stable sort by address.
         o = np.argsort(out_addr, kind="stable")
         out_addr, out_file, out_line = out_addr[o], out_file[o], out_line[o]
+    # A row that repeats its predecessor's file and line changes no lookup (the predecessor answers the same), and
+    # such rows (column changes, is_stmt flips, views) are a large share of a GCC line program.
+    if len(out_addr) > 1:
+        keep = np.ones(len(out_addr), dtype=bool)
+        keep[1:] = (out_file[1:] != out_file[:-1]) | (out_line[1:] != out_line[:-1])
+        out_addr, out_file, out_line = out_addr[keep], out_file[keep], out_line[keep]
     return LineTable(out_addr, out_file, out_line, files)
