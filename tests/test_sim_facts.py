@@ -13,7 +13,8 @@ from xipscope.sim.machine import Machine
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 LIST = 0x20040000            # an unused SRAM area for address lists
 OUT = 0x20048000             # probe_count_reads writes [CTR_ACC, CTR_HIT] here
-FLASH_DATA = 0x10400000      # flash nobody's code uses: its sets (512 and up) do not meet xipprobe's code lines
+FLASH_DATA = 0x10400000      # flash nobody's code uses
+# Test addresses keep (address & 0x1fff) >= 0x1000: sets 512 and up, which xipprobe's own code lines never use.
 PSRAM_WORD = 0x11001000
 SET_STRIDE = rp.XIP_CACHE_SETS * rp.XIP_CACHE_LINE   # 8 KiB: same set, next tag
 
@@ -88,19 +89,19 @@ def test_line_is_8_bytes(probe):
 
 
 def test_two_ways_and_8k_set_stride(probe):
-    b = FLASH_DATA + 0x2000
+    b = FLASH_DATA + 0x3000
     # Two lines 8 KiB apart share a set: both stay (2 ways).
     count_reads(probe, [b, b + SET_STRIDE])
     assert count_reads(probe, [b, b + SET_STRIDE]) == (2, 2)
     # Three lines in one set cannot all stay: a second round always misses at least once.
-    c = FLASH_DATA + 0x3000
+    c = FLASH_DATA + 0x5100
     count_reads(probe, [c, c + SET_STRIDE, c + 2 * SET_STRIDE])
     acc, hit = count_reads(probe, [c, c + SET_STRIDE, c + 2 * SET_STRIDE])
     assert acc == 3 and hit < 3
-    # Three lines 4 KiB apart: only two share a set, so all three stay.
-    e = FLASH_DATA + 0x10000
-    count_reads(probe, [e, e + 4096, e + 8192])
-    assert count_reads(probe, [e, e + 4096, e + 8192]) == (3, 3)
+    # Two lines 8 KiB apart and one 2 KiB off: only two share a set, so all three stay.
+    e = FLASH_DATA + 0x11400   # sets 640 and 896: untouched so far, so the first round fills invalid ways
+    count_reads(probe, [e, e + 2048, e + SET_STRIDE])
+    assert count_reads(probe, [e, e + 2048, e + SET_STRIDE]) == (3, 3)
 
 
 def test_capacity_is_16k(probe):
@@ -114,7 +115,7 @@ def test_capacity_is_16k(probe):
 
 
 def test_uncached_alias_counted_never_hits(probe):
-    u = rp.XIP_ALIASES["nocache"] + (FLASH_DATA - rp.XIP_BASE) + 0x4000
+    u = rp.XIP_ALIASES["nocache"] + (FLASH_DATA - rp.XIP_BASE) + 0x9000
     assert count_reads(probe, [u, u, u, u + 4]) == (4, 0)
     cached = u - rp.XIP_ALIASES["nocache"] + rp.XIP_BASE
     assert count_reads(probe, [cached, cached]) == (2, 1)   # the uncached reads allocated nothing
@@ -138,7 +139,7 @@ def test_caching_off_when_ctrl_disables_it(probe):
 
 
 def test_maintenance_invalidate_by_address(probe):
-    h = FLASH_DATA + 0x6000
+    h = FLASH_DATA + 0x7000
     count_reads(probe, [h])
     assert count_reads(probe, [h]) == (1, 1)
     op = 2  # invalidate by address

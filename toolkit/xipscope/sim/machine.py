@@ -144,6 +144,7 @@ class Machine:
         self._blocks: dict[int, list] = {}
         self._all_blocks: dict[tuple[int, int], list] = {}
         self._pc_fidx: dict[int, int] = {}
+        self._pending_mstatus: list = [None]
         self._stop_reason: str | None = None
         self._fault: _Fault | None = None
         self._hook_error: BaseException | None = None
@@ -260,11 +261,14 @@ class Machine:
         decode = self._decode_block
         slow = self._fetch_slow
         enabled = cache.on
+        pending = self._pending_mstatus
         uclib, uch = self._uclib, self._uch
         machine = self
 
         def on_block(_uc, address, size, _ud):
             try:
+                if pending[0] is not None:
+                    machine._apply_pending()
                 b = blocks.get(address)
                 if b is None or b[B_SIZE] != size:
                     b = decode(address, size)
@@ -435,7 +439,7 @@ class Machine:
         return b
 
     def _build_block(self, address: int, size: int) -> list:
-        data = bytes(self._uc.mem_read(address, size + 2))
+        data = self._fetch_bytes(address, size + 2)
         insns = []
         off = 0
         atomic = False
@@ -488,6 +492,19 @@ class Machine:
         from unicorn.riscv_const import UC_RISCV_REG_PC
         return self._uc.reg_read(UC_RISCV_REG_PC)
 
+    def _fetch_bytes(self, address: int, size: int) -> bytes:
+        """Code bytes from the backing store. Never unicorn's mem_read from inside a hook: on 2.1.4 that can leave
+        an atomic instruction in flight with a stale TLB entry and crash (seen with amoswap.w on read-only flash)."""
+        where = self._backing(address)
+        if where is None:
+            return bytes(size)
+        buf, off = where
+        n = max(0, min(size, len(buf) - off))
+        return ctypes.string_at(ctypes.addressof(buf) + off, n) + bytes(size - n)
+
+    def _insn_at(self, address: int) -> int:
+        return int.from_bytes(self._fetch_bytes(address, 4), "little")
+
     def _fidx_at(self, pc: int) -> int:
         f = self._pc_fidx.get(pc)
         if f is None:
@@ -512,18 +529,27 @@ class Machine:
         self._st[0] += gone
         self._last[1] = i
 
-    def _take_trap(self, cause: int, epc: int) -> None:
-        """Enter the firmware's trap handler as Hazard3 does (mtval hardwired to 0; M-mode only)."""
+    def _take_trap(self, cause: int, epc: int, *, in_memory_hook: bool = False) -> None:
+        """Enter the firmware's trap handler as Hazard3 does (mtval hardwired to 0; M-mode only).
+
+        From inside a memory hook the mstatus write waits for the next block: writing mstatus makes QEMU flush its
+        TLB, and doing that while an atomic instruction holds a host pointer crashes unicorn 2.1.4.
+        """
         from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MSTATUS,
                                          UC_RISCV_REG_MTVAL, UC_RISCV_REG_MTVEC, UC_RISCV_REG_PC)
 
         uc = self._uc
         self._unretire_from(epc)
-        mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)
+        mstatus = self._pending_mstatus[0]
+        if mstatus is None:
+            mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)
         mpie = rv.MSTATUS_MPIE if mstatus & rv.MSTATUS_MIE else 0
         mstatus = (mstatus & ~(rv.MSTATUS_MIE | rv.MSTATUS_MPIE | rv.MSTATUS_MPP_MASK)) | mpie \
             | (rv.PRV_M << rv.MSTATUS_MPP_SHIFT)
-        uc.reg_write(UC_RISCV_REG_MSTATUS, mstatus)
+        if in_memory_hook:
+            self._pending_mstatus[0] = mstatus
+        else:
+            uc.reg_write(UC_RISCV_REG_MSTATUS, mstatus)
         uc.reg_write(UC_RISCV_REG_MCAUSE, cause)
         uc.reg_write(UC_RISCV_REG_MEPC, epc)
         uc.reg_write(UC_RISCV_REG_MTVAL, rp.HAZARD3_MTVAL_HARDWIRED)
@@ -533,6 +559,12 @@ class Machine:
             # The handler itself faults at its first instruction: a real core would spin here forever.
             self._request_stop("trap-loop")
         uc.reg_write(UC_RISCV_REG_PC, handler)
+
+    def _apply_pending(self) -> None:
+        from unicorn.riscv_const import UC_RISCV_REG_MSTATUS
+        value, self._pending_mstatus[0] = self._pending_mstatus[0], None
+        if value is not None:
+            self._uc.reg_write(UC_RISCV_REG_MSTATUS, value)
 
     def _request_stop(self, reason: str) -> None:
         if self._stop_reason is None:
@@ -546,14 +578,14 @@ class Machine:
         if rp.in_exclusive_monitor(address):
             return False
         pc = self._pc()
-        kind = rv.decode_amo(int.from_bytes(self._uc.mem_read(pc, 4), "little"))
+        kind = rv.decode_amo(self._insn_at(pc))
         if kind == "amo":
             # amo*.w outside SRAM: store/AMO access fault, memory untouched (rp2350.md, Atomics outside SRAM).
-            self._take_trap(rp.CAUSE_STORE_FAULT, pc)
+            self._take_trap(rp.CAUSE_STORE_FAULT, pc, in_memory_hook=True)
             return True
         if kind == "lr" and not is_write:
             # lr.w outside SRAM loads but sets no reservation: emulate it so unicorn never records one.
-            insn = int.from_bytes(self._uc.mem_read(pc, 4), "little")
+            insn = self._insn_at(pc)
             rd = (insn >> 7) & 31
             value = self.read_memory_word_for_lr(address)
             if rd:
@@ -590,7 +622,7 @@ class Machine:
             return False
         cause = rp.CAUSE_LOAD_FAULT if access in (UC_MEM_READ_UNMAPPED, UC_MEM_READ_PROT) else rp.CAUSE_STORE_FAULT
         try:
-            if rv.decode_amo(int.from_bytes(uc.mem_read(pc, 4), "little")) in ("amo", "sc"):
+            if rv.decode_amo(self._insn_at(pc)) in ("amo", "sc"):
                 cause = rp.CAUSE_STORE_FAULT
         except Exception:
             pass
@@ -609,7 +641,7 @@ class Machine:
         from unicorn.riscv_const import UC_RISCV_REG_PC
 
         uc = self._uc
-        insn = int.from_bytes(uc.mem_read(address, 4), "little")
+        insn = self._insn_at(address)
         dec = rv.decode_csr(insn)
         if dec is None or dec[3] not in EMULATED_CSRS:
             return False
@@ -691,7 +723,7 @@ class Machine:
 
     def _is_idle(self, pc: int) -> bool:
         try:
-            return int.from_bytes(self._uc.mem_read(pc - 4, 4), "little") == rv.INSN_WFI
+            return self._insn_at(pc - 4) == rv.INSN_WFI
         except Exception:
             return False
 
@@ -709,11 +741,12 @@ class Machine:
                 self._take_trap(f.cause, f.epc)
             elif e.errno == UC_ERR_INSN_INVALID:
                 pc = self._pc()
-                insn = int.from_bytes(self._uc.mem_read(pc, 4), "little")
+                insn = self._insn_at(pc)
                 is_ebreak = insn == rv.INSN_EBREAK or insn & 0xFFFF == rv.INSN_C_EBREAK
                 self._take_trap(rp.CAUSE_BREAKPOINT if is_ebreak else rp.CAUSE_ILLEGAL, pc)
             else:
                 raise TargetError(f"{MODEL_NOTE}: unicorn stopped at pc {self._pc():#x}: {e}") from None
+        self._apply_pending()
         if self._hook_error is not None:
             err, self._hook_error = self._hook_error, None
             raise err
@@ -737,7 +770,7 @@ class Machine:
             b = self._last[0]
             if b is not None and b[B_ADDR] == pc and len(self.traps) == traps_before:
                 # unicorn may have counted the whole block at its start: only the first instruction ran.
-                half = int.from_bytes(self._uc.mem_read(pc, 2), "little")
+                half = self._insn_at(pc) & 0xFFFF
                 self._unretire_from(pc + rv.insn_length(half))
             self._st[0] = 0
             return RunResult("step", self._st[1] - before, self._pc())
