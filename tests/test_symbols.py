@@ -154,6 +154,13 @@ def test_system_map_agrees_with_nodwarf_vmlinux(nodwarf_kernel, cache):
     elf = load_symbols(nodwarf_kernel.vmlinux, cache_dir=cache)
     smap = load_symbols(nodwarf_kernel.system_map, cache_dir=cache)
     assert_same_names(elf, smap, _inside_function_addresses(elf, 20000, seed=2), labels_may_differ=True)
+    # And every name System.map lists is found at the same address in the ELF's index.
+    missing = []
+    for line in nodwarf_kernel.system_map.read_text().splitlines():
+        address, kind, name = line.split()[:3]
+        if kind not in "aAUN" and int(address, 16) not in {s.address for s in elf.symbols_named(name)}:
+            missing.append(line)
+    assert not missing, missing[:10]
 
 
 def test_kernel_names_to_addresses(dwarf_kernel, dwarf_index):
@@ -176,6 +183,10 @@ def test_kernel_names_to_addresses(dwarf_kernel, dwarf_index):
     assert {s.address for s in dwarf_index.symbols_named(dup)} == nm[dup]
     with pytest.raises(SymbolError, match="found none"):
         dwarf_index.address_of("no_such_symbol_anywhere")
+    # Linker-script labels, code and data, as System.map lists them.
+    for name in ("_start", "_stext", "_etext", "__bss_start", "_end", "_edata"):
+        assert dwarf_index.address_of(name) == min(nm[name]), name
+    assert dwarf_index.symbols_named("_end")[0].kind == "label"
 
 
 def test_kernel_cache_is_used_and_survives_corruption(dwarf_kernel, tmp_path):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when the arrays or their meaning change, so an older xipscope's entries are rebuilt rather than misread.
-FORMAT = 5
+FORMAT = 6
 
 
 def cache_dir(override: Path | str | None = None) -> Path:

@@ -147,8 +147,9 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     in_exec = exec_sec[sec_of]
 
     typed_func = (stype == _STT_FUNC) | (stype == _STT_GNU_IFUNC)
-    # Bare labels in code (assembly entry points, _stext) are what nm lists as t/T, so System.map has them too.
-    label = (stype == _STT_NOTYPE) & in_exec
+    # Bare labels are kept too: in code they are assembly entry points (nm's t/T, so System.map has them); elsewhere
+    # linker-script boundaries people ask for by name (_end, __bss_start, _edata).
+    label = stype == _STT_NOTYPE
     is_obj = stype == _STT_OBJECT
     keep = defined & (typed_func | label | is_obj) & (syms["name"] != 0)
     idx = np.nonzero(keep)[0]
@@ -171,7 +172,7 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     if machine == "EM_ARM":
         # Thumb functions carry bit 0 in their value; the code starts one byte lower.
         address = np.where(typed_func[idx], address & ~np.uint64(1), address)
-    kind = np.where(is_obj[idx], KIND_OBJECT, KIND_FUNC).astype(np.uint8)
+    kind = np.where(is_obj[idx] | (label[idx] & ~in_exec[idx]), KIND_OBJECT, KIND_FUNC).astype(np.uint8)
     bind = np.array([_ELF_BIND.get(b, BIND_GLOBAL) for b in sbind[idx].tolist()], dtype=np.uint8)
     return RawSymbols(address=address, size=syms["size"][idx].astype(np.uint64), kind=kind, bind=bind,
                       typed=(typed_func | is_obj)[idx], limit=sec_end[sec_of[idx]], names=names,

@@ -26,7 +26,7 @@ class Symbol:
     name: str
     address: int
     size: int
-    kind: str  # "function", "object", or "label" (an untyped ELF code symbol, e.g. an assembly branch target)
+    kind: str  # "function", "object", or "label" (an untyped ELF symbol: an assembly branch target, _end)
     binding: str  # "global", "weak" or "local"
 
     def __str__(self) -> str:
@@ -121,7 +121,7 @@ class SymbolIndex:
 
     def _symbol(self, i: int) -> Symbol:
         a = self._a
-        kind = "object" if a["sym_kind"][i] == KIND_OBJECT else "label" if a["sym_label"][i] else "function"
+        kind = "label" if a["sym_label"][i] else "object" if a["sym_kind"][i] == KIND_OBJECT else "function"
         return Symbol(self.names[int(a["sym_name"][i])], int(a["sym_address"][i]), int(a["sym_size"][i]), kind,
                       _BIND_NAMES[int(a["sym_bind"][i])])
 
@@ -288,7 +288,7 @@ def _arrays_from_raw(raw: RawSymbols, infer_from_all: bool) -> dict:
     lines = raw.lines
     return {
         "sym_address": address, "sym_size": size, "sym_kind": kind, "sym_bind": bind, "sym_name": sym_name,
-        "sym_label": (~typed) & (kind == KIND_FUNC) & (not infer_from_all),
+        "sym_label": (~typed) & (not infer_from_all),
         "seg_start": seg_start, "seg_end": seg_end, "seg_sym": seg_sym,
         "line_address": lines.address if lines else np.zeros(0, np.uint64),
         "line_file": lines.file if lines else np.zeros(0, np.int32),
