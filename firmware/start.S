@@ -1,5 +1,6 @@
 /* Reset entry, trap entry and the park loop shared by every twin firmware. The twin starts at the ELF entry
    (like qemu -kernel); a board would boot through the bootrom's IMAGE_DEF, which this firmware does not carry. */
+    .file "start.S"
     .section .text.start, "ax"
     .globl _start
     .type _start, @function
