@@ -1,0 +1,87 @@
+"""`xipscope sim --gdb-port` serves the twin to real gdb-multiarch and to our rsp:// client."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xipscope.sim.elfimage import ElfImage
+
+REPO = Path(__file__).resolve().parent.parent
+XIPBENCH = REPO / "firmware" / "xipbench.elf"
+
+
+@pytest.fixture()
+def sim_server():
+    """The twin's GDB server as a separate process on a free port; stopped after the test."""
+    proc = subprocess.Popen([sys.executable, "-m", "xipscope.sim.cli", str(XIPBENCH), "--gdb-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"no port announced: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert "a model" in line
+        yield int(match.group(1))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def gdb(port: int, *commands: str, timeout: float = 60) -> str:
+    exe = shutil.which("gdb-multiarch")
+    assert exe, "gdb-multiarch is needed: apt-get install gdb-multiarch"
+    args = [exe, "-nx", "-batch", "-ex", "set confirm off", "-ex", "set pagination off",
+            "-ex", f"target remote 127.0.0.1:{port}"]
+    for c in commands:
+        args += ["-ex", c]
+    args.append(str(XIPBENCH))
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return out.stdout + out.stderr
+
+
+def test_gdb_reads_registers_csrs_and_stops_at_a_breakpoint(sim_server):
+    image = ElfImage(XIPBENCH)
+    out = gdb(sim_server,
+              "p/x $pc", "p/x $mcountinhibit", "p/x $mvendorid", "p/x $sp",
+              "break work_sram", "continue",
+              "p/x $pc", "p/x $a1", "info symbol $pc", "x/wx 0x400c8000",
+              "monitor help", "delete", "detach")
+    values = re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)
+    assert values[:4] == [hex(image.entry), "0x5", "0x493", "0x0"], out
+    assert "Breakpoint 1, " in out and "work_sram" in out, out
+    assert int(values[4], 16) == image.symbol("work_sram"), out
+    assert int(values[5], 16) == 1024, out            # words argument of the sram-fit phase
+    assert "0x400c8000:\t0x00000083" in out, out       # XIP_CTRL CTRL at its reset value
+    assert "RP2350 twin (a model)" in out, out
+
+
+def test_gdb_steps_and_interrupts(sim_server):
+    out = gdb(sim_server, "stepi", "p/x $pc", "stepi", "p/x $pc")
+    pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
+    assert len(pcs) == 2 and pcs[0] != pcs[1] and all(0x10000000 <= p < 0x10001000 for p in pcs), out
+
+
+def test_rsp_client_reads_a_running_twin(sim_server):
+    from xipscope.target import open_target
+
+    t = open_target(f"rsp://127.0.0.1:{sim_server}")
+    try:
+        regs = t.read_registers()
+        assert regs["pc"] == ElfImage(XIPBENCH).entry
+        assert t.read_register("mcountinhibit") == 5
+        assert t.read_memory(0x400C8000, 4) == bytes.fromhex("83000000")
+        t.resume()
+        time.sleep(0.3)
+        t.halt()
+        assert t.read_register("mcountinhibit") == 0   # firmware enabled the counters
+        assert t.read_memory(0x10000000, 4) == XIPBENCH.read_bytes()[0x1000:0x1004]
+    finally:
+        t.close()

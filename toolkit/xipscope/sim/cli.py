@@ -1,0 +1,105 @@
+"""`xipscope sim FIRMWARE.elf`: run the RP2350 twin (a model) and print its ground truth, or serve it to gdb.
+
+Also runnable on its own: `python -m xipscope.sim.cli FIRMWARE.elf --gdb-port 0`. Importing this module does not
+import unicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+MODEL_NOTE = "RP2350 twin (a model)"   # repeated from machine.py so that --help stays free of unicorn
+
+
+def add_command(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sim", help=f"run firmware on the {MODEL_NOTE}, or serve it to gdb",
+        description=f"Run an RV32 firmware ELF on the {MODEL_NOTE}: unicorn executes the code; the XIP cache, its "
+                    "CTR_HIT/CTR_ACC counters, UART0 and Hazard3's traps and counters are modelled from the facts "
+                    "in chip/rp2350.py. Without --gdb-port it runs to the end and prints UART output and the ground "
+                    "truth per function.")
+    p.add_argument("firmware", help="firmware ELF (e.g. firmware/xipbench.elf)")
+    p.add_argument("--gdb-port", type=int, default=None, metavar="N",
+                   help="serve the GDB remote protocol on 127.0.0.1:N (0 = any free port; the port is printed)")
+    p.add_argument("--run", action="store_true", help="run to the end (the default without --gdb-port)")
+    p.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N",
+                   help="stop a --run after about N instructions (default 50M)")
+    p.add_argument("--uart-log", metavar="FILE", help="also write UART0 output to FILE")
+    p.add_argument("--quiet-uart", action="store_true", help="do not echo UART0 output while running")
+    p.add_argument("--json", action="store_true", help="print the ground truth as JSON instead of a table")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cache's random eviction (default 0)")
+    p.add_argument("--flash-miss-cycles", type=int, default=None, metavar="N",
+                   help="cycles an XIP flash access not served by the cache costs (an assumption; default 24)")
+    p.add_argument("--psram-miss-cycles", type=int, default=None, metavar="N",
+                   help="cycles a PSRAM access not served by the cache costs (an assumption; default 40)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _machine_kwargs(args, uart_echo):
+    from .counters import Timing
+
+    defaults = Timing()
+    timing = Timing(args.flash_miss_cycles if args.flash_miss_cycles is not None else defaults.flash_miss_cycles,
+                    args.psram_miss_cycles if args.psram_miss_cycles is not None else defaults.psram_miss_cycles)
+    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo}
+
+
+def run(args) -> int:
+    from ..errors import XipscopeError
+
+    log = open(args.uart_log, "wb") if args.uart_log else None
+    out = sys.stdout
+
+    def echo(byte: bytes) -> None:
+        if log is not None:
+            log.write(byte)
+            log.flush()
+        if not args.quiet_uart and not args.json and args.gdb_port is None:
+            out.buffer.write(byte) if hasattr(out, "buffer") else out.write(byte.decode("latin-1"))
+            out.flush()
+
+    try:
+        if args.gdb_port is not None and not args.run:
+            from .gdbserver import serve
+            serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo))
+            return 0
+        from .machine import Machine
+        from .report import format_function_table, stats_json
+
+        machine = Machine(args.firmware, **_machine_kwargs(args, echo))
+        if not args.json:
+            print(f"== {MODEL_NOTE}: running {args.firmware} (UART0 output follows)", flush=True)
+        result = machine.run(args.max_instructions)
+        if args.json:
+            print(json.dumps(stats_json(machine) | {"stop": result.reason}, indent=1))
+        else:
+            print(f"== {MODEL_NOTE}: stopped ({result.reason}) at pc {result.pc:#010x} after "
+                  f"{result.instructions} instructions")
+            print(format_function_table(machine), end="")
+        return 0
+    except XipscopeError as e:
+        print(f"xipscope sim: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if log is not None:
+            log.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="xipscope")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_command(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["sim"]:
+        argv = ["sim"] + argv
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

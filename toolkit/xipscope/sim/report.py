@@ -1,0 +1,50 @@
+"""Ground-truth tables of a twin run, as text (CLI, gdb `monitor stats`) and JSON, always labelled as a model."""
+
+from __future__ import annotations
+
+from .machine import MODEL_NOTE, Machine
+
+
+def _rate(hits: int, acc: int) -> str:
+    return f"{100.0 * hits / acc:5.1f}%" if acc else "    -"
+
+
+def format_function_table(m: Machine, limit: int | None = None) -> str:
+    rows = sorted(m.function_stats(), key=lambda r: r.cycles, reverse=True)
+    if limit is not None:
+        rows = rows[:limit]
+    total_i = m.instructions
+    total_c = m.cycles
+    lines = [f"{MODEL_NOTE}: ground truth per function ({m.firmware.name}; timing: flash miss "
+             f"{m.timing.flash_miss_cycles} cycles, PSRAM miss {m.timing.psram_miss_cycles} cycles)",
+             f"{'function':<22} {'region':<7} {'instr':>10} {'cycles':>11} {'cyc%':>6} {'xip acc':>10} "
+             f"{'hits':>10} {'misses':>9} {'hit rate':>8}"]
+    for r in rows:
+        lines.append(f"{r.name[:22]:<22} {r.region:<7} {r.instructions:>10} {r.cycles:>11} "
+                     f"{100.0 * r.cycles / total_c if total_c else 0:5.1f}% {r.xip_accesses:>10} {r.xip_hits:>10} "
+                     f"{r.xip_misses:>9} {_rate(r.xip_hits, r.xip_accesses):>8}")
+    lines.append(f"{'total':<22} {'':<7} {total_i:>10} {total_c:>11}")
+    lines.append("")
+    lines.append(f"{MODEL_NOTE}: XIP accesses by device")
+    lines.append(f"{'device':<8} {'accesses':>10} {'hits':>10} {'hit rate':>8}")
+    for dev, s in m.region_stats().items():
+        lines.append(f"{dev:<8} {s['accesses']:>10} {s['hits']:>10} {_rate(s['hits'], s['accesses']):>8}")
+    ctr_acc, ctr_hit = m.cache.read_counter(0), m.cache.read_counter(1)
+    lines.append(f"XIP_CTRL CTR_ACC={ctr_acc} CTR_HIT={ctr_hit} (since the firmware last cleared them)")
+    if m.traps:
+        lines.append("traps: " + ", ".join(f"mcause {t.cause} at {t.epc:#x}" for t in m.traps))
+    return "\n".join(lines) + "\n"
+
+
+def stats_json(m: Machine) -> dict:
+    return {
+        "model": MODEL_NOTE,
+        "firmware": str(m.firmware),
+        "timing": {"flash_miss_cycles": m.timing.flash_miss_cycles, "psram_miss_cycles": m.timing.psram_miss_cycles},
+        "instructions": m.instructions,
+        "cycles": m.cycles,
+        "functions": [vars(r) | {"hit_rate": r.hit_rate} for r in m.function_stats()],
+        "devices": m.region_stats(),
+        "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in m.traps],
+        "uart": m.uart.text(),
+    }

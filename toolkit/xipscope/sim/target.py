@@ -1,0 +1,103 @@
+"""`sim://FIRMWARE.elf`: the RP2350 twin (a model) opened in-process as a Target.
+
+The core starts halted at the ELF entry, as if a debugger attached at reset. `resume()` runs it on a background
+thread in slices; every read takes the twin's lock, so it lands between slices and sees a consistent state.
+`run(n)` runs synchronously for tests and scripts that want a reproducible point.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..errors import TargetError
+from ..target.base import MEMORY, REGISTERS, RUN_CONTROL
+from .machine import MODEL_NOTE, Machine, RunResult
+
+SLICE = 50_000
+
+
+class SimTarget:
+    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+
+    def __init__(self, firmware: str, **machine_kwargs):
+        if not firmware:
+            raise TargetError("sim:// needs a firmware ELF path, e.g. sim://firmware/xipbench.elf")
+        self.url = f"sim://{firmware}"
+        self.machine = Machine(firmware, **machine_kwargs)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._wake = threading.Event()
+        self.last_stop: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimTarget {self.url} ({MODEL_NOTE}) {self.state()}>"
+
+    # --- Target protocol ---
+    def read_memory(self, address: int, size: int) -> bytes:
+        with self.machine.lock:
+            return self.machine.read_memory(address, size)
+
+    def read_registers(self) -> dict[str, int]:
+        with self.machine.lock:
+            return self.machine.read_registers()
+
+    def read_register(self, name: str) -> int:
+        with self.machine.lock:
+            return self.machine.read_register(name)
+
+    def halt(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._running = False
+        self.machine.request_halt()
+        self._wake.set()
+        thread.join()
+        self._thread = None
+        self.machine._halt_requested = False
+        self.last_stop = self.last_stop or "halt"
+
+    def resume(self) -> None:
+        if self._thread is not None:
+            if self._thread.is_alive() and self._running:
+                return
+            self._thread.join()
+            self._thread = None
+        self._running = True
+        self._wake.clear()
+        self.last_stop = None
+        self.machine._halt_requested = False
+        self._thread = threading.Thread(target=self._loop, name="xipscope-sim", daemon=True)
+        self._thread.start()
+
+    def state(self) -> str:
+        return "running" if self._thread is not None and self._running else "halted"
+
+    def close(self) -> None:
+        self.halt()
+
+    # --- beyond the protocol ---
+    def run(self, max_instructions: int | None = None) -> RunResult:
+        """Run synchronously (the target must be halted) until idle, a breakpoint or about max_instructions."""
+        if self._thread is not None:
+            raise TargetError(f"{self.url}: halt the target before run()")
+        return self.machine.run(max_instructions)
+
+    @property
+    def uart_output(self) -> str:
+        return self.machine.uart.text()
+
+    def _loop(self) -> None:
+        m = self.machine
+        while self._running:
+            reason = m.run_slice(SLICE)
+            if reason in ("breakpoint", "trap-loop"):
+                self.last_stop = reason
+                self._running = False
+                return
+            if reason == "idle":
+                # Parked in wfi: nothing can change until someone halts us.
+                self.last_stop = "idle"
+                self._wake.wait()
+            elif reason == "halt":
+                return
