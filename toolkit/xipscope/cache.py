@@ -14,13 +14,9 @@ def cache_root() -> Path:
 
 def content_hash(path) -> str:
     """blake2b-160 of the file's bytes, remembered beside its identity (device, inode, size, mtime) so that a warm
-    run does not read a 34 MB vmlinux again just to find its cache entries."""
+    run does not read a 34 MB vmlinux again just to find its cache entries. OSError when it can't be read."""
     path = Path(path)
-    try:
-        st = path.stat()
-    except OSError as e:
-        from .errors import SymbolError
-        raise SymbolError(f"{path}: cannot read it ({e.strerror or e}); check the path") from None
+    st = path.stat()
     identity = f"{path.resolve()}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
     memo = cache_root() / "digests" / hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
     try:

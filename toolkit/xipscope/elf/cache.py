@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..cache import cache_root
+
 # Bump when the arrays or their meaning change, so an older xipscope's entries are rebuilt rather than misread.
 FORMAT = 6
 
@@ -14,8 +16,7 @@ FORMAT = 6
 def cache_dir(override: Path | str | None = None) -> Path:
     if override is not None:
         return Path(override)
-    root = os.environ.get("XIPSCOPE_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "xipscope") / "symbols"
+    return cache_root() / "symbols"
 
 
 def _paths(directory: Path, key: str) -> tuple[Path, Path]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..errors import SymbolError
 from . import cache
+from ..cache import content_hash
 from .elf_reader import BIND_GLOBAL, BIND_LOCAL, BIND_WEAK, KIND_FUNC, KIND_OBJECT, RawSymbols
 
 if TYPE_CHECKING:
@@ -208,17 +208,16 @@ def load_symbols(path: Path | str, cache_dir: Path | str | None = None) -> Symbo
     """The index for an ELF or a System.map (told apart by content), from the cache when this exact content was seen."""
     path = Path(path)
     try:
+        key = content_hash(path)   # remembered per file identity: a warm load doesn't read the file
+        directory = cache.cache_dir(cache_dir)
+        hit = cache.load(directory, key)
+        if hit is not None and _valid(*hit):
+            arrays, meta = hit
+            return SymbolIndex(arrays, meta, path, from_cache=True)
         data = path.read_bytes()
     except OSError as e:
         raise SymbolError(f"{path}: expected a readable ELF or System.map; found {e.strerror or e}. "
                           "Check the path.") from None
-    key = hashlib.blake2b(data, digest_size=20).hexdigest()
-    directory = cache.cache_dir(cache_dir)
-    hit = cache.load(directory, key)
-    if hit is not None and _valid(*hit):
-        arrays, meta = hit
-        return SymbolIndex(arrays, meta, path, from_cache=True)
-
     arrays, meta = _build(path, data)
     meta["content_hash"] = key
     cache.store(directory, key, arrays, meta)

@@ -412,7 +412,14 @@ def kernel_log_facts(symbol_file) -> KernelLogFacts:
 
     from ..cache import cache_root, content_hash
 
-    cached = cache_root() / "printk-facts" / f"{content_hash(symbol_file)}-v{FACTS_CACHE_VERSION}.json"
+    from ..errors import SymbolError
+
+    try:
+        digest = content_hash(symbol_file)
+    except OSError as e:
+        raise SymbolError(f"{symbol_file}: expected the kernel's vmlinux or System.map; "
+                          f"cannot read it ({e.strerror or e})") from None
+    cached = cache_root() / "printk-facts" / f"{digest}-v{FACTS_CACHE_VERSION}.json"
     try:
         raw = json.loads(cached.read_text())
         if raw["layout"] is not None:
