@@ -259,3 +259,13 @@ def test_ground_truth_instret_matches_firmware_minstret(probe):
     probe.call("probe_read32", LIST)
     assert probe.read_register("minstret") - before == probe.instructions - n
 
+
+
+def test_illegal_instruction_and_fetch_fault(probe):
+    poke(probe, LIST, 0)                    # c.unimp: illegal
+    probe.call(LIST)                        # the handler reports it and parks
+    assert [(t.cause, t.epc) for t in probe.traps] == [(2, LIST)]
+    assert probe.read_register("mepc") == LIST and probe.read_register("mtval") == 0
+    probe.call(0x30000000)                  # nothing there to fetch
+    assert [(t.cause, t.epc) for t in probe.traps][1:] == [(1, 0x30000000)]
+    assert "TRAP mcause=0x00000001 mepc=0x30000000" in probe.uart.text()
