@@ -4,11 +4,14 @@ Written to the protocol (gdb manual, "Remote Protocol"), so QEMU's gdbstub, Open
 the twin all work. Server quirks we handle, each where it bites:
 - QEMU 7.2 answers `p`/`P` with an empty (unsupported) reply until the client has read the target description,
   so we always read target.xml right after qSupported.
+- QEMU 7.2 sends an unsolicited stop reply (`T02thread:01;`) as it stops the guest for a newly attached client,
+  which arrives ahead of the reply to our first request; a stop reply where none was asked for only updates our
+  view of the target's state (`_request`).
 - QEMU stops the guest when a client attaches, and resumes it on `D`; OpenOCD halts on attach too. We therefore
   treat a fresh connection as halted once `?` says so, and detaching leaves the target running as we found it.
 - QEMU's target.xml writes `<xi:include>` without declaring the XInclude namespace; we read it as plain `include`.
-- Servers answer `m` with fewer bytes than asked when a read crosses into unmapped memory; we keep what arrived and
-  report the address where it stopped.
+- Servers answer `m` with fewer bytes than asked (or an error) when a read crosses into unmapped memory; the error
+  names the address where the readable part ended.
 """
 
 from __future__ import annotations
