@@ -63,7 +63,7 @@ def test_gdb_reads_registers_csrs_and_stops_at_a_breakpoint(sim_server):
     assert "RP2350 twin (a model)" in out, out
 
 
-def test_gdb_steps_and_interrupts(sim_server):
+def test_gdb_single_steps(sim_server):
     out = gdb(sim_server, "stepi", "p/x $pc", "stepi", "p/x $pc")
     pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
     assert len(pcs) == 2 and pcs[0] != pcs[1] and all(0x10000000 <= p < 0x10001000 for p in pcs), out

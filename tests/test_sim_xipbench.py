@@ -75,3 +75,21 @@ def test_run_is_deterministic():
     b.run(300_000)
     assert (a.pc, a.instructions, a.cycles, a.cache.ctr) == (b.pc, b.instructions, b.cycles, b.cache.ctr)
     assert a.read_memory(0x20000000, 4096) == b.read_memory(0x20000000, 4096)
+
+
+def test_cycles_are_instructions_plus_miss_penalties(bench):
+    m, _, stats = bench
+    for name, penalty in (("work_flash", m.timing.flash_miss_cycles), ("work_psram", m.timing.psram_miss_cycles),
+                          ("work_sram", 0)):
+        r = stats[name]
+        assert r.cycles == r.instructions + r.xip_misses * penalty
+
+
+def test_miss_penalty_is_configurable():
+    from xipscope.sim.counters import Timing
+
+    m = Machine(FIRMWARE / "xipbench.elf", timing=Timing(flash_miss_cycles=10, psram_miss_cycles=100))
+    m.run(20_000_000)
+    stats = {r.name: r for r in m.function_stats()}
+    assert stats["work_psram"].cycles == stats["work_psram"].instructions + 100 * stats["work_psram"].xip_misses
+    assert stats["work_flash"].cycles == stats["work_flash"].instructions + 10 * stats["work_flash"].xip_misses
