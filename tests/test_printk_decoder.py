@@ -167,3 +167,14 @@ def test_log_buf_follows_the_wrap_marker():
 def test_log_buf_garbage_is_a_clear_error():
     with pytest.raises(XipscopeError):
         read_log_buf(Memory(0x4000, b"\x07" * 512), 0x4000, 512, 0, 100)
+
+
+@pytest.mark.kernel
+def test_the_built_in_32_bit_layout_is_what_the_kernels_dwarf_says(dwarf_kernel):
+    from xipscope.elf.struct_layout import read_unit
+    from xipscope.linux.printk import builtin_layout, dwarf_layout
+
+    assert dwarf_layout(dwarf_kernel.vmlinux, 4) == builtin_layout(4)
+    # print_caller() exists only with CONFIG_PRINTK_CALLER, which the DWARF variant has
+    _, present = read_unit(dwarf_kernel.vmlinux, "vprintk_store", set(), {"print_caller", "no_such_function"})
+    assert present == {"print_caller"}
