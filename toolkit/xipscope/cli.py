@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "beside the symbols")
     dmesg.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
     dmesg.set_defaults(func=cmd_dmesg)
+
+    from .sim.cli import add_command as add_sim_command
+    add_sim_command(commands)
     return parser
 
 
