@@ -1,5 +1,6 @@
 # make test   install what is missing (Debian packages, .venv, kernel fixtures), then run the test suite
-# make demo   run the main job on the built-in default target
+# make demo   run the main job on the built-in default target (the RP2350 twin, a model, running xipbench)
+# make demo-kernel  boot the test Linux kernel in QEMU and read its log with xipscope dmesg
 # make bench  run the benchmarks against the anchors, measured in the same run
 
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ APT_PACKAGES := gdb-multiarch qemu-system-misc gcc-riscv64-linux-gnu binutils-ri
 	openocd make xz-utils python3-venv
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench deps venv fixtures clean
+.PHONY: test demo demo-kernel bench deps venv fixtures clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -35,6 +36,9 @@ test: deps venv fixtures
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: deps venv
+	$(PY) -m xipscope sim firmware/xipbench.elf --run
+
+demo-kernel: deps venv
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) kernel/demo.py
 
 bench: deps venv fixtures

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make demo` until the twin lands: boot the cached DWARF kernel in QEMU to its panic, then run `xipscope dmesg` on it."""
+"""`make demo-kernel`: boot the cached DWARF kernel in QEMU to its panic, then run `xipscope dmesg` on it."""
 
 from __future__ import annotations
 
