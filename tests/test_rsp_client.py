@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -112,9 +113,9 @@ class ScriptedServer:
         self.thread.start()
 
     def _serve(self):
-        conn, _ = self.listener.accept()
         parser = PacketParser()
         try:
+            conn, _ = self.listener.accept()
             while True:
                 data = conn.recv(4096)
                 if not data:
@@ -139,44 +140,45 @@ class ScriptedServer:
 BASIC = {b"qSupported": b"PacketSize=100", b"?": b"S05", b"m": b"00112233", b"D": b"OK"}
 
 
+@contextlib.contextmanager
+def scripted_target(replies: dict[bytes, bytes], fault=lambda conn, payload: False, timeout: float = 2.0):
+    """An RspTarget connected to a ScriptedServer; both closed afterwards, whatever the test did to them."""
+    server = ScriptedServer(replies, fault)
+    target = RspTarget("127.0.0.1", server.port, timeout=timeout)
+    try:
+        yield target
+    finally:
+        target.conn.close()
+        server.close()
+
+
 def test_socket_dies_mid_reply():
     def fault(conn, payload):
         if payload.startswith(b"m"):
             conn.sendall(b"$0011")   # half a reply, then the server is gone
             return True
-    server = ScriptedServer(BASIC, fault)
-    target = RspTarget("127.0.0.1", server.port, timeout=2)
-    with pytest.raises(TargetError, match=r"closed the connection while waiting for 4 bytes of memory at 0x1000"):
-        target.read_memory(0x1000, 4)
-    target.close()
-    server.close()
+    with scripted_target(BASIC, fault) as target:
+        with pytest.raises(TargetError, match=r"closed the connection while waiting for 4 bytes of memory at 0x1000"):
+            target.read_memory(0x1000, 4)
 
 
 def test_silence_is_a_timeout_naming_what_was_expected():
-    server = ScriptedServer(BASIC, lambda conn, payload: payload.startswith(b"g") and not conn.recv(1))
-    target = RspTarget("127.0.0.1", server.port, timeout=0.5)
-    with pytest.raises(TargetError, match=r"no reply within 0.5 s while waiting for the register block"):
-        target.read_registers()
-    target.conn.close()
-    server.close()
+    silent_on_g = lambda conn, payload: payload.startswith(b"g") and not conn.recv(1)  # noqa: E731
+    with scripted_target(BASIC, silent_on_g, timeout=0.5) as target:
+        with pytest.raises(TargetError, match=r"no reply within 0.5 s while waiting for the register block"):
+            target.read_registers()
 
 
 def test_malformed_memory_reply():
-    server = ScriptedServer({**BASIC, b"m": b"zz"}, lambda conn, payload: False)
-    target = RspTarget("127.0.0.1", server.port, timeout=2)
-    with pytest.raises(TargetError, match=r"cannot read memory at 0x2000"):
-        target.read_memory(0x2000, 1)
-    target.close()
-    server.close()
+    with scripted_target({**BASIC, b"m": b"zz"}) as target:
+        with pytest.raises(TargetError, match=r"cannot read memory at 0x2000"):
+            target.read_memory(0x2000, 1)
 
 
 def test_no_target_description_falls_back_to_the_riscv_g_layout():
     regs = "".join(f"{i:02x}000000" for i in range(32)) + "78563412"
-    server = ScriptedServer({**BASIC, b"g": regs.encode()}, lambda conn, payload: False)
-    target = RspTarget("127.0.0.1", server.port, timeout=2)
-    values = target.read_registers()
-    assert values["ra"] == 1 and values["t6"] == 31 and values["pc"] == 0x12345678
-    with pytest.raises(TargetError, match="no register named 'mcause'"):
-        target.read_register("mcause")
-    target.close()
-    server.close()
+    with scripted_target({**BASIC, b"g": regs.encode()}) as target:
+        values = target.read_registers()
+        assert values["ra"] == 1 and values["t6"] == 31 and values["pc"] == 0x12345678
+        with pytest.raises(TargetError, match="no register named 'mcause'"):
+            target.read_register("mcause")
