@@ -131,14 +131,13 @@ def builtin_layout(word: int) -> RingLayout:
 # -- reading ---------------------------------------------------------------------------------------------------------
 
 class _Reader:
-    """Little-endian integer fields out of byte strings read from the target."""
+    """Unsigned integer fields, in the target's byte order, out of byte strings read from it."""
 
     def __init__(self, word: int, little_endian: bool = True):
         e = "<" if little_endian else ">"
         self.word = word
         self._u = {1: struct.Struct(e + "B"), 2: struct.Struct(e + "H"), 4: struct.Struct(e + "I"),
                    8: struct.Struct(e + "Q")}
-        self.little_endian = little_endian
 
     def u(self, buf, offset: int, size: int) -> int:
         return self._u[size].unpack_from(buf, offset)[0]
