@@ -20,7 +20,7 @@ XIPBENCH = REPO / "firmware" / "xipbench.elf"
 @pytest.fixture()
 def sim_server():
     """The twin's GDB server as a separate process on a free port; stopped after the test."""
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope.sim.cli", str(XIPBENCH), "--gdb-port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPBENCH), "--gdb-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -83,5 +83,22 @@ def test_rsp_client_reads_a_running_twin(sim_server):
         t.halt()
         assert t.read_register("mcountinhibit") == 0   # firmware enabled the counters
         assert t.read_memory(0x10000000, 4) == XIPBENCH.read_bytes()[0x1000:0x1004]
+    finally:
+        t.close()
+
+
+def test_rsp_client_pipelines_large_reads_once_acks_are_off(sim_server):
+    from xipscope.errors import TargetError
+    from xipscope.target.rsp import RspTarget
+
+    flash = next(seg for seg in ElfImage(XIPBENCH).segments if seg.paddr == 0x10000000)
+    t = RspTarget("127.0.0.1", sim_server)
+    try:
+        assert not t.conn.ack_mode                       # the twin's server offers QStartNoAckMode
+        assert len(flash.data) > 3 * t.max_read          # so the read below is several `m` packets in flight
+        assert t.read_memory(flash.paddr, len(flash.data)) == flash.data
+        with pytest.raises(TargetError, match="cannot read memory|memory ends"):
+            t.read_memory(0x30000000, 2 * t.max_read)    # unmapped: the replies still in flight are drained
+        assert t.read_memory(flash.paddr, 16) == flash.data[:16]
     finally:
         t.close()
