@@ -182,3 +182,11 @@ def test_no_target_description_falls_back_to_the_riscv_g_layout():
         assert values["ra"] == 1 and values["t6"] == 31 and values["pc"] == 0x12345678
         with pytest.raises(TargetError, match="no register named 'mcause'"):
             target.read_register("mcause")
+
+
+def test_a_broken_target_description_is_a_clear_error():
+    replies = {**BASIC, b"qSupported": b"PacketSize=100;qXfer:features:read+", b"qXfer": b"l<target><reg name="}
+    with scripted_target(replies) as target:
+        assert target.read_memory(0x1000, 4) == bytes.fromhex("00112233")   # memory needs no description
+        with pytest.raises(TargetError, match="target description is not valid XML"):
+            target.read_register("pc")

@@ -3,7 +3,7 @@
 Written to the protocol (gdb manual, "Remote Protocol"), so QEMU's gdbstub, OpenOCD's gdb port, pyOCD's gdbserver and
 the twin all work. Server quirks we handle, each where it bites:
 - QEMU 7.2 answers `p`/`P` with an empty (unsupported) reply until the client has read the target description,
-  so we always read target.xml right after qSupported.
+  so target.xml is read before the first register access.
 - QEMU 7.2 sends an unsolicited stop reply (`T02thread:01;`) as it stops the guest for a newly attached client,
   which arrives ahead of the reply to our first request; a stop reply where none was asked for only updates our
   view of the target's state (`_request`).
@@ -16,9 +16,9 @@ the twin all work. Server quirks we handle, each where it bites:
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from ..errors import CapabilityError, TargetError
@@ -71,6 +71,8 @@ def parse_target_description(fetch) -> list[RegisterInfo]:
     A `<reg>` without `regnum` takes the number after the previous register, in document order across includes.
     `fetch(annex) -> bytes` returns one file of the description.
     """
+    import xml.etree.ElementTree as ET   # only when registers are asked for: dmesg needs none
+
     registers: list[RegisterInfo] = []
     next_number = 0
     seen: set[str] = set()
@@ -211,8 +213,6 @@ class RspTarget:
             self.last_stop: StopReply | None = None
             self.features = self._negotiate()
             self.packet_size = int(self.features.get("PacketSize", "%x" % DEFAULT_PACKET_SIZE), 16)
-            self.registers = self._read_register_layout()
-            self._by_name = {r.name: r for r in self.registers}
             self._query_stop()
         except Exception:
             self.conn.close()
@@ -249,7 +249,7 @@ class RspTarget:
 
     def _fetch_description(self, annex: str) -> bytes:
         data = bytearray()
-        chunk = max(256, self.packet_size - 16) if hasattr(self, "packet_size") else 1024
+        chunk = max(256, self.packet_size - 16)
         while True:
             reply = self._request(b"qXfer:features:read:%s:%x,%x" % (annex.encode(), len(data), chunk),
                                       f"part of the target description {annex}")
@@ -259,11 +259,21 @@ class RspTarget:
             if reply[:1] == b"l":
                 return bytes(data)
 
+    @functools.cached_property
+    def registers(self) -> list[RegisterInfo]:
+        """The register layout, read from the target description on first use: QEMU's is over 100 KB of CSR
+        names, and reading memory (dmesg) needs none of it. Also what makes QEMU answer `p` at all."""
+        return self._read_register_layout()
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, RegisterInfo]:
+        return {r.name: r for r in self.registers}
+
     def _read_register_layout(self) -> list[RegisterInfo]:
         if self.features.get("qXfer:features:read") == "+":
             try:
                 registers = parse_target_description(self._fetch_description)
-            except ET.ParseError as e:
+            except SyntaxError as e:   # xml.etree's ParseError
                 raise TargetError(f"{self.url}: the target description is not valid XML ({e})") from None
             if registers:
                 return registers
