@@ -5,6 +5,7 @@ Goal (issue 2): at most half of lx-dmesg's time. Both are whole commands a user 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ def main() -> None:
             return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
         our_lines = run(ours).splitlines()            # warm-up: symbol index and layout caches
-        their_lines = [l for l in run(theirs).splitlines() if l.startswith("[")]
+        their_lines = [l for l in run(theirs).splitlines() if re.match(r"\[ *\d+\.\d{6}\]", l)]
         # lx-dmesg prints no caller field and formats the timestamp with a float: compare timestamps only
         off_by_one = sum(a.split("]", 1)[0] != b.split("]", 1)[0] for a, b in zip(our_lines, their_lines))
         t_ours = median_seconds(lambda: run(ours), REPEAT)
