@@ -27,6 +27,8 @@ class SimTarget:
         self._thread: threading.Thread | None = None
         self._running = False
         self._wake = threading.Event()
+        self._requests = threading.Condition()   # requests waiting for the lock (see _between_slices)
+        self._waiting = 0
         self.last_stop: str | None = None
 
     def __repr__(self) -> str:
@@ -34,16 +36,29 @@ class SimTarget:
 
     # --- Target protocol ---
     def read_memory(self, address: int, size: int) -> bytes:
-        with self.machine.lock:
-            return self.machine.read_memory(address, size)
+        return self._between_slices(self.machine.read_memory, address, size)
 
     def read_registers(self) -> dict[str, int]:
-        with self.machine.lock:
-            return self.machine.read_registers()
+        return self._between_slices(self.machine.read_registers)
 
     def read_register(self, name: str) -> int:
-        with self.machine.lock:
-            return self.machine.read_register(name)
+        return self._between_slices(self.machine.read_register, name)
+
+    def _between_slices(self, request, *args):
+        """Serve a request under the twin's lock, holding the run loop off until it is served.
+
+        Python's locks are not fair: a run loop that releases the lock and takes it straight back for its next slice
+        would starve a reader until the firmware parked itself. So a waiting request makes the loop wait too.
+        """
+        with self._requests:
+            self._waiting += 1
+        try:
+            with self.machine.lock:
+                return request(*args)
+        finally:
+            with self._requests:
+                self._waiting -= 1
+                self._requests.notify_all()
 
     def halt(self) -> None:
         thread = self._thread
@@ -90,6 +105,8 @@ class SimTarget:
     def _loop(self) -> None:
         m = self.machine
         while self._running:
+            with self._requests:
+                self._requests.wait_for(lambda: self._waiting == 0)
             reason = m.run_slice(SLICE)
             if reason in ("breakpoint", "trap-loop"):
                 self.last_stop = reason

@@ -252,7 +252,7 @@ class RspTarget:
         chunk = max(256, self.packet_size - 16)
         while True:
             reply = self._request(b"qXfer:features:read:%s:%x,%x" % (annex.encode(), len(data), chunk),
-                                      f"part of the target description {annex}")
+                                  f"part of the target description {annex}")
             if not reply or reply[:1] not in b"ml":
                 raise TargetError(f"{self.url}: reading target description {annex!r} failed (reply {reply[:40]!r})")
             data += reply[1:]
