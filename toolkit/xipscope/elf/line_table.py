@@ -105,32 +105,14 @@ def decode_rows(data: bytes, start: int, end: int, header, byteorder: str,
             F(file)
             L(line)
         elif op == _ADVANCE_LINE:
-            b = data[pos]
-            pos += 1
-            value = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = data[pos]
-                pos += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
-            if b & 0x40:
-                value -= 1 << shift
+            value, pos = _sleb(data, pos)
             line += value
         elif op == _COPY:
             A(address)
             F(file)
             L(line)
         elif op == _ADVANCE_PC or op == _SET_FILE or op == _SET_COLUMN or op == _SET_ISA:
-            b = data[pos]
-            pos += 1
-            value = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = data[pos]
-                pos += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
+            value, pos = _uleb(data, pos)
             if op == _ADVANCE_PC:
                 address += value * min_len
             elif op == _SET_FILE:
@@ -138,15 +120,7 @@ def decode_rows(data: bytes, start: int, end: int, header, byteorder: str,
         elif op == _CONST_ADD_PC:
             address += const_add
         elif op == 0:
-            b = data[pos]
-            pos += 1
-            length = b & 0x7F
-            shift = 7
-            while b & 0x80:
-                b = data[pos]
-                pos += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
+            length, pos = _uleb(data, pos)
             if length == 0:
                 continue
             sub = data[pos]
@@ -266,6 +240,14 @@ def _uleb(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if not b & 0x80:
             return value, pos
+
+
+def _sleb(data: bytes, pos: int) -> tuple[int, int]:
+    value, end = _uleb(data, pos)
+    bits = 7 * (end - pos)
+    if data[end - 1] & 0x40:
+        value -= 1 << bits
+    return value, end
 
 
 def _cstr(data: bytes, pos: int) -> str:
