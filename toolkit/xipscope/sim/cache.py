@@ -26,6 +26,11 @@ TAG_SHIFT = SET_SHIFT + SETS.bit_length() - 1  # 13
 INVALID = -1
 
 
+def set_and_tag(phys: int) -> tuple[int, int]:
+    """Where a physical XIP address lives in the cache: (set index, tag). Hot hooks inline the same two shifts."""
+    return (phys >> SET_SHIFT) & SET_MASK, phys >> TAG_SHIFT
+
+
 class XipCache:
     """State of the XIP cache and its two counters. `ctr` is [accesses, hits] since the last clear, unsaturated."""
 
@@ -77,8 +82,7 @@ class XipCache:
         return True
 
     def contains(self, phys: int) -> bool:
-        s = (phys >> SET_SHIFT) & SET_MASK
-        t = phys >> TAG_SHIFT
+        s, t = set_and_tag(phys)
         return self.tags[0][s] == t or self.tags[1][s] == t
 
     @property
@@ -111,17 +115,13 @@ class XipCache:
                 self.tags[way][s] = INVALID
                 self.pinned[way][s] = False
         elif op == "invalidate-by-address":
-            phys = rp.xip_physical(line_addr)
-            s = (phys >> SET_SHIFT) & SET_MASK
-            t = phys >> TAG_SHIFT
+            s, t = set_and_tag(rp.xip_physical(line_addr))
             for way in range(WAYS):
                 if self.tags[way][s] == t:
                     self.tags[way][s] = INVALID
                     self.pinned[way][s] = False
         elif op == "pin":
-            phys = rp.xip_physical(line_addr)
-            s = (phys >> SET_SHIFT) & SET_MASK
-            t = phys >> TAG_SHIFT
+            s, t = set_and_tag(rp.xip_physical(line_addr))
             tags, pinned = self.tags, self.pinned
             present = [w for w in range(WAYS) if tags[w][s] == t]
             invalid = [w for w in range(WAYS) if tags[w][s] == INVALID]

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache
+from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
 from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
 from .peripherals import Uart, XipCtrl
@@ -478,7 +478,7 @@ class Machine:
         b[B_FAST] = fidx is not None and self.trace is None
         b[B_ATOMIC] = atomic
         b[B_LINE_INFO] = tuple(line_info)
-        b[B_LINES] = tuple(((p >> SET_SHIFT) & SET_MASK, p >> TAG_SHIFT) for p, _n, _f, _c in line_info)
+        b[B_LINES] = tuple(set_and_tag(p) for p, _n, _f, _c in line_info)
         b[B_WORDS] = sum(n for _p, n, _f, _c in line_info)
         b[B_CACHED] = alias == "cached"
         b[B_CS] = cs
