@@ -11,13 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import boot_kernel, kernel, median_seconds, report
+from common import boot_kernel, built_kernel, median_seconds, report
 
 REPEAT = 7
 
 
 def main() -> None:
-    build = kernel("dwarf")
+    build = built_kernel("dwarf")
     gdb_script = build.build_dir / "vmlinux-gdb.py"
     with tempfile.TemporaryDirectory() as tmp, boot_kernel(build, Path(tmp)) as qemu:
         ours = [sys.executable, "-m", "xipscope", "dmesg", "--elf", str(build.vmlinux), "--target", qemu.url]

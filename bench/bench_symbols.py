@@ -19,16 +19,12 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "toolkit"))
-
-from xipscope.elf import load_symbols  # noqa: E402
+from common import built_kernel
+from xipscope.elf import load_symbols
 
 
 def dwarf_vmlinux() -> Path:
-    out = subprocess.run([sys.executable, str(REPO / "kernel" / "build.py"), "dwarf"], check=True,
-                         capture_output=True, text=True).stdout.split()
-    return Path(out[0]) / "vmlinux"
+    return built_kernel("dwarf").vmlinux
 
 
 def text_addresses(elf: Path, n: int, seed: int) -> np.ndarray:

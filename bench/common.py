@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,13 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "kernel"))
 
-from qemu import KernelBuild, boot_kernel  # noqa: E402,F401
-
-
-def kernel(variant: str = "dwarf") -> KernelBuild:
-    out = subprocess.run([sys.executable, str(REPO / "kernel" / "build.py"), variant], check=True,
-                         capture_output=True, text=True).stdout.split()
-    return KernelBuild(variant, Path(out[0]))
+from qemu import boot_kernel, built_kernel  # noqa: E402,F401
 
 
 def median_seconds(fn, repeat: int = 5) -> float:

@@ -42,6 +42,8 @@ KCONFIG_FIXUPS = (
 
 
 def cache_root() -> Path:
+    # The same rule as xipscope.cache.cache_root; repeated because this script runs on the system python3, before
+    # (and without) the package being installed.
     return Path(os.environ.get("XIPSCOPE_CACHE", Path.home() / ".cache" / "xipscope"))
 
 

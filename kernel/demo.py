@@ -11,13 +11,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from qemu import KernelBuild, boot_kernel  # noqa: E402
+from qemu import boot_kernel, built_kernel  # noqa: E402
 
 
 def main() -> int:
-    built = subprocess.run([sys.executable, str(HERE / "build.py"), "dwarf"], check=True,
-                           capture_output=True, text=True).stdout.split()[0]
-    build = KernelBuild("dwarf", Path(built))
+    build = built_kernel("dwarf")
     with tempfile.TemporaryDirectory() as tmp, boot_kernel(build, Path(tmp)) as kernel:
         cmd = ["xipscope", "dmesg", "--elf", str(build.vmlinux), "--target", kernel.url]
         print("$ " + " ".join(cmd), flush=True)

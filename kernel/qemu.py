@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,15 @@ class RunningKernel:
 
     def console_text(self) -> str:
         return self.console_path.read_text(errors="replace")
+
+
+def built_kernel(variant: str) -> KernelBuild:
+    """One kernel variant, taken from the cache or built first by build.py (its make output kept out of sight)."""
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("build.py")), variant],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"kernel/build.py {variant} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return KernelBuild(variant, Path(result.stdout.split()[0]))
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,24 +10,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "kernel"))
 
-from qemu import KernelBuild, boot_kernel  # noqa: E402
-
-
-def build_kernel(variant: str) -> KernelBuild:
-    """One kernel variant, built (or taken from the cache) by kernel/build.py."""
-    out = subprocess.run([sys.executable, str(REPO / "kernel" / "build.py"), variant],
-                         check=True, capture_output=True, text=True).stdout.split()
-    return KernelBuild(variant, Path(out[0]))
+from qemu import KernelBuild, boot_kernel, built_kernel  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def dwarf_kernel() -> KernelBuild:
-    return build_kernel("dwarf")
+    return built_kernel("dwarf")
 
 
 @pytest.fixture(scope="session")
 def nodwarf_kernel() -> KernelBuild:
-    return build_kernel("nodwarf-wrap")
+    return built_kernel("nodwarf-wrap")
 
 
 @pytest.fixture(scope="session")
