@@ -44,7 +44,7 @@ KCONFIG_FIXUPS = (
 def cache_root() -> Path:
     # The same rule as xipscope.cache.cache_root; repeated because this script runs on the system python3, before
     # (and without) the package being installed.
-    return Path(os.environ.get("XIPSCOPE_CACHE", Path.home() / ".cache" / "xipscope"))
+    return Path(os.environ.get("XIPSCOPE_CACHE") or Path.home() / ".cache" / "xipscope")
 
 
 def file_sha256(path: Path) -> str:
