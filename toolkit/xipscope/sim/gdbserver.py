@@ -260,7 +260,7 @@ class _Session:
         # Step off a breakpoint we are sitting on before running freely, as a probe would.
         self.running = True
         self.idle = False
-        self.m._halt_requested = False
+        self.m.clear_halt_request()
         if self.m.pc in self.m.breakpoints:
             self.m.step()
             if self.m.pc in self.m.breakpoints:

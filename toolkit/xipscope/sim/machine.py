@@ -715,6 +715,10 @@ class Machine:
         self._halt_requested = True
         self._st[0] = 0
 
+    def clear_halt_request(self) -> None:
+        """Forget a halt request once the faces have acted on it (before running again)."""
+        self._halt_requested = False
+
     def set_breakpoints(self, addresses) -> None:
         with self.lock:
             self.breakpoints = set(addresses)

@@ -69,7 +69,7 @@ class SimTarget:
         self._wake.set()
         thread.join()
         self._thread = None
-        self.machine._halt_requested = False
+        self.machine.clear_halt_request()
         self.last_stop = self.last_stop or "halt"
 
     def resume(self) -> None:
@@ -81,7 +81,7 @@ class SimTarget:
         self._running = True
         self._wake.clear()
         self.last_stop = None
-        self.machine._halt_requested = False
+        self.machine.clear_halt_request()
         self._thread = threading.Thread(target=self._loop, name="xipscope-sim", daemon=True)
         self._thread.start()
 
