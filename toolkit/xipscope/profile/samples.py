@@ -1,0 +1,118 @@
+"""The profile on disk: one row per PC sample, written in small Parquet parts so a run cut short keeps every sample taken.
+
+A profile directory holds `samples/part-NNNNNN.parquet` (each part a complete Parquet file, so a crash or a dead target
+loses at most the samples not yet flushed, never the file) and `meta.json` (how the run was made). Columns:
+
+    t_ns       int64   host time of the halt, ns since the run started
+    pc         int64   program counter at the halt
+    halted_ns  int64   how long the target stayed halted for this sample
+    xip_hit    int64   raw XIP_CTRL CTR_HIT reading at the halt (null when the map has no counters)
+    xip_acc    int64   raw XIP_CTRL CTR_ACC reading at the halt (null likewise)
+    stack      list<int64>  return addresses, innermost first, from frame-pointer unwinding (null without --stacks)
+
+The counters are stored as read, never cleared by the sampler: analyses take deltas between consecutive samples and treat
+an interval that reaches the saturation value 0xffffffff, or goes backwards (someone wrote the register), as unknown.
+Analyses add columns in memory and never rewrite these files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import FormatError
+
+COLUMNS = ("t_ns", "pc", "halted_ns", "xip_hit", "xip_acc", "stack")
+COUNTER_SATURATED = 0xFFFFFFFF
+META_FILE = "meta.json"
+PARTS_DIR = "samples"
+
+
+def _schema():
+    import pyarrow as pa
+    return pa.schema([("t_ns", pa.int64()), ("pc", pa.int64()), ("halted_ns", pa.int64()),
+                      ("xip_hit", pa.int64()), ("xip_acc", pa.int64()), ("stack", pa.list_(pa.int64()))])
+
+
+class SampleWriter:
+    """Collects samples and flushes them as a new Parquet part every `flush_rows` samples or `flush_seconds`."""
+
+    def __init__(self, directory: str | Path, flush_rows: int = 8192, flush_seconds: float = 1.0):
+        self.parts_dir = Path(directory) / PARTS_DIR
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.parts_dir.glob("part-*.parquet")):
+            raise FormatError(f"{self.parts_dir} already holds samples; profile into a new directory")
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.count = 0
+        self._parts = 0
+        self._columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self._last_flush = time.monotonic()
+
+    def add(self, t_ns: int, pc: int, halted_ns: int, xip_hit: int | None = None, xip_acc: int | None = None,
+            stack: list[int] | None = None) -> None:
+        c = self._columns
+        c["t_ns"].append(t_ns)
+        c["pc"].append(pc)
+        c["halted_ns"].append(halted_ns)
+        c["xip_hit"].append(xip_hit)
+        c["xip_acc"].append(xip_acc)
+        c["stack"].append(stack)
+        self.count += 1
+        if len(c["pc"]) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._columns["pc"]:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        table = pa.Table.from_pydict(self._columns, schema=_schema())
+        path = self.parts_dir / f"part-{self._parts:06d}.parquet"
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        tmp.rename(path)          # a part is either whole or absent
+        self._parts += 1
+        self._columns = {name: [] for name in COLUMNS}
+
+    def close(self) -> None:
+        self.flush()
+
+
+def read_samples(directory: str | Path):
+    """All samples of a profile directory as a pandas DataFrame, in the order they were taken."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted((Path(directory) / PARTS_DIR).glob("part-*.parquet"))
+    if not parts:
+        raise FormatError(f"{directory}: no samples (expected {PARTS_DIR}/part-*.parquet written by xipscope profile)")
+    tables = []
+    for part in parts:
+        try:
+            tables.append(pq.read_table(part, schema=_schema()))
+        except (pa.ArrowException, OSError) as e:
+            raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the others") from None
+    return pa.concat_tables(tables).to_pandas()
+
+
+def write_meta(directory: str | Path, meta: dict) -> None:
+    path = Path(directory) / META_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tmp.rename(path)
+
+
+def read_meta(directory: str | Path) -> dict:
+    path = Path(directory) / META_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{directory}: no {META_FILE}; is this a directory written by xipscope profile?") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path}: not JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    return meta
