@@ -166,18 +166,19 @@ class RspConnection:
         except OSError as e:
             raise TargetError(f"{self.server}: connection failed while sending ({e.strerror or e})") from None
 
-    def receive(self, expected: str, timeout: float | None = None) -> bytes:
-        """The next packet's decoded payload; acks it in ack mode, asks again on a bad checksum."""
+    def receive(self, expected: str, timeout: float | None = None, ack: bool = True) -> bytes:
+        """The next packet's decoded payload; acks it in ack mode (unless ack=False: see RspTarget.sample),
+        asks again on a bad checksum."""
         while True:
             item = self._next_item(expected, timeout)
             if not isinstance(item, Packet):
                 continue  # stray ack
             if not item.checksum_ok:
-                if self.ack_mode:
+                if self.ack_mode and ack:
                     self._write(b"-")
                     continue
                 raise self._fail("a packet with a bad checksum", expected)
-            if self.ack_mode:
+            if self.ack_mode and ack:
                 self._write(b"+")
             try:
                 return decode_payload(item.payload)
@@ -208,6 +209,7 @@ class RspTarget:
     def __init__(self, host: str, port: int, timeout: float = 5.0):
         self.url = f"rsp://{host}:{port}"
         self.conn = RspConnection(host, port, timeout)
+        self._bursts: dict = {}     # the bytes of a pipelined sample, by (reads, resume)
         try:
             self._state = "running"
             self.last_stop: StopReply | None = None
@@ -406,6 +408,110 @@ class RspTarget:
         if self._state != "running":
             return self.last_stop
         return self._wait_stop(timeout)
+
+    # -- sampling (profile/sampler.py) --------------------------------------------------------------------------
+
+    def g_slices(self, names) -> dict[str, slice]:
+        """Where each named register sits in the hex text of a `g` reply, as read_registers() lays it out."""
+        wanted = {self.register_info(n).name: n for n in names}
+        slices: dict[str, slice] = {}
+        offset = 0
+        for reg in sorted(self.registers, key=lambda r: r.number):
+            width = reg.bits // 4
+            if reg.name in wanted:
+                slices[wanted[reg.name]] = slice(offset, offset + width)
+            offset += width
+        missing = set(names) - set(slices)
+        if missing:
+            raise TargetError(f"{self.url}: {', '.join(sorted(missing))} not in the 'g' register block")
+        return slices
+
+    def probe_pipelining(self) -> bool:
+        """Does the server answer a `g` that follows the interrupt in the same write? Detected, not assumed.
+
+        The target must be running; it is halted afterwards. A server that reads the packet before the stop takes
+        effect may drop it: we wait a second for the reply, and then know.
+
+        In ack mode (QEMU 7.2 offers no QStartNoAckMode) a pipelined sample cannot ack its replies in time: our '+'
+        would reach the server after the `c`, and QEMU stops a running guest on any byte it receives. So pipelined
+        samples leave replies unacked and rely on the server taking the next packet's '$' as the end of its wait for
+        an ack, as the protocol's "abandon the previous response" rule in QEMU's gdbstub does. The probe tries exactly
+        that; a server that instead resends an unacked reply shows up as a reply out of step, which sample() reports.
+        """
+        self._require_running("probe pipelining")
+        self.conn._write(bytes((INTERRUPT,)) + frame(b"g"))
+        try:
+            self._sample_stop()
+            reply = self.conn.receive("the 'g' reply pipelined after an interrupt", timeout=1.0, ack=False)
+        except TargetError as e:
+            if "no reply within" in str(e):
+                return False
+            raise
+        finally:
+            self._state = "halted"
+        return bool(reply) and not _error_reply(reply) and all(c in b"0123456789abcdefxABCDEF" for c in reply[:16])
+
+    def sample(self, reads: tuple = (), *, pipelined: bool = True, resume: bool = True) -> tuple[bytes, list[bytes]]:
+        """One sample of a running target: interrupt, `g`, `m` for each (address, size) in reads, then continue.
+
+        Pipelined, all of it goes out in one write and the replies are read after it (one round trip); otherwise each
+        reply is awaited before the next request, as a strict server needs. Returns the `g` reply's hex text and
+        the bytes of each read. With resume=False the target stays halted (the caller reads more, then resume()s).
+        The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a breakpoint won the race).
+        """
+        if self._state != "running":
+            self._require_running("sample")
+        conn = self.conn
+        if pipelined:
+            key = (reads, resume)
+            burst = self._bursts.get(key)
+            if burst is None:
+                burst = bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"m%x,%x" % r) for r in reads)
+                if resume:
+                    burst += frame(b"c")
+                self._bursts[key] = burst
+            conn._write(burst)
+            self._sample_stop(ack=False)
+            regs = conn.receive("the register block ('g') of a sample", ack=False)
+            mems = [conn.receive("a memory read of a sample", ack=False) for _ in reads]
+        else:
+            conn.interrupt()
+            self._sample_stop()
+            regs = conn.request(b"g", "the register block ('g') of a sample")
+            mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in reads]
+            if resume:
+                conn.send(b"c")
+        if not resume:
+            self._state = "halted"
+        if _error_reply(regs) or not regs:
+            self._state = "halted" if not resume else self._state
+            raise TargetError(f"{self.url}: 'g' failed during sampling (reply {regs[:16]!r})")
+        try:
+            data = [bytes.fromhex(m.decode()) for m in mems]
+        except ValueError:
+            raise TargetError(f"{self.url}: a memory read during sampling failed (replies {[m[:16] for m in mems]}); "
+                              f"are {', '.join(f'{a:#x}+{n}' for a, n in reads)} mapped?") from None
+        for (address, size), d in zip(reads, data):
+            if len(d) != size:
+                raise TargetError(f"{self.url}: wanted {size} bytes at {address:#x} during sampling, got {len(d)}")
+        return regs, data
+
+    def _sample_stop(self, ack: bool = True) -> None:
+        while True:
+            reply = self.conn.receive("the stop reply to a sample's interrupt", ack=ack)
+            kind = reply[:1]
+            if kind in b"ST" and kind:
+                return
+            if kind == b"O" and reply != b"OK":
+                continue   # console output from the server
+            if kind in b"WX" and kind:
+                self._note_stop(parse_stop_reply(reply))
+                raise TargetError(f"{self.url}: the target exited while being sampled (stop reply {reply.decode()})")
+            raise TargetError(f"{self.url}: expected a stop reply to an interrupt, got {reply[:40]!r}")
+
+    def _require_running(self, what: str) -> None:
+        if self._state != "running":
+            raise TargetError(f"{self.url}: cannot {what} unless the target runs (it is {self._state}); resume it first")
 
     def detach(self) -> None:
         """Leave the target running, as gdb's `detach` does."""
