@@ -67,7 +67,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _code_predicate(symbols, memory_map):
+def code_predicate(symbols, memory_map):
     """is_code(address) for the unwinder: inside an ELF function if we have symbols, else in a code-holding region."""
     cache: dict[int, bool] = {}
     if symbols is not None:
@@ -86,8 +86,8 @@ def _code_predicate(symbols, memory_map):
     return is_code
 
 
-def _unwind(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[int]:
-    """Return addresses innermost first (pc excluded), from one block read at sp plus single reads past it."""
+def unwind_stack(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[int]:
+    """A halted target's return addresses, innermost first (pc excluded): one block read at sp, single reads past it."""
     top = linux_stack_top(sp)
     size = max(0, min(STACK_BLOCK, top - sp))
     try:
@@ -124,7 +124,7 @@ def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_
         if stacks:
             try:
                 sp, fp, ra = (int.from_bytes(unhexlify(regs[where[n]]), "little") for n in ("sp", "fp", "ra"))
-                stack = _unwind(target, pc, sp, fp, ra, is_code)
+                stack = unwind_stack(target, pc, sp, fp, ra, is_code)
             finally:
                 target.resume()
         return pc, stack, hit, acc
@@ -141,7 +141,7 @@ def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code):
             if stacks:
                 regs = target.read_registers()
                 pc = regs["pc"]
-                stack = _unwind(target, pc, regs["sp"], regs.get("fp", regs.get("s0", 0)), regs["ra"], is_code)
+                stack = unwind_stack(target, pc, regs["sp"], regs.get("fp", regs.get("s0", 0)), regs["ra"], is_code)
             else:
                 pc = target.read_register("pc")
             if counters_at is not None:
@@ -160,7 +160,7 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
     from ..target.rsp import RspTarget
 
     counters_at = counter_address(memory_map)
-    is_code = _code_predicate(symbols, memory_map)
+    is_code = code_predicate(symbols, memory_map)
     if isinstance(target, RspTarget):
         if target.state() == "running":
             target.halt()
@@ -229,6 +229,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     add = writer.add
     period = int(1e9 / rate_hz) if rate_hz else 0
     count = 0
+    schedule_resets = 0
     halted: list[int] = []
     ended_early = error = None
     start = clock()
@@ -245,9 +246,14 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                 ended_early = "stopped by the user"
                 break
             if period:
+                # A fixed schedule: a late sample does not move the ones after it, so the spacing averages out to
+                # the period; only a run more than a period behind gives up the lost slots (counted).
                 if now < next_t:
                     time.sleep((next_t - now) / 1e9)
-                next_t = max(next_t + period, now)
+                elif now - next_t > period:
+                    next_t = now
+                    schedule_resets += 1
+                next_t += period
             t0 = clock()
             pc, stack, hit, acc = take()
             t1 = clock()
@@ -270,6 +276,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             "samples": count,
             "duration_s": elapsed,
             "rate_hz_achieved": count / elapsed if elapsed > 0 else None,
+            "schedule_resets": schedule_resets if period else None,
             "halted_ns": _halted_stats(halted, elapsed),
             "ended_early": ended_early,
             "error": error,

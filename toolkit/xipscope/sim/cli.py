@@ -34,6 +34,9 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                    help="cycles an XIP flash access not served by the cache costs (an assumption; default 24)")
     p.add_argument("--psram-miss-cycles", type=int, default=None, metavar="N",
                    help="cycles a PSRAM access not served by the cache costs (an assumption; default 40)")
+    p.add_argument("--clock-hz", type=float, default=1_000_000, metavar="HZ",
+                   help="with --gdb-port: pace the twin to HZ simulated cycles per second of wall time, so that "
+                        "wall-clock samplers see simulated time (default 1e6; 0 = unpaced, as fast as the host goes)")
     p.set_defaults(func=run)
     return p
 
@@ -64,7 +67,7 @@ def run(args) -> int:
     try:
         if args.gdb_port is not None and not args.run:
             from .gdbserver import serve
-            serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo))
+            serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)
             return 0
         from .machine import Machine
         from .report import format_function_table, stats_json

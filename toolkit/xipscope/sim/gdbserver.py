@@ -11,11 +11,13 @@ from __future__ import annotations
 import select
 import socket
 import sys
+import time
 
 from ..chip import riscv as rv
 from ..errors import TargetError
 from ..target.rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
 from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
+from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
 SLICE = 50_000            # instructions between looks at the socket while running
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
@@ -55,9 +57,10 @@ def _le32(value: int) -> str:
 class GdbServer:
     """Serve one Machine on 127.0.0.1:port (0 picks a free port; see `.port`)."""
 
-    def __init__(self, machine: Machine, port: int = 0, log=None):
+    def __init__(self, machine: Machine, port: int = 0, log=None, clock_hz: float | None = DEFAULT_CLOCK_HZ):
         self.machine = machine
         self.log = log
+        self.clock = SimClock(clock_hz) if clock_hz else None   # None: unpaced (sim/pacing.py)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -112,6 +115,9 @@ class _Session:
         self.conn.sendall(frame(payload))
 
     def run(self) -> None:
+        if self.server.clock is not None:
+            self._run_paced()
+            return
         while not self.done:
             if self.running and not self.idle:
                 ready, _, _ = select.select([self.conn], [], [], 0)
@@ -131,14 +137,52 @@ class _Session:
                 if ready:
                     self._receive()
 
+    def _run_paced(self) -> None:
+        """The run loop with the twin paced to its clock (sim/pacing.py): run a slice whenever at least a short one is
+        due, else wait on the socket until it is. An interrupt runs the core on to the simulated cycle of the
+        moment it arrived, and stops it there (_receive)."""
+        clock, m = self.server.clock, self.m
+        while not self.done:
+            if self.running and not self.idle:
+                lag = clock.behind(m.cycles, time.perf_counter())
+                if lag < clock.min_slice:
+                    ready, _, _ = select.select([self.conn], [], [], (clock.min_slice - lag) / clock.hz)
+                    if ready:
+                        self._receive()
+                    continue
+                ready, _, _ = select.select([self.conn], [], [], 0)
+                if ready:
+                    self._receive()
+                    continue
+                reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
+                if reason == "breakpoint":
+                    self._stopped(SIGTRAP)
+                elif reason == "trap-loop":
+                    self._stopped(SIGSEGV)
+                elif reason == "idle":
+                    self.idle = True
+            else:
+                timeout = IDLE_POLL_S if self.running else None
+                ready, _, _ = select.select([self.conn], [], [], timeout)
+                if ready:
+                    self._receive()
+
     def _receive(self) -> None:
         data = self.conn.recv(65536)
+        arrived = time.perf_counter()
         if not data:
             self.done = True
             return
         for item in self.parser.feed(data):
             if item == bytes((INTERRUPT,)):
                 if self.running:
+                    clock = self.server.clock
+                    if clock is not None and not self.idle:
+                        # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py).
+                        reason = run_to_cycle(self.m, clock.stop_at(self.m.cycles, arrived), clock)
+                        if reason in ("breakpoint", "trap-loop"):
+                            self._stopped(SIGTRAP if reason == "breakpoint" else SIGSEGV)
+                            continue
                     self._stopped(SIGINT)
             elif isinstance(item, Packet):
                 if not item.checksum_ok:
@@ -261,6 +305,8 @@ class _Session:
         self.running = True
         self.idle = False
         self.m.clear_halt_request()
+        if self.server.clock is not None:
+            self.server.clock.start(self.m.cycles)
         if self.m.pc in self.m.breakpoints:
             self.m.step()
             if self.m.pc in self.m.breakpoints:
@@ -269,22 +315,27 @@ class _Session:
     def _monitor(self, command: str) -> str:
         m = self.m
         if command in ("", "help"):
-            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), uart (output so far)\n"
+            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), uart (output so far), clock (pacing)\n"
         elif command == "stats":
             from .report import format_function_table
             text = format_function_table(m)
         elif command == "uart":
             text = m.uart.text()
+        elif command == "clock":
+            clock = self.server.clock
+            text = (f"{clock.stats()}\n" if clock is not None else "unpaced\n") + f"cycles {m.cycles}\n"
         else:
             text = f"unknown monitor command {command!r}; try `monitor help`\n"
         return text.encode().hex()
 
 
-def serve(firmware: str, port: int, machine_kwargs: dict | None = None, announce=sys.stdout) -> None:
+def serve(firmware: str, port: int, machine_kwargs: dict | None = None, announce=sys.stdout,
+          clock_hz: float | None = DEFAULT_CLOCK_HZ) -> None:
     """Open the twin on `firmware` and serve it until killed; prints the port it listens on."""
     machine = Machine(firmware, **(machine_kwargs or {}))
-    server = GdbServer(machine, port)
-    print(f"{MODEL_NOTE}: GDB server for {firmware} on 127.0.0.1:{server.port}", file=announce, flush=True)
+    server = GdbServer(machine, port, clock_hz=clock_hz)
+    pace = f"paced to {clock_hz:g} simulated cycles/s" if clock_hz else "unpaced"
+    print(f"{MODEL_NOTE}: GDB server for {firmware} on 127.0.0.1:{server.port} ({pace})", file=announce, flush=True)
     try:
         server.serve_forever()
     finally:

@@ -3,15 +3,21 @@
 The core starts halted at the ELF entry, as if a debugger attached at reset. `resume()` runs it on a background
 thread in slices; every read takes the twin's lock, so it lands between slices and sees a consistent state.
 `run(n)` runs synchronously for tests and scripts that want a reproducible point.
+
+While running, the twin is paced to a nominal simulated clock (sim/pacing.py; clock_hz, default 1 MHz), and `halt()`
+stops the core at the simulated cycle of the moment it was called, so wall-clock samplers see simulated time.
+clock_hz=None runs it unpaced, and a halt then lands at the next block boundary in host time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from ..errors import TargetError
 from ..target.base import MEMORY, REGISTERS, RUN_CONTROL
 from .machine import MODEL_NOTE, Machine, RunResult
+from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
 SLICE = 50_000
 
@@ -19,11 +25,13 @@ SLICE = 50_000
 class SimTarget:
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
 
-    def __init__(self, firmware: str, **machine_kwargs):
+    def __init__(self, firmware: str, *, clock_hz: float | None = DEFAULT_CLOCK_HZ, **machine_kwargs):
         if not firmware:
             raise TargetError("sim:// needs a firmware ELF path, e.g. sim://firmware/xipbench.elf")
         self.url = f"sim://{firmware}"
         self.machine = Machine(firmware, **machine_kwargs)
+        self.clock = SimClock(clock_hz) if clock_hz else None
+        self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
         self._thread: threading.Thread | None = None
         self._running = False
         self._wake = threading.Event()
@@ -64,8 +72,11 @@ class SimTarget:
         thread = self._thread
         if thread is None:
             return
+        if self.clock is not None:
+            self._halt_at = time.perf_counter()   # the run loop runs on to this moment's simulated cycle, then stops
+        else:
+            self.machine.request_halt()   # unpaced: cut the slice short at the next block boundary
         self._running = False
-        self.machine.request_halt()
         self._wake.set()
         thread.join()
         self._thread = None
@@ -80,9 +91,13 @@ class SimTarget:
             self._thread = None
         self._running = True
         self._wake.clear()
+        self._halt_at = None
         self.last_stop = None
         self.machine.clear_halt_request()
-        self._thread = threading.Thread(target=self._loop, name="xipscope-sim", daemon=True)
+        if self.clock is not None:
+            self.clock.start(self.machine.cycles)
+        loop = self._paced_loop if self.clock is not None else self._loop
+        self._thread = threading.Thread(target=loop, name="xipscope-sim", daemon=True)
         self._thread.start()
 
     def state(self) -> str:
@@ -97,6 +112,10 @@ class SimTarget:
         if self._thread is not None:
             raise TargetError(f"{self.url}: halt the target before run()")
         return self.machine.run(max_instructions)
+
+    def pacing(self) -> dict | None:
+        """How the twin's clock ran (for a profile's meta.json): nominal Hz and any slips, or None when unpaced."""
+        return self.clock.stats() if self.clock is not None else None
 
     @property
     def uart_output(self) -> str:
@@ -118,3 +137,33 @@ class SimTarget:
                 self._wake.wait()
             elif reason == "halt":
                 return
+
+    def _paced_loop(self) -> None:
+        """Keep the core within a short slice of its clock (sim/pacing.py); a halt runs it on to the simulated
+        cycle of the moment halt() was called, and stops there."""
+        m, clock = self.machine, self.clock
+        idle = False
+        while True:
+            with self._requests:
+                self._requests.wait_for(lambda: self._waiting == 0)
+            if not self._running:
+                if self._halt_at is not None and not idle:
+                    reason = run_to_cycle(m, clock.stop_at(m.cycles, self._halt_at), clock)
+                    if reason in ("breakpoint", "trap-loop", "idle"):
+                        self.last_stop = reason
+                return
+            if idle:
+                self._wake.wait()     # parked in wfi: nothing changes until a halt
+                continue
+            lag = clock.behind(m.cycles, time.perf_counter())
+            if lag < clock.min_slice:
+                self._wake.wait((clock.min_slice - lag) / clock.hz)
+                continue
+            reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
+            if reason in ("breakpoint", "trap-loop"):
+                self.last_stop = reason
+                self._running = False
+                return
+            if reason == "idle":
+                self.last_stop = "idle"
+                idle = True

@@ -1,0 +1,106 @@
+"""Pacing the twin (a model) to a nominal simulated clock, so that a wall-clock sampler sees simulated time, not host time.
+
+Why: a profiler halts the core at moments spread evenly in wall time. On a real RP2350 wall time is cycle time, so
+the samples fall on functions in proportion to the cycles they take. An unpaced twin runs as fast as the host can
+simulate each piece of code, and its "halt at the next slice boundary" lands wherever the host spends its time (a
+function full of cache misses costs the host Python work per miss, a tight SRAM loop costs it almost nothing):
+samples would measure the simulator, not the model.
+
+The scheme: while the core runs, simulated cycles are tied to wall time, cycles = c0 + clock_hz * (now - t0), anchored
+at each resume (halted time does not count: the core does not run while halted, as on the chip).
+- The twin never runs ahead of that clock. It runs in slices up to the cycle now due, then waits (on the socket or
+  an event) until at least MIN_SLICE_S of simulated time is due again. A slice is at most MAX_SLICE_S of simulated
+  time, so an interrupt or a read is looked at within that.
+- A halt requested at wall time T runs the core on to exactly cycle(T) (to the first translated-block boundary at or
+  after it; blocks are a few instructions) and stops there. The twin is at most one slice behind cycle(T) when the
+  request arrives, so the stop point is the simulated moment of the request, whatever the host was doing.
+- The host must simulate faster than clock_hz in every piece of code. When it cannot, the clock slips (its anchor
+  moves so the twin is never more than MAX_LAG_S behind) and the slips are counted: `stats()["slipped_cycles"]`,
+  recorded in a profile's meta.json. A run with slips was partly sampled in host time; keep clock_hz below the
+  host's slowest simulation speed (about 2.7M cycles/s for xipbench's thrashing phases on this project's machines).
+
+DEFAULT_CLOCK_HZ = 1 MHz: 150x slower than the chip's 150 MHz, so every second of wall time is 1M simulated cycles.
+clock_hz=None runs unpaced (fastest; fine for gdb sessions and tests that do not sample by wall time).
+"""
+
+from __future__ import annotations
+
+import time
+
+DEFAULT_CLOCK_HZ = 1_000_000
+MIN_SLICE_S = 2e-3       # caught up: wait until this much simulated time is due (keeps the host idle between samples)
+MAX_SLICE_S = 4e-3       # longest slice of simulated time between looks at requests
+MAX_LAG_S = 0.5          # further behind than this, the clock slips (the host is too slow for clock_hz, or starved)
+
+
+class SimClock:
+    """Simulated cycles <-> wall time while the core runs (see the module docstring)."""
+
+    def __init__(self, hz: float):
+        if hz <= 0:
+            raise ValueError(f"clock_hz must be positive, got {hz}")
+        self.hz = hz
+        self.min_slice = max(1, int(hz * MIN_SLICE_S))
+        self.max_slice = max(self.min_slice, int(hz * MAX_SLICE_S))
+        self.max_lag = max(self.max_slice, int(hz * MAX_LAG_S))
+        self._c0 = 0
+        self._t0 = 0.0
+        self.slips = 0
+        self.slipped_cycles = 0
+        self.cpi = 1.0           # cycles per instruction of the last slice (run_to_cycle's estimate)
+
+    def start(self, cycles: int, now: float | None = None) -> None:
+        """Anchor the clock as the core starts running (every resume): halted time is not simulated time."""
+        self._c0 = cycles
+        self._t0 = time.perf_counter() if now is None else now
+
+    def stop_at(self, cycles: int, now: float) -> int:
+        """The cycle a halt requested at wall time `now` stops at (slipping first if the twin is too far behind)."""
+        self.behind(cycles, now)
+        return self.due(now)
+
+    def due(self, now: float) -> int:
+        """The simulated cycle that wall time `now` stands for."""
+        return self._c0 + int((now - self._t0) * self.hz)
+
+    def behind(self, cycles: int, now: float) -> int:
+        """Cycles due but not yet run; slips the clock (and counts it) when that exceeds max_lag."""
+        lag = self.due(now) - cycles
+        if lag > self.max_lag:
+            excess = lag - self.max_lag
+            self._t0 += excess / self.hz
+            self.slips += 1
+            self.slipped_cycles += excess
+            lag = self.max_lag
+        return lag
+
+    def stats(self) -> dict:
+        return {"clock_hz": self.hz, "slips": self.slips, "slipped_cycles": self.slipped_cycles,
+                "note": "RP2350 twin (a model) paced to a nominal clock; samples land at the simulated cycle of the "
+                        "halt request (sim/pacing.py)"}
+
+
+def run_to_cycle(machine, target: int, clock: SimClock | None = None) -> str:
+    """Run `machine` until its cycle count reaches `target` (block granularity) or the core stops by itself.
+
+    The machine's budget counts instructions; cycles add miss stalls. Each slice asks for the instructions that the
+    last slice's cycles-per-instruction (kept on the clock between calls) says will cover what is left, so a
+    stall-heavy stretch (7 cycles an instruction in xipbench's PSRAM thrashing) does not overshoot its cycle.
+    Returns "budget" when the target was reached, else the machine's stop reason (idle, breakpoint, trap-loop, halt).
+    """
+    cpi = clock.cpi if clock is not None else 1.0
+    try:
+        while True:
+            left = target - machine.cycles
+            if left <= 0:
+                return "budget"
+            c0, i0 = machine.cycles, machine.instructions
+            reason = machine.run_slice(max(1, int(left / cpi)))
+            if reason != "budget":
+                return reason
+            done_i = machine.instructions - i0
+            if done_i:
+                cpi = max(1.0, (machine.cycles - c0) / done_i)
+    finally:
+        if clock is not None:
+            clock.cpi = cpi
