@@ -167,8 +167,9 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
         # The register layout comes from the target description, which servers send only while halted.
         where = target.g_slices(["pc", "sp", "fp", "ra"] if stacks else ["pc"])
         target.resume()
-        allowed = target.probe_pipelining() if pipeline is not False else False
-        target.resume()
+        allowed = target.probe_pipelining() if pipeline is not False else False   # halts the target
+        if target.state() != "running":
+            target.resume()
         mode = "pipelined" if allowed else "waiting"
         note = (f"rsp {mode}: interrupt, g{', m (counters)' if counters_at is not None else ''}"
                 f"{', m (stack)' if stacks else ''}, c"
