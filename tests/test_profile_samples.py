@@ -46,3 +46,24 @@ def test_clear_errors(tmp_path):
         read_meta(tmp_path)
     write_meta(tmp_path, {"rate_hz": 1000})
     assert read_meta(tmp_path) == {"rate_hz": 1000}
+
+
+def test_parts_without_the_mcycle_column_read_as_null(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A part as SampleWriter wrote it before the mcycle column existed.
+    (tmp_path / "samples").mkdir()
+    old = pa.table({"t_ns": [0, 10], "pc": [1, 2], "halted_ns": [5, 5], "xip_hit": [None, None],
+                    "xip_acc": [None, None], "stack": pa.array([None, None], pa.list_(pa.int64()))})
+    pq.write_table(old, tmp_path / "samples" / "part-000000.parquet")
+    frame = read_samples(tmp_path)
+    assert list(frame["pc"]) == [1, 2] and frame["mcycle"].isna().all()
+
+
+def test_mcycle_round_trip(tmp_path):
+    writer = SampleWriter(tmp_path)
+    writer.add(t_ns=0, pc=1, halted_ns=1, mcycle=0xFFFFFFF0)
+    writer.add(t_ns=1, pc=2, halted_ns=1, mcycle=0x10)
+    writer.close()
+    assert list(read_samples(tmp_path)["mcycle"]) == [0xFFFFFFF0, 0x10]

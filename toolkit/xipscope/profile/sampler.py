@@ -107,16 +107,19 @@ def unwind_stack(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[in
     return unwind_frame_pointers(pc, sp, fp, ra, read_word=read_word, is_code=is_code).pcs[1:]
 
 
-def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_code, pipelined: bool):
-    """take() -> (pc, stack, hit, acc) over RspTarget.sample: one round trip per sample when pipelined."""
+def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_code, pipelined: bool,
+                 mcycle_regnum: int | None):
+    """take() -> (pc, stack, hit, acc, mcycle) over RspTarget.sample: one round trip per sample when pipelined."""
     pc_at = where["pc"]
     reads = ((counters_at, 8),) if counters_at is not None else ()
+    singles = (mcycle_regnum,) if mcycle_regnum is not None else ()
     sample = target.sample
 
     def take():
-        regs, mems = sample(reads, pipelined=pipelined, resume=not stacks)
+        regs, mems, values = sample(reads, pipelined=pipelined, resume=not stacks, singles=singles)
         pc = int.from_bytes(unhexlify(regs[pc_at]), "little")
         hit = acc = stack = None
+        mcycle = values[0] & 0xFFFFFFFF if values else None
         if mems:
             c = mems[0]
             hit = int.from_bytes(c[0:4], "little")
@@ -127,17 +130,18 @@ def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_
                 stack = unwind_stack(target, pc, sp, fp, ra, is_code)
             finally:
                 target.resume()
-        return pc, stack, hit, acc
+        return pc, stack, hit, acc, mcycle
 
     return take
 
 
-def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code):
+def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code, cycles: bool):
     """take() through the Target protocol, for transports without a fast path (sim:// and others)."""
     def take():
         target.halt()
         try:
             hit = acc = stack = None
+            mcycle = target.read_register("mcycle") & 0xFFFFFFFF if cycles else None
             if stacks:
                 regs = target.read_registers()
                 pc = regs["pc"]
@@ -150,12 +154,13 @@ def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code):
                 acc = int.from_bytes(c[4:8], "little")
         finally:
             target.resume()
-        return pc, stack, hit, acc
+        return pc, stack, hit, acc, mcycle
 
     return take
 
 
-def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None):
+def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None,
+                   cycles: bool = False):
     """(take, transport description) for this target; the target must be running (probing pipelining halts it)."""
     from ..target.rsp import RspTarget
 
@@ -166,6 +171,7 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
             target.halt()
         # The register layout comes from the target description, which servers send only while halted.
         where = target.g_slices(["pc", "sp", "fp", "ra"] if stacks else ["pc"])
+        mcycle_regnum = target.register_info("mcycle").number if cycles else None
         target.resume()
         allowed = target.probe_pipelining() if pipeline is not False else False   # halts the target
         if target.state() != "running":
@@ -175,31 +181,37 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
                 f"{', m (stack)' if stacks else ''}, c"
                 + (" in one write, replies read after it" if allowed and not stacks else
                    " with the stack read after the g reply" if allowed else ", each reply awaited")
-                + (" (server in ack mode: replies acked by the next packet)" if target.conn.ack_mode and allowed else ""))
+                + (" (server in ack mode: replies acked by the next packet)" if target.conn.ack_mode and allowed else "")
+                + ("; mcycle by 'p'" if cycles else ""))
         if pipeline and not allowed:
             note += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
-        return _rsp_sampler(target, where, counters_at, stacks, is_code, allowed), note
-    return _generic_sampler(target, counters_at, stacks, is_code), \
-        f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}" \
+        return _rsp_sampler(target, where, counters_at, stacks, is_code, allowed, mcycle_regnum), note
+    return _generic_sampler(target, counters_at, stacks, is_code, cycles), \
+        f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}{', mcycle' if cycles else ''}" \
         f"{', counters' if counters_at is not None else ''}, resume through the Target protocol"
 
 
 def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float | None = None,
                    samples: int | None = None, rate_hz: float | None = None, stacks: bool = False, symbols=None,
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
-                   flush_rows: int = 8192) -> SampleRun:
+                   cycles: bool = False, flush_rows: int = 8192) -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, or `stop` (an Event) is set.
 
-    rate_hz paces the samples (None: as fast as the transport allows). progress(count, elapsed_s) is called about ten
+    rate_hz paces the samples (None: as fast as the transport allows). cycles=True also reads mcycle with each
+    sample (one more register read), so analyses can weight samples by the cycles between them. progress(count, elapsed_s) is called about ten
     times a second. A target that fails mid-run leaves every sample taken on disk and meta.json saying what happened;
     the TargetError is raised after that, naming the directory.
     """
     if duration is None and samples is None:
         raise ValueError("give duration or samples")
     out_dir = Path(out_dir)
+    # Imported now, not at the first flush, where they would stall sampling for a second (pyarrow pulls in pandas).
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
-    take, transport = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline)
+    take, transport = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
+                                     cycles=cycles)
     if target.state() != "running":
         target.resume()
 
@@ -215,6 +227,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         "samples_requested": samples,
         "duration_requested_s": duration,
         "stacks": stacks,
+        "mcycle": "low 32 bits read with each sample (weight samples by its deltas)" if cycles else None,
         "stack_block_bytes": STACK_BLOCK if stacks else None,
         "transport": transport,
         "halted_ns_meaning": "host-measured, from sending the halt until the sample's last reply arrived (pipelined: "
@@ -256,9 +269,9 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                     schedule_resets += 1
                 next_t += period
             t0 = clock()
-            pc, stack, hit, acc = take()
+            pc, stack, hit, acc, mcycle = take()
             t1 = clock()
-            add(t0 - start, pc, t1 - t0, hit, acc, stack)
+            add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
             halted.append(t1 - t0)
             count += 1
             if progress is not None and t1 >= next_progress:
@@ -358,6 +371,8 @@ def add_command(commands) -> None:
     amount.add_argument("--samples", type=int, metavar="N", help="take N samples")
     p.add_argument("--rate", type=float, metavar="HZ", help="samples per second (default: as fast as the transport allows)")
     p.add_argument("--stacks", action="store_true", help="also unwind the frame-pointer chain at each sample")
+    p.add_argument("--cycles", action="store_true",
+                   help="also read mcycle at each sample, so the report can weight samples by the cycles between them")
     p.add_argument("--map", default="rp2350", metavar="NAME|FILE.toml",
                    help="memory map: rp2350 (has the XIP counters), qemu-virt, or a TOML file (default rp2350)")
     p.add_argument("--out", required=True, metavar="DIR", help="new directory for samples/ and meta.json")
@@ -392,7 +407,8 @@ def cmd_profile(args) -> int:
         with _progress_bar(duration, args.samples) as progress:
             run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
-                                 progress=progress, stop=stop, pipeline=False if args.no_pipeline else None)
+                                 progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
+                                 cycles=args.cycles)
     finally:
         signal.signal(signal.SIGINT, previous)
         target.close()

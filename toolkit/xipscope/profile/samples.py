@@ -9,6 +9,11 @@ loses at most the samples not yet flushed, never the file) and `meta.json` (how 
     xip_hit    int64   raw XIP_CTRL CTR_HIT reading at the halt (null when the map has no counters)
     xip_acc    int64   raw XIP_CTRL CTR_ACC reading at the halt (null likewise)
     stack      list<int64>  return addresses, innermost first, from frame-pointer unwinding (null without --stacks)
+    mcycle     int64   low 32 bits of the core's mcycle at the halt (null without --cycles; absent in files written
+                       before it existed, read back as null). Hazard3 stops mcycle in Debug Mode, so the delta (mod
+                       2**32) between samples is the cycles the core ran: weighting each sample by it corrects for
+                       uneven sampling (a descheduled sampler, a busy probe). Return addresses in `stack` name the
+                       instruction after the call: symbolize callers at address - 1.
 
 The counters are stored as read, never cleared by the sampler: analyses take deltas between consecutive samples and treat
 an interval that reaches the saturation value 0xffffffff, or goes backwards (someone wrote the register), as unknown.
@@ -23,7 +28,7 @@ from pathlib import Path
 
 from ..errors import FormatError
 
-COLUMNS = ("t_ns", "pc", "halted_ns", "xip_hit", "xip_acc", "stack")
+COLUMNS = ("t_ns", "pc", "halted_ns", "xip_hit", "xip_acc", "stack", "mcycle")
 COUNTER_SATURATED = 0xFFFFFFFF
 META_FILE = "meta.json"
 PARTS_DIR = "samples"
@@ -32,7 +37,8 @@ PARTS_DIR = "samples"
 def _schema():
     import pyarrow as pa
     return pa.schema([("t_ns", pa.int64()), ("pc", pa.int64()), ("halted_ns", pa.int64()),
-                      ("xip_hit", pa.int64()), ("xip_acc", pa.int64()), ("stack", pa.list_(pa.int64()))])
+                      ("xip_hit", pa.int64()), ("xip_acc", pa.int64()), ("stack", pa.list_(pa.int64())),
+                      ("mcycle", pa.int64())])
 
 
 class SampleWriter:
@@ -51,7 +57,7 @@ class SampleWriter:
         self._last_flush = time.monotonic()
 
     def add(self, t_ns: int, pc: int, halted_ns: int, xip_hit: int | None = None, xip_acc: int | None = None,
-            stack: list[int] | None = None) -> None:
+            stack: list[int] | None = None, mcycle: int | None = None) -> None:
         c = self._columns
         c["t_ns"].append(t_ns)
         c["pc"].append(pc)
@@ -59,6 +65,7 @@ class SampleWriter:
         c["xip_hit"].append(xip_hit)
         c["xip_acc"].append(xip_acc)
         c["stack"].append(stack)
+        c["mcycle"].append(mcycle)
         self.count += 1
         if len(c["pc"]) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
@@ -89,10 +96,15 @@ def read_samples(directory: str | Path):
     parts = sorted((Path(directory) / PARTS_DIR).glob("part-*.parquet"))
     if not parts:
         raise FormatError(f"{directory}: no samples (expected {PARTS_DIR}/part-*.parquet written by xipscope profile)")
+    schema = _schema()
     tables = []
     for part in parts:
         try:
-            tables.append(pq.read_table(part, schema=_schema()))
+            table = pq.read_table(part)
+            for name in schema.names:   # parts written before a column existed: that column is null
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
+            tables.append(table.select(schema.names).cast(schema))
         except (pa.ArrowException, OSError) as e:
             raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the others") from None
     return pa.concat_tables(tables).to_pandas()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import sys
 import time
 
@@ -23,6 +24,7 @@ SLICE = 50_000            # instructions between looks at the socket while runni
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 CSR_REGNUM_BASE = 65      # OpenOCD's numbering: CSR n is register 65 + n
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux's value; Python does not export it
 
 _GPR_TYPES = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr"}
 
@@ -107,6 +109,13 @@ class _Session:
         self.running = False
         self.idle = False
         self.done = False
+        self.stamped = False
+        if server.clock is not None:
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.stamped = True
+            except OSError:
+                pass   # not Linux: the arrival time is when we read the bytes
 
     # --- plumbing ---
     def send(self, payload: bytes | str) -> None:
@@ -136,6 +145,21 @@ class _Session:
                 ready, _, _ = select.select([self.conn], [], [], timeout)
                 if ready:
                     self._receive()
+
+    def _recv_stamped(self) -> tuple[bytes, float]:
+        """Bytes from the client and when they arrived (perf_counter time). The kernel stamps each packet as it
+        arrives (SO_TIMESTAMPNS), so an interrupt that waited while a slice ran still stops the paced twin at the
+        cycle of its arrival: the moment we got round to reading it depends on the code being simulated."""
+        if not self.stamped:
+            data = self.conn.recv(65536)
+            return data, time.perf_counter()
+        data, ancillary, _flags, _addr = self.conn.recvmsg(65536, socket.CMSG_SPACE(16))
+        now_perf, now_wall = time.perf_counter(), time.time()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack("qq", payload[:16])
+                return data, now_perf - max(0.0, now_wall - (sec + nsec * 1e-9))
+        return data, now_perf
 
     def _run_paced(self) -> None:
         """The run loop with the twin paced to its clock (sim/pacing.py): run a slice whenever at least a short one is
@@ -168,8 +192,7 @@ class _Session:
                     self._receive()
 
     def _receive(self) -> None:
-        data = self.conn.recv(65536)
-        arrived = time.perf_counter()
+        data, arrived = self._recv_stamped()
         if not data:
             self.done = True
             return
@@ -315,12 +338,17 @@ class _Session:
     def _monitor(self, command: str) -> str:
         m = self.m
         if command in ("", "help"):
-            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), uart (output so far), clock (pacing)\n"
+            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json (the same as JSON), uart (output so far), clock (pacing)\n"
         elif command == "stats":
             from .report import format_function_table
             text = format_function_table(m)
         elif command == "uart":
             text = m.uart.text()
+        elif command == "stats-json":
+            import json
+
+            from .report import stats_json
+            text = json.dumps(stats_json(m)) + "\n"
         elif command == "clock":
             clock = self.server.clock
             text = (f"{clock.stats()}\n" if clock is not None else "unpaced\n") + f"cycles {m.cycles}\n"

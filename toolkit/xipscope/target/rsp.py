@@ -451,33 +451,38 @@ class RspTarget:
             self._state = "halted"
         return bool(reply) and not _error_reply(reply) and all(c in b"0123456789abcdefxABCDEF" for c in reply[:16])
 
-    def sample(self, reads: tuple = (), *, pipelined: bool = True, resume: bool = True) -> tuple[bytes, list[bytes]]:
-        """One sample of a running target: interrupt, `g`, `m` for each (address, size) in reads, then continue.
+    def sample(self, reads: tuple = (), *, pipelined: bool = True, resume: bool = True,
+               singles: tuple = ()) -> tuple[bytes, list[bytes], list[int]]:
+        """One sample of a running target: interrupt, `g`, `p` for each register number in singles, `m` for each
+        (address, size) in reads, then continue.
 
         Pipelined, all of it goes out in one write and the replies are read after it (one round trip); otherwise each
-        reply is awaited before the next request, as a strict server needs. Returns the `g` reply's hex text and
-        the bytes of each read. With resume=False the target stays halted (the caller reads more, then resume()s).
+        reply is awaited before the next request, as a strict server needs. Returns the `g` reply's hex text,
+        the bytes of each read and the value of each single register. With resume=False the target stays halted (the caller reads more, then resume()s).
         The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a breakpoint won the race).
         """
         if self._state != "running":
             self._require_running("sample")
         conn = self.conn
         if pipelined:
-            key = (reads, resume)
+            key = (reads, resume, singles)
             burst = self._bursts.get(key)
             if burst is None:
-                burst = bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"m%x,%x" % r) for r in reads)
+                burst = (bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"p%x" % n) for n in singles)
+                         + b"".join(frame(b"m%x,%x" % r) for r in reads))
                 if resume:
                     burst += frame(b"c")
                 self._bursts[key] = burst
             conn._write(burst)
             self._sample_stop(ack=False)
             regs = conn.receive("the register block ('g') of a sample", ack=False)
+            ones = [conn.receive("a register ('p') of a sample", ack=False) for _ in singles]
             mems = [conn.receive("a memory read of a sample", ack=False) for _ in reads]
         else:
             conn.interrupt()
             self._sample_stop()
             regs = conn.request(b"g", "the register block ('g') of a sample")
+            ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in singles]
             mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in reads]
             if resume:
                 conn.send(b"c")
@@ -487,6 +492,10 @@ class RspTarget:
             self._state = "halted" if not resume else self._state
             raise TargetError(f"{self.url}: 'g' failed during sampling (reply {regs[:16]!r})")
         try:
+            values = [int.from_bytes(bytes.fromhex(v.decode()), "little") for v in ones]
+        except ValueError:
+            raise TargetError(f"{self.url}: a register read ('p') during sampling failed (replies {ones})") from None
+        try:
             data = [bytes.fromhex(m.decode()) for m in mems]
         except ValueError:
             raise TargetError(f"{self.url}: a memory read during sampling failed (replies {[m[:16] for m in mems]}); "
@@ -494,7 +503,7 @@ class RspTarget:
         for (address, size), d in zip(reads, data):
             if len(d) != size:
                 raise TargetError(f"{self.url}: wanted {size} bytes at {address:#x} during sampling, got {len(d)}")
-        return regs, data
+        return regs, data, values
 
     def _sample_stop(self, ack: bool = True) -> None:
         while True:

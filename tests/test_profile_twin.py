@@ -1,0 +1,146 @@
+"""xipscope profile against the RP2350 twin (a model), whose ground truth is known: the sampled distribution of time
+over functions, the XIP hit rate of each xipbench phase from the sampled counters, and SRAM phases that make no XIP
+accesses of their own.
+
+The twin is served by its GDB server in a separate process (as a board behind a probe would be) and paced to a nominal
+clock (sim/pacing.py), so a halt lands at the simulated cycle of the moment it was asked for. Samples are taken as fast
+as rsp:// allows, with mcycle read at each one: weighting each sample by the cycles since the previous one makes the
+estimate independent of how evenly the sampler managed to space its samples on a loaded host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xipscope.chip.memory_map import get_memory_map
+from xipscope.elf.symbols import load_symbols
+from xipscope.profile.sampler import sample_profile
+from xipscope.profile.samples import read_samples
+from xipscope.target.rsp import RspTarget
+
+REPO = Path(__file__).resolve().parent.parent
+XIPBENCH = REPO / "firmware" / "xipbench.elf"
+PHASE = re.compile(r"phase (\S+) cycles=(\d+) instret=(\d+) xip_acc=(\d+) xip_hit=(\d+)")
+SAMPLES = 20_000
+
+
+def monitor(target: RspTarget, command: str) -> str:
+    reply = target._request(b"qRcmd," + command.encode().hex().encode(), f"the reply to monitor {command}")
+    return bytes.fromhex(reply.decode()).decode()
+
+
+def profile_twin(out: Path, clock_hz: float, **sampling):
+    """Profile xipbench from reset on the twin's GDB server; then its ground truth for exactly the run sampled."""
+    server = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPBENCH), "--gdb-port", "0",
+                               "--clock-hz", str(clock_hz)], stdout=subprocess.PIPE, text=True,
+                              env={"PYTHONPATH": str(REPO / "toolkit"), "PATH": "/usr/bin:/bin"})
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline()).group(1))
+        target = RspTarget("127.0.0.1", port)
+        try:
+            symbols = load_symbols(XIPBENCH)
+            run = sample_profile(target, out, memory_map=get_memory_map("rp2350"), cycles=True, symbols=symbols,
+                                 elf=XIPBENCH, **sampling)
+            target.halt()   # the truth includes the few hundred cycles run after the last sample: negligible
+            truth = json.loads(monitor(target, "stats-json"))
+            clock = monitor(target, "clock")
+        finally:
+            target.close()
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    df = read_samples(out)
+    df["function"] = symbols.symbolize(df["pc"].to_numpy()).function
+    df["weight"] = (df["mcycle"].diff() % 2**32).fillna(0)
+    return df, truth, run.meta, clock
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    """20k samples at 1,000/s, the twin paced to 300 kHz (a few hundred simulated cycles between samples), from reset;
+    the truth is the twin's for the same stretch. A fixed rate keeps each running interval long against the server's
+    own jitter (tens of us); as fast as rsp:// goes, the twin would run only a few cycles between samples."""
+    return profile_twin(tmp_path_factory.mktemp("twin") / "profile", 300e3, samples=SAMPLES, rate_hz=1000)
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """All of xipbench at 500 samples/s, the twin paced to 1 MHz (about 1,500 cycles between samples): every phase,
+    for the counters. Hit rates do not depend on where samples land, only on reading the counters inside a phase."""
+    return profile_twin(tmp_path_factory.mktemp("twin") / "whole", 1e6, samples=8000, rate_hz=500)
+
+
+def test_sampled_time_by_function_matches_the_twins_cycles(profiled):
+    df, truth, meta, clock = profiled
+    assert len(df) == SAMPLES and meta["transport"].startswith("rsp pipelined")
+    # The twin kept its clock (a starved host makes it slip; mcycle weights still count the slipped cycles).
+    slipped = int(re.search(r"'slipped_cycles': (\d+)", clock).group(1))
+    assert slipped < 0.05 * int(re.search(r"cycles (\d+)", clock).group(1)), clock
+    cycles = pd.Series({f["name"]: f["cycles"] for f in truth["functions"] if f["name"] != "_park"})
+    true_share = cycles / cycles.sum()
+    running = df[df["function"] != "_park"]        # parked in wfi: the twin simulates nothing, the truth has no cycles
+    sampled_share = running.groupby("function")["weight"].sum() / running["weight"].sum()
+    both = pd.concat([sampled_share.rename("sampled"), true_share.rename("truth")], axis=1).fillna(0)
+    tv = 0.5 * (both["sampled"] - both["truth"]).abs().sum()
+    unweighted = running["function"].value_counts(normalize=True)
+    tv_unweighted = 0.5 * (unweighted.reindex(both.index).fillna(0) - both["truth"]).abs().sum()
+    print(f"\ntotal variation distance {tv:.4f} weighted by mcycle, {tv_unweighted:.4f} unweighted, over "
+          f"{len(running)} samples of running code\n{both}")
+    assert tv < 0.05, both
+    assert set(true_share[true_share > 0.05].index) <= set(sampled_share[sampled_share > 0.03].index)
+
+
+def _phases(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """Samples split where the counters went backwards (xipbench clears them as each phase starts), keeping the
+    stretches that ran a work_* function."""
+    reset = (df["xip_acc"].diff() < 0).cumsum()
+    stretches = [g for _, g in df.groupby(reset)]
+    return [g for g in stretches if g["function"].str.startswith("work_", na=False).any()]
+
+
+def _work_intervals(phase: pd.DataFrame) -> pd.DataFrame:
+    """Counter deltas of the intervals that began and ended inside the phase's work function, and the function."""
+    work = phase["function"].where(phase["function"].str.startswith("work_", na=False)).dropna().mode()[0]
+    d = pd.DataFrame({"hit": phase["xip_hit"].diff(), "acc": phase["xip_acc"].diff(),
+                      "inside": (phase["function"] == work) & (phase["function"].shift() == work)
+                      & (phase["weight"] > 0)})     # the core ran in between (mcycle moved)
+    return d[d["inside"]], work
+
+
+def test_per_phase_hit_rates_match_the_twins_exact_counters(whole_run):
+    df, truth, _meta, _clock = whole_run
+    printed = PHASE.findall(truth["uart"])
+    phases = _phases(df)
+    assert len(printed) == len(phases) == 6, (printed, len(phases))
+    for (name, _c, _i, acc, hit), phase in zip(printed, phases):
+        intervals, work = _work_intervals(phase)
+        assert work == "work_" + name.split("-")[0]
+        assert len(intervals) > 20, name
+        sampled = intervals["hit"].sum() / intervals["acc"].sum() if intervals["acc"].sum() else None
+        exact = int(hit) / int(acc)
+        print(f"{name:13} sampled hit rate {sampled!s:>22} exact {exact:.5f} ({len(intervals)} intervals)")
+        if name.startswith("sram"):
+            continue    # the next test
+        assert abs(sampled - exact) < 0.005, (name, sampled, exact)
+
+
+def test_sram_phases_make_no_xip_accesses_of_their_own(whole_run):
+    df, _truth, _meta, _clock = whole_run
+    sram = [p for p in _phases(df) if _work_intervals(p)[1] == "work_sram"]
+    assert len(sram) == 2
+    for phase in sram:
+        intervals, _ = _work_intervals(phase)
+        assert len(intervals) > 20
+        assert (intervals["acc"] == 0).all() and (intervals["hit"] == 0).all()
+    # ...while the flash phases' work intervals all saw XIP accesses
+    flash = [p for p in _phases(df) if _work_intervals(p)[1] == "work_flash"]
+    assert all((_work_intervals(p)[0]["acc"] > 0).all() for p in flash)
