@@ -144,3 +144,41 @@ def test_sram_phases_make_no_xip_accesses_of_their_own(whole_run):
     # ...while the flash phases' work intervals all saw XIP accesses
     flash = [p for p in _phases(df) if _work_intervals(p)[1] == "work_flash"]
     assert all((_work_intervals(p)[0]["acc"] > 0).all() for p in flash)
+
+
+def _cli(*args: str, **popen):
+    import os
+    env = dict(os.environ, PYTHONPATH=str(REPO / "toolkit"))
+    return subprocess.Popen([sys.executable, "-m", "xipscope", "profile", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_cli_on_the_in_process_twin_prints_a_summary(tmp_path):
+    cli = _cli("--target", f"sim://{XIPBENCH}", "--elf", str(XIPBENCH), "--samples", "400", "--rate", "400",
+               "--cycles", "--out", str(tmp_path / "p"))
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    assert "400 samples" in err and "sim: halt, read pc, mcycle, counters, resume" in err
+    assert re.search(r"top functions:\n\s+[\d.]+%\s+(_start|main|phase|work_flash|uart_\w+|copy_words)", out), out
+    assert "XIP hit rate" in out and "halted per sample" in out
+    df = read_samples(tmp_path / "p")
+    assert len(df) == 400 and df["xip_acc"].notna().all() and df["mcycle"].notna().all()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_samples(tmp_path):
+    import signal
+    import time
+
+    out_dir = tmp_path / "p"
+    cli = _cli("--target", f"sim://{XIPBENCH}", "--elf", str(XIPBENCH), "--duration", "120", "--out", str(out_dir))
+    deadline = time.monotonic() + 60
+    while not list((out_dir / "samples").glob("part-*.parquet")) and time.monotonic() < deadline:
+        assert cli.poll() is None, cli.stderr.read()
+        time.sleep(0.05)
+    cli.send_signal(signal.SIGINT)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert "Traceback" not in err and "ended early: stopped by the user" in err
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["ended_early"] == "stopped by the user" and meta["error"] is None
+    assert len(read_samples(out_dir)) == meta["samples"] > 0

@@ -17,6 +17,10 @@ interval as unknown.
 
 Samples go to disk in Parquet parts as they are taken (SampleWriter), and meta.json is written at the end, also when the
 target dies (with the error) or the user stops the run (Ctrl-C: the sample in progress completes, then the run ends).
+
+With a rate, samples follow a fixed schedule (a late one does not shift the rest). Where the spacing is uneven anyway
+(a loaded host, a slow probe), cycles=True reads mcycle with each sample: weighting each sample by the cycles since the
+previous one keeps the estimate honest (on the twin under a load of 6 on 2 cores: TV 0.024 weighted, 0.039 not).
 """
 
 from __future__ import annotations

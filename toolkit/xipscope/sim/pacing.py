@@ -6,21 +6,32 @@ simulate each piece of code, and its "halt at the next slice boundary" lands whe
 function full of cache misses costs the host Python work per miss, a tight SRAM loop costs it almost nothing):
 samples would measure the simulator, not the model.
 
-The scheme: while the core runs, simulated cycles are tied to wall time, cycles = c0 + clock_hz * (now - t0), anchored
-at each resume (halted time does not count: the core does not run while halted, as on the chip).
-- The twin never runs ahead of that clock. It runs in slices up to the cycle now due, then waits (on the socket or
-  an event) until at least MIN_SLICE_S of simulated time is due again. A slice is at most MAX_SLICE_S of simulated
-  time, so an interrupt or a read is looked at within that.
-- A halt requested at wall time T runs the core on to exactly cycle(T) (to the first translated-block boundary at or
-  after it; blocks are a few instructions) and stops there. The twin is at most one slice behind cycle(T) when the
-  request arrives, so the stop point is the simulated moment of the request, whatever the host was doing.
-- The host must simulate faster than clock_hz in every piece of code. When it cannot, the clock slips (its anchor
-  moves so the twin is never more than MAX_LAG_S behind) and the slips are counted: `stats()["slipped_cycles"]`,
-  recorded in a profile's meta.json. A run with slips was partly sampled in host time; keep clock_hz below the
-  host's slowest simulation speed (about 2.7M cycles/s for xipbench's thrashing phases on this project's machines).
+The scheme: while the core runs, simulated cycles are tied to wall time, cycle(t) = c0 + clock_hz * (t - t0), anchored
+at each resume (halted time is not simulated time: the core does not run while halted, and Hazard3's mcycle stops in
+Debug Mode too). After a halt the anchor is the cycle the halt asked for, not the block boundary where it stopped.
+- A halt requested at wall time T runs the core on to cycle(T), to the first translated-block boundary at or after it
+  (blocks are a few instructions; run_to_cycle keeps the overshoot small), and stops there. So where a sample lands
+  depends only on when it was asked for, whatever the host was doing. On the GDB server face, T is the kernel's
+  arrival stamp of the interrupt (SO_TIMESTAMPNS), not the moment the server got round to reading it; in-process
+  (sim://), T is the moment halt() was called.
+- Between halts the twin never runs ahead of its clock: it runs in slices up to the cycle now due, once at least
+  MIN_SLICE_S of simulated time is due, and otherwise waits (on the socket or an event). A long `continue` in gdb
+  therefore runs at clock_hz, and a sampler's short intervals cost the host nothing until the halt.
+- The host must be able to simulate faster than clock_hz. When it cannot (or is starved), the twin falls behind; past
+  MAX_LAG_S the clock slips (its anchor moves) and the slips are counted (`stats()`, `monitor clock`, meta.json).
 
-DEFAULT_CLOCK_HZ = 1 MHz: 150x slower than the chip's 150 MHz, so every second of wall time is 1M simulated cycles.
-clock_hz=None runs unpaced (fastest; fine for gdb sessions and tests that do not sample by wall time).
+What makes a profile of the twin honest, measured on xipbench (tests/test_profile_twin.py):
+- With exactly known request times (in-process, no wall clock) the landing rule is unbiased: total variation distance
+  0.006 between sampled and true per-function cycles (0.033 when anchoring at the stop boundary instead).
+- Over the GDB server at a fixed rate (1,000 samples/s, clock 300 kHz, 20k samples, a host loaded 6 on 2 cores):
+  0.039 unweighted, 0.024 when each sample is weighted by the mcycle cycles since the previous one.
+- As fast as pipelined rsp:// goes, a sample's running interval is tens of microseconds: the same order as the server's
+  own latency in answering and resuming, which then decides where samples land. Sample the twin at a fixed rate.
+- In-process (sim://) the sampler and the simulation share the GIL, so the sampler's timing depends on the code
+  being simulated; profile the twin through its GDB server (`xipscope sim --gdb-port`), as a board behind a probe.
+
+DEFAULT_CLOCK_HZ = 1 MHz: 150x slower than the chip's 150 MHz. clock_hz=None runs unpaced (fastest; fine for gdb
+sessions and tests that do not sample by wall time).
 """
 
 from __future__ import annotations
@@ -76,7 +87,7 @@ class SimClock:
 
     def due(self, now: float) -> int:
         """The simulated cycle that wall time `now` stands for."""
-        return self._c0 + int((now - self._t0) * self.hz)
+        return self._c0 + round((now - self._t0) * self.hz)
 
     def behind(self, cycles: int, now: float) -> int:
         """Cycles due but not yet run; slips the clock (and counts it) when that exceeds max_lag."""

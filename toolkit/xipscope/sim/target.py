@@ -6,7 +6,9 @@ thread in slices; every read takes the twin's lock, so it lands between slices a
 
 While running, the twin is paced to a nominal simulated clock (sim/pacing.py; clock_hz, default 1 MHz), and `halt()`
 stops the core at the simulated cycle of the moment it was called, so wall-clock samplers see simulated time.
-clock_hz=None runs it unpaced, and a halt then lands at the next block boundary in host time.
+clock_hz=None runs it unpaced, and a halt then lands at the next block boundary in host time. In-process, a sampler and
+the simulation share the GIL, so the sampler's own timing depends on the code being simulated: profile the twin
+through its GDB server (sim/gdbserver.py) instead, as a board behind a probe.
 """
 
 from __future__ import annotations
