@@ -198,7 +198,7 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
 def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float | None = None,
                    samples: int | None = None, rate_hz: float | None = None, stacks: bool = False, symbols=None,
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
-                   cycles: bool = False, flush_rows: int = 8192) -> SampleRun:
+                   cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192) -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, or `stop` (an Event) is set.
 
     rate_hz paces the samples (None: as fast as the transport allows). cycles=True also reads mcycle with each
@@ -222,8 +222,9 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     meta = {
         "tool": f"xipscope {__version__}",
         "target": target.url,
-        "elf": str(elf) if elf else None,
+        "elf": str(Path(elf).resolve()) if elf else None,
         "elf_sha256": file_sha256(elf) if elf else None,
+        "map": map_name or memory_map.name,    # what `xipscope report` loads the map by (a name or a TOML path)
         "memory_map": memory_map.to_json(),
         "counters": {"address": counter_address(memory_map), "policy": COUNTER_POLICY}
         if counter_address(memory_map) is not None else None,
@@ -412,7 +413,7 @@ def cmd_profile(args) -> int:
             run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
                                  progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
-                                 cycles=args.cycles)
+                                 cycles=args.cycles, map_name=args.map)
     finally:
         signal.signal(signal.SIGINT, previous)
         target.close()
