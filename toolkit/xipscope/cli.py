@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_command(commands)
     from .image.cli import add_command as add_image_command
     add_image_command(commands)
+    from .dump import add_command as add_dump_command
+    add_dump_command(commands)
     return parser
 
 
