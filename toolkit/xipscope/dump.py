@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import TargetError, XipscopeError
 
@@ -36,12 +35,16 @@ def _short_label(region) -> str:
     return _KIND_LABELS[region.kind]
 
 
-@dataclass
 class DumpLine:
-    address: int
-    data: bytes
-    region: object                # chip.memory_map.Region
-    symbol: str | None = None     # what the line's first byte belongs to, and symbols starting inside it
+    """One line: up to 16 bytes at `address`, the memory_map.Region they are in, and the symbols they hold."""
+
+    __slots__ = ("address", "data", "region", "symbol")   # a plain class: `xipscope --help` skips dataclasses
+
+    def __init__(self, address: int, data: bytes, region, symbol: str | None = None):
+        self.address = address
+        self.data = data
+        self.region = region
+        self.symbol = symbol      # what the line's first byte belongs to, and symbols starting inside it
 
     def to_json(self) -> dict:
         return {"address": self.address, "hex": self.data.hex(), "region": self.region.name,

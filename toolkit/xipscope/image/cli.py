@@ -13,7 +13,7 @@ def add_command(subparsers) -> argparse.ArgumentParser:
         description="Find and validate the block loops in the first 4 KiB of flash and of each partition, decode "
                     "IMAGE_DEF, ENTRY_POINT, VECTOR_TABLE, LOAD_MAP, VERSION, HASH_DEF and the PARTITION_TABLE, and "
                     "say which partitions hold the dtb, the xipImage and the cramfs root. Malformed loops are "
-                    "findings, not errors.")
+                    "findings, not errors; the exit status is 1 when a finding is an error.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", metavar="FILE[@ADDR]",
                         help="a flash image (raw, ADDR its first byte's XIP address or flash offset; default "
