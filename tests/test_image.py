@@ -261,3 +261,35 @@ def test_image_over_the_gdb_remote_protocol(twin_with_image):
     for name, _id, start, end, xip in SEED:
         assert re.search(rf"{name}\s+\d+\s+{start:#08x}-{end:#08x}\s+{xip:#010x}", out.stdout), out.stdout
     assert "block loop from 0x0: 2 block(s), closed" in out.stdout
+
+
+def test_a_partition_with_its_own_block_loop_and_an_ab_pair():
+    a = PartitionSpec("A", 0x10000, 0x10000, id=1)
+    b = PartitionSpec("B", 0x20000, 0x10000, id=2, link_type=1, link_value=0)
+    loop0 = encode_block_loop([[partition_table_item([a, b])]], [0x100])
+    # Partition A holds an exe whose block sits 0x200 into the partition, with a relative LOAD_MAP.
+    exe = encode_block_loop([[image_def_item(), load_map_item([(0x40, 0x20000000, 0x80)], absolute=False)]],
+                            [0x10200])
+    report = decode([(0x10000000 + o, d) for o, d in loop0 + exe])
+    assert report.all_findings() == []
+    part_a, part_b = report.partitions
+    assert part_a.loop.blocks[0].offset == 0x10200 and part_a.loop.closed
+    entry = part_a.loop.blocks[0].item(0x06).fields["entries"][0]
+    assert entry == {"storage_rel": 0x40, "runtime": 0x20000000, "size": 0x80}
+    assert part_b.loop is None                     # nothing written there: not in this source
+    from xipscope.image.inspect import format_report
+    text = format_report(report)
+    assert re.search(r"1 B\s+2\s+0x020000-0x030000\s+0x10020000 .* B of 0", text), text
+    assert "partition 1 B: not in this source" in text
+
+
+def test_the_twin_takes_a_raw_bin_and_refuses_an_image_outside_flash(tmp_path):
+    raw = tmp_path / "seed.bin"
+    subprocess.run([sys.executable, str(FIRMWARE / "mkimage.py"), str(raw)], check=True, capture_output=True)
+    out = xipscope("image", "--target", f"sim://{XIPPROBE}?flash={raw}", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [p["name"] for p in json.loads(out.stdout)["partition_table"]["partitions"]] == ["dtb", "LINUX", "rootfs"]
+    ram = tmp_path / "ram.uf2"
+    ram.write_bytes(build_uf2([(0x20000000, b"\x01" * 16)], "rp2350-riscv"))
+    bad = xipscope("image", "--target", f"sim://{XIPPROBE}?flash={ram}")
+    assert bad.returncode == 1 and "do not fit the twin's flash" in bad.stderr and "Traceback" not in bad.stderr

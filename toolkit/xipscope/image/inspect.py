@@ -112,9 +112,10 @@ def inspect_flash(flash, elf: str | Path | None = None) -> FlashReport:
                                                              "decoded the first"))
     reports = []
     for p in table.partitions if table else []:
-        head = flash.read(p.start, 64) if p.last_sector >= p.first_sector else b""
-        kind, content = identify_content(head)
-        part_loop = find_block_loop(flash.read, p.start, min(SEARCH_WINDOW, p.end - p.start)) if head else None
+        window = min(SEARCH_WINDOW, p.end - p.start)
+        head = flash.read(p.start, window) if window > 0 else b""
+        kind, content = identify_content(head[:64])
+        part_loop = find_block_loop(flash.read, p.start, window) if head else None
         if part_loop is not None and not part_loop.blocks:
             # A data partition (a dtb, a filesystem) has no block loop; that is worth a line, not a finding.
             part_loop.findings = [f for f in part_loop.findings if f.severity != "note"]
