@@ -115,15 +115,19 @@ def _symbol_text(symbols, address: int, size: int) -> str | None:
     return ", ".join(dict.fromkeys(parts)) or None
 
 
+_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))   # C isprint() in the C locale, else '.'
+
+
 def format_line(line: DumpLine) -> str:
     """The seed's hexdump line (`%08x  `, a space before each group of 8, `%02x ` per byte, ` |ascii|`), then the
     region and symbols."""
-    hex_part = ""
-    for i in range(LINE):
-        if i % 8 == 0:
-            hex_part += " "
-        hex_part += f"{line.data[i]:02x} " if i < len(line.data) else "   "
-    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in line.data).ljust(LINE)
+    data = line.data
+    if len(data) == LINE:
+        hex_part = f" {data[:8].hex(' ')}  {data[8:].hex(' ')} "
+    else:                         # a short line (the end, or where a region ends): keep the columns
+        hex_part = "".join((" " if i % 8 == 0 else "") + (f"{data[i]:02x} " if i < len(data) else "   ")
+                           for i in range(LINE))
+    text = data.translate(_PRINTABLE).decode("ascii").ljust(LINE)
     out = f"{line.address:08x}  {hex_part} |{text}|  {line.region.name} [{_short_label(line.region)}]"
     return out + (f"  <{line.symbol}>" if line.symbol else "")
 
