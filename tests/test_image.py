@@ -1,4 +1,4 @@
-"""`xipscope image`: block loops and the partition table decoded from files, UF2s and the twin's flash over a debugger."""
+"""`xipscope image`: block loops and partition tables decoded from files, UF2s and the twin's flash over a debugger."""
 
 from __future__ import annotations
 
@@ -127,10 +127,6 @@ def test_every_item_kind_decodes():
 
 
 # --- malformed loops are findings --------------------------------------------------------------------------------
-
-def _words_at(chunks, offset):
-    return struct.unpack(f"<{len(chunks) // 4}I", chunks)
-
 
 def one_block(items, link=0, offset=0x100):
     return [(0x10000000 + offset, encode_block(items, link))]

@@ -1,4 +1,4 @@
-"""`inspect_flash(flash)`: the block loops at flash 0 and in each partition, the partition table, and the Linux layout."""
+"""`inspect_flash(flash)`: the block loops at flash 0 and in each partition, the partition table, the Linux layout."""
 
 from __future__ import annotations
 
@@ -131,7 +131,8 @@ def _linux_layout(reports: list[PartitionReport], elf) -> tuple[list[LinuxRole],
     for role in ("dtb", "kernel", "rootfs"):
         found = None
         if role == "kernel" and entry is not None:
-            if rp.xip_alias(entry) in ("cached", "nocache", "untranslated") and rp.xip_physical(entry) < rp.XIP_CS1_OFFSET:
+            in_flash = rp.xip_alias(entry) in ("cached", "nocache", "untranslated")
+            if in_flash and rp.xip_physical(entry) < rp.XIP_CS1_OFFSET:
                 offset = rp.xip_physical(entry)
                 found = next((LinuxRole(role, r.partition, f"holds the ELF entry {entry:#x}") for r in reports
                               if r.partition.start <= offset < r.partition.end), None)
@@ -207,8 +208,9 @@ def format_report(report: FlashReport) -> str:
             p = r.partition
             link = "-" if p.link_type == "none" else (
                 f"B of {p.link_value}" if p.link_type == "a-partition" else f"owner {p.link_value}")
+            size_k = (p.end - p.start) // 1024
             lines.append(f"  {p.index:>2} {p.name or '-':<10} {'-' if p.id is None else p.id:>4}  "
-                         f"{p.start:#08x}-{p.end:#08x}   {rp.XIP_BASE + p.start:#010x}  {(p.end - p.start) // 1024:>6}K  "
+                         f"{p.start:#08x}-{p.end:#08x}   {rp.XIP_BASE + p.start:#010x}  {size_k:>6}K  "
                          f"{permission_text(p.permissions):<20} {','.join(p.families) or '-':<14} {link}")
         words = [f"header {t.header_word:#010x}", f"unpartitioned {t.unpartitioned_word:#010x}"]
         words += [f"#{r.partition.index} {r.partition.location_word:#010x} {r.partition.flags_word:#010x}"
