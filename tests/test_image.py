@@ -289,3 +289,28 @@ def test_the_twin_takes_a_raw_bin_and_refuses_an_image_outside_flash(tmp_path):
     ram.write_bytes(build_uf2([(0x20000000, b"\x01" * 16)], "rp2350-riscv"))
     bad = xipscope("image", "--target", f"sim://{XIPPROBE}?flash={ram}")
     assert bad.returncode == 1 and "do not fit the twin's flash" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_read_that_fails_midway_keeps_what_was_decoded():
+    """A target whose reads beyond 1 MiB fail (a fault injected on purpose: a real probe losing the board midway)."""
+    from xipscope.errors import TargetError
+    from xipscope.image.flash import TargetFlash
+    from xipscope.sim.target import SimTarget
+
+    twin = SimTarget(f"{XIPPROBE}?flash={EXAMPLE}")
+    real_read = twin.read_memory
+
+    def failing_read(address, size):
+        if address + size > 0x14100000:
+            raise TargetError("the probe lost the target (injected)")
+        return real_read(address, size)
+
+    twin.read_memory = failing_read
+    try:
+        report = inspect_flash(TargetFlash(twin))
+    finally:
+        twin.close()
+    assert report.loop.closed and [p.name for p in report.table.partitions] == ["dtb", "LINUX", "rootfs"]
+    assert report.partitions[0].content_kind == "dtb" and report.partitions[1].loop is None
+    failures = [f.message for f in report.all_findings() if f.severity == "error"]
+    assert len(failures) == 2 and all("lost the target (injected)" in m for m in failures)

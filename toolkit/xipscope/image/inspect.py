@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..chip import rp2350 as rp
-from ..errors import SymbolError
+from ..errors import SymbolError, TargetError
 from .picobin import (SEARCH_WINDOW, BlockLoop, Finding, Item, Partition, PartitionTable, find_block_loop,
                       permission_text)
 
@@ -113,9 +113,13 @@ def inspect_flash(flash, elf: str | Path | None = None) -> FlashReport:
     reports = []
     for p in table.partitions if table else []:
         window = min(SEARCH_WINDOW, p.end - p.start)
-        head = flash.read(p.start, window) if window > 0 else b""
+        try:
+            head = flash.read(p.start, window) if window > 0 else b""
+            part_loop = find_block_loop(flash.read, p.start, window) if head else None
+        except TargetError as e:   # keep what was read so far: the loop at 0 and the partitions before this one
+            findings.append(Finding("error", p.start, f"{p.label}: reading its first {window} bytes failed: {e}"))
+            head, part_loop = b"", None
         kind, content = identify_content(head[:64])
-        part_loop = find_block_loop(flash.read, p.start, window) if head else None
         if part_loop is not None and not part_loop.blocks:
             # A data partition (a dtb, a filesystem) has no block loop; that is worth a line, not a finding.
             part_loop.findings = [f for f in part_loop.findings if f.severity != "note"]
