@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
+    from .image.cli import add_command as add_image_command
+    add_image_command(commands)
+    from .dump import add_command as add_dump_command
+    add_dump_command(commands)
     return parser
 
 

@@ -12,7 +12,7 @@ __all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEM
 SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
     "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
-    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
+    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
 }
 
 
