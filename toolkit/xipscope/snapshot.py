@@ -167,6 +167,18 @@ class _SnapshotWriter:
         return record
 
 
+def check_request(out_dir: Path, memory_map, include_flash: bool, sizes: dict[str, int]) -> list:
+    """The regions to save, after the checks that need no target: a new output directory, sizes of saved regions."""
+    chosen = regions_to_save(memory_map, include_flash)
+    unknown = set(sizes) - {r.name for r in chosen}
+    if unknown:
+        raise XipscopeError(f"--size names {', '.join(sorted(unknown))}, not a region this snapshot saves "
+                            f"(saved from map {memory_map.name!r}: {', '.join(r.name for r in chosen) or 'none'})")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise XipscopeError(f"{out_dir} exists and is not an empty directory; give --out a new directory")
+    return chosen
+
+
 def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = False, resume: bool = True,
                   sizes: dict[str, int] | None = None, progress=None) -> dict:
     """Halt `target`, save its registers and the RAM regions of `memory_map` (flash too with include_flash) into
@@ -178,11 +190,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     """
     out_dir = Path(out_dir)
     sizes = dict(sizes or {})
-    chosen = regions_to_save(memory_map, include_flash)
-    unknown = set(sizes) - {r.name for r in chosen}
-    if unknown:
-        raise XipscopeError(f"--size names {', '.join(sorted(unknown))}, not a region this snapshot saves "
-                            f"(saved from map {memory_map.name!r}: {', '.join(r.name for r in chosen) or 'none'})")
+    chosen = check_request(out_dir, memory_map, include_flash, sizes)
     elf_record = None
     if elf is not None:
         from .cache import content_hash
@@ -190,8 +198,6 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
             elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}
         except OSError as e:
             raise SymbolError(f"cannot read the ELF {elf}: {e.strerror or e}") from None
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise XipscopeError(f"{out_dir} exists and is not empty; give --out a new directory")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
@@ -309,6 +315,7 @@ def cmd_snapshot(args) -> int:
 
     memory_map = get_memory_map(args.map)
     sizes = _parse_sizes(args.size)
+    check_request(Path(args.out), memory_map, args.flash, sizes)   # before the target is halted for nothing
     target = open_target(args.target, timeout=args.timeout)
     leave_halted = not args.resume and hasattr(target, "disconnect")
     try:
