@@ -84,7 +84,7 @@ class SnapshotServer:
         length = min(length, region.end - address)
         return self.snapshot.read_memory(address, length).hex()
 
-    def reply(self, text: str, raw: bytes) -> str | bytes | None:
+    def reply(self, text: str) -> str | bytes:
         if text.startswith("qSupported"):
             return "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported-"
         if text.startswith("qXfer:features:read:"):
@@ -173,7 +173,7 @@ class _Session:
             self.done = True
             return
         try:
-            reply = self.server.reply(text, raw)
+            reply = self.server.reply(text)
         except TargetError:
             reply = EFAULT
         except (ValueError, IndexError, OverflowError):
