@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -320,4 +321,34 @@ def test_a_target_that_dies_mid_snapshot_leaves_a_partial_snapshot(tmp_path):
             snap.read_memory(SRAM.start, 4)
     finally:
         snap.close()
+        live.close()
+
+
+def test_snapshot_keeps_its_memory_map_and_elf(amofault):
+    snap = SnapshotTarget(amofault[1])
+    try:
+        saved_map = snap.memory_map()
+        assert saved_map.to_json() == RP2350.to_json()
+        assert saved_map.region_name(snap.read_register("mepc")) == "flash"
+        assert saved_map.region_name(PSRAM.start + 0x10) == "psram"
+        assert snap.elf["path"] == str((FIRMWARE / "amofault.elf").resolve())
+    finally:
+        snap.close()
+
+
+def test_a_running_twin_is_halted_for_the_snapshot_and_resumed(tmp_path):
+    live = open_target(f"sim://{FIRMWARE / 'xipbench.elf'}")
+    try:
+        live.resume()
+        assert live.state() == "running"
+        deadline = time.monotonic() + 30
+        while live.read_register("pc") == live.machine.elf.entry and time.monotonic() < deadline:
+            time.sleep(0.01)   # until the run thread has taken its first slice
+        manifest = take_snapshot(live, tmp_path / "s", RP2350, sizes={"psram": 4096})
+        assert manifest["complete"] and manifest["resumed"] is True
+        assert live.state() == "running"
+        live.halt()
+        pc = {r["name"]: r["value"] for r in manifest["registers"]}["pc"]
+        assert FLASH.start <= pc < FLASH.end and pc != live.machine.elf.entry   # it ran before it was halted
+    finally:
         live.close()

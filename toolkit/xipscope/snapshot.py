@@ -8,13 +8,11 @@ The manifest is written first and after every step, marked `"complete": false` u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
@@ -31,6 +29,8 @@ SAFE_ANNEX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def new_hash():
+    import hashlib   # here, not at the top: OpenSSL's load would slow `xipscope --help`
+
     return hashlib.blake2b(digest_size=20)
 
 
@@ -188,6 +188,8 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     really has (readable_end). On a failure the directory keeps what was saved, its manifest says
     `"complete": false` with the error, and a TargetError says so.
     """
+    from datetime import datetime, timezone
+
     out_dir = Path(out_dir)
     sizes = dict(sizes or {})
     chosen = check_request(out_dir, memory_map, include_flash, sizes)

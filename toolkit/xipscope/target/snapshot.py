@@ -269,6 +269,28 @@ class SnapshotTarget:
     def state(self) -> str:
         return "halted"
 
+    def memory_map(self):
+        """The memory map the snapshot was taken with (a user's TOML map included), for region look-ups later."""
+        from ..chip.memory_map import MemoryMap, Region
+        from ..errors import XipscopeError
+
+        saved = self.manifest["memory_map"]
+        try:
+            if not all(_is_int(r["start"]) and _is_int(r["end"]) and isinstance(r["name"], str)
+                       for r in saved["regions"]):
+                raise TypeError("a region's name, start or end is of the wrong type")
+            return MemoryMap(saved["name"], [
+                Region(r["name"], r["start"], r["end"], r["kind"], bool(r.get("cached")), bool(r.get("atomics_ok")),
+                       f"{self.url} manifest") for r in saved["regions"]])
+        except (XipscopeError, KeyError, TypeError, AttributeError) as e:
+            raise FormatError(f"{self.directory / MANIFEST}: memory_map is damaged ({e}); pass the map by name "
+                              "(--map rp2350 or qemu-virt) instead") from None
+
+    @property
+    def elf(self) -> dict | None:
+        """{'path', 'hash'} of the ELF named when the snapshot was taken (hash as xipscope.cache.content_hash)."""
+        return self.manifest.get("elf")
+
     def description_file(self, annex: str) -> bytes | None:
         """A target description file saved with the snapshot (`target.xml` and its includes), or None."""
         if annex not in self.manifest["target_description"]:
