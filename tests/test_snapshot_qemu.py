@@ -7,9 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
+from xipscope.errors import TargetError
 from xipscope.snapshot import read_all_registers
 from xipscope.target.rsp import RspTarget
 from xipscope.target.snapshot import SnapshotTarget
@@ -120,3 +122,40 @@ def test_gdb_on_the_served_snapshot_sees_what_it_saw_on_qemu(kernel_snapshot, dw
         assert re.search(rf"^{name}\s+{live_registers[name]:#x}\s", served_gdb, re.M), (name, served_gdb)
     assert re.search(r"^#0 ", served_gdb, re.M) and re.search(r"^#1 ", served_gdb, re.M), served_gdb
     assert "Cannot access memory at address 0x84000000" in served_gdb      # past the 64 MiB: not zeros
+
+
+def test_qemu_killed_mid_snapshot_leaves_a_partial_snapshot(dwarf_kernel, tmp_path):
+    """A real vanishing target: QEMU killed while its RAM is being read."""
+    from qemu import boot_kernel
+
+    out = tmp_path / "snap"
+    (tmp_path / "qemu").mkdir()
+    with boot_kernel(dwarf_kernel, tmp_path / "qemu") as qemu:
+        proc = subprocess.Popen([sys.executable, "-m", "xipscope", "snapshot", "--target", qemu.url, "--out", str(out),
+                                 "--map", "qemu-virt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ram = out / "regions" / "dram.bin"
+            deadline = time.monotonic() + 60
+            while not (ram.exists() and ram.stat().st_size >= 1 << 20) and time.monotonic() < deadline:
+                time.sleep(0.01)    # until the first MiB of RAM is saved
+            qemu.process.kill()
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr
+    gone = re.compile(r"closed the connection|connection failed \(Connection reset")   # which, depends on timing
+    assert "is partial" in stderr and gone.search(stderr), stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is False and gone.search(manifest["error"])
+    [dram] = manifest["regions"]
+    assert dram["partial"] is True and 1 << 20 <= dram["size"] < FIXTURE_RAM
+    snap = SnapshotTarget(out)       # the part saved before QEMU died is still a readable snapshot
+    try:
+        assert not snap.complete and snap.read_register("mcause") >> 31 == 1   # the timer interrupt of the panic loop
+        assert len(snap.read_memory(0x80000000, dram["size"])) == dram["size"]
+        with pytest.raises(TargetError):
+            snap.read_memory(0x80000000 + dram["size"], 4)
+    finally:
+        snap.close()
