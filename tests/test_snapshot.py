@@ -240,6 +240,7 @@ def test_fuzzed_manifests_give_clear_errors(small_snapshot, tmp_path_factory, da
         return
     try:   # a mutation the checks accept must still give a working target
         snap.read_registers()
+        snap.memory_map()
         for region in snap.regions:
             if region.size:
                 snap.read_memory(region.start, min(region.size, 64))
@@ -345,10 +346,34 @@ def test_a_running_twin_is_halted_for_the_snapshot_and_resumed(tmp_path):
         while live.read_register("pc") == live.machine.elf.entry and time.monotonic() < deadline:
             time.sleep(0.01)   # until the run thread has taken its first slice
         manifest = take_snapshot(live, tmp_path / "s", RP2350, sizes={"psram": 4096})
-        assert manifest["complete"] and manifest["resumed"] is True
+        assert manifest["complete"]
         assert live.state() == "running"
         live.halt()
         pc = {r["name"]: r["value"] for r in manifest["registers"]}["pc"]
         assert FLASH.start <= pc < FLASH.end and pc != live.machine.elf.entry   # it ran before it was halted
+    finally:
+        live.close()
+
+
+class GoneAfterTheRegisters(DiesOnTheNthBulkRead):
+    """The twin, with a fault injected: after its registers were read it answers nothing (a fake, as above)."""
+
+    def __init__(self, target):
+        super().__init__(target, 0)
+
+    def read_memory(self, address, size):
+        raise TargetError(f"{self.url}: the server closed the connection while waiting for memory")
+
+    def read_register(self, name):
+        raise TargetError(f"{self.url}: the server closed the connection while waiting for {name}")
+
+
+def test_a_target_gone_while_probing_is_not_taken_for_absent_memory(tmp_path):
+    live = open_target(f"sim://{FIRMWARE / 'amofault.elf'}")
+    try:
+        with pytest.raises(TargetError, match="stopped answering while the memory at 0x11000000 was being probed"):
+            take_snapshot(GoneAfterTheRegisters(live), tmp_path / "s", RP2350)
+        manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+        assert manifest["complete"] is False and manifest["regions"] == [] and len(manifest["registers"]) == 50
     finally:
         live.close()

@@ -64,6 +64,7 @@ def readable_end(target, start: int, end: int) -> int:
     OpenOCD and the twin do; a real PSRAM window without a chip may read as junk: give its size with --size then).
     """
     if not _readable(target, start):
+        _check_alive(target, start)
         return start
     if _readable(target, end - 1):
         return end
@@ -74,10 +75,16 @@ def readable_end(target, start: int, end: int) -> int:
             low = middle
         else:
             high = middle
-    if not _readable(target, start):
-        raise TargetError(f"{target.url}: the target stopped answering while the size of the memory at "
-                          f"{start:#x} was being probed")
+    _check_alive(target, start)
     return min(end, start + high * PROBE_GRANULE)
+
+
+def _check_alive(target, start: int) -> None:
+    """A failed probe means absent memory only if the target still answers; else it vanished mid-probe."""
+    try:
+        target.read_register("pc")
+    except TargetError as e:
+        raise TargetError(f"{e}\n(the target stopped answering while the memory at {start:#x} was being probed)") from None
 
 
 def read_all_registers(target) -> tuple[list, dict[str, int | None]]:
@@ -208,7 +215,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
         "tool": f"xipscope {__version__}", "target": target.url,
         "taken_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": None,
         "memory_map": memory_map.to_json(), "elf": elf_record, "hash_algorithm": HASH_ALGORITHM,
-        "resumed": False, "target_description": [], "registers": [], "regions": [],
+        "target_description": [], "registers": [], "regions": [],
     }
     writer = _SnapshotWriter(out_dir, manifest)
     writer.save_manifest()
@@ -249,7 +256,6 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
                           f"({MANIFEST} says \"complete\": false)") from None
     if resume and was_running:
         target.resume()
-        manifest["resumed"] = True
     manifest["complete"] = True
     manifest["error"] = None
     manifest["seconds"] = round(time.monotonic() - started, 3)
