@@ -207,8 +207,6 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
             elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}
         except OSError as e:
             raise SymbolError(f"cannot read the ELF {elf}: {e.strerror or e}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-
     started = time.monotonic()
     manifest = {
         "format": FORMAT, "version": FORMAT_VERSION, "complete": False, "error": "in progress (or cut short)",
@@ -218,7 +216,11 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
         "target_description": [], "registers": [], "regions": [],
     }
     writer = _SnapshotWriter(out_dir, manifest)
-    writer.save_manifest()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer.save_manifest()
+    except OSError as e:
+        raise XipscopeError(f"cannot write the snapshot into {out_dir}: {e.strerror or e}") from None
     say = progress or (lambda text: None)
     was_running = False
     try:
@@ -244,16 +246,21 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
             writer.save_region(target, region, size, extent)
             writer.save_manifest()
             say(f"{region.name}: {size} bytes from {region.start:#x} ({extent})")
-    except (XipscopeError, KeyboardInterrupt) as e:
+    except (XipscopeError, OSError, KeyboardInterrupt) as e:
         saved = sum(r["size"] for r in manifest["regions"])
+        if isinstance(e, OSError):   # our side: the disk, not the target
+            e = XipscopeError(f"cannot write the snapshot: {e.strerror or e} ({e.filename or out_dir})")
         manifest["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
         manifest["seconds"] = round(time.monotonic() - started, 3)
-        writer.save_manifest()
+        try:
+            writer.save_manifest()
+        except OSError:
+            pass     # the disk is full or gone: the manifest written before still says "complete": false
         if isinstance(e, KeyboardInterrupt):
             raise
-        raise TargetError(f"{e}\nthe snapshot in {out_dir} is partial: it keeps {len(manifest['registers'])} "
-                          f"registers and {saved} bytes of memory saved before the failure "
-                          f"({MANIFEST} says \"complete\": false)") from None
+        raise type(e)(f"{e}\nthe snapshot in {out_dir} is partial: it keeps {len(manifest['registers'])} "
+                      f"registers and {saved} bytes of memory saved before the failure "
+                      f"({MANIFEST} says \"complete\": false)") from None
     if resume and was_running:
         target.resume()
     manifest["complete"] = True
