@@ -377,3 +377,43 @@ def test_a_target_gone_while_probing_is_not_taken_for_absent_memory(tmp_path):
         assert manifest["complete"] is False and manifest["regions"] == [] and len(manifest["registers"]) == 50
     finally:
         live.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(st.sampled_from(["m", "p", "g", "qXfer:features:read:", "qSupported", "Z0,", "c", "?", "H",
+                                          "qRcmd,", "vCont?", "X", "M"]).flatmap(
+    lambda head: st.text(alphabet="0123456789abcdefxyz,:;-.", max_size=20).map(lambda tail: head + tail)),
+    min_size=1, max_size=8))
+def test_served_snapshot_survives_malformed_packets(small_snapshot, payloads):
+    import socket
+    import threading
+
+    from xipscope.target.rsp_packets import PacketParser, frame
+    from xipscope.target.snapshot_server import SnapshotServer
+
+    snap = SnapshotTarget(small_snapshot)
+    server = SnapshotServer(snap)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            parser = PacketParser()
+
+            def ask(payload: str) -> bytes:
+                conn.sendall(frame(payload.encode()))
+                while True:
+                    items = [i for i in parser.feed(conn.recv(65536)) if not isinstance(i, bytes)]
+                    if items:
+                        return items[-1].payload
+
+            for payload in payloads:
+                if payload[:1] not in ("D", "k"):
+                    ask(payload)          # any answer: an error code, an empty reply, data
+            assert ask("?") == b"S05"     # ... and the session still works
+            assert ask(f"m{SRAM.start:x},4") == snap.read_memory(SRAM.start, 4).hex().encode()
+    finally:
+        server.close()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        snap.close()

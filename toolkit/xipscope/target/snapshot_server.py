@@ -20,6 +20,8 @@ from .snapshot import SnapshotTarget
 G_REGISTERS = 33          # x0..x31 and pc: what a RISC-V `g` block holds
 EFAULT = "E14"            # QEMU's answer to a read of unmapped memory; gdb shows "Cannot access memory"
 STOP = "S05"              # SIGTRAP: a snapshot is where it stopped
+PACKET_SIZE = 0x4000      # what qSupported announces
+MAX_READ = PACKET_SIZE // 2     # bytes of an `m` reply whose hex fills one packet
 
 
 class SnapshotServer:
@@ -49,6 +51,10 @@ class SnapshotServer:
         return {"target.xml": target_xml(self.snapshot.register_layout, note).encode()}
 
     def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)   # wakes an accept() blocked in serve_forever on Linux
+        except OSError:
+            pass
         self._listener.close()
 
     def serve_forever(self) -> None:
@@ -81,12 +87,12 @@ class SnapshotServer:
         region = self.snapshot.region_at(address)
         if region is None or length < 0:
             return EFAULT
-        length = min(length, region.end - address)
+        length = min(length, region.end - address, MAX_READ)
         return self.snapshot.read_memory(address, length).hex()
 
     def reply(self, text: str) -> str | bytes:
         if text.startswith("qSupported"):
-            return "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported-"
+            return f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;QStartNoAckMode+;vContSupported-"
         if text.startswith("qXfer:features:read:"):
             annex, _, span = text[len("qXfer:features:read:"):].rpartition(":")
             data = self._description.get(annex)
