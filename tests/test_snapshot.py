@@ -417,3 +417,34 @@ def test_served_snapshot_survives_malformed_packets(small_snapshot, payloads):
         thread.join(timeout=10)
         assert not thread.is_alive()
         snap.close()
+
+
+def test_snapshot_of_the_twin_through_its_gdb_server(tmp_path):
+    """rsp:// in no-ack mode with pipelined reads, and a target description the snapshot keeps verbatim."""
+    elf = FIRMWARE / "amofault.elf"
+    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(elf), "--gdb-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+        result = xipscope("snapshot", "--target", f"rsp://127.0.0.1:{port}", "--out", str(tmp_path / "s"),
+                          "--size", "psram=1M")
+        assert result.returncode == 0, result.stderr
+        live = open_target(f"rsp://127.0.0.1:{port}")
+        snap = SnapshotTarget(tmp_path / "s")
+        try:
+            assert snap.manifest["target_description"] == ["target.xml"]
+            layout = live.registers            # reads the twin's target.xml
+            assert snap.description_file("target.xml") == live.description_files["target.xml"]
+            assert [(r.name, r.number) for r in snap.register_layout] == [(r.name, r.number) for r in layout]
+            for reg in layout:
+                assert snap.read_register(reg.name) == live.read_register(reg.name), reg.name
+            assert snap.read_memory(SRAM.start, SRAM.size) == live.read_memory(SRAM.start, SRAM.size)
+            assert snap.read_memory(PSRAM.start, 1 << 20) == live.read_memory(PSRAM.start, 1 << 20)
+        finally:
+            snap.close()
+            live.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
