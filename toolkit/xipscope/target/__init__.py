@@ -11,6 +11,7 @@ __all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEM
 
 SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
+    "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
 }
 
@@ -24,6 +25,11 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         if not parts.hostname or not parts.port:
             raise TargetError(f"{url!r}: an rsp URL names a host and port, e.g. rsp://127.0.0.1:1234")
         return RspTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "openocd":
+        from .openocd import DEFAULT_PORT, OpenOcdTarget
+        if not parts.hostname:
+            raise TargetError(f"{url!r}: an openocd URL names a host and optionally the Tcl port, e.g. openocd://127.0.0.1:6666")
+        return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout)
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
