@@ -171,26 +171,36 @@ def test_openocd_target_says_what_went_wrong(amofault_openocd):
 
 
 def test_pc_samples_through_one_tcl_round_trip_follow_xipbench(tmp_path):
+    """Sample xipbench from its entry until it parks: the samples visit its phases in program order, land mostly in
+    the work functions (94% of its instructions), and each costs exactly one Tcl round trip."""
     image = ElfImage(XIPBENCH)
-    work = {name: function_span(image, name) for name in ("work_flash", "work_psram", "work_sram", "copy_words")}
+    park = function_span(image, "_park")
+    work = {name: function_span(image, name) for name in ("work_flash", "work_sram", "work_psram", "copy_words")}
     with twin_jtag(XIPBENCH, "--quiet-uart", "--halted") as jtag_port, openocd(jtag_port, tmp_path) as session:
         tcl = open_target(session.url)
         try:
             assert tcl.state() == "halted"
             assert tcl.read_register("pc") == image.entry
+            samples = [tcl.sample_pc_and_counters()]   # the first also asks the DM whether it has SBA
             before = tcl.round_trips
-            samples = [tcl.sample_pc_and_counters() for _ in range(40)]
-            assert tcl.round_trips - before == 40
+            while len(samples) < 2000 and not park[0] <= samples[-1].pc < park[1]:
+                time.sleep(0.005)                      # the twin runs while the sampler sleeps, as a board would
+                samples.append(tcl.sample_pc_and_counters())
+            assert tcl.round_trips - before == len(samples) - 1   # one Tcl round trip per sample
             assert tcl.state() == "running"
         finally:
             tcl.close()
     pcs = [s.pc for s in samples]
     assert samples[0].pc == image.entry      # the first halt finds the hart where --halted held it
-    assert all(image.function_index(pc) >= 0 for pc in pcs), [hex(pc) for pc in pcs]
+    assert park[0] <= pcs[-1] < park[1], f"xipbench never parked in {len(pcs)} samples"
+    assert all(image.function_index(pc) >= 0 for pc in pcs), [hex(pc) for pc in pcs if image.function_index(pc) < 0]
+    def first(name):
+        lo, hi = work[name]
+        return next(i for i, pc in enumerate(pcs) if lo <= pc < hi)
+    assert first("work_flash") < first("work_sram") < first("work_psram")
     in_work = [pc for pc in pcs if any(lo <= pc < hi for lo, hi in work.values())]
-    assert len(in_work) >= len(pcs) // 2, [hex(pc) for pc in pcs]   # xipbench spends 98% of its time there
-    assert len(set(pcs)) > 5
+    assert len(in_work) >= len(pcs) // 2, (len(in_work), len(pcs))
     # The counters are read while halted beside the pc: never more hits than accesses, and moving as xipbench runs
     # (each phase clears them, so they need not grow from one sample to the next).
     assert all(s.xip_hit <= s.xip_acc for s in samples)
-    assert len({s.xip_acc for s in samples}) > 5
+    assert len({s.xip_acc for s in samples}) > len(samples) // 2

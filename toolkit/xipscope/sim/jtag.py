@@ -15,6 +15,7 @@ from __future__ import annotations
 import select
 import socket
 import sys
+import time
 
 from ..errors import TargetError
 from .debug_module import DebugModule
@@ -26,7 +27,8 @@ IR_IDCODE, IR_DTMCS, IR_DMI, IR_BYPASS = 0x01, 0x10, 0x11, 0x1F
 DMI_ABITS = 7
 DMI_LENGTH = DMI_ABITS + 34
 DTMCS_IDLE = 1        # Run-Test/Idle cycles OpenOCD should add after a DMI access (hint)
-SLICE = 20_000        # instructions between looks at the socket while the hart runs
+SLICE_SECONDS = 0.002  # simulated time between looks at the socket while the hart runs: a halt request waits that long
+SLICE_RANGE = (100, 50_000)   # instructions per slice; the budget adapts to what the firmware costs to simulate
 IDLE_POLL_S = 0.05
 
 # TAP states and their successors for TMS = 0 / 1.
@@ -140,6 +142,16 @@ class JtagServer:
         self._listener.listen(1)
         self.port = self._listener.getsockname()[1]
         self._stop = False
+        self._budget = 5_000
+
+    def _run_slice(self) -> None:
+        """One slice of the running hart, sized so that it takes about SLICE_SECONDS (an lr.w spin loop costs ~100x
+        more per instruction to simulate than straight-line code)."""
+        t0 = time.perf_counter()
+        self.dm.run_slice(self._budget)
+        elapsed = max(time.perf_counter() - t0, 1e-5)
+        wanted = self._budget * SLICE_SECONDS / elapsed
+        self._budget = int(min(max((self._budget + wanted) / 2, SLICE_RANGE[0]), SLICE_RANGE[1]))
 
     def close(self) -> None:
         self._stop = True
@@ -150,7 +162,7 @@ class JtagServer:
         while not self._stop:
             ready, _, _ = select.select([self._listener], [], [], 0 if self.dm.needs_simulation else IDLE_POLL_S)
             if not ready:
-                self.dm.run_slice(SLICE)
+                self._run_slice()
                 continue
             try:
                 conn, _addr = self._listener.accept()
@@ -172,7 +184,7 @@ class JtagServer:
             ready, _, _ = select.select([conn], [], [], timeout)
             if not ready:
                 if dm.needs_simulation or dm.halt_request:
-                    dm.run_slice(SLICE)
+                    self._run_slice()
                 continue
             data = conn.recv(65536)
             if not data:
