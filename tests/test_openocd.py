@@ -204,3 +204,26 @@ def test_pc_samples_through_one_tcl_round_trip_follow_xipbench(tmp_path):
     # (each phase clears them, so they need not grow from one sample to the next).
     assert all(s.xip_hit <= s.xip_acc for s in samples)
     assert len({s.xip_acc for s in samples}) > len(samples) // 2
+
+
+def test_gdb_through_openocd_steps_and_stops_at_hardware_and_software_breakpoints(tmp_path):
+    """gdb-multiarch -> OpenOCD's gdb port -> the twin: stepi (dcsr.step), hbreak (a trigger), break (an ebreak that
+    enters debug mode because OpenOCD sets dcsr.ebreakm)."""
+    import shutil
+    image = ElfImage(XIPBENCH)
+    with twin_jtag(XIPBENCH, "--quiet-uart", "--halted") as jtag_port, openocd(jtag_port, tmp_path) as session:
+        args = [shutil.which("gdb-multiarch"), "-nx", "-batch", "-ex", "set confirm off",
+                "-ex", f"target extended-remote 127.0.0.1:{session.gdb_port}"]
+        for command in ("p/x $pc", "stepi", "p/x $pc", "hbreak work_sram", "continue", "p/x $pc", "p/x $mcause",
+                        "delete", "break phase", "continue", "p/x $pc", "detach"):
+            args += ["-ex", command]
+        out = subprocess.run(args + [str(XIPBENCH)], capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+    values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", text, re.M)]
+    # `la gp` is auipc + addi: one stepi moves 4 bytes from the entry.
+    assert values[:2] == [image.entry, image.entry + 4], text
+    assert "Breakpoint 1, work_sram" in text and values[2] == image.symbol("work_sram"), text
+    assert values[3] == 0, text                  # no trap on the way: mcause still at its reset value
+    assert "Breakpoint 2, phase" in text, text
+    lo, hi = function_span(image, "phase")
+    assert lo <= values[4] < hi, text

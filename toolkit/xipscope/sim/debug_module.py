@@ -54,13 +54,14 @@ DCSR_EBREAKM = 1 << 15
 DCSR_STEP = 1 << 2
 DCSR_WRITABLE = DCSR_EBREAKM | (1 << 11) | (1 << 10) | (1 << 9) | DCSR_STEP   # ebreakm, stepie, stopcount, stoptime, step
 
-# mcontrol (tdata1 type 2) fields a trigger keeps: type, dmode, action, m, u, execute. Loads/stores are not matched
-# (RP2350's triggers are instruction-address only), so those bits read back 0 and OpenOCD looks elsewhere.
+# mcontrol (tdata1 type 2) fields a trigger keeps: type, dmode, action, m, s, u, execute. Loads/stores are not matched
+# (RP2350's triggers are instruction-address only), so those bits read back 0 and OpenOCD looks elsewhere. The s bit
+# is kept because the twin's misa (unicorn's) claims S-mode, and OpenOCD sets s whenever misa has S.
 MCONTROL_TYPE = 2 << 28
 MCONTROL_DMODE = 1 << 27
 MCONTROL_ACTION_DEBUG = 1 << 12
-MCONTROL_M, MCONTROL_U, MCONTROL_EXECUTE = 1 << 6, 1 << 3, 1 << 2
-MCONTROL_WRITABLE = MCONTROL_DMODE | (0xF << 12) | MCONTROL_M | MCONTROL_U | MCONTROL_EXECUTE
+MCONTROL_M, MCONTROL_S, MCONTROL_U, MCONTROL_EXECUTE = 1 << 6, 1 << 4, 1 << 3, 1 << 2
+MCONTROL_WRITABLE = MCONTROL_DMODE | (0xF << 12) | MCONTROL_M | MCONTROL_S | MCONTROL_U | MCONTROL_EXECUTE
 
 _GPR_REGNO = 0x1000
 
@@ -121,6 +122,8 @@ class DebugModule:
         reason = self.machine.run_slice(budget)
         if reason == "breakpoint":
             self._halt(CAUSE_TRIGGER)
+        elif reason == "ebreak":
+            self._halt(CAUSE_EBREAK)
         elif reason in ("idle", "trap-loop"):
             self.idle = True
 
@@ -133,8 +136,9 @@ class DebugModule:
         m = self.machine
         self.resume_ack = True
         if self.dcsr & DCSR_STEP:
+            pc = m.pc
             m.step()
-            self._halt(CAUSE_STEP)
+            self._halt(CAUSE_EBREAK if m.ebreak_halts and m.pc == pc else CAUSE_STEP)
             return
         self.halted = False
         self.idle = False
@@ -413,6 +417,7 @@ class DebugModule:
     def write_csr(self, csr: int, value: int) -> None:
         if csr == CSR_DCSR:
             self.dcsr = (self.dcsr & ~DCSR_WRITABLE) | (value & DCSR_WRITABLE)
+            self.machine.ebreak_halts = bool(self.dcsr & DCSR_EBREAKM)
         elif csr == CSR_DPC:
             self.machine.write_register("pc", value & ~1)
         elif csr in (CSR_DSCRATCH0, CSR_DSCRATCH1):
