@@ -12,6 +12,7 @@ __all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEM
 SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
     "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
+    "pyocd": "a debug probe through pyOCD, RISC-V Debug Module at AP 0xa000: pyocd://[UID] (pyocd://twin:FIRMWARE.elf: the twin's DAP face)",
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
 }
 
@@ -30,6 +31,9 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         if not parts.hostname:
             raise TargetError(f"{url!r}: an openocd URL names a host and optionally the Tcl port, e.g. openocd://127.0.0.1:6666")
         return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout)
+    if scheme == "pyocd":
+        from .pyocd import open_pyocd
+        return open_pyocd(url[len("pyocd://"):], url)
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
