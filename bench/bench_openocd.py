@@ -6,7 +6,11 @@ kernel stuck on a lock. Three ways to take a sample, all through the real openoc
     is the sample count in the gmon.out it writes over the measured time;
   - openocd://: `sample_pc_and_counters()`, one Tcl script (one round trip) per sample: halt, pc, CTR_HIT/CTR_ACC, resume;
   - rsp:// to OpenOCD's gdb port: interrupt, `p` pc, `c` (three round trips, no counters).
-Also counted: DMI accesses (probe-side scans) per openocd:// sample, with the twin's JTAG server in this process.
+  - pyocd://: our Debug Module driver on pyOCD's DAP layer against the twin's DAP face (in this process): halt, dpc,
+    counters and resume as one batch of deferred transfers.
+Also counted: DM register accesses per sample on both paths (DMI scans behind OpenOCD, APB-AP transfers behind
+pyOCD) and probe round trips per pyocd:// sample (the batches the probe runs).
+The pyocd:// twin runs in this process and its hart only between batches, so its rate is the protocol's cost alone.
 Absolute rates include the twin's simulation slices (a halt request waits for the running slice, ~2 ms); ratios
 against the anchor measured in the same run are what to compare.
 """
@@ -27,9 +31,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from openocd_twin import openocd, twin_jtag  # noqa: E402
 
+from xipscope.sim.dap import TwinDapProbe  # noqa: E402
 from xipscope.sim.jtag import JtagServer  # noqa: E402
 from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
 from xipscope.target import open_target  # noqa: E402
+from xipscope.target.pyocd import PyocdTarget  # noqa: E402
 
 FIRMWARE = REPO / "firmware" / "lrscspin.elf"
 ROUNDS = 3
@@ -93,18 +99,35 @@ def dmi_accesses_per_sample(workdir: Path) -> float:
             tcl = open_target(session.url)
             try:
                 tcl.sample_pc_and_counters()
-                before = server.dm.round_trips
+                before = server.dm.accesses
                 for _ in range(20):
                     tcl.sample_pc_and_counters()
-                return (server.dm.round_trips - before) / 20
+                return (server.dm.accesses - before) / 20
             finally:
                 tcl.close()
     finally:
         server.close()
 
 
+def pyocd_rate() -> tuple[float, float, float]:
+    """(samples/s, probe round trips per sample, DM accesses per sample) through pyocd:// on the twin's DAP face."""
+    probe = TwinDapProbe(Machine(FIRMWARE, uart_echo=lambda b: None))
+    target = PyocdTarget(probe)
+    try:
+        target.sample_pc_and_counters()
+        trips, accesses = probe.round_trips, probe.dm.accesses
+        t0 = time.perf_counter()
+        for _ in range(TCL_SAMPLES):
+            target.sample_pc_and_counters()
+        elapsed = time.perf_counter() - t0
+        return (TCL_SAMPLES / elapsed, (probe.round_trips - trips) / TCL_SAMPLES,
+                (probe.dm.accesses - accesses) / TCL_SAMPLES)
+    finally:
+        target.close()
+
+
 def main() -> int:
-    rates: dict[str, list[float]] = {"anchor": [], "tcl": [], "rsp": []}
+    rates: dict[str, list[float]] = {"anchor": [], "tcl": [], "rsp": [], "pyocd": []}
     with TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with twin_jtag(FIRMWARE, "--quiet-uart") as jtag_port, openocd(jtag_port, workdir) as session:
@@ -115,9 +138,13 @@ def main() -> int:
                 print(f"round {i + 1}: OpenOCD profile {rates['anchor'][-1]:.1f} samples/s, openocd:// "
                       f"{rates['tcl'][-1]:.1f}/s, rsp:// to OpenOCD's gdb port {rates['rsp'][-1]:.1f}/s", flush=True)
         dmi = dmi_accesses_per_sample(workdir)
+    for _ in range(ROUNDS):
+        rate, trips, dm_accesses = pyocd_rate()
+        rates["pyocd"].append(rate)
     anchor = statistics.median(rates["anchor"])
     tcl = statistics.median(rates["tcl"])
     rsp = statistics.median(rates["rsp"])
+    pyocd = statistics.median(rates["pyocd"])
     print(f"PC sampling through openocd 0.12 on the {MODEL_NOTE}'s JTAG face, {FIRMWARE.name} running "
           f"(medians of {ROUNDS} rounds):")
     print(f"  OpenOCD `profile` (anchor)           {anchor:7.1f} samples/s")
@@ -125,7 +152,10 @@ def main() -> int:
           "(1 Tcl round trip per sample, with CTR_HIT/CTR_ACC)")
     print(f"  rsp:// to OpenOCD's gdb port          {rsp:7.1f} samples/s  = {rsp / anchor:.2f}x the anchor "
           "(3 RSP round trips per sample, pc only)")
-    print(f"  DMI accesses per openocd:// sample   {dmi:7.1f} (each a JTAG scan OpenOCD drives through the probe)")
+    print(f"  pyocd:// on the twin's DAP face      {pyocd:7.1f} samples/s  = {pyocd / anchor:.2f}x the anchor "
+          f"({trips:.1f} probe round trip per sample, with CTR_HIT/CTR_ACC)")
+    print(f"  DM accesses per sample: openocd:// {dmi:.0f} DMI scans (each one JTAG round trip through "
+          f"remote_bitbang); pyocd:// {dm_accesses:.0f} APB-AP transfers in {trips:.1f} probe round trip")
     return 0
 
 

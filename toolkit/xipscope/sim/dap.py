@@ -22,7 +22,7 @@ from .machine import MODEL_NOTE, Machine
 
 DPIDR = 0x4C013477
 DPIDR1 = 0x20                 # 32-bit AP addresses, no ERRMODE
-BASEPTR0 = 0x00000000         # no valid base pointer: the ROM table is not modelled
+BASEPTR0 = 0x00000001         # valid, base 0: RP2350's ROM table (not modelled; pyOCD's discovery would fault there)
 DM_AP = 0xA000                # the APB-AP in front of the RISC-V Debug Module
 AP_WINDOW = 0x1000
 

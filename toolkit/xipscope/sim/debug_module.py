@@ -88,7 +88,7 @@ class DebugModule:
         self.tselect = 0
         self.tdata1 = [MCONTROL_TYPE] * TRIGGER_COUNT
         self.tdata2 = [0] * TRIGGER_COUNT
-        self.round_trips = 0   # the faces count their requests here
+        self.accesses = 0      # DM register reads and writes, whichever face they came through
         self._reset_dm()
 
     def _reset_dm(self) -> None:
@@ -151,6 +151,7 @@ class DebugModule:
 
     # --- DM registers ------------------------------------------------------------------------------------------------
     def read(self, address: int) -> int:
+        self.accesses += 1
         if DATA0 <= address < DATA0 + DATA_COUNT:
             value = self.data[address - DATA0]
             self._autoexec(self.autoexec_data >> (address - DATA0) & 1)
@@ -193,6 +194,7 @@ class DebugModule:
         return 0
 
     def write(self, address: int, value: int) -> None:
+        self.accesses += 1
         value &= 0xFFFFFFFF
         if address == DMCONTROL:
             self._write_dmcontrol(value)

@@ -123,7 +123,6 @@ class Tap:
             self.dm.write(address, data)
         if op:
             self.dmi_address = address
-            self.dm.round_trips += 1
 
 
 class JtagServer:
