@@ -227,3 +227,41 @@ def test_gdb_through_openocd_steps_and_stops_at_hardware_and_software_breakpoint
     assert "Breakpoint 2, phase" in text, text
     lo, hi = function_span(image, "phase")
     assert lo <= values[4] < hi, text
+
+
+def test_openocd_target_reports_an_openocd_that_exits(tmp_path):
+    with twin_jtag(AMOFAULT, "--quiet-uart") as jtag_port:
+        with openocd(jtag_port, tmp_path) as session:
+            tcl = open_target(session.url)
+            tcl.halt()
+            assert tcl.read_register("mcause") == 7
+            tcl.evaluate("shutdown")         # OpenOCD exits as if someone closed it
+            with pytest.raises(TargetError, match="OpenOCD closed the Tcl connection|Tcl connection failed"):
+                tcl.read_register("mcause")
+            tcl.close()
+
+
+def test_openocd_target_refuses_a_server_that_is_not_openocd():
+    """A fake server (a real OpenOCD cannot be made to answer wrongly): it replies in the Tcl RPC framing, but is not
+    OpenOCD."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"0 SEGGER J-Link GDB Server\x1a")
+        conn.recv(4096)
+        conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TargetError, match="expected OpenOCD's Tcl server"):
+            open_target(f"openocd://127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        listener.close()
+        thread.join(timeout=5)
