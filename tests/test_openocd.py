@@ -265,3 +265,22 @@ def test_openocd_target_refuses_a_server_that_is_not_openocd():
     finally:
         listener.close()
         thread.join(timeout=5)
+
+
+def test_memory_written_through_openocd_reads_back_through_openocd_and_gdb(amofault_openocd):
+    sram = rp.SRAM_BASE + 0x40000 + 1                    # unaligned, away from amofault's data and stack
+    payload = bytes(range(7, 91)) * 2                     # 168 bytes: a few hundred DMI scans over remote_bitbang
+    tcl = open_target(amofault_openocd.url)
+    try:
+        tcl.halt()
+        tcl.write_memory(sram, payload)
+        assert tcl.read_memory(sram, len(payload)) == payload
+        with pytest.raises(TargetError, match="write_memory"):
+            tcl.write_memory(0x30000000, b"\x01\x02\x03\x04")
+    finally:
+        tcl.close()
+    gdb_port = open_target(amofault_openocd.gdb_url)
+    try:
+        assert gdb_port.read_memory(sram, len(payload)) == payload
+    finally:
+        gdb_port.close()

@@ -121,3 +121,14 @@ def test_pyocd_url_opens_the_twins_dap_face_and_the_plugin_offers_the_probe_clas
         t.resume()
     finally:
         t.close()
+
+
+def test_pyocd_writes_memory_by_sba(amofault_pyocd):
+    t = amofault_pyocd
+    sram = rp.SRAM_BASE + 0x40000 + 3                    # unaligned at both ends
+    payload = bytes(range(200)) * 6
+    t.write_memory(sram, payload)
+    assert t.read_memory(sram, len(payload)) == payload
+    assert t.probe.machine.read_memory(sram, len(payload)) == payload
+    with pytest.raises(TargetError, match="System Bus Access failed at 0x30000000"):
+        t.write_memory(0x30000000, bytes(8))

@@ -121,6 +121,16 @@ class OpenOcdTarget:
         skip = address - first
         return bytes(out[skip:skip + size])
 
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Bytes through `write_memory ADDR 8 {...}` in 4 KiB blocks (OpenOCD picks the access method)."""
+        for offset in range(0, len(data), 4 * READ_BLOCK_WORDS):
+            chunk = data[offset:offset + 4 * READ_BLOCK_WORDS]
+            values = " ".join(f"{b:#x}" for b in chunk)
+            try:
+                self.command(f"{self.target_name} write_memory {address + offset:#x} 8 {{{values}}}")
+            except TargetError as e:
+                raise TargetError(f"{e}; wrote {offset} of {len(data)} bytes at {address:#x}") from None
+
     def read_register(self, name: str) -> int:
         return self._get_registers([name])[name]
 

@@ -72,6 +72,17 @@ class PyocdTarget:
                 out += word.to_bytes(4, "little")
         return bytes(out[address - first:address - first + size])
 
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Whole words by SBA; a partial first or last word is read, merged and written back."""
+        first = address & ~3
+        end = (address + len(data) + 3) & ~3
+        buffer = bytearray(self.read_memory(first, end - first)) if (address | len(data)) & 3 else bytearray(
+            end - first)
+        buffer[address - first:address - first + len(data)] = data
+        for block in range(first, end, 4 * BLOCK_WORDS):
+            chunk = buffer[block - first:min(end, block + 4 * BLOCK_WORDS) - first]
+            self.dm.write_words(block, [int.from_bytes(chunk[i:i + 4], "little") for i in range(0, len(chunk), 4)])
+
     def read_register(self, name: str) -> int:
         name = name.lower()
         self._require_halted(name)

@@ -140,6 +140,13 @@ class RiscvDebugModule:
         self._check_sba(status(), address)
         return [v() for v in values]
 
+    def write_words(self, address: int, words: list[int]) -> None:
+        self._write(SBCS, SBCS_WORD_AUTOINCREMENT | SBCS_ERRORS)
+        self._write(SBADDRESS0, address)
+        for word in words:
+            self._write(SBDATA0, word)
+        self._check_sba(self._read(SBCS), address)
+
     # --- a whole PC sample in one batch ---
     def sample_pc_and_counters(self, counters_address: int) -> tuple[int, int, int]:
         """Halt, read dpc and two counter words by SBA, resume: queued as one batch of deferred transfers.
