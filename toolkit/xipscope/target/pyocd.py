@@ -3,8 +3,8 @@
 pyOCD connects the probe and the (ADIv6) DP with its own code, then we open the APB-AP at 0xa000 and drive the RISC-V
 Debug Module behind it (riscv_dm.py). Memory goes through System Bus Access, so it reads while the hart runs.
 The twin's DAP face (sim/dap.py, a model) is a pyOCD probe too: `PyocdTarget(TwinDapProbe(machine))`.
-Against a real RP2350 this path is untested here (no board on this machine); RP2350's multidrop SW-DP needs pyOCD's
-TARGETSEL support, which its `rp2350` target brings.
+For a real probe, pyOCD's `rp2350` target is the session's container (checked against the twin: it connects the DP
+the same way); against a real RP2350, with its multidrop SW-DP, this path is untested here (no board on this machine).
 """
 
 from __future__ import annotations
