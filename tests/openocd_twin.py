@@ -71,7 +71,7 @@ def twin_jtag(firmware: Path, *extra: str):
 
 @contextlib.contextmanager
 def openocd(jtag_port: int, workdir: Path, timeout: float = 30.0):
-    """The real openocd on the twin's TAP, gdb and Tcl on free ports; yields an OpenOcdSession once Tcl listens."""
+    """The real openocd on the twin's TAP, gdb and Tcl on free ports; yields an OpenOcdSession once both listen."""
     exe = shutil.which("openocd")
     if exe is None:
         raise RuntimeError("openocd is needed: apt-get install openocd (the Makefile's deps target does it)")
@@ -81,8 +81,10 @@ def openocd(jtag_port: int, workdir: Path, timeout: float = 30.0):
         proc = subprocess.Popen([exe] + args[1:], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         deadline = time.monotonic() + timeout
-        ready = f"Listening on port {session.tcl_port} for tcl connections"
-        while ready not in session.log_text():
+        # Tcl listens before the target is examined; the gdb server starts only after it.
+        ready = (f"Listening on port {session.tcl_port} for tcl connections",
+                 f"Listening on port {session.gdb_port} for gdb connections")
+        while not all(line in session.log_text() for line in ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"openocd did not come up (exit {proc.poll()}):\n{session.log_text()[-2000:]}")
             time.sleep(0.05)
