@@ -23,6 +23,11 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("firmware", help="firmware ELF (e.g. firmware/xipbench.elf)")
     p.add_argument("--gdb-port", type=int, default=None, metavar="N",
                    help="serve the GDB remote protocol on 127.0.0.1:N (0 = any free port; the port is printed)")
+    p.add_argument("--jtag-port", type=int, default=None, metavar="N",
+                   help="serve JTAG over OpenOCD's remote_bitbang protocol on 127.0.0.1:N (a RISC-V DTM and Debug "
+                        "Module over the twin's core; 0 = any free port; the port is printed)")
+    p.add_argument("--halted", action="store_true",
+                   help="with --jtag-port: hold the hart halted at the ELF entry until a debugger resumes it")
     p.add_argument("--run", action="store_true", help="run to the end (the default without --gdb-port)")
     p.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N",
                    help="stop a --run after about N instructions (default 50M)")
@@ -60,11 +65,15 @@ def run(args) -> int:
         if log is not None:
             log.write(byte)
             log.flush()
-        if not args.quiet_uart and not args.json and args.gdb_port is None:
+        if not args.quiet_uart and not args.json and args.gdb_port is None and args.jtag_port is None:
             out.buffer.write(byte) if hasattr(out, "buffer") else out.write(byte.decode("latin-1"))
             out.flush()
 
     try:
+        if args.jtag_port is not None and not args.run:
+            from .jtag import serve as serve_jtag
+            serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted)
+            return 0
         if args.gdb_port is not None and not args.run:
             from .gdbserver import serve
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo))

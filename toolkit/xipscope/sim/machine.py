@@ -149,6 +149,7 @@ class Machine:
         self._fault: _Fault | None = None
         self._hook_error: BaseException | None = None
         self._halt_requested = False
+        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (reason "ebreak")
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self._map_memory()
@@ -556,6 +557,11 @@ class Machine:
 
         uc = self._uc
         self._unretire_from(epc)
+        if cause == rp.CAUSE_BREAKPOINT and self.ebreak_halts:
+            # Debug mode instead of the trap handler (a debugger's software breakpoint): pc stays on the ebreak.
+            uc.reg_write(UC_RISCV_REG_PC, epc)
+            self._request_stop("ebreak")
+            return
         mstatus = self._pending_mstatus[0]
         if mstatus is None:
             mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)

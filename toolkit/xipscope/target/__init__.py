@@ -14,6 +14,8 @@ SCHEMES = {
     "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
     "snapshot": "a snapshot directory written by `xipscope snapshot`: snapshot://DIR",
+    "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
+    "pyocd": "a debug probe through pyOCD, RISC-V Debug Module at AP 0xa000: pyocd://[UID] (pyocd://twin:FIRMWARE.elf: the twin's DAP face)",
 }
 
 
@@ -31,6 +33,14 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         if not parts.hostname or not parts.port:
             raise TargetError(f"{url!r}: a gdb URL names the GDB server's host and port, e.g. gdb://127.0.0.1:1234")
         return GdbMiTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "openocd":
+        from .openocd import DEFAULT_PORT, OpenOcdTarget
+        if not parts.hostname:
+            raise TargetError(f"{url!r}: an openocd URL names a host and optionally the Tcl port, e.g. openocd://127.0.0.1:6666")
+        return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout)
+    if scheme == "pyocd":
+        from .pyocd import open_pyocd
+        return open_pyocd(url[len("pyocd://"):], url)
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
