@@ -110,10 +110,15 @@ def test_a_pc_sample_is_one_probe_round_trip_and_follows_xipbench():
 
 
 def test_pyocd_url_opens_the_twins_dap_face_and_the_plugin_offers_the_probe_class():
-    from xipscope.sim.dap import TwinProbePlugin
+    from xipscope.sim.dap_plugin import TwinProbePlugin
     from xipscope.target import open_target
-    assert TwinProbePlugin().load() is TwinDapProbe
-    assert TwinDapProbe.get_all_connected_probes() == []       # nothing attached unless asked for by name
+    from importlib.metadata import entry_points
+    assert [e.value for e in entry_points(group="pyocd.probe") if e.name == "xipscope-twin"] == \
+        ["xipscope.sim.dap_plugin:TwinProbePlugin"]
+    finder = TwinProbePlugin().load()
+    assert finder.get_all_connected_probes() == []       # nothing attached unless asked for by name
+    [probe] = finder.get_all_connected_probes(f"twin:{AMOFAULT}", is_explicit=True)
+    assert isinstance(probe, TwinDapProbe)
     t = open_target(f"pyocd://twin:{AMOFAULT}")
     try:
         t.halt()

@@ -14,7 +14,6 @@ import threading
 import time
 
 from pyocd.core import exceptions
-from pyocd.core.plugin import Plugin
 from pyocd.probe.debug_probe import DebugProbe
 
 from .debug_module import DebugModule
@@ -309,18 +308,3 @@ class TwinDapProbe(DebugProbe):
                 elapsed = max(time.perf_counter() - t0, 1e-5)
             wanted = self._budget * self.SLICE_SECONDS / elapsed
             self._budget = int(min(max((self._budget + wanted) / 2, 100), 50_000))
-
-
-class TwinProbePlugin(Plugin):
-    """pyOCD's probe plugin for the twin (entry point group `pyocd.probe`): `pyocd ... -u twin:FIRMWARE.elf`."""
-
-    def load(self):
-        return TwinDapProbe
-
-    @property
-    def name(self) -> str:
-        return "xipscope-twin"
-
-    @property
-    def description(self) -> str:
-        return f"{MODEL_NOTE}: the RISC-V Debug Module behind an ADIv6 DP and the APB-AP at 0xa000"
