@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
+    from .profile.cli import add_command as add_report_commands
+    add_report_commands(commands)
     return parser
 
 
