@@ -138,26 +138,26 @@ def test_nnls_matches_a_known_solution():
 @pytest.fixture(scope="module")
 def xipbench_profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("xipbench")
-    profile_twin(XIPBENCH, out, every=500, seed=3)
+    profile_twin(XIPBENCH, out, every=1500, seed=3)
     return out
 
 
 def test_twin_xipbench_shares_match_ground_truth(xipbench_profile):
-    """The twin (a model) knows what ran: sampled shares against its exact per-function instruction counts."""
+    """The twin (a model) knows what ran: sampled shares against its exact per-function cycle counts."""
     truth = json.loads((xipbench_profile / "truth.json").read_text())
     profile = an.load_profile(xipbench_profile)
     frame = profile.samples
     assert len(frame) > 2500
-    true_share = {f["name"]: f["instructions"] / truth["instructions"] for f in truth["functions"]}
+    true_share = {f["name"]: f["cycles"] / truth["cycles"] for f in truth["functions"]}
     sampled = an.share_by_function(frame)["share"].to_dict()
     names = set(true_share) | set(sampled)
     tvd = 0.5 * sum(abs(true_share.get(n, 0) - sampled.get(n, 0)) for n in names)
-    assert tvd < 0.03, tvd       # sampling every ~500 instructions (jittered) gives about 0.01 here
+    assert tvd < 0.03, tvd       # sampling every ~1500 cycles (jittered) gives 0.012-0.016 here (seeds 3, 4)
 
     by_region = an.share_by_region(frame)
     true_region = {}
     for f in truth["functions"]:
-        true_region[f["region"]] = true_region.get(f["region"], 0) + f["instructions"] / truth["instructions"]
+        true_region[f["region"]] = true_region.get(f["region"], 0) + f["cycles"] / truth["cycles"]
     assert by_region.loc["flash (cached)", "share"] == pytest.approx(true_region["flash"], abs=0.03)
     assert by_region.loc["psram (cached)", "share"] == pytest.approx(true_region["psram"], abs=0.03)
     assert by_region.loc["sram", "share"] == pytest.approx(true_region["sram"], abs=0.03)
@@ -178,7 +178,7 @@ def test_twin_xipbench_shares_match_ground_truth(xipbench_profile):
     pure_sram[1:] = (cat[1:] == "sram") & (cat[:-1] == "sram")
     d = frame["d_acc"].to_numpy()[pure_sram]
     d = d[~np.isnan(d)]
-    assert len(d) > 500 and (d == 0).mean() >= 0.99
+    assert len(d) > 200 and (d == 0).mean() >= 0.99
     # xipbench clears the counters at each of its six phases: those intervals are unknown, not negative.
     rate = an.hit_rate(frame)
     assert 6 <= rate["unknown_intervals"] <= 8
