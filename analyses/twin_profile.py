@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def profile_twin(firmware: str | Path, out: str | Path, every: int = 2000, seed:
         for i, value in enumerate(args):
             machine.write_register(f"a{i}", value)
         machine.write_register("pc", machine.elf.symbol(function))
-    writer = SampleWriter(out)
+    writer = SampleWriter(out, flush_rows=1 << 20, flush_seconds=3600)   # one part: the twin cannot die mid-run
     rng = random.Random(seed)
     low, high = max(1, every // 2), every * 3 // 2
     chunk = max(8, every // 32)
@@ -65,11 +66,15 @@ def profile_twin(firmware: str | Path, out: str | Path, every: int = 2000, seed:
         writer.add(t_ns=machine.cycles * 1_000_000_000 // CLOCK_HZ, pc=pc, halted_ns=0, xip_hit=hit, xip_acc=acc)
     writer.close()
     meta = {"target": f"sim://{firmware}", "target_note": f"{MODEL_NOTE}, stepped by analyses/twin_profile.py",
-            "elf": str(firmware.resolve()), "elf_sha256": hashlib.sha256(firmware.read_bytes()).hexdigest(),
+            "elf": os.path.relpath(firmware.resolve(), Path(out).resolve()),     # relative: the profile can move
+            "elf_sha256": hashlib.sha256(firmware.read_bytes()).hexdigest(),
             "map": "rp2350", "samples": writer.count, "every_cycles": every, "seed": seed,
             "clock_hz": CLOCK_HZ, "time_base": "modelled cycles / clock_hz", "stop": reason,
             "flash_miss_cycles": machine.timing.flash_miss_cycles, "psram_miss_cycles": machine.timing.psram_miss_cycles,
             "counters": "raw CTR_HIT/CTR_ACC readings (never cleared by the sampler)"} | (extra_meta or {})
+    # The registers at the last halt, as a sampler can record them from its last register read: they let the report
+    # name the lock of an LR/SC loop.
+    meta["registers"] = machine.read_registers()
     if call is not None:
         meta["call"] = [call[0], list(call[1])]
     write_meta(out, meta)

@@ -17,6 +17,7 @@ The interval counters belong to the time between two samples, so they are attrib
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,8 +64,8 @@ def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | Non
     notes: list[str] = []
     if symbols is None and meta.get("elf"):
         elf = Path(meta["elf"])
-        if not elf.is_absolute() and not elf.exists():
-            elf = directory / elf
+        if not elf.is_absolute() and (directory / elf).exists():
+            elf = Path(os.path.normpath(directory / elf))   # relative to the profile directory first
         if not elf.exists():
             raise SymbolError(f"{directory}/meta.json names the ELF {meta['elf']!r}, which is not there; "
                               "pass --elf with the image that ran")
@@ -91,16 +92,26 @@ def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | Non
 
 
 def annotate(frame: "pd.DataFrame", symbols: "SymbolIndex | None", memory_map: "MemoryMap") -> "pd.DataFrame":
-    """Add category, region, function, line, d_acc and d_hit to a sample table (in place; also returned)."""
-    import numpy as np
+    """Add category, region, function, line, d_acc and d_hit to a sample table (in place; also returned).
 
-    pcs = frame["pc"].to_numpy(dtype=np.int64).astype(np.uint64)
-    frame["region"], frame["category"] = region_columns(pcs, memory_map)
+    A profile holds far fewer distinct pcs than samples (hot loops), so the lookups run once per distinct pc and
+    the answers are spread back with one fancy index: a million samples cost a hash pass, not a million lookups.
+    """
+    import numpy as np
+    import pandas as pd
+
+    which, distinct = pd.factorize(frame["pc"].to_numpy(dtype=np.int64))
+    distinct = distinct.astype(np.int64).astype(np.uint64)
+    region, region_labels, category = region_codes(distinct, memory_map)
+    frame["region"] = _categorical(region[which], region_labels, "unmapped")
+    frame["category"] = pd.Categorical.from_codes(category[which], categories=list(CATEGORIES))
     if symbols is not None:
-        frame["function"], frame["line"] = symbol_columns(pcs, symbols)
+        function, function_labels, line, line_labels = symbol_codes(distinct, symbols)
     else:
-        frame["function"] = _categorical(np.full(len(pcs), -1), [], NO_SYMBOL)
-        frame["line"] = _categorical(np.full(len(pcs), -1), [], NO_LINE)
+        function = line = np.full(len(distinct), -1)
+        function_labels, line_labels = [], []
+    frame["function"] = _categorical(function[which], function_labels, NO_SYMBOL)
+    frame["line"] = _categorical(line[which], line_labels, NO_LINE)
     frame["d_acc"], frame["d_hit"] = counter_deltas(frame["xip_acc"], frame["xip_hit"])
     return frame
 
@@ -114,8 +125,8 @@ def _categorical(codes: "np.ndarray", labels: list[str], missing: str):
     return pd.Categorical.from_codes(codes, categories=list(labels) + [missing])
 
 
-def region_columns(pcs: "np.ndarray", memory_map: "MemoryMap"):
-    """(region name, category) Categoricals for an array of addresses, by one searchsorted over the map."""
+def region_codes(pcs: "np.ndarray", memory_map: "MemoryMap"):
+    """(region index or -1, region names, category index) for an array of addresses: one searchsorted over the map."""
     import numpy as np
 
     regions = list(memory_map)
@@ -124,12 +135,10 @@ def region_columns(pcs: "np.ndarray", memory_map: "MemoryMap"):
     i = np.searchsorted(starts, pcs, side="right") - 1
     ic = np.maximum(i, 0)
     inside = (i >= 0) & (pcs < ends[ic]) if len(regions) else np.zeros(len(pcs), bool)
-    region_code = np.where(inside, ic, -1)
-    category_of_region = np.array([CATEGORIES.index(region_category(r.kind, r.cached)) for r in regions] + [6])
-    category_code = category_of_region[region_code]       # -1 indexes the trailing "other"
-    import pandas as pd
-    return (_categorical(region_code, [r.name for r in regions], "unmapped"),
-            pd.Categorical.from_codes(category_code, categories=list(CATEGORIES)))
+    region = np.where(inside, ic, -1)
+    category_of_region = np.array([CATEGORIES.index(region_category(r.kind, r.cached)) for r in regions]
+                                  + [CATEGORIES.index("other")])
+    return region, [r.name for r in regions], category_of_region[region]      # -1 picks the trailing "other"
 
 
 def region_category(kind: str, cached: bool) -> str:
@@ -142,28 +151,24 @@ def region_category(kind: str, cached: bool) -> str:
     return "other"
 
 
-def symbol_columns(pcs: "np.ndarray", symbols: "SymbolIndex"):
-    """(function, "file:line") Categoricals, built from ids so a million samples cost two binary searches each."""
+def symbol_codes(pcs: "np.ndarray", symbols: "SymbolIndex"):
+    """(function code, function names, line code, "file:line" labels) for distinct addresses; -1 = unknown."""
     import numpy as np
 
     s = symbols.symbolize(pcs)
-    used, inverse = np.unique(s.function_id, return_inverse=True)
-    names = [symbols.names[int(f)] for f in used if f >= 0]
-    codes = inverse - (1 if len(used) and used[0] < 0 else 0)      # -1 stays "no symbol"
+    used, function = np.unique(s.function_id, return_inverse=True)
+    function_labels = [symbols.names[int(f)] for f in used if f >= 0]
     if len(used) and used[0] < 0:
-        codes = np.where(s.function_id < 0, -1, codes)
-    function = _categorical(codes, names, NO_SYMBOL)
-
+        function = function - 1                   # id -1 sorts first: it becomes code -1, "no symbol"
     key = (s.file_id.astype(np.int64) << 32) | s.line.astype(np.int64)
-    keys, inverse = np.unique(key, return_inverse=True)
-    labels, code_of_key = [], np.full(len(keys), -1)
+    keys, line = np.unique(key, return_inverse=True)
+    line_labels, code_of_key = [], np.full(len(keys), -1)
     for k, kv in enumerate(keys.tolist()):
         fid = kv >> 32
-        if fid >= 0 and fid < len(symbols.files):
-            code_of_key[k] = len(labels)
-            labels.append(f"{symbols.files[fid]}:{kv & 0xFFFFFFFF}")
-    line = _categorical(code_of_key[inverse], labels, NO_LINE)
-    return function, line
+        if 0 <= fid < len(symbols.files):
+            code_of_key[k] = len(line_labels)
+            line_labels.append(f"{symbols.files[fid]}:{kv & 0xFFFFFFFF}")
+    return function, function_labels, code_of_key[line], line_labels
 
 
 def counter_deltas(acc, hit):
@@ -193,51 +198,58 @@ def share_by_region(frame: "pd.DataFrame") -> "pd.DataFrame":
     import numpy as np
     import pandas as pd
 
-    counts = frame["category"].value_counts(sort=False).reindex(list(CATEGORIES), fill_value=0)
-    out = pd.DataFrame({"samples": counts.astype(np.int64)})
-    out["share"] = out["samples"] / max(len(frame), 1)
     cat = frame["category"].cat.codes.to_numpy()
+    n = len(CATEGORIES)
+    out = pd.DataFrame({"samples": np.bincount(cat, minlength=n)}, index=pd.Index(CATEGORIES, name="category"))
+    out["share"] = out["samples"] / max(len(frame), 1)
+    d_acc, d_hit = frame["d_acc"].to_numpy(), frame["d_hit"].to_numpy()
     pure = np.zeros(len(frame), bool)
     pure[1:] = cat[1:] == cat[:-1]
-    known = pure & ~np.isnan(frame["d_acc"].to_numpy())
-    g = frame.loc[known].groupby("category", observed=False)[["d_acc", "d_hit"]].sum()
-    out["accesses"] = g["d_acc"].reindex(out.index).fillna(0).astype(np.int64)
-    out["hits"] = g["d_hit"].reindex(out.index).fillna(0).astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["hit_rate"] = np.where(out["accesses"] > 0, out["hits"] / out["accesses"].where(out["accesses"] > 0),
-                                   np.nan)
-    out.index.name = "category"
+    known = pure & ~np.isnan(d_acc)
+    out["accesses"] = np.bincount(cat[known], d_acc[known], minlength=n).astype(np.int64)
+    out["hits"] = np.bincount(cat[known], d_hit[known], minlength=n).astype(np.int64)
+    out["hit_rate"] = out["hits"] / out["accesses"].where(out["accesses"] > 0)
     return out
 
 
 def share_by_function(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFrame":
     """Samples per function (most first), its share, and how its samples split over the categories."""
     import numpy as np
+    import pandas as pd
 
-    table = frame.groupby(["function", "category"], observed=True).size().unstack("category", fill_value=0)
-    table = table.reindex(columns=[c for c in CATEGORIES if c in table.columns])
-    table.columns = [str(c) for c in table.columns]
-    total = table.sum(axis=1)
-    table.insert(0, "share", total / max(len(frame), 1))
-    table.insert(0, "samples", total.astype(np.int64))
-    table = table.sort_values("samples", ascending=False, kind="stable")
-    table.index = table.index.astype(str)
-    table.index.name = "function"
+    f = frame["function"].cat.codes.to_numpy().astype(np.int64)
+    labels = np.asarray(frame["function"].cat.categories, dtype=object)
+    n = len(CATEGORIES)
+    counts = np.bincount(f * n + frame["category"].cat.codes.to_numpy(), minlength=len(labels) * n)
+    counts = counts.reshape(len(labels), n)
+    total = counts.sum(axis=1)
+    order = np.argsort(-total, kind="stable")
+    order = order[total[order] > 0]
+    used = counts.any(axis=0)
+    table = pd.DataFrame(counts[np.ix_(order, used)], columns=[c for c, u in zip(CATEGORIES, used) if u],
+                         index=pd.Index(labels[order].astype(str), name="function"))
+    table.insert(0, "share", total[order] / max(len(frame), 1))
+    table.insert(0, "samples", total[order])
     return table.head(top) if top else table
 
 
 def share_by_line(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFrame":
     """Samples per source line (most first) with the function they fell in."""
     import numpy as np
+    import pandas as pd
 
-    g = frame.groupby(["line", "function"], observed=True).size().rename("samples").reset_index()
-    g = g.sort_values("samples", ascending=False, kind="stable")
-    g["share"] = g["samples"] / max(len(frame), 1)
-    g["samples"] = g["samples"].astype(np.int64)
-    g["line"] = g["line"].astype(str)
-    g["function"] = g["function"].astype(str)
-    g = g.set_index("line")
-    return g.head(top) if top else g
+    f = frame["function"].cat.codes.to_numpy().astype(np.int64)
+    line = frame["line"].cat.codes.to_numpy().astype(np.int64)
+    which, pairs = pd.factorize(line * len(frame["function"].cat.categories) + f)
+    counts = np.bincount(which, minlength=len(pairs))
+    order = np.argsort(-counts, kind="stable")
+    nf = len(frame["function"].cat.categories)
+    out = pd.DataFrame({
+        "function": np.asarray(frame["function"].cat.categories, dtype=object)[pairs[order] % nf].astype(str),
+        "samples": counts[order], "share": counts[order] / max(len(frame), 1)},
+        index=pd.Index(np.asarray(frame["line"].cat.categories, dtype=object)[pairs[order] // nf].astype(str),
+                       name="line"))
+    return out.head(top) if top else out
 
 
 def hit_rate(frame: "pd.DataFrame") -> dict:
@@ -274,8 +286,8 @@ def hit_rate_over_time(frame: "pd.DataFrame", buckets: int = 50) -> "pd.DataFram
     with np.errstate(invalid="ignore", divide="ignore"):
         out["hit_rate"] = np.where(out["accesses"] > 0, out["hits"] / out["accesses"], np.nan)
     codes = frame["category"].cat.codes.to_numpy()
-    per = np.zeros((buckets, len(CATEGORIES)), np.int64)
-    np.add.at(per, (bucket, codes), 1)
+    per = np.bincount(bucket * len(CATEGORIES) + codes, minlength=buckets * len(CATEGORIES))
+    per = per.reshape(buckets, len(CATEGORIES))
     for k, name in enumerate(CATEGORIES):
         out[name] = per[:, k]
     return out
@@ -348,12 +360,17 @@ def attribute_misses(frame: "pd.DataFrame", top: int = 12, bootstrap: int = 200,
     known = np.nonzero(~np.isnan(d_acc))[0]
     if len(known) < 2:
         return pd.DataFrame()
-    counts = frame["function"].value_counts()
-    counts = counts[counts > 0]
-    names = [str(n) for n in counts.index[:top]]
+    f = frame["function"].cat.codes.to_numpy()
+    labels = np.asarray(frame["function"].cat.categories, dtype=object)
+    per_function = np.bincount(f, minlength=len(labels))
+    order = np.argsort(-per_function, kind="stable")
+    order = order[per_function[order] > 0]
+    chosen = order[:top]
+    names = [str(labels[i]) for i in chosen]
     k = len(names) + 1                                    # the last column is "(other)"
-    code_of = {n: i for i, n in enumerate(names)}
-    fcodes = frame["function"].astype(str).map(code_of).fillna(k - 1).to_numpy(dtype=np.int64)
+    column_of = np.full(len(labels), k - 1)
+    column_of[chosen] = np.arange(len(chosen))
+    fcodes = column_of[f]
     a, b = fcodes[known - 1], fcodes[known]
     miss = d_acc[known] - d_hit[known]
     acc = d_acc[known]
@@ -379,7 +396,7 @@ def attribute_misses(frame: "pd.DataFrame", top: int = 12, bootstrap: int = 200,
         boot[r] = nnls(np.tensordot(w, gram, 1), w @ rhs_m)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     low, high = np.quantile(boot, lo_q, axis=0), np.quantile(boot, hi_q, axis=0)
-    out = pd.DataFrame({"samples": [int(counts.iloc[i]) for i in range(len(names))] + [int(counts.iloc[len(names):].sum())],
+    out = pd.DataFrame({"samples": [int(per_function[i]) for i in chosen] + [int(per_function[order[top:]].sum())],
                         "misses_per_interval": est_m, "misses_per_interval_low": low,
                         "misses_per_interval_high": high, "accesses_per_interval": est_a},
                        index=pd.Index(names + ["(other)"], name="function"))

@@ -1,9 +1,10 @@
 """`write_report(profile_dir)`: the analyses of one profile written as files a person opens (report.html with PNG
 plots) and files a program reads (summary.json, CSV tables, speedscope JSON and collapsed stacks).
 
-meta.json keys read here (all optional): `elf` (path of the image that ran, absolute or relative to the profile
-directory), `elf_sha256` (checked against the ELF used), `map` (memory map name or TOML path), `target`; every other
-key is shown in the report's metadata table as it is.
+meta.json keys read here (all optional): `elf` (path of the image that ran: absolute, or relative to the profile
+directory, else to the working directory), `elf_sha256` (checked against the ELF used), `map` (memory map name or
+TOML path), `target`, `registers` (name -> value at the run's last halt: lets the LR/SC check name the lock);
+every other key is shown in the report's metadata table as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
                  registers: dict | None = None, top: int = 15) -> Path:
     """Analyse PROFILE_DIR and write its report into `out` (default PROFILE_DIR/report); returns report.html's path.
 
-    `registers` (read at the end of the run, if the sampler has them) let the livelock check name the lock address.
+    `registers` (read at the end of the run; default meta.json's `registers`) let the livelock check name the lock.
     """
     from . import export, plots
 
@@ -43,6 +44,8 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
     over_time = an.hit_rate_over_time(frame)
     intrusion = an.intrusiveness(frame)
     attribution = an.attribute_misses(frame, top=top) if rate["accesses"] else None
+    if registers is None and isinstance(profile.meta.get("registers"), dict):
+        registers = profile.meta["registers"]
     livelock = an.detect_lrsc_livelock(frame, profile.elf_path, profile.symbols, profile.memory_map, registers)
 
     tables = {"by_region": by_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
@@ -146,9 +149,7 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
             f"two samples fell in ({attribution.attrs.get('intervals', 0):,} intervals). The low/high columns are a "
             f"{level:.0%} block-bootstrap interval over {attribution.attrs.get('blocks', 0)} stretches of the run; "
             "a wide interval means the run did not separate that function's misses from its neighbours'.</p>")
-        cols = ["samples", "misses_per_interval", "misses_per_interval_low", "misses_per_interval_high",
-                "misses", "misses_low", "misses_high", "miss_share", "hit_rate"]
-        parts.append(_table_html(attribution[cols], percent=("miss_share", "hit_rate")))
+        parts.append(_table_html(_attribution_display(attribution), percent=("share of misses", "hit rate")))
 
     parts.append("<h2>Top source lines</h2>")
     parts.append(_table_html(tables["by_line"], percent=("share",), rows=top))
@@ -169,6 +170,23 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
         for k, v in sorted(meta.items())) + "</table>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _attribution_display(table):
+    """The attribution with each estimate and its interval in one cell, so the table fits a page."""
+    import pandas as pd
+
+    def span(v, lo, hi, fmt):
+        return f"{fmt(v)} ({fmt(lo)}-{fmt(hi)})"
+
+    return pd.DataFrame({
+        "samples": table["samples"],
+        "misses per interval (interval)": [span(*r, lambda x: f"{x:,.1f}") for r in zip(
+            table["misses_per_interval"], table["misses_per_interval_low"], table["misses_per_interval_high"])],
+        "misses (interval)": [span(*r, lambda x: f"{x:,.0f}") for r in zip(
+            table["misses"], table["misses_low"], table["misses_high"])],
+        "share of misses": table["miss_share"],
+        "hit rate": table["hit_rate"]}, index=table.index)
 
 
 def _ns(v) -> str:
