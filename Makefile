@@ -45,7 +45,7 @@ demo-kernel: deps venv
 bench: deps venv fixtures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-reports: deps venv
+reports: deps venv fixtures
 	$(PY) reports/make_reports.py
 
 clean:

@@ -1,9 +1,10 @@
 """`make reports`: regenerate the example reports in reports/ with the project's own commands, so a visitor sees what
-`xipscope report` and `xipscope compare` give them. Everything comes from the RP2350 twin (a model) and is
-reproducible: the twin is seeded and the samples carry modelled time.
+`xipscope report` and `xipscope compare` give them: from the RP2350 twin (a model; reproducible: the twin is seeded
+and its samples carry modelled time) and from the real test kernel in QEMU after its panic (host timing varies).
 
-The profiles are taken with analyses/twin_profile.py (the twin stepped by modelled time) until `xipscope profile`
-covers sim://; the reports themselves are made by `python -m xipscope report|compare`, as a user would.
+The profiles are taken with analyses/twin_profile.py (the twin stepped by modelled time) and analyses/rsp_profile.py
+(plain halt/read/resume over rsp://) until `xipscope profile` replaces them; the reports themselves are made by
+`python -m xipscope report|compare`, as a user would.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPORTS = Path(__file__).resolve().parent
@@ -64,6 +66,16 @@ def main() -> int:
     ws = fresh("twin-working-set")
     hit_rate_vs_working_set.collect(ws, every=4000)
     hit_rate_vs_working_set.plot(hit_rate_vs_working_set.hit_rates(ws), ws / "hit_rate_vs_working_set.png")
+    # 5. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
+    sys.path.insert(0, str(REPO / "kernel"))
+    import rsp_profile
+    from qemu import boot_kernel, built_kernel
+
+    kernel = fresh("qemu-kernel-panic")
+    build = built_kernel("dwarf")
+    with tempfile.TemporaryDirectory() as work, boot_kernel(build, Path(work)) as qemu:
+        rsp_profile.profile_rsp(qemu.url, build.vmlinux, kernel, samples=1000)
+    xipscope("report", rel(kernel))
     print("reports written under", REPORTS)
     return 0
 

@@ -46,3 +46,22 @@ def test_hit_rate_against_working_set(tmp_path):
     assert table.loc[4.0, "hit_rate"] > 0.98          # fits the 16 KiB cache: only cold misses
     assert table.loc[32.0, "hit_rate"] < 0.9          # twice the cache: data reads miss
     assert ws.plot(table, tmp_path / "f.png").stat().st_size > 10_000
+
+
+@pytest.mark.kernel
+def test_rsp_profile_of_the_panicked_kernel(dwarf_qemu, dwarf_kernel, tmp_path):
+    """The plain collector against the real kernel in QEMU: after the panic, its delay loop holds the pc."""
+    import rsp_profile
+
+    from xipscope.profile.report import write_report
+
+    rsp_profile.profile_rsp(dwarf_qemu.url, dwarf_kernel.vmlinux, tmp_path, samples=200)
+    page = write_report(tmp_path)
+    import pandas as pd
+    by_function = pd.read_csv(page.parent / "by_function.csv", index_col=0)
+    assert by_function.index[0] == "__delay" and by_function.loc["__delay", "share"] > 0.5
+    assert by_function["sram"].sum() == 200           # qemu-virt's DRAM is plain RAM (kind sram)
+    collapsed = (page.parent / "stacks.collapsed").read_text().splitlines()
+    top = collapsed[0]
+    assert ";panic;" in top and top.rsplit(" ", 1)[0].endswith("__delay")
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in collapsed) == 200
