@@ -304,3 +304,13 @@ def test_bad_input_gives_clear_errors(tmp_path, bench_symbols, capsys):
     (tmp_path / "q" / "samples" / "part-000009.parquet").write_bytes(b"PAR1")
     with pytest.raises(FormatError, match="part-000009.parquet: not a readable sample part"):
         write_report(tmp_path / "q")
+
+
+def test_a_wrong_elf_without_a_recorded_hash_is_noted(tmp_path, bench_symbols):
+    # Samples of xipbench's workers read with lrscspin.elf (no sha256 in meta.json to catch it): most pcs fall in
+    # no function there, and the report says so instead of showing an empty profile as if it were right.
+    s = bench_symbols
+    write_profile(tmp_path, [(i, addr(s, "work_psram"), 1, None, None, None) for i in range(10)])
+    profile = an.load_profile(tmp_path, LRSCSPIN)
+    assert profile.notes and "100% of the samples fall in no function" in profile.notes[0]
+    assert "is it the image that ran?" in write_report(tmp_path, LRSCSPIN).read_text()

@@ -47,7 +47,7 @@ class Profile:
     memory_map: "MemoryMap"
     symbols: "SymbolIndex | None"
     elf_path: Path | None
-    notes: list[str] = field(default_factory=list)   # things the reader should know (e.g. ELF hash differs)
+    notes: list[str] = field(default_factory=list)   # what the reader should know (e.g. most pcs in no function)
 
 
 def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | None" = None,
@@ -302,7 +302,7 @@ def intrusiveness(frame: "pd.DataFrame") -> dict:
     span = float(t.max() - t.min() + (h[-1] if len(h) else 0)) if len(t) else 0.0
     return {"samples": int(len(frame)),
             "duration_s": span / 1e9,
-            "rate_hz": (len(t) - 1) / ((t.max() - t.min()) / 1e9) if len(t) > 1 and t.max() > t.min() else None,
+            "rate_hz": float((len(t) - 1) / ((t.max() - t.min()) / 1e9)) if len(t) > 1 and t.max() > t.min() else None,
             "halted_ns_median": float(np.median(h)) if len(h) else None,
             "halted_ns_p95": float(np.percentile(h, 95)) if len(h) else None,
             "halted_share": float(h.sum() / span) if span > 0 else None}
