@@ -314,3 +314,18 @@ def test_a_wrong_elf_without_a_recorded_hash_is_noted(tmp_path, bench_symbols):
     profile = an.load_profile(tmp_path, LRSCSPIN)
     assert profile.notes and "100% of the samples fall in no function" in profile.notes[0]
     assert "is it the image that ran?" in write_report(tmp_path, LRSCSPIN).read_text()
+
+
+def test_attribution_on_the_twin_matches_its_exact_misses(xipbench_profile):
+    """The twin (a model) counts misses per function exactly; the attribution sees only the chip-wide counters."""
+    truth = {f["name"]: f for f in json.loads((xipbench_profile / "truth.json").read_text())["functions"]}
+    frame = an.load_profile(xipbench_profile).samples
+    table = an.attribute_misses(frame)
+    total = sum(f["xip_accesses"] - f["xip_hits"] for f in truth.values())
+    for name in ("work_flash", "work_psram", "copy_words"):
+        exact = truth[name]["xip_accesses"] - truth[name]["xip_hits"]
+        row = table.loc[name]
+        assert row["misses_low"] <= exact <= row["misses_high"], (name, exact, row)
+        assert row["miss_share"] == pytest.approx(exact / total, abs=0.02)
+        assert row["hit_rate"] == pytest.approx(truth[name]["xip_hits"] / truth[name]["xip_accesses"], abs=0.01)
+    assert table.loc["work_sram", "miss_share"] < 0.005          # SRAM code on SRAM data misses nothing
