@@ -224,6 +224,8 @@ def test_speedscope_and_collapsed_stacks(tmp_path, bench_symbols):
     assert collapsed_stacks(frame, s) == ("main;phase;work_flash 2\n"
                                           "main 1\n"
                                           "main;phase;uart_puts 1\n")
+    # Without symbols a frame is its address: the return address itself, not the ra - 1 used for lookups.
+    assert collapsed_stacks(frame, None).splitlines()[0] == f"{main_ra:#x};{phase_ra:#x};{addr(s, 'work_flash'):#x} 2"
     doc = speedscope(frame, s, "t")
     assert doc["$schema"] == "https://www.speedscope.app/file-format-schema.json"
     frames = [f["name"] for f in doc["shared"]["frames"]]

@@ -42,9 +42,9 @@ def _stack_frames(frame: "pd.DataFrame", symbols: "SymbolIndex | None"):
     lengths = np.array([len(s) if s is not None else 0 for s in stacks], dtype=np.int64)
     flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in stacks if s is not None and len(s)]) \
         if lengths.any() else np.zeros(0, np.int64)
-    addresses = np.concatenate([pcs, flat - 1])
+    addresses = np.concatenate([pcs, flat])           # what an unsymbolized frame shows
     if symbols is not None:
-        s = symbols.symbolize(addresses.astype(np.uint64))
+        s = symbols.symbolize(np.concatenate([pcs, flat - 1]).astype(np.uint64))
         names = np.where(s.function_id >= 0, s.function, None)
         names = [n if n is not None else f"{int(a) & 0xFFFFFFFF:#x}" for n, a in zip(names.tolist(), addresses)]
     else:
