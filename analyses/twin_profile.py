@@ -70,7 +70,8 @@ def profile_twin(firmware: str | Path, out: str | Path, every: int = 2000, seed:
             "elf_sha256": hashlib.sha256(firmware.read_bytes()).hexdigest(),
             "map": "rp2350", "samples": writer.count, "every_cycles": every, "seed": seed,
             "clock_hz": CLOCK_HZ, "time_base": "modelled cycles / clock_hz", "stop": reason,
-            "flash_miss_cycles": machine.timing.flash_miss_cycles, "psram_miss_cycles": machine.timing.psram_miss_cycles,
+            "flash_miss_cycles": machine.timing.flash_miss_cycles,
+            "psram_miss_cycles": machine.timing.psram_miss_cycles,
             "counters": "raw CTR_HIT/CTR_ACC readings (never cleared by the sampler)"} | (extra_meta or {})
     # The registers at the last halt, as a sampler can record them from its last register read: they let the report
     # name the lock of an LR/SC loop.
