@@ -268,7 +268,8 @@ def test_report_files_and_cli(tmp_path, bench_symbols, capsys):
     assert cli_main(["report", str(tmp_path)]) == 0
     out = tmp_path / "report"
     assert capsys.readouterr().out.strip() == str(out / "report.html")
-    for name in ("report.html", "summary.json", "by_region.csv", "by_function.csv", "by_line.csv", "over_time.csv",
+    for name in ("report.html", "summary.json", "by_region.csv", "by_map_region.csv", "by_function.csv", "by_line.csv",
+                 "over_time.csv",
                  "miss_attribution.csv", "top_functions.png", "hit_rate_over_time.png", "regions_over_time.png"):
         assert (out / name).stat().st_size > 0, name
     assert not (out / "stacks.collapsed").exists()                  # no stacks were sampled
@@ -331,3 +332,12 @@ def test_attribution_on_the_twin_matches_its_exact_misses(xipbench_profile):
         assert row["miss_share"] == pytest.approx(exact / total, abs=0.02)
         assert row["hit_rate"] == pytest.approx(truth[name]["xip_hits"] / truth[name]["xip_accesses"], abs=0.01)
     assert table.loc["work_sram", "miss_share"] < 0.005          # SRAM code on SRAM data misses nothing
+
+
+def test_shares_by_the_maps_own_region_names(tmp_path):
+    pcs = [0x80001000] * 3 + [0x10000010] + [0x1000]            # qemu-virt: dram, uart0, mrom
+    write_profile(tmp_path, [(i, pc, 1, None, None, None) for i, pc in enumerate(pcs)], {"map": "qemu-virt"})
+    table = an.share_by_map_region(an.load_profile(tmp_path).samples)
+    assert table.to_dict("index") == {"dram": {"category": "sram", "samples": 3, "share": 0.6},
+                                      "uart0": {"category": "other", "samples": 1, "share": 0.2},
+                                      "mrom": {"category": "rom", "samples": 1, "share": 0.2}}

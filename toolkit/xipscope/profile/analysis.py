@@ -212,6 +212,23 @@ def share_by_region(frame: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
+def share_by_map_region(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Samples per region of the memory map by its own name (e.g. qemu-virt's `dram`), with the category it counts
+    under; regions no sample fell in are left out."""
+    import numpy as np
+    import pandas as pd
+
+    codes = frame["region"].cat.codes.to_numpy()
+    labels = list(frame["region"].cat.categories)
+    counts = np.bincount(codes, minlength=len(labels))
+    category = frame["category"].to_numpy()
+    first = {int(c): str(category[i]) for c, i in zip(*np.unique(codes, return_index=True))}
+    rows = [(labels[c], first[c], int(counts[c])) for c in np.argsort(-counts, kind="stable") if counts[c]]
+    out = pd.DataFrame(rows, columns=["region", "category", "samples"]).set_index("region")
+    out["share"] = out["samples"] / max(len(frame), 1)
+    return out
+
+
 def share_by_function(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFrame":
     """Samples per function (most first), its share, and how its samples split over the categories."""
     import numpy as np

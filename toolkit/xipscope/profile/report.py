@@ -38,6 +38,7 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
     frame = profile.samples
 
     by_region = an.share_by_region(frame)
+    by_map_region = an.share_by_map_region(frame)
     by_function = an.share_by_function(frame)
     by_line = an.share_by_line(frame)
     rate = an.hit_rate(frame)
@@ -48,7 +49,7 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
         registers = profile.meta["registers"]
     livelock = an.detect_lrsc_livelock(frame, profile.elf_path, profile.symbols, profile.memory_map, registers)
 
-    tables = {"by_region": by_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
+    tables = {"by_region": by_region, "by_map_region": by_map_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
     if attribution is not None and len(attribution):
         tables["miss_attribution"] = attribution
     export.write_csv(tables, out)
@@ -137,6 +138,8 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
     parts.append("<h2>By memory region</h2><p>Samples by where the pc was; the hit rate counts the intervals spent "
                  "wholly in one region (both samples there).</p>")
     parts.append(_table_html(tables["by_region"], percent=("share", "hit_rate")))
+    parts.append(f"<p>By the regions of the <code>{e(profile.memory_map.name)}</code> map:</p>")
+    parts.append(_table_html(tables["by_map_region"], percent=("share",)))
     parts.append("<img src='regions_over_time.png' alt='samples per region over time'>")
 
     parts.append(f"<h2>Top functions</h2><img src='top_functions.png' alt='top functions by region'>")
@@ -159,7 +162,8 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
                  f"{_ns(intr['halted_ns_p95'])}); the target was halted for {_pct(intr['halted_share'])} of the "
                  f"{intr['duration_s']:.3g} s run; {_rate(intr['rate_hz'])}.</p>")
 
-    files = ["summary.json", "by_region.csv", "by_function.csv", "by_line.csv", "over_time.csv"]
+    files = ["summary.json", "by_region.csv", "by_map_region.csv", "by_function.csv", "by_line.csv",
+             "over_time.csv"]
     if attribution is not None and len(attribution):
         files.append("miss_attribution.csv")
     if stacks:
