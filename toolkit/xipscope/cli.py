@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_dump_command(commands)
     from .snapshot import add_command as add_snapshot_commands
     add_snapshot_commands(commands)
+    from .profile.cli import add_command as add_report_commands
+    add_report_commands(commands)
     return parser
 
 
