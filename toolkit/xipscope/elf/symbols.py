@@ -134,6 +134,22 @@ class SymbolIndex:
         return [self._symbol(i) for i in range(int(lo), int(hi))]
 
     # --- addresses -> names and lines
+    def symbol_containing(self, address: int, kinds: tuple[str, ...] = ("object", "function")) -> Symbol | None:
+        """The sized symbol whose [address, address + size) holds `address` (a variable for a data address), or None."""
+        import numpy as np
+
+        sa, size = self._a["sym_address"], self._a["sym_size"]
+        i = int(np.searchsorted(sa, address, side="right")) - 1
+        best = None
+        # Walk down through the few symbols starting at or just below the address; the innermost (latest) wins.
+        for j in range(i, max(i - 64, -1), -1):
+            start, length = int(sa[j]), int(size[j])
+            if start <= address < start + length:
+                symbol = self._symbol(j)
+                if symbol.kind in kinds and (best is None or symbol.address > best.address):
+                    best = symbol
+        return best
+
 
     def symbolize(self, addresses: "Iterable[int] | np.ndarray") -> Symbolized:
         """Function+offset and file:line for many addresses at once (two binary searches per address, all in numpy)."""
