@@ -81,6 +81,7 @@ class TrapReport:
     registers: dict[str, int] = field(default_factory=dict)
     memory_map: str | None = None
     notes: list[str] = field(default_factory=list)
+    trapped: bool = True                # False: mcause/mepc still hold their reset values; function is the pc's
 
     @property
     def mstatus_fields(self) -> dict | None:
@@ -92,7 +93,7 @@ class TrapReport:
 
     def to_json(self) -> dict:
         return {
-            "source": self.source, "cause_code": self.cause_code, "interrupt": self.interrupt,
+            "source": self.source, "trapped": self.trapped, "cause_code": self.cause_code, "interrupt": self.interrupt,
             "cause_name": self.cause_name, "mepc": self.mepc, "function": self.function, "location": self.location,
             "mepc_region": self.mepc_region, "mstatus": self.mstatus, "mstatus_fields": self.mstatus_fields,
             "mtval": self.mtval, "instruction": self.instruction, "instruction_bytes": self.instruction_bytes,
@@ -107,14 +108,17 @@ class TrapReport:
     def format(self) -> str:
         """The short report for people."""
         kind = "interrupt" if self.interrupt else "exception"
-        out = [f"trap: {kind} {self.cause_code} ({self.cause_name}) at {self.mepc:#010x} "
-               f"{self.function or '?'}{f' ({self.location})' if self.location else ''}"]
-        if self.mepc_region:
+        place = f"{self.function or '?'}{f' ({self.location})' if self.location else ''}"
+        if not self.trapped:
+            out = [f"{self.cause_name}; the core is at {self.registers.get('pc', 0):#010x} {place}"]
+        else:
+            out = [f"trap: {kind} {self.cause_code} ({self.cause_name}) at {self.mepc:#010x} {place}"]
+        if self.mepc_region and self.trapped:
             out.append(f"  mepc region:   {self.mepc_region}")
-        if self.mstatus is not None:
+        if self.mstatus is not None and self.trapped:
             f = self.mstatus_fields
             out.append(f"  mstatus:       {self.mstatus:#010x} (MPP={f['mpp']} MIE={int(f['mie'])} MPIE={int(f['mpie'])})")
-        if self.mtval is not None:
+        if self.mtval is not None and self.trapped:
             out.append(f"  mtval:         {self.mtval:#010x}")
         if self.instruction:
             out.append(f"  instruction:   {self.instruction}   [{self.instruction_bytes}, from {self.instruction_source}]")
@@ -160,16 +164,28 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
     report.notes += notes
     report.registers = gprs
     pc = registers.get("pc")
-    vector = (csrs["mtvec"] or 0) & ~3
-    if pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]:
-        report.notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
-                            "since the trap, and the address below with them")
 
     def read(address: int, size: int) -> bytes | None:
         try:
             return target.read_memory(address, size)
         except XipscopeError:
             return None
+
+    if csrs["mcause"] == 0 and csrs["mepc"] == 0:
+        # Nothing trapped (Hazard3 never raises code 0): say so, and look for the hang that raises no trap.
+        report.cause_name = "no trap taken since reset (mcause and mepc are 0)"
+        report.trapped = False
+        report.notes = notes
+        _livelock_check(report, read, gprs, mmap, symbols)
+        if pc is not None:
+            place = _place(symbols, pc)
+            report.function, report.location = place["function"], place["location"]
+            _unwind(report, read, gprs, symbols, start=pc)
+        return report
+    vector = (csrs["mtvec"] or 0) & ~3
+    if pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]:
+        report.notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
+                            "since the trap, and the address below with them")
 
     insn = _instruction(report, read, symbols)
     _access(report, insn, gprs, mmap, symbols)
@@ -367,6 +383,10 @@ def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
             why.append(f"atomic access: {name} to {at} {where}, where atomics are allowed: check the pointer ({base}) "
                        "and its alignment.")
         return
+    if code == 0:
+        why.append(f"instruction address misaligned: a jump or branch to {report.mepc:#x}, which is not on an "
+                   "instruction boundary (a corrupted function pointer or return address).")
+        return
     if code in MISALIGNED:
         size = insn.size if insn is not None else None
         why.append(f"misaligned access: {at} is not a multiple of {size or 'the access size'}"
@@ -439,7 +459,7 @@ def _livelock_check(report: TrapReport, read, gprs: dict, mmap: MemoryMap, symbo
             return
 
 
-def _unwind(report: TrapReport, read, gprs: dict, symbols) -> None:
+def _unwind(report: TrapReport, read, gprs: dict, symbols, start: int | None = None) -> None:
     from .unwind import linux_stack_top, unwind_frame_pointers
 
     needed = ("sp", "fp", "ra")
@@ -462,7 +482,7 @@ def _unwind(report: TrapReport, read, gprs: dict, symbols) -> None:
         if symbols is not None and symbols.symbols_named("__stack_top"):
             top = symbols.address_of("__stack_top")
         stack_top = (lambda sp: top) if top is not None else (lambda sp: sp + 0x10000)
-    result = unwind_frame_pointers(report.mepc, gprs["sp"], gprs["fp"], gprs["ra"], read_word=read_word,
+    result = unwind_frame_pointers(report.mepc if start is None else start, gprs["sp"], gprs["fp"], gprs["ra"], read_word=read_word,
                                    is_code=is_code, stack_top=stack_top)
     report.backtrace = [Frame(pc, **_place(symbols, pc)) for pc in result.pcs]
     report.backtrace_stop = result.stop_reason
