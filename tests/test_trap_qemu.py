@@ -1,8 +1,6 @@
 """`xipscope trap` on real faults injected into the real rv32 Linux kernel in QEMU, live and from the oops it prints.
 
-The fault is real (QEMU raises it; the kernel's own handler prints the oops): we stop at a hardware breakpoint at
-`prepare_namespace` (before the kernel panics and printk goes quiet), point pc at a store or AMO in kernel text and its
-base register at unmapped memory, and stop again at `handle_exception`, the trap vector, before its first instruction.
+The fault is real (QEMU raises it; the kernel's own handler prints the oops); kernel/faults.py says how it is injected.
 """
 
 from __future__ import annotations
@@ -16,17 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from faults import UNMAPPED, find_instruction, inject_fault
 from qemu import boot_kernel_halted, wait_for_console
-from xipscope.chip import rv_insn
-from xipscope.chip.riscv import MSTATUS_MIE
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf import load_symbols
 from xipscope.target.rsp import RspTarget
-from xipscope.trap import elf_bytes
 
 REPO = Path(__file__).resolve().parent.parent
-UNMAPPED = 0x0080_0000          # nothing in QEMU virt's memory map (hw/riscv/virt.c) between 0x102000 and 0x2000000
-AVOID_BASES = ("zero", "sp", "gp", "tp")   # the trap handler itself needs these
 
 
 def xipscope(*args: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -35,50 +29,6 @@ def xipscope(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     result = subprocess.run([sys.executable, "-m", "xipscope", *args], capture_output=True, text=True, env=env,
                             timeout=120)
     return result, time.perf_counter() - started
-
-
-def find_instruction(vmlinux: Path, symbols, kind: str, function: str | None) -> rv_insn.Insn:
-    """The first `kind` instruction (store, amo) in `function` (or anywhere in .text) whose base is an ordinary register."""
-    from elftools.elf.elffile import ELFFile
-
-    if function is not None:
-        start = symbols.address_of(function)
-        size = symbols.symbols_named(function)[0].size
-        code = elf_bytes(vmlinux, start, size)
-    else:
-        with open(vmlinux, "rb") as f:
-            text = ELFFile(f).get_section_by_name(".text")
-            start, code = text["sh_addr"], text.data()
-    for insn in rv_insn.disassemble(code, start):
-        if insn.kind == kind and insn.base_name not in AVOID_BASES:
-            return insn
-    raise AssertionError(f"no {kind} instruction in {function or '.text'}")
-
-
-def inject_fault(kernel, symbols, insn: rv_insn.Insn) -> int:
-    """Run to prepare_namespace, execute `insn` with its base register pointing at UNMAPPED, stop at the trap vector.
-    Returns the cause QEMU raised; leaves QEMU paused with no client attached."""
-    target = RspTarget("127.0.0.1", kernel.port, timeout=30)
-    try:
-        entry = symbols.address_of("prepare_namespace")
-        target.set_breakpoint(entry)
-        target.continue_until_stop(timeout=60)
-        assert target.read_register("pc") == entry
-        target.remove_breakpoint(entry)
-        target.write_register("pc", insn.address)
-        target.write_register(insn.base_name, UNMAPPED - insn.offset)
-        vector = symbols.address_of("handle_exception")
-        # A timer interrupt falls due while we sit at the breakpoint; taken first, it would bring the scheduler in
-        # before our instruction runs. Mask interrupts (mstatus.MIE) so that the instruction's own fault comes first.
-        target.write_register("mstatus", target.read_register("mstatus") & ~MSTATUS_MIE)
-        target.set_breakpoint(vector)
-        target.continue_until_stop(timeout=30)
-        assert target.read_register("pc") == vector          # stopped before its first instruction
-        assert target.read_register("mepc") == insn.address
-        target.remove_breakpoint(vector)   # (QEMU 7.2 would drop it anyway when this client goes)
-        return target.read_register("mcause")
-    finally:
-        target.disconnect()    # no `D`: QEMU stays paused at the trap vector for the next client
 
 
 def let_kernel_print_oops(kernel, title: str) -> str:
@@ -106,7 +56,7 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
     func, off, file, line = symbols.symbolize([insn.address])[0]
 
     with boot_kernel_halted(dwarf_kernel, tmp_path) as kernel:
-        assert inject_fault(kernel, symbols, insn) == cause
+        assert inject_fault(kernel.port, symbols, insn) == cause
 
         # live: stopped at handle_exception
         result, seconds = xipscope("trap", "--target", kernel.url, "--elf", str(vmlinux), "--map", "qemu-virt",

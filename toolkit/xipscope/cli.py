@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
-    from .trap import add_command as add_trap_command   # trap.py imports nothing heavy at module level
+    from .trap_cli import add_command as add_trap_command
     add_trap_command(commands)
     return parser
 
