@@ -96,6 +96,7 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
         for key in ("cause_code", "mepc", "function", "fault_address", "fault_region", "instruction"):
             assert post[key] == live[key], key
         assert post["memory_map"] == "qemu-virt"          # picked from mepc, as no --map was given
+        assert post["instruction_source"] == "elf"         # 6.1 prints no Code: line and no target was given
         printed = post["printed_call_trace"]
         assert printed[0]["pc"] == insn.address and printed[0]["printed"].startswith(f"{func}+{off:#x}/")
         assert [e["pc"] for e in post["backtrace"]] == [e["pc"] for e in printed]
