@@ -176,6 +176,10 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
         report.cause_name = "no trap taken since reset (mcause and mepc are 0)"
         report.trapped = False
         report.notes = notes
+        if target.url.startswith("sim://"):
+            report.notes.append("the twin opens halted at reset: to catch its trap, serve it (`xipscope sim FW "
+                                "--gdb-port N`), stop at the trap vector from gdb and run `xipscope trap --target "
+                                "rsp://127.0.0.1:N`")
         _livelock_check(report, read, gprs, mmap, symbols)
         if pc is not None:
             place = _place(symbols, pc)
