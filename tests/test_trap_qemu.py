@@ -107,3 +107,28 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
         unwound = json.loads(result.stdout)
         assert [f["pc"] for f in unwound["backtrace"]][:len(printed)] == [e["pc"] for e in printed]
         assert [f["pc"] for f in unwound["backtrace"]] == [f["pc"] for f in live["backtrace"]]
+
+
+def test_kernel_without_dwarf_decoded_from_system_map(nodwarf_kernel, tmp_path):
+    """The kernel a board ships: no DWARF, no caller ids, a 4 KiB log that wraps. Live with only its System.map
+    (the instruction comes from the target), then the oops with the DWARF-less vmlinux (the instruction from the ELF)."""
+    vmlinux, system_map = nodwarf_kernel.vmlinux, nodwarf_kernel.system_map
+    symbols = load_symbols(vmlinux)
+    insn = find_instruction(vmlinux, symbols, "store", "prepare_namespace")
+    with boot_kernel_halted(nodwarf_kernel, tmp_path) as kernel:
+        assert inject_fault(kernel.port, symbols, insn) == 7
+        result, _ = xipscope("trap", "--target", kernel.url, "--elf", str(system_map), "--json")
+        assert result.returncode == 0, result.stderr
+        live = json.loads(result.stdout)
+        assert live["memory_map"] == "qemu-virt" and live["function"].startswith("prepare_namespace+0x")
+        assert live["location"] is None and live["instruction"] == insn.text
+        assert live["instruction_source"] == "target" and live["fault_region"] == "unmapped"
+        let_kernel_print_oops(kernel, "Oops - store (or AMO) access fault")
+        log, _ = xipscope("dmesg", "--target", kernel.url, "--elf", str(vmlinux))
+        (tmp_path / "dmesg.txt").write_text(log.stdout)
+        assert "[    T1]" not in log.stdout
+        result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.txt"), "--elf", str(vmlinux), "--json")
+        post = json.loads(result.stdout)
+        assert (post["cause_code"], post["mepc"], post["function"]) == (7, insn.address, live["function"])
+        assert post["instruction_source"] == "elf" and post["fault_address"] == UNMAPPED
+        assert post["printed_call_trace"][0]["pc"] == insn.address
