@@ -158,7 +158,10 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
             notes.append(f"{name} unreadable: {e}")
     if csrs["mcause"] is None or csrs["mepc"] is None:
         raise TargetError(f"{target.url}: cannot decode a trap without mcause and mepc ({'; '.join(notes)})")
-    gprs = {k: v for k, v in registers.items() if k in rv.GPR_INDEX or k == "pc"}
+    # Servers spell x8 fp or s0 (some say x8): one name per register, gdb's, from here on.
+    gprs = {rv.GPR_NAMES[rv.GPR_INDEX[k]]: v for k, v in registers.items() if k in rv.GPR_INDEX}
+    if "pc" in registers:
+        gprs["pc"] = registers["pc"]
     mmap = _resolve_map(memory_map, csrs["mepc"])
     report = _new_report(target.url, csrs["mcause"], csrs["mepc"], csrs["mstatus"], csrs["mtval"], mmap, symbols)
     report.notes += notes

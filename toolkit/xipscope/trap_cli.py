@@ -53,9 +53,11 @@ def cmd_trap(args) -> int:
                                   "(e.g. a breakpoint at the trap vector)")
             report = decode_trap(target, symbols, args.map)
     finally:
-        if target is not None:
+        if target is not None and not args.oops:
             # Leave a halted target halted: the trap is still there for gdb or a snapshot.
             (getattr(target, "disconnect", None) or target.close)()
+        elif target is not None:
+            target.close()      # only its memory was read (the stack): leave it as dmesg does
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
