@@ -118,3 +118,24 @@ def test_cli_oops_errors_are_clean(tmp_path, capsys, text):
     path.write_text(text)
     assert main(["trap", "--oops", str(path), "--elf", str(AMOFAULT)]) == 1
     assert "no oops found" in capsys.readouterr().err
+
+
+def test_store_into_xip_flash_on_the_twin():
+    """A store the firmware doesn't contain: `sw a5, 0(a0)` written into SRAM and run by the model with a0 in flash."""
+    probe = REPO / "firmware" / "xipprobe.elf"
+    symbols = load_symbols(probe)
+    target = SimTarget(str(probe))
+    try:
+        machine = target.machine
+        assert target.run(100_000).reason == "idle"          # through _start: mtvec set, parked
+        machine.write_memory(0x20040000, (0x00F52023).to_bytes(4, "little"))
+        machine.write_register("a0", 0x10001000)
+        machine.write_register("pc", 0x20040000)
+        run_to_trap_vector(target, symbols)
+        report = decode_trap(target, symbols, "rp2350").to_json()
+        assert (report["cause_code"], report["mepc"], report["mepc_region"]) == (7, 0x20040000, "sram")
+        assert report["instruction"] == "sw a5, 0(a0)" and report["mtval"] == 0
+        assert (report["fault_address"], report["fault_region"]) == (0x10001000, "flash")
+        assert report["explanation"].startswith("store into xip-flash at 0x10001000 (flash): it is read-only")
+    finally:
+        target.close()
