@@ -106,6 +106,13 @@ def test_without_prefixes_without_kallsyms_and_syslog_levels():
     assert parse_oops(syslog).cause == 7
 
 
+def test_xipscope_dmesg_json_records():
+    records = [json.dumps({"seq": i, "ts_ns": i, "level": 0, "text": strip_log_prefix(line)})
+               for i, line in enumerate(OOPS_61.splitlines())]
+    oops = parse_oops("\n".join(records))
+    assert oops.cause == 7 and oops.epc == 0x80131234 and len(oops.call_trace) == 3
+
+
 def test_several_oopses_take_the_first():
     oops = parse_oops(OOPS_61 + OOPS_613.replace("[#1]", "[#2]"))
     assert oops.cause == 7 and oops.others == 1

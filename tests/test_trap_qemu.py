@@ -101,6 +101,13 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
         assert printed[0]["pc"] == insn.address and printed[0]["printed"].startswith(f"{func}+{off:#x}/")
         assert [e["pc"] for e in post["backtrace"]] == [e["pc"] for e in printed]
 
+        # the same from `xipscope dmesg --json`
+        log, _ = xipscope("dmesg", "--target", kernel.url, "--elf", str(vmlinux), "--json")
+        (tmp_path / "dmesg.json").write_text(log.stdout)
+        result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.json"), "--elf", str(vmlinux), "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["mepc"] == insn.address
+
         # the printed registers unwound through the target's memory give the kernel's own call trace
         result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.txt"), "--target", kernel.url,
                              "--elf", str(vmlinux), "--json")

@@ -3,7 +3,8 @@
 The format is die() and show_regs() in arch/riscv/kernel/{traps.c,process.c} (see ../shared/reference/linux-kernel.md),
 6.1 and 6.13+: the `... [#N]` title, the CPU line (6.13+ adds UID), `epc : %pS` and ` ra : %pS`, the register block,
 `status: badaddr: cause:`, 6.13+'s `Code:` line, and the call trace (`[<pc>] sym+off/size`, or bare addresses without
-KALLSYMS; 6.13+ under a `Call Trace:` heading). Log prefixes (`<4>`, `[    0.132286]`, `[    T1]`) are stripped.
+KALLSYMS; 6.13+ under a `Call Trace:` heading). Log prefixes (`<4>`, `[    0.132286]`, `[    T1]`) are stripped;
+`xipscope dmesg --json` output is read too.
 """
 
 from __future__ import annotations
@@ -95,11 +96,29 @@ def strip_log_prefix(line: str) -> str:
     return _PREFIX.sub("", line.rstrip("\r\n"), count=1)
 
 
+def _log_lines(text: str) -> list[str]:
+    """Lines without their log prefixes; `xipscope dmesg --json` records (one JSON object a line) give their text."""
+    import json
+
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("text"), str):
+                lines.extend(record["text"].splitlines() or [""])
+                continue
+        lines.append(strip_log_prefix(line))
+    return lines
+
+
 def parse_oops(text: str) -> Oops:
     """The first oops in `text` (a whole log is fine); `others` counts the ones after it. FormatError if none."""
     if not isinstance(text, str):
         raise FormatError(f"expected oops text, found {type(text).__name__}")
-    lines = [strip_log_prefix(line) for line in text.splitlines()]
+    lines = _log_lines(text)
     titles = [i for i, line in enumerate(lines) if _TITLE.match(line)]
     if not titles:
         raise FormatError("no oops found: expected a line like 'Oops - store (or AMO) access fault [#1]' "
