@@ -77,6 +77,7 @@ class TrapReport:
     explanation: list[str] = field(default_factory=list)
     backtrace: list[Frame] = field(default_factory=list)
     backtrace_stop: str | None = None
+    backtrace_source: str = "unwound"   # "unwound" by frame pointers, or "printed": an oops's own call trace
     printed_call_trace: list[dict] = field(default_factory=list)   # an oops's own Call Trace, as printed
     registers: dict[str, int] = field(default_factory=dict)
     memory_map: str | None = None
@@ -101,7 +102,8 @@ class TrapReport:
             "fault_address": self.fault_address, "fault_symbol": self.fault_symbol,
             "fault_region": self.fault_region, "fault_region_kind": self.fault_region_kind,
             "explanation": " ".join(self.explanation), "backtrace": [f.to_json() for f in self.backtrace],
-            "backtrace_stop": self.backtrace_stop, "printed_call_trace": self.printed_call_trace,
+            "backtrace_stop": self.backtrace_stop, "backtrace_source": self.backtrace_source,
+            "printed_call_trace": self.printed_call_trace,
             "registers": self.registers, "memory_map": self.memory_map, "notes": self.notes,
         }
 
@@ -133,10 +135,13 @@ class TrapReport:
         for note in self.notes:
             out.append(f"  note: {note}")
         if self.backtrace:
-            out.append("backtrace:" + (f" (stopped: {self.backtrace_stop})" if self.backtrace_stop else ""))
+            if self.backtrace_source == "printed":
+                out.append("backtrace (the call trace the kernel printed):")
+            else:
+                out.append("backtrace:" + (f" (stopped: {self.backtrace_stop})" if self.backtrace_stop else ""))
             for i, f in enumerate(self.backtrace):
                 out.append(f"  #{i:<2} {f.pc:#010x} {f.function or '?'}{f'  {f.location}' if f.location else ''}")
-        if self.printed_call_trace:
+        if self.printed_call_trace and self.backtrace_source != "printed":
             out.append("call trace as the kernel printed it:")
             for entry in self.printed_call_trace:
                 out.append(f"  [<{entry['pc']:08x}>] {entry['printed'] or '?'}")
@@ -234,7 +239,7 @@ def decode_oops(oops: "Oops", symbols: "SymbolIndex | None", memory_map: MemoryM
         _unwind(report, read, gprs, symbols)
     else:
         report.backtrace = [Frame(e.pc, **_place(symbols, e.pc)) for e in oops.call_trace]
-        report.backtrace_stop = "the kernel's printed call trace (no target memory to unwind from)"
+        report.backtrace_source = "printed"     # no target memory to unwind from
     return report
 
 
@@ -306,7 +311,9 @@ def _instruction(report: TrapReport, read, symbols, oops_code: bytes | None = No
             report.instruction_source = name
             report.access = insn.kind
             return insn
-    report.notes.append(f"the instruction at {address:#x} could not be read from the target, the oops or the ELF")
+    hint = "; a System.map holds no code: pass the vmlinux" if symbols is not None and symbols.elf_path is None else ""
+    report.notes.append(f"the instruction at {address:#x} could not be read from the target, the oops or the ELF"
+                        f"{hint}; without it the faulting address is unknown")
     return None
 
 
