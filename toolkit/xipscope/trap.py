@@ -500,3 +500,9 @@ def _unwind(report: TrapReport, read, gprs: dict, symbols, start: int | None = N
                                    is_code=is_code, stack_top=stack_top)
     report.backtrace = [Frame(pc, **_place(symbols, pc)) for pc in result.pcs]
     report.backtrace_stop = result.stop_reason
+    ra = gprs["ra"]
+    if len(result.pcs) == 1 and is_code(ra):
+        # Code built without frame pointers (firmware at -O2) ends the walk at once; ra still names the caller
+        # when the trap is in a leaf or before the callee saved it.
+        report.notes.append(f"the frame-pointer walk stopped at the first frame (built without frame pointers?); "
+                            f"ra = {ra:#x} {_place(symbols, ra)['function']} is the likely caller")
