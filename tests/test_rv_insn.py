@@ -8,6 +8,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xipscope.chip import rv_insn
 from xipscope.chip.riscv import GPR_NAMES
@@ -147,3 +149,22 @@ def assemble(tmp_path, source: str, march: str) -> bytes:
 
     with open(obj, "rb") as f:
         return ELFFile(f).get_section_by_name(".text").data()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(0, 0xFFFFFFFF))
+def test_any_bits_decode_and_agree_with_capstone_on_length(word):
+    """Whatever the bits, a decode (never an exception), and where capstone knows the instruction, the same length."""
+    import capstone
+
+    data = word.to_bytes(4, "little")
+    insn = rv_insn.decode(data, 0x1000)
+    assert insn.length == (4 if word & 3 == 3 else 2) and insn.kind in rv_insn.CLASSES
+    assert insn.text
+    md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV32 | capstone.CS_MODE_RISCVC)
+    for theirs in md.disasm(data, 0x1000, 1):
+        assert theirs.size == insn.length
+        if not insn.extension and insn.is_memory_access and "(" in theirs.op_str:
+            m = MEM_OPERAND.search(theirs.op_str)
+            if m:
+                assert insn.offset == int(m.group(1) or "0", 0), (theirs.mnemonic, theirs.op_str, insn)
