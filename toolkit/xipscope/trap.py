@@ -357,13 +357,18 @@ def _access(report: TrapReport, insn, gprs: dict, mmap: MemoryMap, symbols) -> N
     region = mmap.find(address)
     report.fault_region = region.name if region else "unmapped"
     report.fault_region_kind = region.kind if region else None
-    if symbols is not None:
-        symbol = symbols.symbol_containing(address, ("object",))
-        if symbol is not None:
-            report.fault_symbol = symbol.name + (f"+{address - symbol.address:#x}" if address != symbol.address else "")
+    symbol = _variable_at(symbols, address)
+    if symbol is not None:
+        report.fault_symbol = symbol.name + (f"+{address - symbol.address:#x}" if address != symbol.address else "")
     if report.mtval and report.mtval != address and report.cause_code in LOAD_FAULTS | STORE_FAULTS | MISALIGNED:
         report.notes.append(f"mtval says {report.mtval:#x}, the instruction and registers say {address:#x} "
                             "(registers may have changed since the trap)")
+
+
+def _variable_at(symbols, address: int):
+    """The data object (variable) holding `address`, if the symbols know one."""
+    symbol = symbols.containing(address) if symbols is not None else None
+    return symbol if symbol is not None and symbol.kind == "object" else None
 
 
 def _variable(report: TrapReport) -> str:
@@ -463,7 +468,7 @@ def _livelock_check(report: TrapReport, read, gprs: dict, mmap: MemoryMap, symbo
         address = insn.effective_address(gprs)
         region = mmap.find(address) if address is not None else None
         if region is not None and not region.atomics_ok:
-            var = symbols.symbol_containing(address, ("object",)) if symbols is not None else None
+            var = _variable_at(symbols, address)
             name = f" (`{var.name}`)" if var else ""
             report.explanation.append(
                 f"LR/SC outside SRAM: the core is at {pc:#x} next to {insn.text} on {address:#x}{name} in "

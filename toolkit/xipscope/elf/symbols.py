@@ -133,23 +133,27 @@ class SymbolIndex:
         lo, hi = np.searchsorted(sa, [address, address + 1])
         return [self._symbol(i) for i in range(int(lo), int(hi))]
 
-    # --- addresses -> names and lines
-    def symbol_containing(self, address: int, kinds: tuple[str, ...] = ("object", "function")) -> Symbol | None:
-        """The sized symbol whose [address, address + size) holds `address` (a variable for a data address), or None."""
+    def symbols_in(self, start: int, end: int) -> list[Symbol]:
+        """Every symbol (function, object or label) starting in [start, end), in address order."""
         import numpy as np
 
-        sa, size = self._a["sym_address"], self._a["sym_size"]
-        i = int(np.searchsorted(sa, address, side="right")) - 1
-        best = None
-        # Walk down through the few symbols starting at or just below the address; the innermost (latest) wins.
-        for j in range(i, max(i - 64, -1), -1):
-            start, length = int(sa[j]), int(size[j])
-            if start <= address < start + length:
-                symbol = self._symbol(j)
-                if symbol.kind in kinds and (best is None or symbol.address > best.address):
-                    best = symbol
-        return best
+        sa = self._a["sym_address"]
+        lo, hi = np.searchsorted(sa, [start, end])
+        return [self._symbol(i) for i in range(int(lo), int(hi))]
 
+    def containing(self, address: int, look_back: int = 256) -> Symbol | None:
+        """The function or object whose extent holds `address` (the latest-starting one), or None; sized symbols only."""
+        import numpy as np
+
+        a = self._a
+        i = int(np.searchsorted(a["sym_address"], address, side="right")) - 1
+        for j in range(i, max(i - look_back, -1), -1):
+            start, size = int(a["sym_address"][j]), int(a["sym_size"][j])
+            if size and not a["sym_label"][j] and start <= address < start + size:
+                return self._symbol(j)
+        return None
+
+    # --- addresses -> names and lines
 
     def symbolize(self, addresses: "Iterable[int] | np.ndarray") -> Symbolized:
         """Function+offset and file:line for many addresses at once (two binary searches per address, all in numpy)."""

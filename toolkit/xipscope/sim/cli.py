@@ -26,6 +26,9 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--run", action="store_true", help="run to the end (the default without --gdb-port)")
     p.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N",
                    help="stop a --run after about N instructions (default 50M)")
+    p.add_argument("--flash", metavar="IMAGE",
+                   help="program the twin's flash from IMAGE.uf2 or IMAGE.bin[@ADDR] first (the ELF's own bytes "
+                        "stand where both write), e.g. firmware/seedlayout.uf2")
     p.add_argument("--uart-log", metavar="FILE", help="also write UART0 output to FILE")
     p.add_argument("--quiet-uart", action="store_true", help="do not echo UART0 output while running")
     p.add_argument("--json", action="store_true", help="print the ground truth as JSON instead of a table")
@@ -44,7 +47,7 @@ def _machine_kwargs(args, uart_echo):
     defaults = Timing()
     timing = Timing(args.flash_miss_cycles if args.flash_miss_cycles is not None else defaults.flash_miss_cycles,
                     args.psram_miss_cycles if args.psram_miss_cycles is not None else defaults.psram_miss_cycles)
-    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo}
+    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo, "flash_image": args.flash}
 
 
 def run(args) -> int:

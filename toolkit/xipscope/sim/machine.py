@@ -107,7 +107,7 @@ class Machine:
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
-                 trace: bool = False, uart_echo=None):
+                 trace: bool = False, uart_echo=None, flash_image: str | None = None):
         from unicorn import Uc, UC_ARCH_RISCV, UC_MODE_RISCV32
         from unicorn.unicorn_py3.unicorn import uclib
 
@@ -152,6 +152,7 @@ class Machine:
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self._map_memory()
+        self.flash_image = self._load_flash_image(flash_image) if flash_image else None
         self._load_elf()
         self._install_hooks()
         self.reset()
@@ -210,6 +211,21 @@ class Machine:
                                   "ROM, flash, PSRAM or SRAM of the RP2350 twin; link it there")
             buf, off = where
             ctypes.memmove(ctypes.addressof(buf) + off, seg.data, len(seg.data))
+
+    def _load_flash_image(self, spec: str) -> str:
+        """Program the twin's flash from FILE.uf2 or FILE[@ADDR] (raw; ADDR defaults to 0x10000000) before the ELF's
+        segments are loaded: where both write, the ELF's bytes stand, so the code the twin runs matches its symbols."""
+        from ..target.memory_image import read_image_chunks
+
+        chunks, description = read_image_chunks(spec, rp.XIP_BASE)
+        for address, data in chunks:
+            alias = rp.xip_alias(address)
+            phys = rp.xip_physical(address)
+            if alias in (None, "maintenance") or phys + len(data) > len(self._flash):
+                raise TargetError(f"flash image {description}: {len(data)} bytes at {address:#x} do not fit the "
+                                  f"twin's flash (0x10000000-{rp.XIP_BASE + len(self._flash):#x} or its aliases)")
+            ctypes.memmove(ctypes.addressof(self._flash) + phys, data, len(data))
+        return description
 
     def _install_hooks(self) -> None:
         from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ,

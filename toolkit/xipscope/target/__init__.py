@@ -11,7 +11,8 @@ __all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEM
 
 SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
-    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
+    "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
+    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
 }
 
 
@@ -24,6 +25,11 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         if not parts.hostname or not parts.port:
             raise TargetError(f"{url!r}: an rsp URL names a host and port, e.g. rsp://127.0.0.1:1234")
         return RspTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "gdb":
+        from .gdbmi import GdbMiTarget
+        if not parts.hostname or not parts.port:
+            raise TargetError(f"{url!r}: a gdb URL names the GDB server's host and port, e.g. gdb://127.0.0.1:1234")
+        return GdbMiTarget(parts.hostname, parts.port, timeout=timeout)
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
