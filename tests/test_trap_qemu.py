@@ -80,6 +80,16 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
         else:
             assert "store to 0x800000" in live["explanation"] and "bad pointer" in live["explanation"]
 
+        if kind == "store":
+            # a snapshot taken at the trap vector gives the same answer, later, without the target
+            snap = tmp_path / "at-trap"
+            result, seconds = xipscope("snapshot", "--target", kernel.url, "--map", "qemu-virt", "--elf", str(vmlinux),
+                                       "--out", str(snap), "--no-resume")
+            assert result.returncode == 0, result.stderr
+            result, _ = xipscope("trap", "--target", f"snapshot://{snap}", "--elf", str(vmlinux), "--json")
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout) | {"source": kernel.url} == live
+
         # the human report names the same things
         text, _ = xipscope("trap", "--target", kernel.url, "--elf", str(vmlinux), "--map", "qemu-virt")
         assert f"exception {cause}" in text.stdout and insn.text in text.stdout and "unmapped" in text.stdout
@@ -109,6 +119,18 @@ def test_injected_fault_live_and_from_oops(dwarf_kernel, tmp_path, kind, functio
         result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.json"), "--elf", str(vmlinux), "--json")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["mepc"] == insn.address
+
+        if kind == "store":
+            # a snapshot of the panicked kernel: the same log, and the same unwind of the printed registers
+            snap = tmp_path / "panicked"
+            result, _ = xipscope("snapshot", "--target", kernel.url, "--map", "qemu-virt", "--elf", str(vmlinux),
+                                 "--out", str(snap))
+            assert result.returncode == 0, result.stderr
+            snap_log, _ = xipscope("dmesg", "--target", f"snapshot://{snap}", "--elf", str(vmlinux))
+            assert snap_log.stdout == (tmp_path / "dmesg.txt").read_text()
+            result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.txt"), "--target", f"snapshot://{snap}",
+                                 "--elf", str(vmlinux), "--json")
+            assert [f["pc"] for f in json.loads(result.stdout)["backtrace"]] == [f["pc"] for f in live["backtrace"]]
 
         # the printed registers unwound through the target's memory give the kernel's own call trace
         result, _ = xipscope("trap", "--oops", str(tmp_path / "dmesg.txt"), "--target", kernel.url,

@@ -10,7 +10,7 @@ from . import __version__
 from .errors import XipscopeError
 
 TARGET_HELP = ("target URL: rsp://HOST:PORT (any GDB server: QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, "
-               "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model)")
+               "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model), snapshot://DIR (a saved snapshot)")
 
 
 def parse_levels(text: str) -> set[int]:
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_image_command(commands)
     from .dump import add_command as add_dump_command
     add_dump_command(commands)
+    from .snapshot import add_command as add_snapshot_commands
+    add_snapshot_commands(commands)
     from .trap_cli import add_command as add_trap_command
     add_trap_command(commands)
     return parser

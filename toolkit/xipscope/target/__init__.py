@@ -13,6 +13,7 @@ SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
     "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
+    "snapshot": "a snapshot directory written by `xipscope snapshot`: snapshot://DIR",
 }
 
 
@@ -33,5 +34,10 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
+    if scheme == "snapshot":
+        from .snapshot import SnapshotTarget
+        if not url[len("snapshot://"):]:
+            raise TargetError("snapshot:// needs a directory, e.g. snapshot://crash-1")
+        return SnapshotTarget(url[len("snapshot://"):])
     known = "; ".join(f"{k}:// ({v})" for k, v in SCHEMES.items())
     raise TargetError(f"unknown target URL {url!r}; known schemes: {known}")

@@ -211,6 +211,7 @@ class RspTarget:
         try:
             self._state = "running"
             self.last_stop: StopReply | None = None
+            self.description_files: dict[str, bytes] = {}   # target.xml and its includes, as read (snapshots keep them)
             self.features = self._negotiate()
             self.packet_size = int(self.features.get("PacketSize", "%x" % DEFAULT_PACKET_SIZE), 16)
             self._query_stop()
@@ -257,6 +258,7 @@ class RspTarget:
                 raise TargetError(f"{self.url}: reading target description {annex!r} failed (reply {reply[:40]!r})")
             data += reply[1:]
             if reply[:1] == b"l":
+                self.description_files[annex] = bytes(data)
                 return bytes(data)
 
     @functools.cached_property
@@ -441,17 +443,18 @@ class RspTarget:
         self.resume()
         return self._wait_stop(timeout)
 
-    def disconnect(self) -> None:
-        """Drop the connection without `D`: QEMU and OpenOCD then leave a halted target halted (detach resumes it)."""
-        self.conn.close()
-        self._state = "detached"
-
     def detach(self) -> None:
         """Leave the target running, as gdb's `detach` does."""
         if self._state == "running":
             self.halt()
         self._request(b"D", "OK to detach")
         self._state = "detached"
+
+    def disconnect(self) -> None:
+        """Close the connection without detaching: QEMU and OpenOCD keep a halted target halted (checked on QEMU
+        7.2), so it stays as a snapshot taken with --no-resume saw it."""
+        self._state = "detached"
+        self.conn.close()
 
     def close(self) -> None:
         try:
