@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_snapshot_commands(commands)
     from .profile.cli import add_command as add_report_commands
     add_report_commands(commands)
+    from .trap_cli import add_command as add_trap_command
+    add_trap_command(commands)
     return parser
 
 
