@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
+    from .doctor import add_command as add_doctor_command
+    add_doctor_command(commands)
     return parser
 
 

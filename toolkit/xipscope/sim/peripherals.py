@@ -51,6 +51,9 @@ class XipCtrl:
 
     def write(self, offset: int, value: int) -> None:
         if offset == rp.XIP_CTRL_CTRL:
+            if value & rp.CTRL_POWER_DOWN:
+                # xip.h POWER_DOWN: "Writing 1 to this bit forces CTRL_EN_SECURE and CTRL_EN_NONSECURE to 0".
+                value &= ~(rp.CTRL_EN_SECURE | rp.CTRL_EN_NONSECURE)
             self.ctrl = value & 0xFFFFFFFF
             self.cache.enabled = bool(self.ctrl & rp.CTRL_EN_SECURE)
         elif offset == rp.XIP_CTRL_CTR_HIT:

@@ -1,0 +1,180 @@
+"""`xipscope doctor` on the RP2350 twin (a model) running firmware that hangs the ways boards hang, on healthy
+firmware, and on the real rv32 Linux kernel in QEMU after its panic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xipscope.chip import riscv as rv
+from xipscope.chip import rp2350 as rp
+from xipscope.chip.memory_map import get_memory_map
+from xipscope.cli import main
+from xipscope.doctor import CHECKS, diagnose
+from xipscope.elf.symbols import load_symbols
+from xipscope.sim.target import SimTarget
+
+FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+RP2350 = get_memory_map("rp2350")
+
+
+def twin(name: str, instructions: int | None = 5_000_000) -> SimTarget:
+    t = SimTarget(str(FIRMWARE / f"{name}.elf"))
+    t.run(instructions)
+    return t
+
+
+def doctor(t: SimTarget):
+    return diagnose(t, load_symbols(t.machine.firmware), RP2350)
+
+
+def text(finding) -> str:
+    return "\n".join([finding.title, *finding.evidence, finding.advice])
+
+
+def test_names_the_flash_write_hang_with_the_routine_and_its_caller():
+    t = twin("flashwrite_hang")
+    try:
+        assert t.machine.traps[-1].cause == rp.CAUSE_FETCH_FAULT
+        d = doctor(t)
+    finally:
+        t.close()
+    first = d.findings[0]
+    assert (first.id, first.severity) == ("xip-in-direct-mode", "critical")
+    body = text(first)
+    assert "DIRECT_CSR = 0x03000001: EN = 1" in body
+    assert "pc = 0x10000068 trap_entry+0x0" in body and "mtvec = 0x10000068 trap_entry" in body
+    assert "mcause = 1 (instruction access fault)" in body
+    assert "ra = 0x" in body and "save_settings+" in body
+    assert "the call before ra is to 0x100002ac flash_program_page+0x0" in body
+    assert t.machine.elf.symbol("flash_program_page") == 0x100002AC
+    # The fetch fault is the hang's own symptom: no second finding repeats it as a generic trap.
+    assert [f.id for f in d.findings] == ["xip-in-direct-mode"]
+
+
+def test_names_the_lrsc_livelock_and_the_lock_variable():
+    t = twin("lrscspin", 200_000)   # spins forever: stop it somewhere in the loop
+    try:
+        d = doctor(t)
+    finally:
+        t.close()
+    first = d.findings[0]
+    assert (first.id, first.severity) == ("lrsc-livelock", "critical")
+    assert "psram_lock at 0x11000000" in first.title
+    body = text(first)
+    assert "lr.w at 0x100002ae spin_lock+0x2" in body and "sc.w at 0x100002b4 spin_lock+0x8" in body
+    assert "a0 = 0x11000000: psram +0x0" in body
+    # lrscspin never clears mcountinhibit: that is reported too, below the livelock.
+    assert [f.id for f in d.findings] == ["lrsc-livelock", "counters-inhibited"]
+
+
+def test_names_the_trap_on_amofault():
+    t = twin("amofault")
+    try:
+        d = doctor(t)
+        spin_lock = t.machine.elf.symbol("spin_lock")
+    finally:
+        t.close()
+    assert [f.id for f in d.findings] == ["pending-trap", "counters-inhibited"]
+    trap = d.findings[0]
+    assert trap.severity == "error"
+    assert f"store/AMO access fault at {spin_lock + 4:#010x} spin_lock+0x4" in trap.title
+    body = text(trap)
+    assert "mcause = 7" in body and "an AMO (amo*.w) through a0" in body
+    assert "_park+0x4" in body and "parked at wfi" in body
+
+
+@pytest.mark.parametrize("name", ["flashwrite_ok", "xipbench"])
+def test_finds_nothing_on_healthy_firmware_and_says_what_it_checked(name):
+    t = twin(name, None)    # to the end: the firmware parks itself in wfi
+    try:
+        assert t.machine.traps == []
+        d = doctor(t)
+    finally:
+        t.close()
+    assert d.findings == []
+    assert d.checked == [what for what, _check, _needs in CHECKS]
+    assert d.evidence.qmi["DIRECT_CSR"] == 0 if name == "flashwrite_ok" else rp.QMI_DIRECT_CSR_RESET
+
+
+def test_xip_window_settings_that_fault_or_return_garbage():
+    t = twin("xipprobe")
+    m = t.machine
+    try:
+        m.write_memory(rp.XIP_QMI_BASE + rp.QMI_ATRANS0 + 4, (0x01000400).to_bytes(4, "little"))  # ATRANS1: 1 MiB
+        m.write_memory(rp.XIP_QMI_BASE + rp.QMI_M0_TIMING + rp.QMI_RFMT, (0x00000200).to_bytes(4, "little"))
+        m.write_memory(rp.XIP_QMI_BASE + rp.QMI_M0_TIMING + rp.QMI_RCMD, (0x000000EB).to_bytes(4, "little"))
+        m.write_memory(rp.XIP_CTRL_BASE, (rp.XIP_CTRL_CTRL_RESET | rp.CTRL_POWER_DOWN).to_bytes(4, "little"))
+        d = doctor(t)
+    finally:
+        t.close()
+    by_id = {f.id: f for f in d.findings}
+    assert set(by_id) == {"m0-not-continuous", "atrans1-size", "xip-cache-off", "counters-inhibited"}
+    assert by_id["m0-not-continuous"].severity == "error"
+    assert "M0_RFMT = 0x00000200, M0_RCMD = 0x000000eb: no command, no mode bits, quad data" in text(
+        by_id["m0-not-continuous"])
+    atrans = by_id["atrans1-size"]
+    assert atrans.severity == "warning"     # nothing the core uses lies there
+    assert "SIZE 256 sectors (1024 KiB)" in text(atrans) and "0x10500000-0x107fffff" in text(atrans)
+    cache_off = text(by_id["xip-cache-off"])
+    # Writing POWER_DOWN forces both EN bits to 0 (xip.h): the twin's CTRL reads 0x88, not 0x8b.
+    assert "XIP_CTRL.CTRL = 0x00000088" in cache_off
+    assert "POWER_DOWN = 1" in cache_off and "EN_SECURE = 0" in cache_off and "EN_NONSECURE = 0" in cache_off
+    assert [f.severity for f in d.findings] == sorted((f.severity for f in d.findings),
+                                                      key=("critical", "error", "warning").index)
+
+
+def test_a_running_target_is_left_running():
+    t = SimTarget(str(FIRMWARE / "xipbench.elf"))
+    try:
+        t.resume()
+        d = doctor(t)
+        assert t.state() == "running"
+        assert d.evidence.was_running and len(d.evidence.pc_samples) == 32
+    finally:
+        t.close()
+
+
+def test_call_before_decodes_jal_and_c_jal():
+    jal_forward = (0x80 << 21) | (1 << 7) | 0x6F          # jal ra, +0x100
+    assert rv.call_before(0x1004, jal_forward.to_bytes(4, "little")) == 0x1100
+    jal_back = 0xFF9FF0EF                                 # jal ra, -8
+    assert rv.call_before(0x1004, jal_back.to_bytes(4, "little")) == 0x1000 - 8
+    assert rv.call_before(0x100003B0, bytes.fromhex("0005fd3d")) == 0x100002AC   # flashwrite_hang's c.jal
+    assert rv.call_before(0x1004, (0x00008067).to_bytes(4, "little")) is None     # ret is no call
+
+
+def test_cli_json_one_entry_per_finding(capsys):
+    assert main(["doctor", "--target", f"sim://{FIRMWARE / 'lrscspin.elf'}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["id"] for f in out["findings"]] == ["lrsc-livelock", "counters-inhibited"]
+    assert all(set(f) == {"id", "severity", "title", "evidence", "advice"} for f in out["findings"])
+    assert out["memory_map"] == "rp2350" and len(out["pc_samples"]) == 32
+
+
+def test_cli_target_gone_is_a_clear_error(capsys):
+    import sys
+    sys.path.insert(0, str(FIRMWARE.parent / "kernel"))
+    from qemu import free_port
+
+    assert main(["doctor", "--target", f"rsp://127.0.0.1:{free_port()}", "--timeout", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xipscope doctor: error:") and "Traceback" not in err
+
+
+def test_names_the_panic_loop_on_the_qemu_kernel(dwarf_qemu, dwarf_kernel):
+    from xipscope.target import open_target
+
+    t = open_target(dwarf_qemu.url)
+    try:
+        d = diagnose(t, load_symbols(dwarf_kernel.vmlinux), get_memory_map("qemu-virt"))
+    finally:
+        t.close()
+    assert [f.id for f in d.findings] == ["panic-loop"]
+    body = text(d.findings[0])
+    assert "call chain (frame pointers): __delay <- " in body and " <- panic <- " in body
+    assert d.findings[0].title == "the kernel panicked: the core spins in panic()'s delay loop"
+    assert any("qemu-virt map has no QMI" in n for n in d.evidence.notes)
+    assert not any("QMI" in c or "XIP cache" in c for c in d.checked)
