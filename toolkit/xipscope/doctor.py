@@ -306,7 +306,7 @@ def check_lrsc_livelock(ev: Evidence) -> list[Finding]:
         return [Finding(
             "lrsc-livelock", "critical",
             f"livelock: an LR/SC loop on {lock_name} at {lock:#010x}, outside SRAM, where sc.w never succeeds",
-            [f"{len(ev.pc_samples)} PC samples all in {ev.where(lo)} .. {hi:#010x} (a {hi - lo + 2}-byte loop)",
+            [f"{len(ev.pc_samples)} PC samples all in {ev.where(lo)} .. {hi:#010x} (a loop of {hi - lo + 2} bytes)",
              f"the loop holds {', '.join(others)}",
              f"{kind}.w's address register {rv.GPR_NAMES[rs1]} = {ev.memory_map.describe(lock)}"
              + (f": {lock_name}" if names else ""),
