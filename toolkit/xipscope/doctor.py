@@ -51,6 +51,7 @@ class Evidence:
     xip_ctrl: dict[str, int] | None           # the same after it
     qmi: dict[str, int] | None                # DIRECT_CSR, M0_*/M1_*, ATRANS0-7 (None: the map has no QMI)
     notes: list[str] = field(default_factory=list)
+    sample_frames: list[dict[str, int]] = field(default_factory=list)   # pc, sp, fp, ra at each sample
     _target: object = None
     _words: dict[int, int | None] = field(default_factory=dict)
 
@@ -181,12 +182,19 @@ def gather(target, symbols, memory_map: MemoryMap, samples: int = DEFAULT_SAMPLE
         notes.append(f"the {memory_map.name} map has no XIP_CTRL: skipped the XIP cache and XIP counter checks")
     xip_ctrl_before = _read_xip_ctrl(target) if has_ctrl else None
     counters_before = _read_csrs(target, ("mcycle", "minstret"))
-    pcs = []
+    pcs, frames = [], []
     for _ in range(samples):
-        target.resume()
-        time.sleep(interval)
-        target.halt()
-        pcs.append(target.read_register("pc"))
+        try:
+            target.resume()
+            time.sleep(interval)
+            target.halt()
+            regs = target.read_registers()   # one round trip, like reading pc alone; gives unwind starting points
+            pcs.append(regs["pc"])
+            frames.append({n: regs[n] for n in ("pc", "sp", "fp", "s0", "ra") if n in regs})
+        except TargetError as e:
+            # Keep the samples taken; if the target is really gone, the register reads below say so.
+            notes.append(f"sampling stopped after {len(pcs)} of {samples} PC samples: {e}")
+            break
     registers = dict(target.read_registers())
     registers.update(_read_csrs(target, [n for n in CSRS_READ if n not in registers]))
     registers.update({f"{n}_before": v for n, v in counters_before.items()})
@@ -196,7 +204,7 @@ def gather(target, symbols, memory_map: MemoryMap, samples: int = DEFAULT_SAMPLE
     xip_ctrl = _read_xip_ctrl(target) if has_ctrl else None
     qmi = _read_qmi(target) if has_qmi else None
     return Evidence(target.url, memory_map, symbols, was_running, registers, pcs, xip_ctrl_before, xip_ctrl, qmi,
-                    notes, _target=target)
+                    notes, frames, _target=target)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------------
@@ -380,18 +388,26 @@ def check_panic_loop(ev: Evidence) -> list[Finding]:
     def is_code(address: int) -> bool:
         return ev.function(address) is not None
 
-    chain = unwind_frame_pointers(ev.pc, ev.reg("sp") or 0, ev.reg("fp") or ev.reg("s0") or 0, ev.reg("ra") or 0,
-                                  read_word=ev.word, is_code=is_code, max_frames=16).pcs
-    names = [ev.function(pc) for pc in chain]
+    def chain_from(regs: dict[str, int]) -> list[int]:
+        return unwind_frame_pointers(regs["pc"], regs.get("sp", 0), regs.get("fp", regs.get("s0", 0)),
+                                     regs.get("ra", 0), read_word=ev.word, is_code=is_code, max_frames=16).pcs
+
+    # The final halt may land in an interrupt entry, where the frame chain is cut: try the samples' frames too.
+    starts = [ev.registers] + list({r["pc"]: r for r in ev.sample_frames if "pc" in r}.values())[:8]
     sampled = {ev.function(pc) for pc in ev.pc_samples}
-    hit = next((n for n in names if n in PANIC_FUNCTIONS), None) or next(
-        (n for n in sampled if n in PANIC_FUNCTIONS), None)
+    hit = None
+    for regs in starts:
+        chain = chain_from(regs)
+        names = [ev.function(pc) for pc in chain]
+        hit = next((n for n in names if n in PANIC_FUNCTIONS), None)
+        if hit is not None:
+            break
     if hit is None:
         return []
     stack = " <- ".join(n or f"{pc:#x}" for n, pc in zip(names, chain))
     return [Finding(
         "panic-loop", "error", f"the kernel panicked: the core spins in {hit}()'s delay loop",
-        [f"pc = {ev.where(ev.pc)}", f"call chain (frame pointers): {stack}",
+        [f"pc = {ev.where(chain[0])}", f"call chain (frame pointers): {stack}",
          f"PC samples in: {', '.join(sorted(n or '?' for n in sampled))}"],
         "Read the panic message and the log before it: `xipscope dmesg --elf vmlinux --target URL`.")]
 
@@ -428,6 +444,16 @@ def check_xip_windows(ev: Evidence) -> list[Finding]:
                 "aperture; the untranslated alias 0x1c000000 bypasses ATRANS."))
         for w in (0, 1):
             rfmt, rcmd = ev.qmi[f"M{w}_RFMT"], ev.qmi[f"M{w}_RCMD"]
+            direct = ev.qmi["DIRECT_CSR"] & rp.DIRECT_CSR_EN
+            if (rfmt, rcmd) == rp.QMI_ROM_FLASH_OP_READ and not direct:
+                findings.append(Finding(
+                    f"m{w}-rom-flash-op-mode", "warning",
+                    f"XIP on M{w} still reads the way the boot ROM's flash functions leave it: slow serial reads",
+                    [f"M{w}_RFMT = {rfmt:#010x}, M{w}_RCMD = {rcmd:#010x}: {_rfmt_text(rfmt, rcmd)}; the ROM flash "
+                     "functions set this and it stays until the boot-time XIP mode is restored (rp2350-flash.md)",
+                     "direct mode is off, so no flash operation is in progress"],
+                    "After flash_range_erase/program (ROM), restore the fast read mode: pico-sdk does it with "
+                    "flash_enable_xip_via_boot2 / the ROM's flash_select_xip_read_mode."))
             if rfmt & rp.RFMT_PREFIX_LEN:
                 continue   # every read sends its command: works whatever mode the chip is in
             suffix_len = (rfmt >> rp.RFMT_SUFFIX_LEN_SHIFT) & 3
@@ -448,13 +474,13 @@ def check_xip_windows(ev: Evidence) -> list[Finding]:
                 "read (RFMT.PREFIX_LEN = 1)."))
     if ev.xip_ctrl is not None:
         ctrl = ev.xip_ctrl["CTRL"]
-        refused = [(rp.CTRL_NO_UNCACHED_SEC, "Secure", "uncached 0x14000000"),
-                   (rp.CTRL_NO_UNCACHED_NONSEC, "Non-secure", "uncached 0x14000000"),
-                   (rp.CTRL_NO_UNTRANSLATED_SEC, "Secure", "untranslated 0x1c000000")]
-        for bit, who, alias in refused:
+        refused = [(rp.CTRL_NO_UNCACHED_SEC, "no-uncached-sec", "Secure", "uncached 0x14000000"),
+                   (rp.CTRL_NO_UNCACHED_NONSEC, "no-uncached-nonsec", "Non-secure", "uncached 0x14000000"),
+                   (rp.CTRL_NO_UNTRANSLATED_SEC, "no-untranslated-sec", "Secure", "untranslated 0x1c000000")]
+        for bit, finding_id, who, alias in refused:
             if ctrl & bit:
                 findings.append(Finding(
-                    f"xip-ctrl-{bit:#x}", "warning", f"XIP_CTRL refuses {who} accesses to the {alias} alias",
+                    finding_id, "warning", f"XIP_CTRL refuses {who} accesses to the {alias} alias",
                     [f"XIP_CTRL.CTRL = {ctrl:#010x}: bit {bit.bit_length() - 1} set; such accesses bus-fault"],
                     "Clear the bit if code or the debugger reads flash through that alias (e.g. to read flash "
                     "without polluting the cache)."))

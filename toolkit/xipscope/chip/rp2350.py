@@ -117,6 +117,9 @@ RFMT_SUFFIX_LEN_SHIFT = 14
 RFMT_SUFFIX_LEN_8 = 2
 RFMT_DATA_WIDTH_SHIFT = 8
 RCMD_SUFFIX_SHIFT = 8
+# (RFMT, RCMD) the ROM flash functions leave until the boot-time XIP mode is restored: serial 03h reads, no mode
+# bits (rp2350-flash.md, derived); differs from the reset RCMD 0xa003 only in the unused suffix byte.
+QMI_ROM_FLASH_OP_READ = (0x00001000, 0x00000003)
 # Mode bits 0xAx in the suffix keep a QSPI flash in continuous-read mode (the 0xa0 of the reset RCMD; sdk boot2).
 CONTINUOUS_READ_MODE_NIBBLE = 0xA
 # The hang rule (rp2350-flash.md "A debugger's hang rule"): with DIRECT_CSR.EN = 1, XIP fetches and loads in these
