@@ -223,3 +223,17 @@ def test_xip_left_in_the_rom_flash_operation_read_mode():
         assert "m0-rom-flash-op-mode" not in [f.id for f in d.findings]
     finally:
         t.close()
+
+
+def test_a_loop_is_where_the_samples_end_up():
+    from xipscope.doctor import Evidence
+
+    def ev(samples, pc):
+        return Evidence("test", RP2350, None, False, {"pc": pc}, samples, None, None, None)
+
+    loop = [0x100002AE, 0x100002B2, 0x100002B4]
+    # Three samples from before the hang (a target sampled from reset), then the loop: still a loop.
+    assert ev([0x100000EC, 0x100000F0, 0x10000200] + loop * 3, 0x100002B2).stuck_loop() == (0x100002AE, 0x100002B4)
+    # Code that moves around is no loop, nor is a loop that only the last few samples reached.
+    assert ev([0x10000000 + 0x100 * i for i in range(12)], 0x10001000).stuck_loop() is None
+    assert ev([0x10000000 + 0x100 * i for i in range(10)] + loop, 0x100002B2).stuck_loop() is None

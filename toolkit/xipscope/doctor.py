@@ -101,11 +101,26 @@ class Evidence:
     def reg(self, name: str) -> int | None:
         return self.registers.get(name)
 
+    def loop_samples(self) -> list[int]:
+        """The trailing PC samples that all sit within LOOP_SPAN bytes: where the core ended up spinning."""
+        pcs = self.pc_samples + [self.pc]
+        tail = [pcs[-1]]
+        for pc in reversed(pcs[:-1]):
+            if max(tail + [pc]) - min(tail + [pc]) > LOOP_SPAN:
+                break
+            tail.append(pc)
+        return tail
+
     def stuck_loop(self) -> tuple[int, int] | None:
-        """(lowest, highest) sampled pc when every sample sits in one small loop, else None."""
-        pcs = self.pc_samples or [self.pc]
-        lo, hi = min(pcs), max(pcs)
-        return (lo, hi) if hi - lo <= LOOP_SPAN else None
+        """(lowest, highest) pc of the small loop at least half the samples (and the final pc) ended in, else None.
+
+        Trailing samples, because a target started at reset (sim://) or caught just before its hang has a few
+        samples from before it.
+        """
+        tail = self.loop_samples()
+        if len(tail) < max(2, (len(self.pc_samples) + 1) // 2):
+            return None
+        return min(tail), max(tail)
 
 
 @dataclass
@@ -314,7 +329,8 @@ def check_lrsc_livelock(ev: Evidence) -> list[Finding]:
         return [Finding(
             "lrsc-livelock", "critical",
             f"livelock: an LR/SC loop on {lock_name} at {lock:#010x}, outside SRAM, where sc.w never succeeds",
-            [f"{len(ev.pc_samples)} PC samples all in {ev.where(lo)} .. {hi:#010x} (a loop of {hi - lo + 2} bytes)",
+            [f"{len(ev.loop_samples()) - 1} of {len(ev.pc_samples)} PC samples and the final pc in {ev.where(lo)} .. "
+             f"{hi:#010x} (a loop of {hi - lo + 2} bytes)",
              f"the loop holds {', '.join(others)}",
              f"{kind}.w's address register {rv.GPR_NAMES[rs1]} = {ev.memory_map.describe(lock)}"
              + (f": {lock_name}" if names else ""),
@@ -349,7 +365,7 @@ def check_pending_trap(ev: Evidence) -> list[Finding]:
     if not parked and loop is None:
         return []   # an old trap the firmware handled: the core has moved on
     if not parked:
-        parked.append(f"every PC sample in {ev.where(loop[0])} .. {loop[1]:#010x}: not making progress")
+        parked.append(f"the PC samples end in {ev.where(loop[0])} .. {loop[1]:#010x}: not making progress")
     evidence = [f"mcause = {cause} ({_cause_text(cause)}), mepc = {ev.where(mepc)}, mtval = "
                 f"{ev.reg('mtval') or 0:#x} (Hazard3 hardwires mtval to 0)"]
     insn = ev.insn(mepc)
