@@ -237,3 +237,27 @@ def test_a_loop_is_where_the_samples_end_up():
     # Code that moves around is no loop, nor is a loop that only the last few samples reached.
     assert ev([0x10000000 + 0x100 * i for i in range(12)], 0x10001000).stuck_loop() is None
     assert ev([0x10000000 + 0x100 * i for i in range(10)] + loop, 0x100002B2).stuck_loop() is None
+
+
+def test_names_a_load_from_flash_data_during_a_flash_operation_run_from_sram():
+    """The Zephyr hang (rp2350-flash.md): the routine is in SRAM, but the data it is handed lives in flash."""
+    t = twin("xipprobe")
+    m = t.machine
+    sram_code = 0x20040000
+    # lw a0, 0(a0); then a park loop (wfi; j .-4) that also serves as the trap vector, so the handler is in SRAM.
+    m.write_memory(sram_code, b"".join(i.to_bytes(4, "little") for i in (0x00052503, 0x10500073, 0xFFDFF06F)))
+    m.write_memory(rp.XIP_QMI_BASE, (0x03000001).to_bytes(4, "little"))       # direct mode on, as the ROM does
+    m.write_register("mtvec", sram_code + 4)
+    m.write_register("a0", 0x10200000)                                        # source data in flash
+    m.write_register("pc", sram_code)
+    try:
+        t.run(10_000)
+        assert [(tr.cause, tr.epc) for tr in m.traps] == [(rp.CAUSE_LOAD_FAULT, sram_code)]
+        d = doctor(t)
+    finally:
+        t.close()
+    assert d.findings[0].id == "xip-in-direct-mode"
+    body = text(d.findings[0])
+    assert f"mcause = 5 (load access fault), mepc = {sram_code:#010x}" in body and "an XIP load" in body
+    # The core itself runs from SRAM: only the load is the problem.
+    assert not any(e.startswith("pc = ") or "PC samples are in XIP" in e for e in d.findings[0].evidence)
