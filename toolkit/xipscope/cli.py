@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(commands)
     from .trap_cli import add_command as add_trap_command
     add_trap_command(commands)
+    from .doctor import add_command as add_doctor_command
+    add_doctor_command(commands)
     return parser
 
 
