@@ -2,6 +2,7 @@
 # make demo   run the main job on the built-in default target (the RP2350 twin, a model, running xipbench)
 # make demo-kernel  boot the test Linux kernel in QEMU and read its log with xipscope dmesg
 # make bench  run the benchmarks against the anchors, measured in the same run
+# make reports  regenerate the example reports in reports/ with the project's own commands
 
 SHELL := /bin/bash
 VENV := .venv
@@ -9,10 +10,10 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := gdb-multiarch qemu-system-misc gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu \
 	gcc-riscv64-unknown-elf linux-source-6.1 flex bison bc libelf-dev libssl-dev \
-	openocd make xz-utils python3-venv
+	openocd make xz-utils python3-venv chromium
 PYTEST_ARGS ?=
 
-.PHONY: test demo demo-kernel bench deps venv fixtures clean
+.PHONY: test demo demo-kernel bench reports deps venv fixtures clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,6 +44,9 @@ demo-kernel: deps venv
 
 bench: deps venv fixtures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+reports: deps venv fixtures
+	$(PY) reports/make_reports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

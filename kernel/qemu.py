@@ -108,3 +108,67 @@ def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0):
                 process.wait()
             console.close()
     raise RuntimeError("QEMU could not bind a gdb port after 3 attempts")
+
+
+@contextlib.contextmanager
+def boot_kernel_halted(build: KernelBuild, workdir: Path, timeout: float = 10.0):
+    """Start QEMU frozen at reset (-S) with its gdbstub listening; yield a RunningKernel; always stop QEMU afterwards.
+
+    For tests that must act before the kernel panics (e.g. inject a fault at a breakpoint): nothing runs until a
+    gdb client continues it.
+    """
+    for _attempt in range(3):  # the free port can be taken between our probe and QEMU's bind
+        port = free_port()
+        console_path = workdir / "console.log"
+        console = open(console_path, "wb")
+        cmd = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-cpu", "rv32,mmu=off", "-m", "64M",
+               "-nographic", "-kernel", str(build.image), "-gdb", f"tcp:127.0.0.1:{port}", "-S"]
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            listening = False
+            while process.poll() is None and time.monotonic() < deadline:
+                # Is the gdbstub listening? Look at the socket table rather than connecting: QEMU takes one client.
+                if _tcp_listening(port):
+                    listening = True
+                    break
+                time.sleep(0.02)
+            if not listening:
+                text = console_path.read_text(errors="replace")
+                if process.poll() is not None and ("Address already in use" in text or "Failed to bind" in text):
+                    continue
+                raise RuntimeError(f"QEMU's gdbstub is not listening on {port} after {timeout}s "
+                                   f"(exit code {process.poll()}):\n{text[-2000:]}")
+            yield RunningKernel(build, process, port, console_path)
+            return
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            console.close()
+    raise RuntimeError("QEMU could not bind a gdb port after 3 attempts")
+
+
+def _tcp_listening(port: int) -> bool:
+    """True when something listens on 127.0.0.1:port (from /proc/net/tcp: state 0A is LISTEN)."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(fields[1] == wanted and fields[3] == "0A" for fields in (line.split() for line in lines) if len(fields) > 3)
+
+
+def wait_for_console(kernel: RunningKernel, text: str, timeout: float = 30.0) -> str:
+    """The console output once it contains `text` (a TimeoutError with the tail of the console otherwise)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        console = kernel.console_text()
+        if text in console:
+            return console
+        if kernel.process.poll() is not None or time.monotonic() > deadline:
+            raise TimeoutError(f"no {text!r} on the console within {timeout}s; console so far:\n{console[-2000:]}")
+        time.sleep(0.05)

@@ -56,3 +56,12 @@ def test_errors_say_what_is_wrong(tmp_path):
     p.write_text('[[region]]\nname = "a"\nstart = 0\nend = 16\nkind = "dram"\n')
     with pytest.raises(XipscopeError, match="kind"):
         get_memory_map(p)
+
+
+def test_describe_says_region_cache_and_atomics():
+    m = get_memory_map("rp2350")
+    assert m.describe(0x10000100) == "0x10000100: flash +0x100 (xip-flash, through the XIP cache, no atomics " \
+                                     "(on RP2350: AMOs fault, LR/SC never succeeds outside SRAM))"
+    assert m.describe(0x15000000).startswith("0x15000000: psram-nocache +0x0 (xip-psram, uncached, no atomics")
+    assert m.describe(0x20001000) == "0x20001000: sram +0x1000 (sram, atomics ok)"
+    assert m.describe(0x30000000) == "0x30000000: unmapped in the rp2350 map"

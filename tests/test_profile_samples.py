@@ -7,7 +7,7 @@ from xipscope.profile.samples import SampleWriter, read_meta, read_samples, writ
 
 
 def test_round_trip_in_parts(tmp_path):
-    writer = SampleWriter(tmp_path, flush_rows=3)
+    writer = SampleWriter(tmp_path, flush_rows=3, flush_seconds=3600)   # parts by count only
     for i in range(7):
         writer.add(t_ns=i * 1000, pc=0x10000000 + 4 * i, halted_ns=50, xip_hit=i, xip_acc=2 * i,
                    stack=[0x10000100, 0x10000200] if i % 2 else None)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe")
+ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe", "flashwrite_hang", "flashwrite_ok")
 
 
 def test_rebuilt_elfs_match_committed(tmp_path):

@@ -10,7 +10,7 @@ from . import __version__
 from .errors import XipscopeError
 
 TARGET_HELP = ("target URL: rsp://HOST:PORT (any GDB server: QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, "
-               "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model)")
+               "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model), snapshot://DIR (a saved snapshot)")
 
 
 def parse_levels(text: str) -> set[int]:
@@ -43,7 +43,7 @@ def open_memory_source(args):
 
 
 def cmd_dmesg(args) -> int:
-    from .linux.printk import format_record, kernel_log_facts, read_kernel_log
+    from .linux.printk import format_log, kernel_log_facts, read_kernel_log
 
     facts = kernel_log_facts(args.elf)
     target = open_memory_source(args)
@@ -51,16 +51,14 @@ def cmd_dmesg(args) -> int:
         log = read_kernel_log(target, facts, caller=args.caller)
     finally:
         target.close()
-    records = [r for r in log.records if args.level is None or r.level in args.level]
     out = sys.stdout
     if args.json:
-        for record in records:
-            out.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+        for record in log.records:
+            if args.level is None or record.level in args.level:
+                out.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
     else:
-        show_caller = any(r.caller_id is not None for r in log.records)
-        for record in records:
-            for line in format_record(record, show_caller):
-                out.write(line + "\n")
+        for line in format_log(log, args.level):
+            out.write(line + "\n")
     for note in log.notes:
         print(f"xipscope dmesg: {note}", file=sys.stderr)
     return 0
@@ -96,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
+    from .image.cli import add_command as add_image_command
+    add_image_command(commands)
+    from .dump import add_command as add_dump_command
+    add_dump_command(commands)
+    from .snapshot import add_command as add_snapshot_commands
+    add_snapshot_commands(commands)
+    from .profile.cli import add_command as add_report_commands
+    add_report_commands(commands)
+    from .trap_cli import add_command as add_trap_command
+    add_trap_command(commands)
+    from .doctor import add_command as add_doctor_command
+    add_doctor_command(commands)
     from .profile.sampler import add_command as add_profile_command
     add_profile_command(commands)
     return parser

@@ -65,6 +65,18 @@ class MemoryMap:
             return self.regions[i]
         return None
 
+    def describe(self, address: int) -> str:
+        """One line a person reads: which region, whether the XIP cache sits in front of it, whether atomics work."""
+        r = self.find(address)
+        if r is None:
+            return f"{address:#010x}: unmapped in the {self.name} map"
+        facts = [r.kind]
+        if r.kind.startswith("xip-"):
+            facts.append("through the XIP cache" if r.cached else "uncached")
+        facts.append("atomics ok" if r.atomics_ok else
+                     "no atomics (on RP2350: AMOs fault, LR/SC never succeeds outside SRAM)")
+        return f"{address:#010x}: {r.name} +{address - r.start:#x} ({', '.join(facts)})"
+
     def region_name(self, address: int) -> str:
         r = self.find(address)
         return r.name if r else "unmapped"

@@ -66,3 +66,33 @@ def decode_csr(insn: int) -> tuple[str, int, int, int] | None:
         return None
     op = ("", "csrrw", "csrrs", "csrrc", "", "csrrwi", "csrrsi", "csrrci")[funct3]
     return op, (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
+
+
+def rs1_of(insn: int) -> int:
+    """The rs1 field of a 32-bit instruction (the address register of loads, stores and AMOs)."""
+    return (insn >> 15) & 31
+
+
+def call_before(return_address: int, code: bytes) -> int | None:
+    """The target of the call that left `return_address` in ra: `jal ra` or `c.jal` just before it.
+
+    `code` holds the 4 bytes that end at `return_address`. None when neither form is there (an indirect call,
+    or ra does not follow a call).
+    """
+    if len(code) < 4:
+        return None
+    word = int.from_bytes(code[-4:], "little")
+    if word & 0xFFF == 0x0EF:   # jal with rd = ra (opcode 0x6f, rd 1)
+        imm = (((word >> 31) & 1) << 20) | (((word >> 12) & 0xFF) << 12) | (((word >> 20) & 1) << 11) \
+            | (((word >> 21) & 0x3FF) << 1)
+        if imm & (1 << 20):
+            imm -= 1 << 21
+        return (return_address - 4 + imm) & 0xFFFFFFFF
+    half = int.from_bytes(code[-2:], "little")
+    if half & 0xE003 == 0x2001:   # c.jal (rv32 only): funct3 001, op 01
+        bits = {11: 12, 4: 11, 9: 10, 8: 9, 10: 8, 6: 7, 7: 6, 3: 5, 2: 4, 1: 3, 5: 2}   # imm bit: insn bit
+        imm = sum(((half >> src) & 1) << dst for dst, src in bits.items())
+        if imm & (1 << 11):
+            imm -= 1 << 12
+        return (return_address - 2 + imm) & 0xFFFFFFFF
+    return None

@@ -77,6 +77,56 @@ STAT_FIFO_FULL = 1 << 2
 # CTR_HIT / CTR_ACC: 32-bit, saturating, cleared by any write (type WC) (DS 4.4.4); count for the whole chip.
 XIP_COUNTER_MAX = 0xFFFFFFFF
 
+# XIP_CTRL.CTRL bits that turn an alias into a bus error (pico-sdk regs/xip.h; reset 0x83 sets NO_UNTRANSLATED_NONSEC).
+CTRL_NO_UNCACHED_SEC = 1 << 4       # Secure (Hazard3 M-mode) accesses to the 0x14000000 alias bus-fault
+CTRL_NO_UNCACHED_NONSEC = 1 << 5
+CTRL_NO_UNTRANSLATED_SEC = 1 << 6   # Secure accesses to the 0x1c000000 alias bus-fault
+CTRL_NO_UNTRANSLATED_NONSEC = 1 << 7
+
+# --- QMI, the QSPI memory interface at XIP_QMI_BASE (rp2350-flash.md "QMI"; pico-sdk regs/qmi.h) --------------------
+QMI_DIRECT_CSR = 0x00
+QMI_DIRECT_TX = 0x04
+QMI_DIRECT_RX = 0x08
+QMI_M0_TIMING = 0x0C              # window 0: chip select 0 (flash)
+QMI_M1_TIMING = 0x20              # window 1: chip select 1 (PSRAM); M1_* follow M0_* at +0x14
+QMI_WINDOW_STRIDE = 0x14
+QMI_TIMING, QMI_RFMT, QMI_RCMD, QMI_WFMT, QMI_WCMD = 0x00, 0x04, 0x08, 0x0C, 0x10   # offsets within a window
+QMI_ATRANS0 = 0x34                # ATRANS0-7 at 0x34..0x50, one per 4 MiB of XIP address space
+QMI_ATRANS_COUNT = 8
+QMI_DIRECT_CSR_RESET = 0x01800000
+QMI_WINDOW_RESET = {QMI_TIMING: 0x40000004, QMI_RFMT: 0x00001000, QMI_RCMD: 0x0000A003, QMI_WFMT: 0x00001000,
+                    QMI_WCMD: 0x0000A002}
+# ATRANSn resets to an identity map: SIZE 0x400 (4 MiB) and BASE = (n % 4) * 0x400 (qmi.h QMI_ATRANSn_RESET).
+QMI_ATRANS_RESET = tuple(0x04000000 | (n % 4) * 0x400 for n in range(QMI_ATRANS_COUNT))
+QMI_ATRANS_WINDOW = 0x400000      # each ATRANS covers 4 MiB of virtual XIP address space
+QMI_ATRANS_PAGE = 0x1000          # SIZE and BASE count 4 KiB sectors
+QMI_ATRANS_SIZE_SHIFT, QMI_ATRANS_SIZE_MASK = 16, 0x7FF
+QMI_ATRANS_BASE_MASK = 0xFFF
+# DIRECT_CSR fields
+DIRECT_CSR_EN = 1 << 0
+DIRECT_CSR_BUSY = 1 << 1
+DIRECT_CSR_ASSERT_CS0N = 1 << 2
+DIRECT_CSR_ASSERT_CS1N = 1 << 3
+DIRECT_CSR_TXEMPTY = 1 << 11
+DIRECT_CSR_RXEMPTY = 1 << 16
+DIRECT_CSR_CLKDIV_SHIFT = 22
+# RFMT / RCMD fields used to judge continuous read (qmi.h): PREFIX_LEN bit 12 (0 none, 1 = 8 bits),
+# SUFFIX_LEN bits 15:14 (0 none, 2 = 8 bits); RCMD PREFIX bits 7:0, SUFFIX bits 15:8.
+RFMT_PREFIX_LEN = 1 << 12
+RFMT_SUFFIX_LEN_SHIFT = 14
+RFMT_SUFFIX_LEN_8 = 2
+RFMT_DATA_WIDTH_SHIFT = 8
+RCMD_SUFFIX_SHIFT = 8
+# (RFMT, RCMD) the ROM flash functions leave until the boot-time XIP mode is restored: serial 03h reads, no mode
+# bits (rp2350-flash.md, derived); differs from the reset RCMD 0xa003 only in the unused suffix byte.
+QMI_ROM_FLASH_OP_READ = (0x00001000, 0x00000003)
+# Mode bits 0xAx in the suffix keep a QSPI flash in continuous-read mode (the 0xa0 of the reset RCMD; sdk boot2).
+CONTINUOUS_READ_MODE_NIBBLE = 0xA
+# The hang rule (rp2350-flash.md "A debugger's hang rule"): with DIRECT_CSR.EN = 1, XIP fetches and loads in these
+# ranges bus-fault; the cache-as-SRAM window 0x13ffc000-0x13ffffff is not affected.
+XIP_UNAVAILABLE_IN_DIRECT_MODE = ((0x10000000, 0x13FFC000), (0x14000000, 0x20000000))
+# INFERRED: whether cache hits still succeed while EN = 1 is not documented; the twin faults them too.
+
 # --- UART (PL011). Offsets and flag bits: ARM PrimeCell UART (PL011) TRM, UARTDR 0x000 and UARTFR 0x018. ----------
 PL011_DR = 0x000
 PL011_FR = 0x018
@@ -135,3 +185,26 @@ def xip_physical(address: int) -> int:
 
 def in_exclusive_monitor(address: int) -> bool:
     return EXCLUSIVE_MONITOR_RANGE[0] <= address < EXCLUSIVE_MONITOR_RANGE[1]
+
+
+def xip_blocked_by_direct_mode(address: int) -> bool:
+    """True for an address a core cannot fetch or load from while QMI DIRECT_CSR.EN = 1 (the hang rule)."""
+    return any(lo <= address < hi for lo, hi in XIP_UNAVAILABLE_IN_DIRECT_MODE)
+
+
+def atrans_index(address: int) -> int:
+    """Which ATRANS register translates an XIP address (0-3 for CS0, 4-7 for CS1)."""
+    return (xip_physical(address) // QMI_ATRANS_WINDOW) & (QMI_ATRANS_COUNT - 1)
+
+
+def atrans_size_pages(atrans: int) -> int:
+    return (atrans >> QMI_ATRANS_SIZE_SHIFT) & QMI_ATRANS_SIZE_MASK
+
+
+def beyond_atrans_size(address: int, atrans: int) -> bool:
+    """True if an access through a translated alias lies past the aperture ATRANS configures (a bus error).
+
+    qmi.h: "Bits 21:12 of the virtual address are compared to SIZE. Offsets greater than SIZE return a bus error";
+    the twin reads SIZE as a count of 4 KiB sectors, so sector offsets SIZE and above fault.
+    """
+    return ((address >> 12) & 0x3FF) >= atrans_size_pages(atrans)

@@ -133,6 +133,26 @@ class SymbolIndex:
         lo, hi = np.searchsorted(sa, [address, address + 1])
         return [self._symbol(i) for i in range(int(lo), int(hi))]
 
+    def symbols_in(self, start: int, end: int) -> list[Symbol]:
+        """Every symbol (function, object or label) starting in [start, end), in address order."""
+        import numpy as np
+
+        sa = self._a["sym_address"]
+        lo, hi = np.searchsorted(sa, [start, end])
+        return [self._symbol(i) for i in range(int(lo), int(hi))]
+
+    def containing(self, address: int, look_back: int = 256) -> Symbol | None:
+        """The function or object whose extent holds `address` (the latest-starting one), or None; sized symbols only."""
+        import numpy as np
+
+        a = self._a
+        i = int(np.searchsorted(a["sym_address"], address, side="right")) - 1
+        for j in range(i, max(i - look_back, -1), -1):
+            start, size = int(a["sym_address"][j]), int(a["sym_size"][j])
+            if size and not a["sym_label"][j] and start <= address < start + size:
+                return self._symbol(j)
+        return None
+
     # --- addresses -> names and lines
 
     def symbolize(self, addresses: "Iterable[int] | np.ndarray") -> Symbolized:

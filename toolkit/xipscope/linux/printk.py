@@ -72,6 +72,13 @@ def format_record(record: PrintkRecord, show_caller: bool) -> list[str]:
     return [f"{prefix} {line}" for line in record.text.split("\n")]
 
 
+def format_log(log: PrintkLog, levels: set[int] | None = None) -> list[str]:
+    """The console's lines for every record (of the given levels): what `xipscope dmesg` and `xs dmesg` print."""
+    show_caller = any(r.caller_id is not None for r in log.records)
+    return [line for record in log.records if levels is None or record.level in levels
+            for line in format_record(record, show_caller)]
+
+
 # -- layouts ---------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

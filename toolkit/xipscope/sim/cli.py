@@ -23,9 +23,17 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("firmware", help="firmware ELF (e.g. firmware/xipbench.elf)")
     p.add_argument("--gdb-port", type=int, default=None, metavar="N",
                    help="serve the GDB remote protocol on 127.0.0.1:N (0 = any free port; the port is printed)")
+    p.add_argument("--jtag-port", type=int, default=None, metavar="N",
+                   help="serve JTAG over OpenOCD's remote_bitbang protocol on 127.0.0.1:N (a RISC-V DTM and Debug "
+                        "Module over the twin's core; 0 = any free port; the port is printed)")
+    p.add_argument("--halted", action="store_true",
+                   help="with --jtag-port: hold the hart halted at the ELF entry until a debugger resumes it")
     p.add_argument("--run", action="store_true", help="run to the end (the default without --gdb-port)")
     p.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N",
                    help="stop a --run after about N instructions (default 50M)")
+    p.add_argument("--flash", metavar="IMAGE",
+                   help="program the twin's flash from IMAGE.uf2 or IMAGE.bin[@ADDR] first (the ELF's own bytes "
+                        "stand where both write), e.g. firmware/seedlayout.uf2")
     p.add_argument("--uart-log", metavar="FILE", help="also write UART0 output to FILE")
     p.add_argument("--quiet-uart", action="store_true", help="do not echo UART0 output while running")
     p.add_argument("--json", action="store_true", help="print the ground truth as JSON instead of a table")
@@ -47,7 +55,7 @@ def _machine_kwargs(args, uart_echo):
     defaults = Timing()
     timing = Timing(args.flash_miss_cycles if args.flash_miss_cycles is not None else defaults.flash_miss_cycles,
                     args.psram_miss_cycles if args.psram_miss_cycles is not None else defaults.psram_miss_cycles)
-    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo}
+    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo, "flash_image": args.flash}
 
 
 def run(args) -> int:
@@ -60,11 +68,15 @@ def run(args) -> int:
         if log is not None:
             log.write(byte)
             log.flush()
-        if not args.quiet_uart and not args.json and args.gdb_port is None:
+        if not args.quiet_uart and not args.json and args.gdb_port is None and args.jtag_port is None:
             out.buffer.write(byte) if hasattr(out, "buffer") else out.write(byte.decode("latin-1"))
             out.flush()
 
     try:
+        if args.jtag_port is not None and not args.run:
+            from .jtag import serve as serve_jtag
+            serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted)
+            return 0
         if args.gdb_port is not None and not args.run:
             from .gdbserver import serve
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)

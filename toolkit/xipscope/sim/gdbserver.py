@@ -16,17 +16,16 @@ import time
 
 from ..chip import riscv as rv
 from ..errors import TargetError
+from ..target.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n is 65 + n
+from ..target.description import GPR_TYPES as _GPR_TYPES
 from ..target.rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
 from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
 from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
 SLICE = 50_000            # instructions between looks at the socket while running
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
-CSR_REGNUM_BASE = 65      # OpenOCD's numbering: CSR n is register 65 + n
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux's value; Python does not export it
-
-_GPR_TYPES = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr"}
 
 
 def target_xml() -> str:

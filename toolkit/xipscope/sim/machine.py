@@ -9,7 +9,12 @@ Every modelled behaviour comes from a fact in chip/rp2350.py (rp2350.md). Where 
   - only M-mode is modelled (ecall -> mcause 11); no interrupts are raised;
   - debugger reads and writes have no cache or counter side effects, except that a debugger write to CTR_HIT/CTR_ACC
     clears it as any write does;
-  - a core parked in `wfi` with nothing to wake it is "idle": the twin stops simulating it.
+  - a core parked in `wfi` with nothing to wake it is "idle": the twin stops simulating it;
+  - QMI (peripherals.Qmi): while DIRECT_CSR.EN = 1, XIP fetches fault with mcause 1 and XIP loads with mcause 5
+    (stores and AMOs with 7), cache hits included (INFERRED: the datasheet does not say whether hits still succeed);
+    a fetch is checked when a translated block is entered, and an EN write from code in XIP faults the very next
+    fetch. An access through a translated alias (cached, nocache) beyond its ATRANS SIZE faults the same way;
+    ATRANS BASE is not applied.
 
 Layering: this file is the core (CPU + bus). Faces sit on top of `Machine` without reaching into unicorn: the GDB
 server (gdbserver.py), the in-process Target (target.py), and later a JTAG/DAP face through `read_memory`,
@@ -29,7 +34,7 @@ from ..errors import TargetError
 from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
 from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
-from .peripherals import Uart, XipCtrl
+from .peripherals import Qmi, Uart, XipCtrl
 
 MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
@@ -107,7 +112,7 @@ class Machine:
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
-                 trace: bool = False, uart_echo=None):
+                 trace: bool = False, uart_echo=None, flash_image: str | None = None):
         from unicorn import Uc, UC_ARCH_RISCV, UC_MODE_RISCV32
         from unicorn.unicorn_py3.unicorn import uclib
 
@@ -118,6 +123,8 @@ class Machine:
         self.counters = PerfCounters()
         self.uart = Uart(echo=uart_echo)
         self.xip_ctrl = XipCtrl(self.cache)
+        self.qmi = Qmi()
+        self._xip_checks = [False]     # a list cell the hot hooks hold: True while QMI state can fault XIP accesses
         self.traps: list[Trap] = []
         self.trace: list | None = [] if trace else None
         self.breakpoints: set[int] = set()
@@ -149,9 +156,11 @@ class Machine:
         self._fault: _Fault | None = None
         self._hook_error: BaseException | None = None
         self._halt_requested = False
+        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (reason "ebreak")
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self._map_memory()
+        self.flash_image = self._load_flash_image(flash_image) if flash_image else None
         self._load_elf()
         self._install_hooks()
         self.reset()
@@ -182,7 +191,25 @@ class Machine:
         uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
                     lambda uc, off, size, value, ud: self.uart.write(off, value), None)
         uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
-                    lambda uc, off, size, value, ud: self.xip_ctrl.write(off, value), None)
+                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.xip_ctrl, off, value), None)
+        uc.mmio_map(rp.XIP_QMI_BASE, 0x1000, lambda uc, off, size, ud: self.qmi.read(off), None,
+                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.qmi, off, value), None)
+
+    def _qmi_or_ctrl_write(self, peripheral, offset: int, value: int) -> None:
+        peripheral.write(offset, value)
+        if peripheral is self.qmi:
+            self._xip_checks[0] = self.qmi.direct_mode or any(
+                rp.atrans_size_pages(a) < rp.QMI_ATRANS_WINDOW // rp.QMI_ATRANS_PAGE for a in self.qmi.atrans)
+
+    def xip_unavailable(self, address: int) -> str | None:
+        """Why the QMI would bus-fault an access to `address` now ('direct mode', 'ATRANSn size'), or None."""
+        if self.qmi.direct_mode and rp.xip_blocked_by_direct_mode(address):
+            return "direct mode"
+        if rp.xip_alias(address) in ("cached", "nocache"):
+            n = rp.atrans_index(address)
+            if rp.beyond_atrans_size(address, self.qmi.atrans[n]):
+                return f"ATRANS{n} size"
+        return None
 
     def _backing(self, address: int):
         """(buffer, offset) holding `address`, or None for MMIO/unmapped."""
@@ -211,6 +238,21 @@ class Machine:
             buf, off = where
             ctypes.memmove(ctypes.addressof(buf) + off, seg.data, len(seg.data))
 
+    def _load_flash_image(self, spec: str) -> str:
+        """Program the twin's flash from FILE.uf2 or FILE[@ADDR] (raw; ADDR defaults to 0x10000000) before the ELF's
+        segments are loaded: where both write, the ELF's bytes stand, so the code the twin runs matches its symbols."""
+        from ..target.memory_image import read_image_chunks
+
+        chunks, description = read_image_chunks(spec, rp.XIP_BASE)
+        for address, data in chunks:
+            alias = rp.xip_alias(address)
+            phys = rp.xip_physical(address)
+            if alias in (None, "maintenance") or phys + len(data) > len(self._flash):
+                raise TargetError(f"flash image {description}: {len(data)} bytes at {address:#x} do not fit the "
+                                  f"twin's flash (0x10000000-{rp.XIP_BASE + len(self._flash):#x} or its aliases)")
+            ctypes.memmove(ctypes.addressof(self._flash) + phys, data, len(data))
+        return description
+
     def _install_hooks(self) -> None:
         from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ,
                              UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE)
@@ -224,6 +266,8 @@ class Machine:
         self._raw_hook(UC_HOOK_BLOCK, self._raw_cbs[0], 1, 0)
         self._raw_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._raw_cbs[1], rp.XIP_BASE, rp.XIP_END - 1)
         self._raw_hook(UC_HOOK_MEM_READ, self._raw_cbs[2], 0x40000000, 0x4FFFFFFF)
+        uc.hook_add(UC_HOOK_MEM_WRITE, self._on_direct_csr_write, begin=rp.XIP_QMI_BASE + rp.QMI_DIRECT_CSR,
+                    end=rp.XIP_QMI_BASE + rp.QMI_DIRECT_CSR + 3)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_bad_access)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_bad_access)
@@ -264,11 +308,16 @@ class Machine:
         pending = self._pending_mstatus
         uclib, uch = self._uclib, self._uch
         machine = self
+        xip_checks = self._xip_checks
 
         def on_block(_uc, address, size, _ud):
             try:
                 if pending[0] is not None:
                     machine._apply_pending()
+                if xip_checks[0] and machine.xip_unavailable(address):
+                    # The block's first fetch is refused: an instruction access fault before anything retires.
+                    machine._take_trap(rp.CAUSE_FETCH_FAULT, address)
+                    return
                 b = blocks.get(address)
                 if b is None or b[B_SIZE] != size:
                     b = decode(address, size)
@@ -356,12 +405,19 @@ class Machine:
         trace = self.trace
         uclib, uch = self._uclib, self._uch
         machine = self
+        xip_checks = self._xip_checks
 
         def on_xip_mem(_uc, access, address, size, _value, _ud):
             try:
                 alias = (address >> 26) & 3
                 if alias == 2:
                     return  # maintenance alias: an operation, not an XIP access (INFERRED); see _mmio_maintenance_write
+                if xip_checks[0] and machine.xip_unavailable(address):
+                    pc = machine._pc()
+                    write = access == UC_MEM_WRITE or rv.decode_amo(machine._insn_at(pc)) in ("amo", "sc")
+                    machine._take_trap(rp.CAUSE_STORE_FAULT if write else rp.CAUSE_LOAD_FAULT, pc,
+                                       in_memory_hook=True)
+                    return
                 b = last[0]
                 if b is not None and b[B_ATOMIC] and machine._atomic_outside_sram(address, access == UC_MEM_WRITE):
                     return
@@ -540,6 +596,11 @@ class Machine:
 
         uc = self._uc
         self._unretire_from(epc)
+        if cause == rp.CAUSE_BREAKPOINT and self.ebreak_halts:
+            # Debug mode instead of the trap handler (a debugger's software breakpoint): pc stays on the ebreak.
+            uc.reg_write(UC_RISCV_REG_PC, epc)
+            self._request_stop("ebreak")
+            return
         mstatus = self._pending_mstatus[0]
         if mstatus is None:
             mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)
@@ -600,6 +661,18 @@ class Machine:
         if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
             return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
         return int.from_bytes(self.read_memory(address, 4), "little")
+
+    def _on_direct_csr_write(self, uc, access: int, address: int, size: int, value: int, _ud) -> None:
+        """Direct mode switched on by code running from XIP: that code's very next fetch is refused."""
+        try:
+            self._qmi_or_ctrl_write(self.qmi, rp.QMI_DIRECT_CSR, value)
+            pc = self._pc()
+            if self.qmi.direct_mode and self.xip_unavailable(pc):
+                self._take_trap(rp.CAUSE_FETCH_FAULT, pc + rv.insn_length(self._insn_at(pc) & 0xFFFF),
+                                in_memory_hook=True)
+        except BaseException as e:
+            self._hook_error = e
+            self._request_stop("error")
 
     def _on_intr(self, uc, intno: int, _ud) -> None:
         try:
@@ -838,7 +911,7 @@ class Machine:
             reg = self._peripheral_read(a & ~3)
             if reg is None:
                 raise TargetError(f"{MODEL_NOTE}: nothing at {a:#x} (read of {size} bytes at {address:#x}); "
-                                  "modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, UART0, XIP_CTRL")
+                                  "modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, UART0, XIP_CTRL, QMI")
             word = reg.to_bytes(4, "little")
             n = min(end - a, 4 - (a & 3))
             out += word[a & 3:(a & 3) + n]
@@ -850,6 +923,8 @@ class Machine:
             return self.uart.peek(address - rp.UART0_BASE)
         if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
             return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
+        if rp.XIP_QMI_BASE <= address < rp.XIP_QMI_BASE + 0x1000:
+            return self.qmi.peek(address - rp.XIP_QMI_BASE)
         return None
 
     def write_memory(self, address: int, data: bytes) -> None:
@@ -866,13 +941,15 @@ class Machine:
                     a += n
                     i += n
                     continue
-                if rp.XIP_CTRL_BASE <= a < rp.XIP_CTRL_BASE + 0x1000 and a % 4 == 0 and len(data) - i >= 4:
-                    self.xip_ctrl.write(a - rp.XIP_CTRL_BASE, int.from_bytes(data[i:i + 4], "little"))
+                periph = (self.xip_ctrl if rp.XIP_CTRL_BASE <= a < rp.XIP_CTRL_BASE + 0x1000 else
+                          self.qmi if rp.XIP_QMI_BASE <= a < rp.XIP_QMI_BASE + 0x1000 else None)
+                if periph is not None and a % 4 == 0 and len(data) - i >= 4:
+                    self._qmi_or_ctrl_write(periph, a & 0xFFF, int.from_bytes(data[i:i + 4], "little"))
                     a += 4
                     i += 4
                     continue
                 raise TargetError(f"{MODEL_NOTE}: cannot write {len(data)} bytes at {address:#x}: {a:#x} is not "
-                                  "memory the twin models (or not a whole XIP_CTRL register)")
+                                  "memory the twin models (or not a whole XIP_CTRL or QMI register)")
 
     def read_register(self, name: str) -> int:
         from unicorn.riscv_const import UC_RISCV_REG_PC

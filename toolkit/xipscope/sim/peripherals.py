@@ -51,9 +51,63 @@ class XipCtrl:
 
     def write(self, offset: int, value: int) -> None:
         if offset == rp.XIP_CTRL_CTRL:
+            if value & rp.CTRL_POWER_DOWN:
+                # xip.h POWER_DOWN: "Writing 1 to this bit forces CTRL_EN_SECURE and CTRL_EN_NONSECURE to 0".
+                value &= ~(rp.CTRL_EN_SECURE | rp.CTRL_EN_NONSECURE)
             self.ctrl = value & 0xFFFFFFFF
             self.cache.enabled = bool(self.ctrl & rp.CTRL_EN_SECURE)
         elif offset == rp.XIP_CTRL_CTR_HIT:
             self.cache.clear_counter(1)     # type WC: any write clears
         elif offset == rp.XIP_CTRL_CTR_ACC:
             self.cache.clear_counter(0)
+
+
+class Qmi:
+    """QMI (a model): the register file with its documented resets, and direct mode as far as XIP cares.
+
+    What is modelled: DIRECT_CSR.EN (while it is 1 the twin bus-faults XIP fetches and loads, machine.py), M0/M1
+    TIMING/RFMT/RCMD/WFMT/WCMD and ATRANS0-7 as plain registers (the twin checks ATRANS SIZE, not BASE).
+    Not modelled: a flash chip behind direct mode. Bytes written to DIRECT_TX go nowhere, DIRECT_RX reads 0 (so a
+    status-register poll reads "not busy"), BUSY is never set and the FIFO status bits keep the value last written.
+    """
+
+    def __init__(self):
+        self.direct_csr = rp.QMI_DIRECT_CSR_RESET
+        self.windows = [dict(rp.QMI_WINDOW_RESET) for _ in range(2)]
+        self.atrans = list(rp.QMI_ATRANS_RESET)
+
+    @property
+    def direct_mode(self) -> bool:
+        return bool(self.direct_csr & rp.DIRECT_CSR_EN)
+
+    def read(self, offset: int) -> int:
+        if offset == rp.QMI_DIRECT_CSR:
+            return self.direct_csr
+        if offset == rp.QMI_DIRECT_RX:
+            return 0
+        where = self._window_reg(offset)
+        if where is not None:
+            return self.windows[where[0]][where[1]]
+        if rp.QMI_ATRANS0 <= offset < rp.QMI_ATRANS0 + 4 * rp.QMI_ATRANS_COUNT:
+            return self.atrans[(offset - rp.QMI_ATRANS0) // 4]
+        return 0
+
+    peek = read   # reads have no side effects
+
+    def write(self, offset: int, value: int) -> None:
+        value &= 0xFFFFFFFF
+        if offset == rp.QMI_DIRECT_CSR:
+            self.direct_csr = value & ~rp.DIRECT_CSR_BUSY
+        elif offset == rp.QMI_DIRECT_TX:
+            pass   # no flash chip behind direct mode
+        elif (where := self._window_reg(offset)) is not None:
+            self.windows[where[0]][where[1]] = value
+        elif rp.QMI_ATRANS0 <= offset < rp.QMI_ATRANS0 + 4 * rp.QMI_ATRANS_COUNT:
+            self.atrans[(offset - rp.QMI_ATRANS0) // 4] = value & 0x07FF0FFF
+
+    @staticmethod
+    def _window_reg(offset: int) -> tuple[int, int] | None:
+        for w, base in enumerate((rp.QMI_M0_TIMING, rp.QMI_M1_TIMING)):
+            if base <= offset < base + rp.QMI_WINDOW_STRIDE:
+                return w, offset - base
+        return None

@@ -1,4 +1,4 @@
-"""`sim://FIRMWARE.elf`: the RP2350 twin (a model) opened in-process as a Target.
+"""`sim://FIRMWARE.elf[?flash=IMAGE]`: the RP2350 twin (a model) opened in-process as a Target.
 
 The core starts halted at the ELF entry, as if a debugger attached at reset. `resume()` runs it on a background
 thread in slices; every read takes the twin's lock, so it lands between slices and sees a consistent state.
@@ -28,9 +28,18 @@ class SimTarget:
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
 
     def __init__(self, firmware: str, *, clock_hz: float | None = DEFAULT_CLOCK_HZ, **machine_kwargs):
+        from urllib.parse import parse_qs
+
+        self.url = f"sim://{firmware}"
+        firmware, _, query = firmware.partition("?")
         if not firmware:
             raise TargetError("sim:// needs a firmware ELF path, e.g. sim://firmware/xipbench.elf")
-        self.url = f"sim://{firmware}"
+        options = parse_qs(query, keep_blank_values=True)
+        if "flash" in options:   # sim://FW.elf?flash=IMAGE: program the flash from a UF2 or raw image first
+            machine_kwargs.setdefault("flash_image", options.pop("flash")[-1])
+        if options:
+            raise TargetError(f"{self.url}: unknown option(s) {', '.join(options)}; sim:// knows "
+                              "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
         self.machine = Machine(firmware, **machine_kwargs)
         self.clock = SimClock(clock_hz) if clock_hz else None
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)

@@ -11,7 +11,11 @@ __all__ = ["open_target", "Target", "MEMORY", "REGISTERS", "RUN_CONTROL", "SCHEM
 
 SCHEMES = {
     "rsp": "any GDB remote protocol server: rsp://HOST:PORT (QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, xipscope sim)",
-    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf",
+    "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
+    "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
+    "snapshot": "a snapshot directory written by `xipscope snapshot`: snapshot://DIR",
+    "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
+    "pyocd": "a debug probe through pyOCD, RISC-V Debug Module at AP 0xa000: pyocd://[UID] (pyocd://twin:FIRMWARE.elf: the twin's DAP face)",
 }
 
 
@@ -24,8 +28,26 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         if not parts.hostname or not parts.port:
             raise TargetError(f"{url!r}: an rsp URL names a host and port, e.g. rsp://127.0.0.1:1234")
         return RspTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "gdb":
+        from .gdbmi import GdbMiTarget
+        if not parts.hostname or not parts.port:
+            raise TargetError(f"{url!r}: a gdb URL names the GDB server's host and port, e.g. gdb://127.0.0.1:1234")
+        return GdbMiTarget(parts.hostname, parts.port, timeout=timeout)
+    if scheme == "openocd":
+        from .openocd import DEFAULT_PORT, OpenOcdTarget
+        if not parts.hostname:
+            raise TargetError(f"{url!r}: an openocd URL names a host and optionally the Tcl port, e.g. openocd://127.0.0.1:6666")
+        return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout)
+    if scheme == "pyocd":
+        from .pyocd import open_pyocd
+        return open_pyocd(url[len("pyocd://"):], url)
     if scheme == "sim":
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
+    if scheme == "snapshot":
+        from .snapshot import SnapshotTarget
+        if not url[len("snapshot://"):]:
+            raise TargetError("snapshot:// needs a directory, e.g. snapshot://crash-1")
+        return SnapshotTarget(url[len("snapshot://"):])
     known = "; ".join(f"{k}:// ({v})" for k, v in SCHEMES.items())
     raise TargetError(f"unknown target URL {url!r}; known schemes: {known}")

@@ -73,3 +73,36 @@ class MemoryImageTarget:
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
             self._data.close()
+
+
+def read_image_chunks(spec: str, default_base: int) -> tuple[list[tuple[int, bytes]], str]:
+    """The bytes of `FILE.uf2` or `FILE[@ADDR]` (a raw image; ADDR defaults to `default_base`) as (address, bytes)
+    runs, plus a one-line description of what was read."""
+    from .uf2 import parse_uf2
+
+    path, sep, address = spec.rpartition("@")
+    if not sep or not path or not _looks_like_address(address):
+        path, base = spec, None
+    else:
+        path, base = parse_dump_spec(spec)
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise TargetError(f"cannot read image {path}: {e.strerror}") from None
+    if path.suffix.lower() == ".uf2" or data[:8] == bytes.fromhex("5546320a57515d9e"):
+        if base is not None:
+            raise TargetError(f"{spec}: a UF2 file carries its own addresses; drop the @ADDR")
+        uf2 = parse_uf2(data, str(path))
+        families = ", ".join(uf2.family_names()) or "no family id"
+        return uf2.chunks, f"{path} (UF2, {uf2.blocks} blocks, family {families})"
+    base = default_base if base is None else base
+    return [(base, data)], f"{path} (raw, {len(data)} bytes at {base:#x})"
+
+
+def _looks_like_address(text: str) -> bool:
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        return False

@@ -213,6 +213,7 @@ class RspTarget:
         try:
             self._state = "running"
             self.last_stop: StopReply | None = None
+            self.description_files: dict[str, bytes] = {}   # target.xml and its includes, as read (snapshots keep them)
             self.features = self._negotiate()
             self.packet_size = int(self.features.get("PacketSize", "%x" % DEFAULT_PACKET_SIZE), 16)
             self._query_stop()
@@ -259,6 +260,7 @@ class RspTarget:
                 raise TargetError(f"{self.url}: reading target description {annex!r} failed (reply {reply[:40]!r})")
             data += reply[1:]
             if reply[:1] == b"l":
+                self.description_files[annex] = bytes(data)
                 return bytes(data)
 
     @functools.cached_property
@@ -327,6 +329,17 @@ class RspTarget:
         if b"x" in reply:
             raise TargetError(f"{self.url}: {name} is unavailable on this target")
         return int.from_bytes(bytes.fromhex(reply.decode()), "little")
+
+    def write_register(self, name: str, value: int) -> None:
+        """`P`: write one register (GPR, pc or CSR by name), e.g. to inject a fault from a debugger stop."""
+        self._require_halted(f"write {name}")
+        reg = self.register_info(name)
+        data = (value & ((1 << reg.bits) - 1)).to_bytes(reg.bits // 8, "little")
+        reply = self._request(b"P%x=%s" % (reg.number, data.hex().encode()), f"OK to writing {name}")
+        if not reply:
+            raise CapabilityError(f"{self.url}: the server does not support writing single registers ('P')")
+        if reply != b"OK":
+            raise TargetError(f"{self.url}: writing {name} (register {reg.number}) failed with {reply[:16]!r}")
 
     # -- memory -----------------------------------------------------------------------------------------------
 
@@ -522,12 +535,41 @@ class RspTarget:
         if self._state != "running":
             raise TargetError(f"{self.url}: cannot {what} unless the target runs (it is {self._state}); resume it first")
 
+    def set_breakpoint(self, address: int, hardware: bool = True, length: int = 4) -> None:
+        """`Z1` (hardware) or `Z0` (software) breakpoint at `address`; length is the instruction size (2 or 4)."""
+        self._breakpoint(b"Z", address, hardware, length)
+
+    def remove_breakpoint(self, address: int, hardware: bool = True, length: int = 4) -> None:
+        self._breakpoint(b"z", address, hardware, length)
+
+    def _breakpoint(self, verb: bytes, address: int, hardware: bool, length: int) -> None:
+        self._require_halted("change breakpoints")
+        kind = b"1" if hardware else b"0"
+        reply = self._request(verb + kind + b",%x,%x" % (address, length), f"OK to {verb.decode()}{kind.decode()}")
+        if not reply:
+            raise CapabilityError(f"{self.url}: the server does not support {'hardware' if hardware else 'software'} "
+                                  f"breakpoints ('{verb.decode()}{kind.decode()}')")
+        if reply != b"OK":
+            raise TargetError(f"{self.url}: breakpoint {verb.decode()}{kind.decode()} at {address:#x} failed "
+                              f"with {reply[:16]!r}")
+
+    def continue_until_stop(self, timeout: float | None = None) -> StopReply:
+        """Resume and block until the target stops (breakpoint, trap, exit); a TargetError after `timeout` seconds."""
+        self.resume()
+        return self._wait_stop(timeout)
+
     def detach(self) -> None:
         """Leave the target running, as gdb's `detach` does."""
         if self._state == "running":
             self.halt()
         self._request(b"D", "OK to detach")
         self._state = "detached"
+
+    def disconnect(self) -> None:
+        """Close the connection without detaching: QEMU and OpenOCD keep a halted target halted (checked on QEMU
+        7.2), so it stays as a snapshot taken with --no-resume saw it."""
+        self._state = "detached"
+        self.conn.close()
 
     def close(self) -> None:
         try:

@@ -1,0 +1,84 @@
+"""`make reports`: regenerate the example reports in reports/ with the project's own commands, so a visitor sees what
+`xipscope report` and `xipscope compare` give them: from the RP2350 twin (a model; reproducible: the twin is seeded
+and its samples carry modelled time) and from the real test kernel in QEMU after its panic (host timing varies).
+
+The profiles are taken with analyses/twin_profile.py (the twin stepped by modelled time) and analyses/rsp_profile.py
+(plain halt/read/resume over rsp://) until `xipscope profile` replaces them; the reports themselves are made by
+`python -m xipscope report|compare`, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPORTS = Path(__file__).resolve().parent
+REPO = REPORTS.parent
+sys.path.insert(0, str(REPO / "analyses"))
+sys.path.insert(0, str(REPO / "toolkit"))
+
+from twin_profile import profile_twin  # noqa: E402
+
+import hit_rate_vs_working_set  # noqa: E402
+import xip_vs_psram_vs_sram  # noqa: E402
+
+
+def xipscope(*args: str) -> None:
+    print("$ xipscope", " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "xipscope", *args], check=True, cwd=REPO,
+                   env=os.environ | {"PYTHONPATH": str(REPO / "toolkit")})
+
+
+def fresh(name: str) -> Path:
+    path = REPORTS / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def main() -> int:
+    from xipscope.sim.counters import Timing
+
+    rel = lambda p: str(p.relative_to(REPO))   # noqa: E731  (paths in the reports stay repository-relative)
+
+    # 1. xipbench: the same loop from XIP flash, SRAM and PSRAM, with a working set that fits the cache and one that
+    #    thrashes it. Default (assumed) miss penalties: flash 24 cycles, PSRAM 40.
+    bench = fresh("twin-xipbench")
+    profile_twin("firmware/xipbench.elf", bench, every=2000, seed=0)
+    xipscope("report", rel(bench))
+    xip_vs_psram_vs_sram.plot(xip_vs_psram_vs_sram.phases(bench), bench / "report" / "phases.png")
+
+    # 2. The same firmware with a slower PSRAM (120 cycles per miss), compared with the first run.
+    slow = fresh("twin-xipbench-slow-psram")
+    profile_twin("firmware/xipbench.elf", slow, every=2000, seed=0, timing=Timing(psram_miss_cycles=120))
+    xipscope("report", rel(slow))
+    xipscope("compare", rel(bench), rel(slow), "--out", rel(fresh("compare-psram-40-vs-120")))
+
+    # 3. lrscspin: an LR/SC lock in PSRAM, the RP2350 livelock.
+    spin = fresh("twin-lrscspin")
+    profile_twin("firmware/lrscspin.elf", spin, every=2000, seed=0, max_instructions=300_000)
+    xipscope("report", rel(spin))
+
+    # 4. Hit rate against working-set size (the analysis script over saved profiles).
+    ws = fresh("twin-working-set")
+    hit_rate_vs_working_set.collect(ws, every=4000)
+    hit_rate_vs_working_set.plot(hit_rate_vs_working_set.hit_rates(ws), ws / "hit_rate_vs_working_set.png")
+    # 5. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
+    sys.path.insert(0, str(REPO / "kernel"))
+    import rsp_profile
+    from qemu import boot_kernel, built_kernel
+
+    kernel = fresh("qemu-kernel-panic")
+    build = built_kernel("dwarf")
+    with tempfile.TemporaryDirectory() as work, boot_kernel(build, Path(work)) as qemu:
+        rsp_profile.profile_rsp(qemu.url, build.vmlinux, kernel, samples=1000)
+    xipscope("report", rel(kernel))
+    print("reports written under", REPORTS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

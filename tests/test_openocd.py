@@ -1,0 +1,286 @@
+"""The real openocd binary against the twin's JTAG face (a model), and openocd:// / rsp:// through it.
+
+The same firmware state is read four ways: in-process (sim://), the twin's own GDB server (rsp://), OpenOCD's Tcl
+server (openocd://) and OpenOCD's gdb port (rsp://). amofault dies with a store/AMO fault on a PSRAM spinlock, so its
+trap registers are fixed, known values: mcause 7, mepc inside spin_lock, mtval 0, pc parked in _park.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from openocd_twin import REPO, openocd, twin_jtag
+from xipscope.chip import riscv as rv
+from xipscope.chip import rp2350 as rp
+from xipscope.errors import TargetError
+from xipscope.sim.elfimage import ElfImage
+from xipscope.sim.target import SimTarget
+from xipscope.target import open_target
+from xipscope.target.openocd import OpenOcdTarget
+
+AMOFAULT = REPO / "firmware" / "amofault.elf"
+XIPBENCH = REPO / "firmware" / "xipbench.elf"
+TRAP_CSRS = ("mcause", "mepc", "mtval", "mstatus", "mtvec")
+COMPARED = list(rv.GPR_NAMES) + ["pc"] + list(TRAP_CSRS)
+
+
+def function_span(image: ElfImage, name: str) -> tuple[int, int]:
+    fn = next(f for f in image.functions if f.name == name)
+    return fn.start, fn.end
+
+
+@pytest.fixture(scope="module")
+def amofault_openocd(tmp_path_factory):
+    with twin_jtag(AMOFAULT, "--quiet-uart") as jtag_port:
+        with openocd(jtag_port, tmp_path_factory.mktemp("openocd")) as session:
+            yield session
+
+
+@pytest.fixture(scope="module")
+def amofault_sim():
+    """The ground truth: the twin in-process, run until amofault parks after its trap."""
+    target = SimTarget(str(AMOFAULT), uart_echo=lambda b: None)
+    result = target.run(1_000_000)
+    assert result.reason == "idle", result
+    yield target
+    target.close()
+
+
+@pytest.fixture(scope="module")
+def amofault_twin_rsp():
+    """The twin's own GDB server, run until amofault parks, then halted."""
+    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(AMOFAULT), "--gdb-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+        target = open_target(f"rsp://127.0.0.1:{port}")
+        park = function_span(ElfImage(AMOFAULT), "_park")
+        for _ in range(50):   # the run is a few thousand instructions: it parks within the first resume
+            target.resume()
+            time.sleep(0.05)
+            target.halt()
+            if park[0] <= target.read_register("pc") < park[1]:
+                break
+        yield target
+        target.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_openocd_examines_the_twin_and_reads_the_trap_with_its_own_commands(amofault_openocd):
+    log = amofault_openocd.log_text()
+    assert "tap/device found: 0x10000e21" in log, log
+    assert "datacount=1 progbufsize=2" in log, log
+    assert "Examined RISC-V core; found 1 harts" in log, log
+    target = OpenOcdTarget("127.0.0.1", amofault_openocd.tcl_port)
+    try:
+        assert target.target_name == "rp2350.rv0"
+        target.halt()
+        assert target.command("reg mcause").strip() == "mcause (/32): 0x00000007"
+        assert target.command("reg mtval").strip() == "mtval (/32): 0x00000000"
+        # OpenOCD's own memory display of the PSRAM lock word: the faulting amoswap.w left it untouched.
+        lock = ElfImage(AMOFAULT).symbol("psram_lock")
+        assert target.command(f"mdw {lock:#x}").strip() == f"{lock:#010x}: 00000000"
+    finally:
+        target.close()
+
+
+def test_trap_registers_are_the_same_through_openocd_both_rsp_servers_and_sim(amofault_openocd, amofault_sim,
+                                                                             amofault_twin_rsp):
+    image = ElfImage(AMOFAULT)
+    expected = {name: amofault_sim.read_register(name) for name in COMPARED}
+    spin_lock, park = function_span(image, "spin_lock"), function_span(image, "_park")
+    # Real values first, so that four equal wrong answers cannot pass.
+    assert expected["mcause"] == rp.CAUSE_STORE_FAULT == 7
+    assert spin_lock[0] <= expected["mepc"] < spin_lock[1]
+    assert expected["mtval"] == 0
+    assert park[0] <= expected["pc"] < park[1]
+    assert expected["mtvec"] == image.symbol("trap_entry")
+
+    tcl = open_target(amofault_openocd.url)
+    try:
+        tcl.halt()
+        assert tcl.state() == "halted"
+        through_tcl = tcl.read_registers()
+        assert {n: through_tcl[n] for n in COMPARED} == expected
+        assert tcl.read_register("s0") == expected["fp"]
+    finally:
+        tcl.close()
+    gdb_port = open_target(amofault_openocd.gdb_url)
+    try:
+        assert {n: gdb_port.read_register(n) for n in COMPARED} == expected
+    finally:
+        gdb_port.close()
+    assert {n: amofault_twin_rsp.read_register(n) for n in COMPARED} == expected
+
+
+def test_memory_is_the_same_through_openocd_and_the_twin(amofault_openocd, amofault_sim, amofault_twin_rsp):
+    image = ElfImage(AMOFAULT)
+    spin_lock = image.symbol("spin_lock")
+    sp = amofault_sim.read_register("sp")
+    ranges = [(spin_lock, 64),                        # code in flash
+              (spin_lock + 1, 7),                     # unaligned head and tail
+              (image.symbol("psram_lock"), 4),        # the lock word in PSRAM
+              (sp, 64),                               # the trap handler's stack in SRAM
+              (rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTRL, 4)]
+    tcl = open_target(amofault_openocd.url)
+    gdb_port = open_target(amofault_openocd.gdb_url)
+    try:
+        tcl.halt()
+        for address, size in ranges:
+            expected = amofault_sim.read_memory(address, size)
+            assert len(expected) == size
+            assert tcl.read_memory(address, size) == expected, hex(address)
+            assert gdb_port.read_memory(address, size) == expected, hex(address)
+            assert amofault_twin_rsp.read_memory(address, size) == expected, hex(address)
+        assert amofault_sim.read_memory(image.symbol("psram_lock"), 4) == bytes(4)
+        assert tcl.read_memory(rp.XIP_CTRL_BASE, 4) == rp.XIP_CTRL_CTRL_RESET.to_bytes(4, "little")
+        # A block larger than one read_memory command (4 KiB) of flash, compared with the ELF's own bytes.
+        code = image.functions[0].start
+        assert tcl.read_memory(code, 5000) == amofault_sim.read_memory(code, 5000)
+    finally:
+        gdb_port.close()
+        tcl.close()
+
+
+def test_openocd_target_says_what_went_wrong(amofault_openocd):
+    tcl = open_target(amofault_openocd.url)
+    try:
+        tcl.halt()
+        with pytest.raises(TargetError, match=r"read_memory.*0x30000000.*mapped"):
+            tcl.read_memory(0x30000000, 8)
+        with pytest.raises(TargetError, match=r"read_memory.*mapped"):
+            tcl.read_memory(rp.SRAM_END - 8, 16)     # runs off the end of SRAM
+        with pytest.raises(TargetError, match="unknown register 'nosuchreg'"):
+            tcl.read_register("nosuchreg")
+        assert tcl.read_register("mcause") == 7   # the connection is still good after the errors
+    finally:
+        tcl.close()
+    from openocd_twin import free_port
+    with pytest.raises(TargetError, match="cannot connect to OpenOCD's Tcl server"):
+        open_target(f"openocd://127.0.0.1:{free_port()}")
+
+
+def test_pc_samples_through_one_tcl_round_trip_follow_xipbench(tmp_path):
+    """Sample xipbench from its entry until it parks: the samples visit its phases in program order, land mostly in
+    the work functions (94% of its instructions), and each costs exactly one Tcl round trip."""
+    image = ElfImage(XIPBENCH)
+    park = function_span(image, "_park")
+    work = {name: function_span(image, name) for name in ("work_flash", "work_sram", "work_psram", "copy_words")}
+    with twin_jtag(XIPBENCH, "--quiet-uart", "--halted") as jtag_port, openocd(jtag_port, tmp_path) as session:
+        tcl = open_target(session.url)
+        try:
+            assert tcl.state() == "halted"
+            assert tcl.read_register("pc") == image.entry
+            samples = [tcl.sample_pc_and_counters()]   # the first also asks the DM whether it has SBA
+            before = tcl.round_trips
+            while len(samples) < 2000 and not park[0] <= samples[-1].pc < park[1]:
+                time.sleep(0.005)                      # the twin runs while the sampler sleeps, as a board would
+                samples.append(tcl.sample_pc_and_counters())
+            assert tcl.round_trips - before == len(samples) - 1   # one Tcl round trip per sample
+            assert tcl.state() == "running"
+        finally:
+            tcl.close()
+    pcs = [s.pc for s in samples]
+    assert samples[0].pc == image.entry      # the first halt finds the hart where --halted held it
+    assert park[0] <= pcs[-1] < park[1], f"xipbench never parked in {len(pcs)} samples"
+    assert all(image.function_index(pc) >= 0 for pc in pcs), [hex(pc) for pc in pcs if image.function_index(pc) < 0]
+    def first(name):
+        lo, hi = work[name]
+        return next(i for i, pc in enumerate(pcs) if lo <= pc < hi)
+    assert first("work_flash") < first("work_sram") < first("work_psram")
+    in_work = [pc for pc in pcs if any(lo <= pc < hi for lo, hi in work.values())]
+    assert len(in_work) >= len(pcs) // 2, (len(in_work), len(pcs))
+    # The counters are read while halted beside the pc: never more hits than accesses, and moving as xipbench runs
+    # (each phase clears them, so they need not grow from one sample to the next).
+    assert all(s.xip_hit <= s.xip_acc for s in samples)
+    assert len({s.xip_acc for s in samples}) > len(samples) // 2
+
+
+def test_gdb_through_openocd_steps_and_stops_at_hardware_and_software_breakpoints(tmp_path):
+    """gdb-multiarch -> OpenOCD's gdb port -> the twin: stepi (dcsr.step), hbreak (a trigger), break (an ebreak that
+    enters debug mode because OpenOCD sets dcsr.ebreakm)."""
+    import shutil
+    image = ElfImage(XIPBENCH)
+    with twin_jtag(XIPBENCH, "--quiet-uart", "--halted") as jtag_port, openocd(jtag_port, tmp_path) as session:
+        args = [shutil.which("gdb-multiarch"), "-nx", "-batch", "-ex", "set confirm off",
+                "-ex", f"target extended-remote 127.0.0.1:{session.gdb_port}"]
+        for command in ("p/x $pc", "stepi", "p/x $pc", "hbreak work_sram", "continue", "p/x $pc", "p/x $mcause",
+                        "delete", "break phase", "continue", "p/x $pc", "detach"):
+            args += ["-ex", command]
+        out = subprocess.run(args + [str(XIPBENCH)], capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+    values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", text, re.M)]
+    # `la gp` is auipc + addi: one stepi moves 4 bytes from the entry.
+    assert values[:2] == [image.entry, image.entry + 4], text
+    assert "Breakpoint 1, work_sram" in text and values[2] == image.symbol("work_sram"), text
+    assert values[3] == 0, text                  # no trap on the way: mcause still at its reset value
+    assert "Breakpoint 2, phase" in text, text
+    lo, hi = function_span(image, "phase")
+    assert lo <= values[4] < hi, text
+
+
+def test_openocd_target_reports_an_openocd_that_exits(tmp_path):
+    with twin_jtag(AMOFAULT, "--quiet-uart") as jtag_port:
+        with openocd(jtag_port, tmp_path) as session:
+            tcl = open_target(session.url)
+            tcl.halt()
+            assert tcl.read_register("mcause") == 7
+            tcl.evaluate("shutdown")         # OpenOCD exits as if someone closed it
+            with pytest.raises(TargetError, match="OpenOCD closed the Tcl connection|Tcl connection failed"):
+                tcl.read_register("mcause")
+            tcl.close()
+
+
+def test_openocd_target_refuses_a_server_that_is_not_openocd():
+    """A fake server (a real OpenOCD cannot be made to answer wrongly): it replies in the Tcl RPC framing, but is not
+    OpenOCD."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"0 SEGGER J-Link GDB Server\x1a")
+        conn.recv(4096)
+        conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TargetError, match="expected OpenOCD's Tcl server"):
+            open_target(f"openocd://127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
+def test_memory_written_through_openocd_reads_back_through_openocd_and_gdb(amofault_openocd):
+    sram = rp.SRAM_BASE + 0x40000 + 1                    # unaligned, away from amofault's data and stack
+    payload = bytes(range(7, 91)) * 2                     # 168 bytes: a few hundred DMI scans over remote_bitbang
+    tcl = open_target(amofault_openocd.url)
+    try:
+        tcl.halt()
+        tcl.write_memory(sram, payload)
+        assert tcl.read_memory(sram, len(payload)) == payload
+        with pytest.raises(TargetError, match="write_memory"):
+            tcl.write_memory(0x30000000, b"\x01\x02\x03\x04")
+    finally:
+        tcl.close()
+    gdb_port = open_target(amofault_openocd.gdb_url)
+    try:
+        assert gdb_port.read_memory(sram, len(payload)) == payload
+    finally:
+        gdb_port.close()

@@ -1,0 +1,139 @@
+"""pyOCD's own probe/DP/AP code driving our RISC-V Debug Module driver against the twin's DAP face (a model).
+
+The twin's DAP face is a pyOCD DebugProbe (sim/dap.py); pyOCD connects the ADIv6 DP and initialises the APB-AP at
+0xa000 with its own code; target/riscv_dm.py drives the Debug Module behind it. Values are checked against sim://.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from xipscope.chip import rp2350 as rp
+from xipscope.errors import TargetError
+from xipscope.sim.dap import TwinDapProbe
+from xipscope.sim.elfimage import ElfImage
+from xipscope.sim.machine import Machine
+from xipscope.sim.target import SimTarget
+from xipscope.target.pyocd import PyocdTarget
+
+REPO = Path(__file__).resolve().parent.parent
+AMOFAULT = REPO / "firmware" / "amofault.elf"
+XIPBENCH = REPO / "firmware" / "xipbench.elf"
+
+
+def span(image: ElfImage, name: str) -> tuple[int, int]:
+    fn = next(f for f in image.functions if f.name == name)
+    return fn.start, fn.end
+
+
+@pytest.fixture()
+def amofault_pyocd():
+    target = PyocdTarget(TwinDapProbe(Machine(AMOFAULT, uart_echo=lambda b: None)))
+    yield target
+    target.close()
+
+
+def test_pyocd_reaches_the_debug_module_and_reads_the_trap(amofault_pyocd):
+    t = amofault_pyocd
+    assert t.dp.dpidr.idr == 0x4C013477 and t.dp.dpidr.version == 3      # pyOCD saw an ADIv6 DP
+    assert t.ap.ap_class == 0x8 and t.ap.ap_type == 0x6                  # and a MEM-AP (APB4) at 0xa000
+    deadline = time.monotonic() + 10
+    image = ElfImage(AMOFAULT)
+    park = span(image, "_park")
+    while True:     # the twin runs from its entry on the probe's thread; wait until amofault has parked
+        t.halt()
+        assert t.state() == "halted"
+        if park[0] <= t.read_register("pc") < park[1] or time.monotonic() > deadline:
+            break
+        t.resume()
+        time.sleep(0.05)
+    sim = SimTarget(str(AMOFAULT), uart_echo=lambda b: None)
+    assert sim.run(1_000_000).reason == "idle"
+    expected = sim.read_registers()
+    got = t.read_registers()
+    for name in ("pc", "sp", "ra", "fp", "a0", "a1", "gp", "mcause", "mepc", "mtval", "mstatus", "mtvec",
+                 "mvendorid", "mhartid"):
+        assert got[name] == expected[name], name
+    assert got["mcause"] == 7 and got["mtval"] == 0
+    assert span(image, "spin_lock")[0] <= got["mepc"] < span(image, "spin_lock")[1]
+    for address, size in ((image.symbol("spin_lock"), 64), (image.symbol("spin_lock") + 3, 9),
+                          (image.symbol("psram_lock"), 4), (expected["sp"], 64), (image.functions[0].start, 2000)):
+        assert t.read_memory(address, size) == sim.read_memory(address, size), hex(address)
+    t.resume()
+    assert t.state() == "running"
+    # System Bus Access reads while the hart runs.
+    assert t.read_memory(image.symbol("spin_lock"), 16) == sim.read_memory(image.symbol("spin_lock"), 16)
+
+
+def test_pyocd_errors_name_the_cause(amofault_pyocd):
+    t = amofault_pyocd
+    with pytest.raises(TargetError, match=r"System Bus Access failed at 0x30000000.*sberror 2"):
+        t.read_memory(0x30000000, 8)
+    with pytest.raises(TargetError, match="while the hart runs"):
+        t.read_register("pc")
+    t.halt()
+    with pytest.raises(TargetError, match=r"CSR 0xbe0 .*cmderr 3 \(exception\)"):
+        t.dm.read_csr(0xBE0)      # meiea: a Hazard3 CSR the twin does not model -> the program buffer faults
+    assert t.read_register("mvendorid") == rp.HAZARD3_MVENDORID   # cmderr was cleared: the DM works on
+
+
+def test_a_pc_sample_is_one_probe_round_trip_and_follows_xipbench():
+    """halt + dpc + CTR_HIT/CTR_ACC + resume, batched with pyOCD's deferred transfers: one probe round trip each.
+    Sampled from the entry until xipbench parks, the samples visit its phases in program order."""
+    image = ElfImage(XIPBENCH)
+    park = span(image, "_park")
+    t = PyocdTarget(TwinDapProbe(Machine(XIPBENCH, uart_echo=lambda b: None), halted=True))
+    try:
+        assert t.state() == "halted" and t.read_register("pc") == image.entry
+        t.resume()
+        before = t.round_trips
+        samples = [t.sample_pc_and_counters()]
+        while len(samples) < 5000 and not park[0] <= samples[-1].pc < park[1]:
+            time.sleep(0.002)
+            samples.append(t.sample_pc_and_counters())
+        assert t.round_trips - before == len(samples)
+        assert t.state() == "running"
+    finally:
+        t.close()
+    pcs = [s.pc for s in samples]
+    assert park[0] <= pcs[-1] < park[1], f"xipbench never parked in {len(pcs)} samples"
+    assert all(image.function_index(pc) >= 0 for pc in pcs), [hex(pc) for pc in pcs if image.function_index(pc) < 0]
+
+    def first(name):
+        lo, hi = span(image, name)
+        return next(i for i, pc in enumerate(pcs) if lo <= pc < hi)
+    assert first("work_flash") < first("work_sram") < first("work_psram")
+    assert all(s.xip_hit <= s.xip_acc for s in samples)
+
+
+def test_pyocd_url_opens_the_twins_dap_face_and_the_plugin_offers_the_probe_class():
+    from xipscope.sim.dap_plugin import TwinProbePlugin
+    from xipscope.target import open_target
+    from importlib.metadata import entry_points
+    assert [e.value for e in entry_points(group="pyocd.probe") if e.name == "xipscope-twin"] == \
+        ["xipscope.sim.dap_plugin:TwinProbePlugin"]
+    finder = TwinProbePlugin().load()
+    assert finder.get_all_connected_probes() == []       # nothing attached unless asked for by name
+    [probe] = finder.get_all_connected_probes(f"twin:{AMOFAULT}", is_explicit=True)
+    assert isinstance(probe, TwinDapProbe)
+    t = open_target(f"pyocd://twin:{AMOFAULT}")
+    try:
+        t.halt()
+        assert t.read_register("mvendorid") == rp.HAZARD3_MVENDORID
+        t.resume()
+    finally:
+        t.close()
+
+
+def test_pyocd_writes_memory_by_sba(amofault_pyocd):
+    t = amofault_pyocd
+    sram = rp.SRAM_BASE + 0x40000 + 3                    # unaligned at both ends
+    payload = bytes(range(200)) * 6
+    t.write_memory(sram, payload)
+    assert t.read_memory(sram, len(payload)) == payload
+    assert t.probe.machine.read_memory(sram, len(payload)) == payload
+    with pytest.raises(TargetError, match="System Bus Access failed at 0x30000000"):
+        t.write_memory(0x30000000, bytes(8))

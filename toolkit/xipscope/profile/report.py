@@ -1,0 +1,203 @@
+"""`write_report(profile_dir)`: the analyses of one profile written as files a person opens (report.html with PNG
+plots) and files a program reads (summary.json, CSV tables, speedscope JSON and collapsed stacks).
+
+meta.json keys read here (all optional): `elf` (path of the image that ran: absolute, or relative to the profile
+directory, else to the working directory), `elf_sha256` (checked against the ELF used), `map` (memory map name or
+TOML path), `target`, `registers` (name -> value at the run's last halt: lets the LR/SC check name the lock);
+every other key is shown in the report's metadata table as it is.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import analysis as an
+
+if TYPE_CHECKING:
+    from ..chip.memory_map import MemoryMap
+    from ..elf.symbols import SymbolIndex
+
+REPORT_DIR = "report"
+
+
+def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | None" = None,
+                 memory_map: "MemoryMap | str | Path | None" = None, out: str | Path | None = None,
+                 registers: dict | None = None, top: int = 15) -> Path:
+    """Analyse PROFILE_DIR and write its report into `out` (default PROFILE_DIR/report); returns report.html's path.
+
+    `registers` (read at the end of the run; default meta.json's `registers`) let the livelock check name the lock.
+    """
+    from . import export, plots
+
+    profile = an.load_profile(profile_dir, symbols, memory_map)
+    out = Path(out) if out is not None else Path(profile_dir) / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    frame = profile.samples
+
+    by_region = an.share_by_region(frame)
+    by_map_region = an.share_by_map_region(frame)
+    by_function = an.share_by_function(frame)
+    by_line = an.share_by_line(frame)
+    rate = an.hit_rate(frame)
+    over_time = an.hit_rate_over_time(frame)
+    intrusion = an.intrusiveness(frame)
+    attribution = an.attribute_misses(frame, top=top) if rate["accesses"] else None
+    if registers is None and isinstance(profile.meta.get("registers"), dict):
+        registers = profile.meta["registers"]
+    livelock = an.detect_lrsc_livelock(frame, profile.elf_path, profile.symbols, profile.memory_map, registers)
+
+    tables = {"by_region": by_region, "by_map_region": by_map_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
+    if attribution is not None and len(attribution):
+        tables["miss_attribution"] = attribution
+    export.write_csv(tables, out)
+    stacks = export.has_stacks(frame)
+    if stacks:
+        export.write_stacks(frame, profile.symbols, out, name=str(profile.meta.get("target", profile.directory)))
+
+    figures = {"top_functions.png": plots.plot_top_functions(by_function, out / "top_functions.png", top=top).name,
+               "regions_over_time.png": plots.plot_regions_over_time(over_time, out / "regions_over_time.png").name}
+    if rate["accesses"]:
+        plots.plot_hit_rate_over_time(over_time, out / "hit_rate_over_time.png", rate["hit_rate"])
+        figures["hit_rate_over_time.png"] = "hit_rate_over_time.png"
+
+    summary = {"profile": str(profile.directory), "meta": profile.meta, "memory_map": profile.memory_map.name,
+               "elf": str(profile.elf_path) if profile.elf_path else None, "hit_rate": rate,
+               "intrusiveness": intrusion, "notes": profile.notes,
+               "livelock": livelock.to_json() if livelock else None,
+               "by_region": _records(by_region), "top_functions": _records(by_function.head(top)),
+               "miss_attribution": _records(attribution) if attribution is not None and len(attribution) else None}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+    path = out / "report.html"
+    path.write_text(render_html(profile, summary, tables, attribution, livelock, figures, stacks, top))
+    return path
+
+
+def _json_default(value):
+    import numpy as np
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _records(table) -> list[dict]:
+    return json.loads(table.reset_index().to_json(orient="records"))
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
+
+
+def _table_html(table, percent: tuple[str, ...] = (), rows: int | None = None) -> str:
+    shown = table.head(rows) if rows else table
+    formatters = {c: _pct for c in percent if c in shown.columns}
+    return shown.to_html(classes="t", border=0, formatters=formatters, float_format=lambda v: f"{v:,.2f}",
+                         na_rep="n/a")
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2px 8px;text-align:right}
+table.t th:first-child,table.t td:first-child{text-align:left}table.t tr:nth-child(even){background:#f5f5f5}
+.note{background:#fff6d5;padding:.5em 1em;border-left:4px solid #e0b000}
+.alert{background:#fde2e2;padding:.5em 1em;border-left:4px solid #c00}img{max-width:100%}
+code{background:#f0f0f0;padding:0 3px}"""
+
+
+def render_html(profile, summary, tables, attribution, livelock, figures, stacks, top) -> str:
+    e = html.escape
+    meta, rate, intr = profile.meta, summary["hit_rate"], summary["intrusiveness"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>xipscope report: {e(str(profile.directory))}"
+             f"</title><style>{CSS}</style></head><body>",
+             f"<h1>xipscope profile report</h1><p>{len(profile.samples):,} samples from "
+             f"<code>{e(str(meta.get('target', '?')))}</code>, symbols from <code>{e(str(summary['elf']))}</code>, "
+             f"memory map <code>{e(profile.memory_map.name)}</code>.</p>"]
+    if "sim://" in str(meta.get("target", "")):
+        parts.append("<p class='note'>The target is the RP2350 twin, a model: real RV32 code on unicorn with the "
+                     "XIP cache and counters modelled from the datasheet; timings use assumed miss penalties.</p>")
+    for note in profile.notes:
+        parts.append(f"<p class='note'>{e(note)}</p>")
+    if livelock is not None:
+        cls = "note" if livelock.verdict == "contention" else "alert"
+        parts.append(f"<h2>LR/SC loop</h2><p class='{cls}'><b>{e(livelock.verdict)}</b>: {e(livelock.explanation)}</p>")
+
+    parts.append("<h2>XIP cache</h2>")
+    if rate["has_counters"]:
+        parts.append(f"<p>Hit rate {_pct(rate['hit_rate'])}: {rate['hits']:,} hits of {rate['accesses']:,} "
+                     f"accesses ({rate['misses']:,} misses) over {rate['intervals'] - rate['unknown_intervals']:,} "
+                     f"intervals between samples; {rate['unknown_intervals']:,} intervals unknown (first sample, "
+                     "a counter saturated at 0xffffffff or written while sampling).</p>")
+    else:
+        parts.append("<p>This run read no XIP_CTRL counters (the memory map has none, or the sampler was told not "
+                     "to).</p>")
+    if "hit_rate_over_time.png" in figures:
+        parts.append("<img src='hit_rate_over_time.png' alt='XIP hit rate over time'>")
+
+    parts.append("<h2>By memory region</h2><p>Samples by where the pc was; the hit rate counts the intervals spent "
+                 "wholly in one region (both samples there).</p>")
+    parts.append(_table_html(tables["by_region"], percent=("share", "hit_rate")))
+    parts.append(f"<p>By the regions of the <code>{e(profile.memory_map.name)}</code> map:</p>")
+    parts.append(_table_html(tables["by_map_region"], percent=("share",)))
+    parts.append("<img src='regions_over_time.png' alt='samples per region over time'>")
+
+    parts.append(f"<h2>Top functions</h2><img src='top_functions.png' alt='top functions by region'>")
+    parts.append(_table_html(tables["by_function"], percent=("share",), rows=top))
+    if attribution is not None and len(attribution):
+        level = attribution.attrs.get("level", 0.9)
+        parts.append(
+            "<h2>XIP misses by function (statistical attribution)</h2><p>The counters count for the whole chip, so "
+            "misses are attributed by non-negative least squares of each interval's misses on which functions its "
+            f"two samples fell in ({attribution.attrs.get('intervals', 0):,} intervals). The low/high columns are a "
+            f"{level:.0%} block-bootstrap interval over {attribution.attrs.get('blocks', 0)} stretches of the run; "
+            "a wide interval means the run did not separate that function's misses from its neighbours'.</p>")
+        parts.append(_table_html(_attribution_display(attribution), percent=("share of misses", "hit rate")))
+
+    parts.append("<h2>Top source lines</h2>")
+    parts.append(_table_html(tables["by_line"], percent=("share",), rows=top))
+
+    parts.append("<h2>Intrusiveness</h2>")
+    parts.append(f"<p>Median halt per sample {_ns(intr['halted_ns_median'])} (95th percentile "
+                 f"{_ns(intr['halted_ns_p95'])}); the target was halted for {_pct(intr['halted_share'])} of the "
+                 f"{intr['duration_s']:.3g} s run; {_rate(intr['rate_hz'])}.</p>")
+
+    files = ["summary.json", "by_region.csv", "by_map_region.csv", "by_function.csv", "by_line.csv",
+             "over_time.csv"]
+    if attribution is not None and len(attribution):
+        files.append("miss_attribution.csv")
+    if stacks:
+        files += ["profile.speedscope.json (open at speedscope.app)", "stacks.collapsed (flamegraph.pl, inferno)"]
+    parts.append("<h2>Files</h2><ul>" + "".join(f"<li>{e(f)}</li>" for f in files) + "</ul>")
+    parts.append("<h2>Run metadata (meta.json)</h2><table class='t'>" + "".join(
+        f"<tr><td>{e(str(k))}</td><td>{e(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
+        for k, v in sorted(meta.items())) + "</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _attribution_display(table):
+    """The attribution with each estimate and its interval in one cell, so the table fits a page."""
+    import pandas as pd
+
+    def span(v, lo, hi, fmt):
+        return f"{fmt(v)} ({fmt(lo)}-{fmt(hi)})"
+
+    return pd.DataFrame({
+        "samples": table["samples"],
+        "misses per interval (interval)": [span(*r, lambda x: f"{x:,.1f}") for r in zip(
+            table["misses_per_interval"], table["misses_per_interval_low"], table["misses_per_interval_high"])],
+        "misses (interval)": [span(*r, lambda x: f"{x:,.0f}") for r in zip(
+            table["misses"], table["misses_low"], table["misses_high"])],
+        "share of misses": table["miss_share"],
+        "hit rate": table["hit_rate"]}, index=table.index)
+
+
+def _ns(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v / 1000:.1f} us" if v >= 1000 else f"{v:.0f} ns"
+
+
+def _rate(v) -> str:
+    return "sample rate unknown" if not v else f"{v:,.0f} samples/s"

@@ -1,0 +1,354 @@
+"""Post-mortem snapshots: halt a target, save its registers and RAM with a manifest, for snapshot://DIR and `xipscope serve`.
+
+A snapshot directory holds `manifest.json`, one raw file per saved memory region under `regions/`, and, when the
+target offered one, its GDB target description under `tdesc/` (so a later gdb sees the registers it would have seen).
+The manifest is written first and after every step, marked `"complete": false` until the end: a snapshot cut short
+(target gone, Ctrl-C, the tool killed) keeps what it saved and says it is partial. target/snapshot.py reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import SymbolError, TargetError, XipscopeError
+
+FORMAT = "xipscope-snapshot"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+HASH_ALGORITHM = "blake2b-160"       # the digest of xipscope.cache.content_hash, so one tool checks both
+BLOCK = 1 << 20                      # bytes per read_memory call: large, so rsp:// pipelines its `m` packets
+PROBE_GRANULE = 4096                 # RAM that ends inside a map region is assumed to end on a 4 KiB boundary
+RAM_KINDS = ("sram", "xip-psram")
+SAFE_ANNEX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def new_hash():
+    import hashlib   # here, not at the top: OpenSSL's load would slow `xipscope --help`
+
+    return hashlib.blake2b(digest_size=20)
+
+
+def regions_to_save(memory_map, include_flash: bool = False) -> list:
+    """The map's RAM regions (and XIP flash on request), each piece of memory once.
+
+    The RP2350 map lists PSRAM and flash under several aliases; we save the cached one, because the XIP cache is
+    write-back for PSRAM and the uncached aliases would miss data still sitting in dirty lines. An uncached alias is
+    skipped only when a cached region of the same kind and size stands for it.
+    """
+    kinds = set(RAM_KINDS) | ({"xip-flash"} if include_flash else set())
+    cached = {(r.kind, r.size) for r in memory_map if r.cached}
+    return [r for r in memory_map
+            if r.kind in kinds and (r.cached or not r.kind.startswith("xip-") or (r.kind, r.size) not in cached)]
+
+
+def _readable(target, address: int) -> bool:
+    try:
+        target.read_memory(address, 1)
+        return True
+    except TargetError:
+        return False
+
+
+def readable_end(target, start: int, end: int) -> int:
+    """The end of the readable part of [start, end), found by binary search with 1-byte reads (about 20 for 2 GiB).
+
+    A map region is the window the chip decodes; the board fills only part of it (QEMU's virt dram window is 2 GiB,
+    our fixture has 64 MiB; a Pico Plus 2 has 8 of PSRAM's 16 MiB). Assumes the memory is one block from `start`
+    ending on a PROBE_GRANULE boundary, and a server that answers reads of absent memory with an error (QEMU,
+    OpenOCD and the twin do; a real PSRAM window without a chip may read as junk: give its size with --size then).
+    """
+    if not _readable(target, start):
+        _check_alive(target, start)
+        return start
+    if _readable(target, end - 1):
+        return end
+    low, high = 0, (end - start + PROBE_GRANULE - 1) // PROBE_GRANULE    # granule `low` readable, `high` not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _readable(target, start + middle * PROBE_GRANULE):
+            low = middle
+        else:
+            high = middle
+    _check_alive(target, start)
+    return min(end, start + high * PROBE_GRANULE)
+
+
+def _check_alive(target, start: int) -> None:
+    """A failed probe means absent memory only if the target still answers; else it vanished mid-probe."""
+    try:
+        target.read_register("pc")
+    except TargetError as e:
+        raise TargetError(f"{e}\n(the target stopped answering while the memory at {start:#x} was being probed)") from None
+
+
+def read_all_registers(target) -> tuple[list, dict[str, int | None]]:
+    """(register layout, values by name; None where the target would not give one).
+
+    The layout is the target's description where it has one (rsp://: every register target.xml lists, CSRs included),
+    else gdb's RISC-V numbering of the registers `read_registers()` returns (sim://). The `g` block comes in one
+    request, the rest one `p` each (QEMU 7.2 offers no no-ack mode to pipeline them; 215 registers take ~10 ms).
+    """
+    from .target.description import riscv_register_layout
+
+    values: dict[str, int | None] = dict(target.read_registers())
+    layout = getattr(target, "registers", None)
+    if not layout:
+        layout = riscv_register_layout(values)
+    for reg in layout:
+        if reg.name in values:
+            continue
+        try:
+            values[reg.name] = target.read_register(reg.name)
+        except TargetError:
+            values[reg.name] = None
+            # A register the server refuses, or a server that is gone? Ask for one it gave a moment ago.
+            if "pc" in values:
+                target.read_register("pc")
+    return list(layout), values
+
+
+def parse_size(text: str) -> int:
+    """`64M`, `512K`, `0x4000000` or `65536` bytes."""
+    text = text.strip()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        value = int(number, 0) * scale
+    except ValueError:
+        raise XipscopeError(f"{text!r} is not a size; write it like 64M, 512K or 0x4000000") from None
+    if value <= 0:
+        raise XipscopeError(f"size {text!r} must be above zero")
+    return value
+
+
+class _SnapshotWriter:
+    """The directory being written and its manifest, rewritten atomically after every step."""
+
+    def __init__(self, out_dir: Path, manifest: dict):
+        self.dir = out_dir
+        self.manifest = manifest
+
+    def save_manifest(self) -> None:
+        tmp = self.dir / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=1) + "\n")
+        tmp.replace(self.dir / MANIFEST)
+
+    def save_region(self, target, region, size: int, extent: str) -> dict:
+        """Read `size` bytes from the region's start in BLOCK reads into regions/NAME.bin; all-zero blocks become
+        holes (a sparse file), so 64 MiB of mostly idle RAM costs little disk. The record is in the manifest from the
+        first byte on, so a failed read leaves the part that was read, marked partial."""
+        record = {"name": region.name, "kind": region.kind, "start": region.start, "size": 0,
+                  "file": f"regions/{region.name}.bin", "hash": new_hash().hexdigest(), "extent": extent,
+                  "map_size": region.size, "partial": True}
+        self.manifest["regions"].append(record)
+        path = self.dir / record["file"]
+        path.parent.mkdir(exist_ok=True)
+        digest = new_hash()
+        zeros = bytes(BLOCK)
+        done = 0
+        with open(path, "wb") as f:
+            try:
+                while done < size:
+                    n = min(BLOCK, size - done)
+                    data = target.read_memory(region.start + done, n)
+                    if len(data) != n:
+                        raise TargetError(f"{target.url}: asked for {n} bytes at {region.start + done:#x}, "
+                                          f"got {len(data)}")
+                    digest.update(data)
+                    if data == zeros[:n]:
+                        f.seek(n, os.SEEK_CUR)
+                    else:
+                        f.write(data)
+                    done += n
+            finally:
+                f.truncate(done)
+                record["size"] = done
+                record["hash"] = digest.hexdigest()
+        record["partial"] = False
+        return record
+
+
+def check_request(out_dir: Path, memory_map, include_flash: bool, sizes: dict[str, int]) -> list:
+    """The regions to save, after the checks that need no target: a new output directory, sizes of saved regions."""
+    chosen = regions_to_save(memory_map, include_flash)
+    unknown = set(sizes) - {r.name for r in chosen}
+    if unknown:
+        raise XipscopeError(f"--size names {', '.join(sorted(unknown))}, not a region this snapshot saves "
+                            f"(saved from map {memory_map.name!r}: {', '.join(r.name for r in chosen) or 'none'})")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise XipscopeError(f"{out_dir} exists and is not an empty directory; give --out a new directory")
+    return chosen
+
+
+def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = False, resume: bool = True,
+                  sizes: dict[str, int] | None = None, progress=None) -> dict:
+    """Halt `target`, save its registers and the RAM regions of `memory_map` (flash too with include_flash) into
+    `out_dir`, resume it if it was running, and return the manifest.
+
+    `sizes` bounds regions by name (e.g. {"dram": 64 << 20}); other regions are probed for the memory the board
+    really has (readable_end). On a failure the directory keeps what was saved, its manifest says
+    `"complete": false` with the error, and a TargetError says so.
+    """
+    from datetime import datetime, timezone
+
+    out_dir = Path(out_dir)
+    sizes = dict(sizes or {})
+    chosen = check_request(out_dir, memory_map, include_flash, sizes)
+    elf_record = None
+    if elf is not None:
+        from .cache import content_hash
+        try:
+            elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}
+        except OSError as e:
+            raise SymbolError(f"cannot read the ELF {elf}: {e.strerror or e}") from None
+    started = time.monotonic()
+    manifest = {
+        "format": FORMAT, "version": FORMAT_VERSION, "complete": False, "error": "in progress (or cut short)",
+        "tool": f"xipscope {__version__}", "target": target.url,
+        "taken_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": None,
+        "memory_map": memory_map.to_json(), "elf": elf_record, "hash_algorithm": HASH_ALGORITHM,
+        "target_description": [], "registers": [], "regions": [],
+    }
+    writer = _SnapshotWriter(out_dir, manifest)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer.save_manifest()
+    except OSError as e:
+        raise XipscopeError(f"cannot write the snapshot into {out_dir}: {e.strerror or e}") from None
+    say = progress or (lambda text: None)
+    was_running = False
+    try:
+        was_running = target.state() == "running"
+        if was_running:
+            target.halt()
+        layout, values = read_all_registers(target)
+        manifest["registers"] = [
+            {"name": r.name, "number": r.number, "bits": r.bits, "value": values.get(r.name)}
+            | ({"group": r.group} if r.group else {}) for r in layout]
+        _save_description(target, out_dir, manifest)
+        writer.save_manifest()
+        say(f"registers: {sum(v is not None for v in values.values())} saved")
+        for region in chosen:
+            if region.name in sizes:
+                size, extent = min(sizes[region.name], region.size), "given"
+            else:
+                size = readable_end(target, region.start, region.end) - region.start
+                extent = "map" if size == region.size else "probed"
+            if size == 0:
+                say(f"{region.name}: nothing readable at {region.start:#x}; not saved")
+                continue
+            writer.save_region(target, region, size, extent)
+            writer.save_manifest()
+            say(f"{region.name}: {size} bytes from {region.start:#x} ({extent})")
+    except (XipscopeError, OSError, KeyboardInterrupt) as e:
+        saved = sum(r["size"] for r in manifest["regions"])
+        if isinstance(e, OSError):   # our side: the disk, not the target
+            e = XipscopeError(f"cannot write the snapshot: {e.strerror or e} ({e.filename or out_dir})")
+        manifest["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
+        manifest["seconds"] = round(time.monotonic() - started, 3)
+        try:
+            writer.save_manifest()
+        except OSError:
+            pass     # the disk is full or gone: the manifest written before still says "complete": false
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise type(e)(f"{e}\nthe snapshot in {out_dir} is partial: it keeps {len(manifest['registers'])} "
+                      f"registers and {saved} bytes of memory saved before the failure "
+                      f"({MANIFEST} says \"complete\": false)") from None
+    if resume and was_running:
+        target.resume()
+    manifest["complete"] = True
+    manifest["error"] = None
+    manifest["seconds"] = round(time.monotonic() - started, 3)
+    writer.save_manifest()
+    return manifest
+
+
+def _save_description(target, out_dir: Path, manifest: dict) -> None:
+    """Keep the target description files exactly as the server sent them (rsp:// records them as it reads them)."""
+    files = getattr(target, "description_files", None) or {}
+    if "target.xml" not in files or not all(SAFE_ANNEX.match(name) for name in files):
+        return
+    (out_dir / "tdesc").mkdir(exist_ok=True)
+    for name, data in files.items():
+        (out_dir / "tdesc" / name).write_bytes(data)
+    manifest["target_description"] = sorted(files)
+
+
+# -- command line ------------------------------------------------------------------------------------------------------
+
+def add_command(subparsers) -> None:
+    """`xipscope snapshot` and `xipscope serve`."""
+    p = subparsers.add_parser(
+        "snapshot", help="halt a target and save its registers and RAM to a directory (for snapshot://DIR)",
+        description="Halt the target, save every register and CSR it offers and the RAM regions of the memory map "
+                    "(SRAM and PSRAM on rp2350, dram on qemu-virt; flash with --flash) into DIR with a manifest, "
+                    "then resume it. Later, any command reads it as --target snapshot://DIR, and `xipscope serve DIR` "
+                    "hands it to gdb.")
+    p.add_argument("--target", required=True, metavar="URL", help="the live target: rsp://HOST:PORT or sim://FIRMWARE.elf")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) directory for the snapshot")
+    p.add_argument("--map", default="rp2350", metavar="NAME|FILE",
+                   help="memory map: rp2350 (default), qemu-virt or a TOML file of [[region]] tables")
+    p.add_argument("--flash", action="store_true", help="also save XIP flash")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="leave the target halted (rsp:// closes the connection without detaching)")
+    p.add_argument("--elf", metavar="FILE", help="the ELF (vmlinux) running on the target; its hash goes into the manifest")
+    p.add_argument("--size", action="append", default=[], metavar="REGION=SIZE",
+                   help="save this much of a region (e.g. dram=64M) instead of probing how much the board has")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
+    p.set_defaults(func=cmd_snapshot)
+
+    s = subparsers.add_parser(
+        "serve", help="serve a snapshot over the GDB remote protocol (gdb-multiarch: target remote :PORT)",
+        description="Serve a snapshot directory to gdb: registers (the target description it was taken with), "
+                    "memory (reads outside the saved regions are errors, not zeros). Nothing runs: continue and "
+                    "step answer at once with a stop. Binds 127.0.0.1; prints the port.")
+    s.add_argument("directory", metavar="DIR")
+    s.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0, the default: any free port)")
+    s.set_defaults(func=cmd_serve)
+
+
+def _parse_sizes(items: list[str]) -> dict[str, int]:
+    sizes = {}
+    for item in items:
+        name, sep, size = item.partition("=")
+        if not sep or not name:
+            raise XipscopeError(f"--size wants REGION=SIZE (e.g. dram=64M), got {item!r}")
+        sizes[name] = parse_size(size)
+    return sizes
+
+
+def cmd_snapshot(args) -> int:
+    from .chip.memory_map import get_memory_map
+    from .target import open_target
+
+    memory_map = get_memory_map(args.map)
+    sizes = _parse_sizes(args.size)
+    check_request(Path(args.out), memory_map, args.flash, sizes)   # before the target is halted for nothing
+    target = open_target(args.target, timeout=args.timeout)
+    leave_halted = not args.resume and hasattr(target, "disconnect")
+    try:
+        manifest = take_snapshot(target, args.out, memory_map, elf=args.elf, include_flash=args.flash,
+                                 resume=args.resume, sizes=sizes,
+                                 progress=lambda text: print(f"xipscope snapshot: {text}", file=sys.stderr))
+    finally:
+        target.disconnect() if leave_halted else target.close()
+    total = sum(r["size"] for r in manifest["regions"])
+    on_disk = sum((Path(args.out) / r["file"]).stat().st_blocks * 512 for r in manifest["regions"])
+    print(f"snapshot of {manifest['target']} in {args.out}: {len(manifest['registers'])} registers, "
+          f"{len(manifest['regions'])} regions, {total} bytes ({on_disk} on disk), {manifest['seconds']} s")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .target.snapshot_server import serve_snapshot
+
+    serve_snapshot(args.directory, args.port)
+    return 0
+

@@ -1,0 +1,212 @@
+"""`openocd://HOST:6666`: a Target over OpenOCD's Tcl RPC server (a command, then its reply, each ended by 0x1a).
+
+Every request is one Tcl script wrapped in `catch`, so a failing command comes back as an error we can name instead of
+as plain text. OpenOCD 0.12 gives us `get_reg -force` (registers and CSRs by name, read from the hart, not the cache),
+`read_memory ADDR 32 COUNT` (words), `halt`/`resume` and `TARGET curstate`. `sample_pc_and_counters()` does a whole PC
+sample - halt, pc, XIP_CTRL CTR_HIT/CTR_ACC, resume - in one script, i.e. one round trip to OpenOCD.
+
+OpenOCD 0.12 on RISC-V reads a word it cannot reach inside a multi-word `read_memory` as 0 and reports success
+(riscv-013.c read_memory_progbuf does so on purpose, for IDE memory views that read ahead); only a one-word read
+fails. So each block's first and last words are also read alone, in the same script: a block that starts or ends
+outside memory fails with a clear error, as a hole in the middle of a block would not.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import NamedTuple
+
+from ..chip import riscv as rv
+from ..chip import rp2350 as rp
+from ..errors import TargetError
+from .base import MEMORY, REGISTERS, RUN_CONTROL
+
+TERMINATOR = b"\x1a"
+DEFAULT_PORT = 6666
+READ_BLOCK_WORDS = 1024        # words per read_memory command (4 KiB; the reply is ~11 characters a word)
+# The CSRs read_registers() adds to the GPRs and pc: the ones a trap or profile looks at.
+REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip",
+                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+_OPENOCD_NAME = {"s0": "fp", "x8": "fp"}   # OpenOCD calls x8 "fp", like gdb's register list
+_GET_REG = re.compile(r"(\S+) (0x[0-9a-fA-F]+)")
+
+
+class PcSample(NamedTuple):
+    pc: int
+    xip_hit: int    # raw XIP_CTRL CTR_HIT at the halt
+    xip_acc: int    # raw XIP_CTRL CTR_ACC at the halt
+
+
+class OpenOcdTarget:
+    """One OpenOCD Tcl RPC connection; OpenOCD's current target is the hart we talk to."""
+
+    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 5.0):
+        self.url = f"openocd://{host}:{port}"
+        self.round_trips = 0
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise TargetError(f"{self.url}: cannot connect to OpenOCD's Tcl server: {e.strerror or e}; is OpenOCD "
+                              f"running with `tcl_port {port}` (its default is 6666)?") from None
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+        self._has_sba: bool | None = None
+        try:
+            self.version = self.command("version")
+            if "Open On-Chip Debugger" not in self.version:
+                raise TargetError(f"{self.url}: expected OpenOCD's Tcl server, but `version` answered "
+                                  f"{self.version[:60]!r}")
+            self.target_name = self.command("target current")
+        except Exception:
+            self._sock.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<OpenOcdTarget {self.url} {self.target_name}>"
+
+    # --- the Tcl RPC ---------------------------------------------------------------------------------------------
+    def evaluate(self, script: str) -> str:
+        """Send one Tcl script and return OpenOCD's reply text as is (errors are not told apart here)."""
+        try:
+            self._sock.sendall(script.encode() + TERMINATOR)
+            while TERMINATOR not in self._buffer:
+                data = self._sock.recv(65536)
+                if not data:
+                    raise TargetError(f"{self.url}: OpenOCD closed the Tcl connection (after {script[:60]!r}); "
+                                      "did it exit? see its log")
+                self._buffer += data
+        except socket.timeout:
+            raise TargetError(f"{self.url}: no reply from OpenOCD within {self._sock.gettimeout()} s to "
+                              f"{script[:60]!r}") from None
+        except OSError as e:
+            raise TargetError(f"{self.url}: the Tcl connection failed: {e.strerror or e}") from None
+        reply, _, self._buffer = self._buffer.partition(TERMINATOR)
+        self.round_trips += 1
+        return reply.decode("utf-8", "replace")
+
+    def command(self, script: str) -> str:
+        """Run a Tcl script; its result, or a TargetError carrying OpenOCD's message if it failed."""
+        reply = self.evaluate(f'set xipscope_reply "[catch {{{script}}} xipscope_result] $xipscope_result"')
+        code, _, result = reply.partition(" ")
+        if code != "0":
+            raise TargetError(f"{self.url}: OpenOCD failed `{script[:80]}`: {result.strip() or f'error {code}'}")
+        return result
+
+    # --- Target protocol -----------------------------------------------------------------------------------------
+    def read_memory(self, address: int, size: int) -> bytes:
+        """Whole words through `read_memory` (OpenOCD picks program buffer or System Bus Access), in 4 KiB blocks."""
+        if size <= 0:
+            return b""
+        first = address & ~3
+        end = (address + size + 3) & ~3
+        out = bytearray()
+        for block in range(first, end, 4 * READ_BLOCK_WORDS):
+            count = min(READ_BLOCK_WORDS, (end - block) // 4)
+            last = block + 4 * (count - 1)
+            check = (f"{self.target_name} read_memory {block:#x} 32 1; {self.target_name} read_memory {last:#x} 32 1; "
+                     if count > 1 else "")
+            try:
+                words = self.command(f"{check}{self.target_name} read_memory {block:#x} 32 {count}").split()
+            except TargetError as e:
+                raise TargetError(f"{e}; wanted {size} bytes at {address:#x}, got {len(out)} bytes from "
+                                  f"{first:#x}; is the address mapped?") from None
+            if len(words) != count:
+                raise TargetError(f"{self.url}: read_memory at {block:#x} returned {len(words)} words, expected "
+                                  f"{count}")
+            for word in words:
+                out += int(word, 16).to_bytes(4, "little")
+        skip = address - first
+        return bytes(out[skip:skip + size])
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Bytes through `write_memory ADDR 8 {...}` in 4 KiB blocks (OpenOCD picks the access method)."""
+        for offset in range(0, len(data), 4 * READ_BLOCK_WORDS):
+            chunk = data[offset:offset + 4 * READ_BLOCK_WORDS]
+            values = " ".join(f"{b:#x}" for b in chunk)
+            try:
+                self.command(f"{self.target_name} write_memory {address + offset:#x} 8 {{{values}}}")
+            except TargetError as e:
+                raise TargetError(f"{e}; wrote {offset} of {len(data)} bytes at {address:#x}") from None
+
+    def read_register(self, name: str) -> int:
+        return self._get_registers([name])[name]
+
+    def read_registers(self) -> dict[str, int]:
+        return self._get_registers(list(rv.GPR_NAMES) + ["pc"] + list(REGISTER_CSRS))
+
+    def _get_registers(self, names: list[str]) -> dict[str, int]:
+        wanted = {_OPENOCD_NAME.get(n.lower(), n.lower()): n for n in names}
+        reply = self.command(f"{self.target_name} get_reg -force {{{' '.join(wanted)}}}")
+        values = {wanted[m.group(1)]: int(m.group(2), 16) for m in _GET_REG.finditer(reply)
+                  if m.group(1) in wanted}
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise TargetError(f"{self.url}: OpenOCD gave no value for {', '.join(missing)} (reply {reply[:80]!r}); "
+                              "is the target halted?")
+        return values
+
+    def halt(self) -> None:
+        self.command("halt")
+        if self.state() != "halted":
+            raise TargetError(f"{self.url}: `halt` did not stop {self.target_name} (state {self.state()})")
+
+    def resume(self) -> None:
+        self.command("resume")
+
+    def state(self) -> str:
+        """'halted' or 'running' (OpenOCD's other states, e.g. 'reset' or 'unknown', are passed on)."""
+        return self.command(f"{self.target_name} curstate").strip()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    # --- beyond the protocol -------------------------------------------------------------------------------------
+    def sample_pc_and_counters(self, counters_base: int = rp.XIP_CTRL_BASE) -> PcSample:
+        """One PC sample of a running target in one Tcl round trip: halt, read pc and XIP_CTRL CTR_HIT/CTR_ACC,
+        resume. The counters are read while halted, so they belong to the same instant as the pc.
+
+        The counters go through the Debug Module's System Bus Access with raw `riscv dmi_write/dmi_read` (6 DMI
+        accesses), not `read_memory`, which on OpenOCD 0.12 takes ~55 (s0/s1 saves, dcsr and mstatus reads, a fence)
+        and leaves registers dirty for the resume to write back. Without SBA it falls back to `read_memory`.
+        A halted target is resumed by the sample: use it on a running one.
+        """
+        hit = counters_base + rp.XIP_CTRL_CTR_HIT
+        if self._has_sba is None:
+            self._has_sba = self._probe_sba()
+        t = self.target_name
+        if self._has_sba:
+            # The first sbcs write also clears (W1C) errors left from earlier accesses.
+            counters = (f"riscv dmi_write {DM_SBCS:#x} {SBCS_READ_ON_ADDR_AND_DATA | SBCS_ERRORS:#x}; "
+                        f"riscv dmi_write {DM_SBADDRESS0:#x} {hit:#x}; lappend s [riscv dmi_read {DM_SBDATA0:#x}]; "
+                        f"riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}; "
+                        f"lappend s [riscv dmi_read {DM_SBDATA0:#x}] [riscv dmi_read {DM_SBCS:#x}]; ")
+        else:
+            counters = f"lappend s {{*}}[{t} read_memory {hit:#x} 32 2] 0; "
+        reply = self.command(f"halt; set s [{t} get_reg -force {{pc}}]; {counters}resume; set s")
+        numbers = re.findall(r"0x[0-9a-fA-F]+", reply)
+        if not reply.lstrip().startswith("pc ") or len(numbers) != 4:
+            raise TargetError(f"{self.url}: a PC sample came back as {reply[:80]!r}; expected "
+                              "'pc 0x... CTR_HIT CTR_ACC SBCS'")
+        pc, xip_hit, xip_acc, sbcs = (int(n, 16) for n in numbers)
+        if sbcs & SBCS_ERRORS:
+            raise TargetError(f"{self.url}: System Bus Access failed reading the XIP counters at {hit:#x} "
+                              f"(sbcs {sbcs:#010x}: sberror {(sbcs >> 12) & 7}, sbbusyerror {(sbcs >> 22) & 1})")
+        return PcSample(pc, xip_hit, xip_acc)
+
+    def _probe_sba(self) -> bool:
+        """Does the Debug Module offer 32-bit System Bus Access (sbcs.sbversion 1, sbaccess32)?"""
+        try:
+            sbcs = int(self.command(f"riscv dmi_read {DM_SBCS:#x}").strip(), 16)
+        except (TargetError, ValueError):
+            return False
+        return (sbcs >> 29) == 1 and bool(sbcs & 4) and (sbcs >> 5) & 0x7F >= 32
+
+
+# RISC-V Debug Module registers (debug spec 0.13.2) the sampler drives through `riscv dmi_read/dmi_write`.
+DM_SBCS, DM_SBADDRESS0, DM_SBDATA0 = 0x38, 0x39, 0x3C
+SBCS_WORD_AUTOINCREMENT = (2 << 17) | (1 << 16)                       # sbaccess 32-bit, sbautoincrement
+SBCS_READ_ON_ADDR_AND_DATA = SBCS_WORD_AUTOINCREMENT | (1 << 20) | (1 << 15)   # + sbreadonaddr, sbreadondata
+SBCS_ERRORS = (1 << 22) | (7 << 12)                                     # sbbusyerror, sberror

@@ -1,0 +1,513 @@
+"""Why did it die: decode a RISC-V trap from a halted target or a Linux oops into cause, place, instruction, address and advice.
+
+Hazard3 writes mtval = 0 on every trap (rp2350.md), so the faulting address is recomputed from the instruction at mepc
+and the registers; the RP2350's own rules (atomics only in SRAM, LR/SC livelock outside it, XIP flash is read-only)
+turn it into an explanation a kernel developer can act on. Live targets and oopses give one TrapReport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .chip import rv_insn
+from .chip import riscv as rv
+from .chip.memory_map import BUILTIN_MAPS, MemoryMap, get_memory_map
+from .errors import TargetError, XipscopeError
+
+if TYPE_CHECKING:
+    from .elf import SymbolIndex
+    from .linux.oops import Oops
+    from .target import Target
+
+# Exception and interrupt codes (RISC-V privileged spec, mcause table).
+EXCEPTION_NAMES = {
+    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",
+    4: "load address misaligned", 5: "load access fault", 6: "store/AMO address misaligned",
+    7: "store/AMO access fault", 8: "environment call from U-mode", 9: "environment call from S-mode",
+    11: "environment call from M-mode", 12: "instruction page fault", 13: "load page fault",
+    15: "store/AMO page fault", 18: "software check", 19: "hardware error",
+}
+INTERRUPT_NAMES = {
+    1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
+    7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
+}
+# Hazard3 raises exceptions 1-8 and 11 only (rp2350.md, DS 3.8); its interrupts are the standard machine three
+# (soft, timer, external; the external one fans out through Xh3irq's meinext).
+HAZARD3_INTERRUPTS = {3: "machine software interrupt (SIO doorbell / RISCV_SOFTIRQ)",
+                      7: "machine timer interrupt (mtime)", 11: "machine external interrupt (Xh3irq: read meinext)"}
+PRIVILEGE = {0: "U", 1: "S", 2: "reserved", 3: "M"}
+LOAD_FAULTS, STORE_FAULTS, FETCH_FAULTS, MISALIGNED = {5, 13}, {7, 15}, {1, 12}, {0, 4, 6}
+ATOMIC_KINDS = ("amo", "lr", "sc")
+NOTE_MTVAL_ZERO = "Hazard3 writes mtval = 0 on every trap: the address below is recomputed from the instruction and registers"
+
+
+@dataclass(frozen=True)
+class Frame:
+    pc: int
+    function: str | None
+    location: str | None
+
+    def to_json(self) -> dict:
+        return {"pc": self.pc, "function": self.function, "location": self.location}
+
+
+@dataclass
+class TrapReport:
+    source: str                         # the target URL or the oops file
+    cause_code: int
+    interrupt: bool
+    cause_name: str
+    mepc: int
+    function: str | None = None         # func+0xoff
+    location: str | None = None         # file:line
+    mepc_region: str | None = None
+    mstatus: int | None = None
+    mtval: int | None = None
+    instruction: str | None = None      # disassembly text
+    instruction_bytes: str | None = None
+    instruction_source: str | None = None   # "target", "elf", "oops Code: line"
+    access: str | None = None           # instruction class (load, store, amo, lr, sc, ...)
+    access_size: int | None = None
+    fault_address: int | None = None
+    fault_symbol: str | None = None     # the variable at the fault address, var+0xoff
+    fault_region: str | None = None     # region name, or "unmapped"
+    fault_region_kind: str | None = None
+    explanation: list[str] = field(default_factory=list)
+    backtrace: list[Frame] = field(default_factory=list)
+    backtrace_stop: str | None = None
+    backtrace_source: str = "unwound"   # "unwound" by frame pointers, or "printed": an oops's own call trace
+    printed_call_trace: list[dict] = field(default_factory=list)   # an oops's own Call Trace, as printed
+    registers: dict[str, int] = field(default_factory=dict)
+    memory_map: str | None = None
+    notes: list[str] = field(default_factory=list)
+    trapped: bool = True                # False: mcause/mepc still hold their reset values; function is the pc's
+
+    @property
+    def mstatus_fields(self) -> dict | None:
+        if self.mstatus is None:
+            return None
+        mpp = (self.mstatus & rv.MSTATUS_MPP_MASK) >> rv.MSTATUS_MPP_SHIFT
+        return {"mpp": PRIVILEGE[mpp], "mie": bool(self.mstatus & rv.MSTATUS_MIE),
+                "mpie": bool(self.mstatus & rv.MSTATUS_MPIE)}
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source, "trapped": self.trapped, "cause_code": self.cause_code, "interrupt": self.interrupt,
+            "cause_name": self.cause_name, "mepc": self.mepc, "function": self.function, "location": self.location,
+            "mepc_region": self.mepc_region, "mstatus": self.mstatus, "mstatus_fields": self.mstatus_fields,
+            "mtval": self.mtval, "instruction": self.instruction, "instruction_bytes": self.instruction_bytes,
+            "instruction_source": self.instruction_source, "access": self.access, "access_size": self.access_size,
+            "fault_address": self.fault_address, "fault_symbol": self.fault_symbol,
+            "fault_region": self.fault_region, "fault_region_kind": self.fault_region_kind,
+            "explanation": " ".join(self.explanation), "backtrace": [f.to_json() for f in self.backtrace],
+            "backtrace_stop": self.backtrace_stop, "backtrace_source": self.backtrace_source,
+            "printed_call_trace": self.printed_call_trace,
+            "registers": self.registers, "memory_map": self.memory_map, "notes": self.notes,
+        }
+
+    def format(self) -> str:
+        """The short report for people."""
+        kind = "interrupt" if self.interrupt else "exception"
+        place = f"{self.function or '?'}{f' ({self.location})' if self.location else ''}"
+        if not self.trapped:
+            out = [f"{self.cause_name}; the core is at {self.registers.get('pc', 0):#010x} {place}"]
+        else:
+            out = [f"trap: {kind} {self.cause_code} ({self.cause_name}) at {self.mepc:#010x} {place}"]
+        if self.mepc_region and self.trapped:
+            out.append(f"  mepc region:   {self.mepc_region}")
+        if self.mstatus is not None and self.trapped:
+            f = self.mstatus_fields
+            out.append(f"  mstatus:       {self.mstatus:#010x} (MPP={f['mpp']} MIE={int(f['mie'])} MPIE={int(f['mpie'])})")
+        if self.mtval is not None and self.trapped:
+            out.append(f"  mtval:         {self.mtval:#010x}")
+        if self.instruction:
+            out.append(f"  instruction:   {self.instruction}   [{self.instruction_bytes}, from {self.instruction_source}]")
+        if self.fault_address is not None:
+            where = self.fault_region or "?"
+            if self.fault_region_kind:
+                where += f", {self.fault_region_kind}"
+            sym = f" {self.fault_symbol}" if self.fault_symbol else ""
+            out.append(f"  address:       {self.fault_address:#010x}{sym} ({where}), {self.access_size}-byte {self.access}")
+        for line in self.explanation:
+            out.append(f"  why: {line}")
+        for note in self.notes:
+            out.append(f"  note: {note}")
+        if self.backtrace:
+            if self.backtrace_source == "printed":
+                out.append("backtrace (the call trace the kernel printed):")
+            else:
+                out.append("backtrace:" + (f" (stopped: {self.backtrace_stop})" if self.backtrace_stop else ""))
+            for i, f in enumerate(self.backtrace):
+                out.append(f"  #{i:<2} {f.pc:#010x} {f.function or '?'}{f'  {f.location}' if f.location else ''}")
+        if self.printed_call_trace and self.backtrace_source != "printed":
+            out.append("call trace as the kernel printed it:")
+            for entry in self.printed_call_trace:
+                out.append(f"  [<{entry['pc']:08x}>] {entry['printed'] or '?'}")
+        return "\n".join(out) + "\n"
+
+
+# --- the two entry points ------------------------------------------------------------------------------------------
+
+def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: MemoryMap | str | None = None) -> TrapReport:
+    """Decode the trap a halted target holds: mcause/mepc/mstatus/mtval and the GPRs as they were at the trap."""
+    registers = dict(target.read_registers())
+    csrs: dict[str, int | None] = {}
+    notes = []
+    for name in ("mcause", "mepc", "mstatus", "mtval", "mtvec"):
+        try:
+            csrs[name] = registers[name] if name in registers else target.read_register(name)
+        except XipscopeError as e:
+            csrs[name] = None
+            notes.append(f"{name} unreadable: {e}")
+    if csrs["mcause"] is None or csrs["mepc"] is None:
+        raise TargetError(f"{target.url}: cannot decode a trap without mcause and mepc ({'; '.join(notes)})")
+    # Servers spell x8 fp or s0 (some say x8): one name per register, gdb's, from here on.
+    gprs = {rv.GPR_NAMES[rv.GPR_INDEX[k]]: v for k, v in registers.items() if k in rv.GPR_INDEX}
+    if "pc" in registers:
+        gprs["pc"] = registers["pc"]
+    mmap = _resolve_map(memory_map, csrs["mepc"])
+    report = _new_report(target.url, csrs["mcause"], csrs["mepc"], csrs["mstatus"], csrs["mtval"], mmap, symbols)
+    report.notes += notes
+    report.registers = gprs
+    pc = registers.get("pc")
+
+    def read(address: int, size: int) -> bytes | None:
+        try:
+            return target.read_memory(address, size)
+        except XipscopeError:
+            return None
+
+    if csrs["mcause"] == 0 and csrs["mepc"] == 0:
+        # Nothing trapped (Hazard3 never raises code 0): say so, and look for the hang that raises no trap.
+        report.cause_name = "no trap taken since reset (mcause and mepc are 0)"
+        report.trapped = False
+        report.notes = notes
+        if target.url.startswith("sim://"):
+            report.notes.append("the twin opens halted at reset: to catch its trap, serve it (`xipscope sim FW "
+                                "--gdb-port N`), stop at the trap vector from gdb and run `xipscope trap --target "
+                                "rsp://127.0.0.1:N`")
+        _livelock_check(report, read, gprs, mmap, symbols)
+        if pc is not None:
+            place = _place(symbols, pc)
+            report.function, report.location = place["function"], place["location"]
+            _unwind(report, read, gprs, symbols, start=pc)
+        return report
+    vector = (csrs["mtvec"] or 0) & ~3
+    if pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]:
+        report.notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
+                            "since the trap, and the address below with them")
+
+    insn = _instruction(report, read, symbols)
+    _access(report, insn, gprs, mmap, symbols)
+    if mmap.name == "rp2350" and report.mtval == 0:
+        report.notes.append(NOTE_MTVAL_ZERO)
+    _explain(report, insn, mmap, symbols)
+    _livelock_check(report, read, gprs, mmap, symbols)
+    _unwind(report, read, gprs, symbols)
+    return report
+
+
+def decode_oops(oops: "Oops", symbols: "SymbolIndex | None", memory_map: MemoryMap | str | None = None, *,
+                target: "Target | None" = None, source: str = "oops") -> TrapReport:
+    """Decode a parsed oops; with a target, its memory supplies the instruction and the stack to unwind."""
+    gprs = oops.gdb_registers()
+    mmap = _resolve_map(memory_map, oops.epc)
+    report = _new_report(source, oops.cause, oops.epc, oops.status, oops.badaddr, mmap, symbols)
+    report.registers = gprs
+    report.printed_call_trace = [{"pc": e.pc, "printed": e.symbol, **_place(symbols, e.pc)} for e in oops.call_trace]
+    if oops.others:
+        report.notes.append(f"the log holds {oops.others} more oops(es) after this one (the first is decoded: "
+                            "later ones are often consequences of it)")
+    if oops.epc_symbol and report.function and oops.epc_symbol.split("/")[0] != report.function:
+        report.notes.append(f"the kernel printed epc as {oops.epc_symbol}, the ELF says {report.function}: "
+                            "is this the vmlinux of the kernel that crashed?")
+
+    def read(address: int, size: int) -> bytes | None:
+        if target is None:
+            return None
+        try:
+            return target.read_memory(address, size)
+        except XipscopeError:
+            return None
+
+    insn = _instruction(report, read, symbols, oops_code=oops.instruction_bytes())
+    _access(report, insn, gprs, mmap, symbols)
+    _explain(report, insn, mmap, symbols)
+    if target is not None:
+        _unwind(report, read, gprs, symbols)
+    else:
+        report.backtrace = [Frame(e.pc, **_place(symbols, e.pc)) for e in oops.call_trace]
+        report.backtrace_source = "printed"     # no target memory to unwind from
+    return report
+
+
+# --- pieces ------------------------------------------------------------------------------------------------------------
+
+def cause_name(code: int, interrupt: bool) -> str:
+    if interrupt:
+        return INTERRUPT_NAMES.get(code, f"interrupt {code} (platform-specific)")
+    if code in EXCEPTION_NAMES:
+        return EXCEPTION_NAMES[code]
+    return f"exception {code} ({'custom' if 24 <= code <= 31 or 48 <= code <= 63 else 'reserved'})"
+
+
+def _resolve_map(memory_map: MemoryMap | str | None, mepc: int) -> MemoryMap:
+    if isinstance(memory_map, MemoryMap):
+        return memory_map
+    if memory_map is not None:
+        return get_memory_map(memory_map)
+    # No map named: the built-in one where mepc is in memory code can run from.
+    for name in BUILTIN_MAPS:
+        mmap = get_memory_map(name)
+        region = mmap.find(mepc)
+        if region is not None and region.kind != "peripheral":
+            return mmap
+    return get_memory_map("rp2350")
+
+
+def _place(symbols: "SymbolIndex | None", address: int) -> dict:
+    if symbols is None:
+        return {"function": None, "location": None}
+    func, off, file, line = symbols.symbolize([address])[0]
+    return {"function": f"{func}+{off:#x}" if func else None, "location": f"{file}:{line}" if file else None}
+
+
+def _new_report(source, mcause, mepc, mstatus, mtval, mmap: MemoryMap, symbols) -> TrapReport:
+    interrupt = bool(mcause >> 31)
+    code = mcause & 0x7FFFFFFF
+    report = TrapReport(source, code, interrupt, cause_name(code, interrupt), mepc, mstatus=mstatus, mtval=mtval,
+                        memory_map=mmap.name, **_place(symbols, mepc))
+    region = mmap.find(mepc)
+    report.mepc_region = region.name if region else "unmapped"
+    if mmap.name == "rp2350":
+        from .chip.rp2350 import HAZARD3_EXCEPTION_CAUSES
+        if interrupt and code in HAZARD3_INTERRUPTS:
+            report.cause_name = HAZARD3_INTERRUPTS[code]
+        elif not interrupt and code not in HAZARD3_EXCEPTION_CAUSES:
+            report.notes.append(f"Hazard3 never raises exception {code}: is mcause stale, or written by software?")
+    return report
+
+
+def _instruction(report: TrapReport, read, symbols, oops_code: bytes | None = None):
+    """The instruction at mepc: target memory first, then the oops's Code: line, then the ELF."""
+    address = report.mepc
+    sources = [("target", lambda: _read_insn(read, address))]
+    if oops_code is not None:
+        sources.append(("oops Code: line", lambda: oops_code))
+    if symbols is not None and symbols.elf_path is not None:
+        sources.append(("elf", lambda: _read_insn(lambda a, n: elf_bytes(symbols.elf_path, a, n), address)))
+    for name, get in sources:
+        data = get()
+        if data:
+            try:
+                insn = rv_insn.decode(data, address)
+            except ValueError:
+                continue
+            report.instruction = insn.text
+            report.instruction_bytes = int.from_bytes(data[:insn.length], "little").to_bytes(
+                insn.length, "big").hex()
+            report.instruction_source = name
+            report.access = insn.kind
+            return insn
+    hint = "; a System.map holds no code: pass the vmlinux" if symbols is not None and symbols.elf_path is None else ""
+    report.notes.append(f"the instruction at {address:#x} could not be read from the target, the oops or the ELF"
+                        f"{hint}; without it the faulting address is unknown")
+    return None
+
+
+def _read_insn(read, address: int) -> bytes | None:
+    first = read(address, 2)
+    if first is None or len(first) < 2:
+        return None
+    if first[0] & 3 != 3:
+        return first
+    rest = read(address + 2, 2)
+    return first + rest if rest is not None and len(rest) == 2 else None
+
+
+def elf_bytes(path: Path, address: int, size: int) -> bytes | None:
+    """`size` bytes at `address` from the ELF's loaded sections (what was flashed or loaded), or None."""
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for section in elf.iter_sections():
+                start = section["sh_addr"]
+                if section["sh_type"] == "SHT_PROGBITS" and section["sh_flags"] & 2 \
+                        and start <= address and address + size <= start + section["sh_size"]:
+                    f.seek(section["sh_offset"] + address - start)
+                    return f.read(size)
+    except Exception:   # a corrupt ELF: the instruction is simply unknown
+        return None
+    return None
+
+
+def _access(report: TrapReport, insn, gprs: dict, mmap: MemoryMap, symbols) -> None:
+    if insn is None or not insn.is_memory_access:
+        return
+    address = insn.effective_address(gprs)
+    if address is None:
+        report.notes.append(f"register {insn.base_name} unknown: the address cannot be recomputed")
+        return
+    report.fault_address = address
+    report.access_size = insn.size
+    region = mmap.find(address)
+    report.fault_region = region.name if region else "unmapped"
+    report.fault_region_kind = region.kind if region else None
+    symbol = _variable_at(symbols, address)
+    if symbol is not None:
+        report.fault_symbol = symbol.name + (f"+{address - symbol.address:#x}" if address != symbol.address else "")
+    if report.mtval and report.mtval != address and report.cause_code in LOAD_FAULTS | STORE_FAULTS | MISALIGNED:
+        report.notes.append(f"mtval says {report.mtval:#x}, the instruction and registers say {address:#x} "
+                            "(registers may have changed since the trap)")
+
+
+def _variable_at(symbols, address: int):
+    """The data object (variable) holding `address`, if the symbols know one."""
+    symbol = symbols.containing(address) if symbols is not None else None
+    return symbol if symbol is not None and symbol.kind == "object" else None
+
+
+def _variable(report: TrapReport) -> str:
+    return f" (`{report.fault_symbol}`)" if report.fault_symbol else ""
+
+
+def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
+    code, why = report.cause_code, report.explanation
+    if report.interrupt:
+        why.append(f"an interrupt, not a fault: the code at mepc was interrupted, not wrong.")
+        return
+    addr = report.fault_address
+    region = mmap.find(addr) if addr is not None else None
+    at = f"{addr:#x}{_variable(report)}" if addr is not None else "an unknown address"
+    where = f"in {region.name} ({region.kind})" if region else "in no region of the memory map"
+    base = f"{insn.base_name} = {report.registers.get(insn.base_name, 0):#x}" if insn is not None and insn.base else ""
+    sram = _sram_text(mmap)
+    if insn is not None and insn.kind in ATOMIC_KINDS and code in LOAD_FAULTS | STORE_FAULTS:
+        name = insn.mnemonic
+        if region is not None and not region.atomics_ok:
+            why.append(f"atomic access: {name} to {at} {where}. The RP2350 does atomics only in SRAM{sram}, where the "
+                       f"global exclusive monitor is; an AMO anywhere else (XIP flash, PSRAM, peripherals) raises a "
+                       f"store/AMO access fault (cause 7), whatever mtval says.")
+            why.append(f"Fix: place {('`' + report.fault_symbol.split('+')[0] + '`') if report.fault_symbol else 'the variable'} "
+                       "in SRAM (a section the linker puts in SRAM), or for Linux keep locks, atomics and per-CPU data "
+                       "out of PSRAM.")
+        elif region is None:
+            why.append(f"atomic access: {name} to {at}, which is {where}: a bad pointer ({base}). "
+                       f"QEMU 7.2 reports an AMO to unmapped memory as a load access fault (cause 5); Hazard3 as cause 7.")
+        else:
+            why.append(f"atomic access: {name} to {at} {where}, where atomics are allowed: check the pointer ({base}) "
+                       "and its alignment.")
+        return
+    if code == 0:
+        why.append(f"instruction address misaligned: a jump or branch to {report.mepc:#x}, which is not on an "
+                   "instruction boundary (a corrupted function pointer or return address).")
+        return
+    if code in MISALIGNED:
+        size = insn.size if insn is not None else None
+        why.append(f"misaligned access: {at} is not a multiple of {size or 'the access size'}"
+                   f"{'; ' + base if base else ''}. Hazard3 does not split misaligned accesses: use "
+                   "get_unaligned()/memcpy, or fix the structure's packing.")
+        return
+    if code in FETCH_FAULTS:
+        region = mmap.find(report.mepc)
+        ra = report.registers.get("ra")
+        came = f" ra = {ra:#x} ({_place(symbols, ra)['function'] or '?'}) is where it probably came from." \
+            if ra is not None else ""
+        if region is None:
+            why.append(f"instruction fetch from {report.mepc:#x}, which no region of the map covers: a call through a "
+                       f"bad function pointer or a corrupted return address.{came}")
+        elif region.kind == "peripheral":
+            why.append(f"instruction fetch from {report.mepc:#x} in {region.name}, a peripheral: not executable."
+                       f"{came}")
+        else:
+            why.append(f"instruction fetch from {report.mepc:#x} in {region.name} ({region.kind}) faulted: is the "
+                       f"memory powered and set up (XIP/QMI for flash and PSRAM)?{came}")
+        return
+    if code in STORE_FAULTS and region is not None and region.kind in ("xip-flash", "rom"):
+        why.append(f"store into {region.kind} at {at} ({region.name}): it is read-only through XIP. A write through a "
+                   "pointer to const data, or to a variable the linker left in flash; writing flash takes the flash "
+                   "programming path (bootrom flash_range_program), not a store.")
+        return
+    if code in LOAD_FAULTS | STORE_FAULTS:
+        kind = "load from" if code in LOAD_FAULTS else "store to"
+        if region is None:
+            why.append(f"{kind} {at}, {where}: a bad pointer{' (' + base + ')' if base else ''}.")
+        else:
+            why.append(f"{kind} {at} {where} faulted: is that memory set up (PSRAM enabled in QMI, XIP writable "
+                       "for PSRAM stores)?")
+        return
+    if code == 2:
+        ext = f" ({insn.extension})" if insn is not None and insn.extension else ""
+        why.append(f"illegal instruction{ext} at mepc: code built for another ISA, a corrupt image, or a jump into data.")
+    elif code == 3:
+        why.append("breakpoint (ebreak): in Linux a BUG() or WARN(); otherwise a debugger's software breakpoint.")
+    elif code in (8, 9, 11):
+        why.append("environment call (ecall): a system call or SBI call, not a fault.")
+
+
+def _sram_text(mmap: MemoryMap) -> str:
+    srams = [r for r in mmap if r.atomics_ok]
+    return " (" + ", ".join(f"{r.start:#x}-{r.end:#x}" for r in srams) + ")" if srams else ""
+
+
+def _livelock_check(report: TrapReport, read, gprs: dict, mmap: MemoryMap, symbols) -> None:
+    """A core halted in an LR/SC loop on a lock outside SRAM: no trap, but it never gets out (rp2350.md)."""
+    pc = gprs.get("pc")
+    if pc is None:
+        return
+    code = read(max(pc - 16, 0), 32)
+    if not code:
+        return
+    for insn in rv_insn.disassemble(code, max(pc - 16, 0)):
+        if insn.kind != "lr":
+            continue
+        address = insn.effective_address(gprs)
+        region = mmap.find(address) if address is not None else None
+        if region is not None and not region.atomics_ok:
+            var = _variable_at(symbols, address)
+            name = f" (`{var.name}`)" if var else ""
+            report.explanation.append(
+                f"LR/SC outside SRAM: the core is at {pc:#x} next to {insn.text} on {address:#x}{name} in "
+                f"{region.name}. lr.w there sets no reservation, so sc.w always fails and the loop spins forever "
+                "without a trap. The profiler's LR/SC livelock detector (`xipscope profile`) confirms it from PC "
+                "samples; move the lock into SRAM.")
+            return
+
+
+def _unwind(report: TrapReport, read, gprs: dict, symbols, start: int | None = None) -> None:
+    from .unwind import linux_stack_top, unwind_frame_pointers
+
+    needed = ("sp", "fp", "ra")
+    if any(k not in gprs for k in needed):
+        report.backtrace = [Frame(report.mepc, report.function, report.location)]
+        report.backtrace_stop = "sp, fp or ra unknown"
+        return
+
+    def read_word(address: int) -> int | None:
+        data = read(address, 4)
+        return int.from_bytes(data, "little") if data is not None and len(data) == 4 else None
+
+    def is_code(address: int) -> bool:
+        return symbols is not None and _place(symbols, address)["function"] is not None
+
+    linux = symbols is not None and bool(symbols.symbols_named("linux_banner"))
+    stack_top = linux_stack_top
+    if not linux:
+        top = None
+        if symbols is not None and symbols.symbols_named("__stack_top"):
+            top = symbols.address_of("__stack_top")
+        stack_top = (lambda sp: top) if top is not None else (lambda sp: sp + 0x10000)
+    result = unwind_frame_pointers(report.mepc if start is None else start, gprs["sp"], gprs["fp"], gprs["ra"], read_word=read_word,
+                                   is_code=is_code, stack_top=stack_top)
+    report.backtrace = [Frame(pc, **_place(symbols, pc)) for pc in result.pcs]
+    report.backtrace_stop = result.stop_reason
+    ra = gprs["ra"]
+    if len(result.pcs) == 1 and is_code(ra):
+        # Code built without frame pointers (firmware at -O2) ends the walk at once; ra still names the caller
+        # when the trap is in a leaf or before the callee saved it.
+        report.notes.append(f"the frame-pointer walk stopped at the first frame (built without frame pointers?); "
+                            f"ra = {ra:#x} {_place(symbols, ra)['function']} is the likely caller")

@@ -1,0 +1,65 @@
+"""`xipscope trap`: the command-line adapter over trap.py (kept apart so that `xipscope --help` imports none of it)."""
+
+from __future__ import annotations
+
+from .errors import TargetError, XipscopeError
+
+
+def add_command(subparsers):
+    p = subparsers.add_parser(
+        "trap", help="why did it die: decode mcause/mepc/mstatus, the instruction and the faulting address",
+        description="Decode a trap from a halted target (mcause, mepc, mstatus, mtval, GPRs) or from a Linux oops "
+                    "(--oops; a whole kernel log is fine). The faulting address is recomputed from the instruction "
+                    "at mepc and the registers, since Hazard3 writes mtval = 0.")
+    p.add_argument("--target", metavar="URL", help="a halted target: rsp://HOST:PORT, sim://FIRMWARE.elf")
+    p.add_argument("--oops", metavar="FILE", help="oops text or a kernel log holding one ('-' for stdin); "
+                   "with --target too, the target's memory supplies the stack to unwind")
+    p.add_argument("--elf", "--symbols", dest="elf", required=True, metavar="FILE",
+                   help="the ELF that was running (vmlinux or firmware), or a System.map")
+    p.add_argument("--map", metavar="NAME|FILE", help="memory map: rp2350, qemu-virt or a TOML file "
+                   "(default: the built-in map where mepc is in memory)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
+    p.set_defaults(func=cmd_trap)
+    return p
+
+
+def cmd_trap(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from .elf import load_symbols
+    from .trap import decode_oops, decode_trap
+
+    if not args.target and not args.oops:
+        raise XipscopeError("say where the trap is: --target URL (a halted target) or --oops FILE")
+    symbols = load_symbols(args.elf)
+    target = None
+    if args.target:
+        from .target import open_target
+        target = open_target(args.target, timeout=args.timeout)
+    try:
+        if args.oops:
+            from .linux.oops import parse_oops
+            try:
+                text = sys.stdin.read() if args.oops == "-" else Path(args.oops).read_text(errors="replace")
+            except OSError as e:
+                raise XipscopeError(f"{args.oops}: cannot read the oops text ({e.strerror or e})") from None
+            report = decode_oops(parse_oops(text), symbols, args.map, target=target, source=args.oops)
+        else:
+            if target.state() != "halted":
+                raise TargetError(f"{target.url}: the target is running; halt it at the trap first "
+                                  "(e.g. a breakpoint at the trap vector)")
+            report = decode_trap(target, symbols, args.map)
+    finally:
+        if target is not None and not args.oops:
+            # Leave a halted target halted: the trap is still there for gdb or a snapshot.
+            (getattr(target, "disconnect", None) or target.close)()
+        elif target is not None:
+            target.close()      # only its memory was read (the stack): leave it as dmesg does
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        sys.stdout.write(report.format())
+    return 0
