@@ -214,6 +214,10 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
+    if hasattr(target, "pace") and target.pacing() is None and started_halted:
+        # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
+        from ..sim.pacing import DEFAULT_CLOCK_HZ
+        target.pace(DEFAULT_CLOCK_HZ)
     take, transport = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                      cycles=cycles)
     if target.state() != "running":

@@ -42,9 +42,10 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                    help="cycles an XIP flash access not served by the cache costs (an assumption; default 24)")
     p.add_argument("--psram-miss-cycles", type=int, default=None, metavar="N",
                    help="cycles a PSRAM access not served by the cache costs (an assumption; default 40)")
-    p.add_argument("--clock-hz", type=float, default=1_000_000, metavar="HZ",
+    p.add_argument("--clock-hz", type=float, default=0, metavar="HZ",
                    help="with --gdb-port: pace the twin to HZ simulated cycles per second of wall time, so that "
-                        "wall-clock samplers see simulated time (default 1e6; 0 = unpaced, as fast as the host goes)")
+                        "wall-clock samplers (xipscope profile) see simulated time, e.g. 1e6 (default 0: unpaced, "
+                        "as fast as the host goes)")
     p.set_defaults(func=run)
     return p
 

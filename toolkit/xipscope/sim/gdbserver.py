@@ -20,7 +20,7 @@ from ..target.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n i
 from ..target.description import GPR_TYPES as _GPR_TYPES
 from ..target.rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
 from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
-from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
+from .pacing import SimClock, run_to_cycle
 
 SLICE = 50_000            # instructions between looks at the socket while running
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
@@ -58,7 +58,7 @@ def _le32(value: int) -> str:
 class GdbServer:
     """Serve one Machine on 127.0.0.1:port (0 picks a free port; see `.port`)."""
 
-    def __init__(self, machine: Machine, port: int = 0, log=None, clock_hz: float | None = DEFAULT_CLOCK_HZ):
+    def __init__(self, machine: Machine, port: int = 0, log=None, clock_hz: float | None = None):
         self.machine = machine
         self.log = log
         self.clock = SimClock(clock_hz) if clock_hz else None   # None: unpaced (sim/pacing.py)
@@ -357,7 +357,7 @@ class _Session:
 
 
 def serve(firmware: str, port: int, machine_kwargs: dict | None = None, announce=sys.stdout,
-          clock_hz: float | None = DEFAULT_CLOCK_HZ) -> None:
+          clock_hz: float | None = None) -> None:
     """Open the twin on `firmware` and serve it until killed; prints the port it listens on."""
     machine = Machine(firmware, **(machine_kwargs or {}))
     server = GdbServer(machine, port, clock_hz=clock_hz)

@@ -30,8 +30,9 @@ What makes a profile of the twin honest, measured on xipbench (tests/test_profil
 - In-process (sim://) the sampler and the simulation share the GIL, so the sampler's timing depends on the code
   being simulated; profile the twin through its GDB server (`xipscope sim --gdb-port`), as a board behind a probe.
 
-DEFAULT_CLOCK_HZ = 1 MHz: 150x slower than the chip's 150 MHz. clock_hz=None runs unpaced (fastest; fine for gdb
-sessions and tests that do not sample by wall time).
+Pacing is opt-in where the twin is served (`xipscope sim --gdb-port N --clock-hz 1e6`, SimTarget(clock_hz=...)):
+unpaced is fastest, and what gdb sessions, the JTAG/DAP faces and tests that do not sample by wall time want.
+`xipscope profile` paces a sim:// target itself at DEFAULT_CLOCK_HZ = 1 MHz (150x slower than the chip's 150 MHz).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ The core starts halted at the ELF entry, as if a debugger attached at reset. `re
 thread in slices; every read takes the twin's lock, so it lands between slices and sees a consistent state.
 `run(n)` runs synchronously for tests and scripts that want a reproducible point.
 
-While running, the twin is paced to a nominal simulated clock (sim/pacing.py; clock_hz, default 1 MHz), and `halt()`
-stops the core at the simulated cycle of the moment it was called, so wall-clock samplers see simulated time.
-clock_hz=None runs it unpaced, and a halt then lands at the next block boundary in host time. In-process, a sampler and
+Paced (clock_hz, or pace(); `xipscope profile` paces a sim:// target at DEFAULT_CLOCK_HZ), the twin runs to a nominal
+simulated clock (sim/pacing.py) and `halt()` stops the core at the simulated cycle of the moment it was called, so
+wall-clock samplers see simulated time. Unpaced (the default, fastest), a halt lands at the next block boundary in
+host time. In-process, a sampler and
 the simulation share the GIL, so the sampler's own timing depends on the code being simulated: profile the twin
 through its GDB server (sim/gdbserver.py) instead, as a board behind a probe.
 """
@@ -27,7 +28,7 @@ SLICE = 50_000
 class SimTarget:
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
 
-    def __init__(self, firmware: str, *, clock_hz: float | None = DEFAULT_CLOCK_HZ, **machine_kwargs):
+    def __init__(self, firmware: str, *, clock_hz: float | None = None, **machine_kwargs):
         from urllib.parse import parse_qs
 
         self.url = f"sim://{firmware}"
@@ -123,6 +124,13 @@ class SimTarget:
         if self._thread is not None:
             raise TargetError(f"{self.url}: halt the target before run()")
         return self.machine.run(max_instructions)
+
+    def pace(self, clock_hz: float | None = DEFAULT_CLOCK_HZ) -> None:
+        """Pace the twin to clock_hz simulated cycles per second of running wall time from the next resume on
+        (None: unpaced). The target must be halted."""
+        if self._thread is not None:
+            raise TargetError(f"{self.url}: halt the target before changing its pacing")
+        self.clock = SimClock(clock_hz) if clock_hz else None
 
     def pacing(self) -> dict | None:
         """How the twin's clock ran (for a profile's meta.json): nominal Hz and any slips, or None when unpaced."""
