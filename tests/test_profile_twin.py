@@ -125,12 +125,16 @@ def test_per_phase_hit_rates_match_the_twins_exact_counters(whole_run):
         intervals, work = _work_intervals(phase)
         assert work == "work_" + name.split("-")[0]
         assert len(intervals) > 20, name
-        sampled = intervals["hit"].sum() / intervals["acc"].sum() if intervals["acc"].sum() else None
+        # xipbench clears the counters as a phase starts, so the raw reading at the phase's last sample inside its
+        # work function is the phase's own count up to there (all but the last interval of the phase).
+        last = phase[phase["function"] == work].iloc[-1]
+        sampled = last["xip_hit"] / last["xip_acc"]
         exact = int(hit) / int(acc)
-        print(f"{name:13} sampled hit rate {sampled!s:>22} exact {exact:.5f} ({len(intervals)} intervals)")
+        print(f"{name:13} sampled hit rate {sampled:.5f} exact {exact:.5f} ({last['xip_acc']} of {acc} accesses)")
         if name.startswith("sram"):
-            continue    # the next test
-        assert abs(sampled - exact) < 0.005, (name, sampled, exact)
+            continue    # the next test: the few accesses there are phase()'s own, around the call
+        assert abs(sampled - exact) < 0.002, (name, sampled, exact)
+        assert 0.9 * int(acc) < last["xip_acc"] <= int(acc)
 
 
 def test_sram_phases_make_no_xip_accesses_of_their_own(whole_run):
