@@ -73,14 +73,13 @@ def test_sampled_stack_matches_gdb_backtrace(dwarf_kernel, symbols, tmp_path):
         # Ours: stop at the site, then walk the stack exactly as a --stacks sample does.
         target = RspTarget("127.0.0.1", qemu.port)
         try:
-            assert target._request(b"Z0,%x,2" % site, "OK to Z0") == b"OK"
-            target.resume()
-            target.wait_for_stop(timeout=10)
+            target.set_breakpoint(site, hardware=False, length=2)
+            target.continue_until_stop(timeout=10)
             regs = target.read_registers()
             assert regs["pc"] == site
             stack = unwind_stack(target, regs["pc"], regs["sp"], regs["fp"], regs["ra"],
                                  code_predicate(symbols, get_memory_map("qemu-virt")))
-            assert target._request(b"z0,%x,2" % site, "OK to z0") == b"OK"
+            target.remove_breakpoint(site, hardware=False, length=2)
         finally:
             target.close()
         # gdb's: the same breakpoint, its own (DWARF CFI) unwinder.
