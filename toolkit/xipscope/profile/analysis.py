@@ -84,7 +84,8 @@ def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | Non
         memory_map = get_memory_map(memory_map or meta.get("map") or "rp2350")
     annotate(frame, symbols, memory_map)
     if weighted(frame):
-        notes.append("shares are weighted by the target's cycles between samples (mcycle read with each sample)")
+        notes.append("shares are weighted by the target's cycles between samples (mcycle read with each sample): "
+                     "they are shares of the time the core ran, so samples parked in wfi count for little")
     if symbols is not None and len(frame):
         unknown = float((frame["function"] == NO_SYMBOL).mean())
         if unknown > 0.5:
@@ -123,7 +124,8 @@ def sample_weights(frame: "pd.DataFrame") -> "np.ndarray":
     """What each sample's share counts for: the target's cycles since the previous sample when every sample read
     mcycle (`xipscope profile --cycles`), else 1. Weighting makes the shares independent of how evenly the host managed
     to space its samples (it matters on a loaded host, and on the twin); a board sampled at a steady rate gives
-    nearly equal weights either way. The first sample, and any taken while mcycle was held, weigh 0."""
+    nearly equal weights either way. The first sample, and any taken while mcycle was held, weigh 0; so does time a
+    core spends parked in wfi where its clock stops (the twin models that), so the shares are of the time it ran."""
     import numpy as np
 
     if "mcycle" not in frame or len(frame) < 2 or frame["mcycle"].isna().any():
