@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .chip.rv_insn import Insn, disassemble
-from .chip.riscv import insn_length
 
 if TYPE_CHECKING:
     from .chip.memory_map import MemoryMap, Region
@@ -68,7 +67,8 @@ def find_lrsc_loop(read: Callable[[int, int], bytes | None], lo: int, hi: int,
     (target memory or the ELF); None when there is no such pair.
 
     RISC-V instruction lengths are only certain decoding forwards from a known boundary: the function's start when
-    the symbols know it and it is near, else the first start before lo whose decode lands on lo (a pc is a boundary).
+    the symbols know it and it is near, else lo itself (a pc) widened back to the target of a branch from lo on
+    that jumps behind it (a retry loop branches back to its lr.w).
     """
     base = None
     if symbols is not None:
@@ -78,13 +78,14 @@ def find_lrsc_loop(read: Callable[[int, int], bytes | None], lo: int, hi: int,
     end = hi + SEARCH_AFTER + 4
     if base is not None:
         code = read(base, end - base) or b""
-    else:
-        base = max(lo - SEARCH_BEFORE, 0)
-        code = read(base, end - base) or b""
-        first = _synchronized(code, base, lo)
-        code, base = code[first - base:], first
-    if not code and base < lo:   # the window reaches memory that cannot be read: lo is a boundary too
+    if base is None or (not code and base < lo):   # no symbols, or the function start cannot be read
         base, code = lo, read(lo, end - lo) or b""
+        behind = [i.target for i in disassemble(code, lo)
+                  if i.target is not None and lo - SEARCH_BEFORE <= i.target < lo]
+        if behind:
+            wider = read(min(behind), end - min(behind))
+            if wider:
+                base, code = min(behind), wider
     insns = disassemble(code, base)
     lrs = [i for i in insns if i.kind == "lr" and lo - SEARCH_BEFORE <= i.address <= hi + SEARCH_AFTER]
     if not lrs:
@@ -97,17 +98,6 @@ def find_lrsc_loop(read: Callable[[int, int], bytes | None], lo: int, hi: int,
         return None
     function = symbols.symbolize([lr.address])[0][0] if symbols is not None else None
     return LrScLoop(lr, sc, function)
-
-
-def _synchronized(code: bytes, start: int, boundary: int) -> int:
-    """The first address from `start` on (2-byte steps) whose forward decode of `code` lands on `boundary`."""
-    for first in range(start, boundary, 2):
-        at = first
-        while at < boundary and at + 2 - start <= len(code):
-            at += insn_length(int.from_bytes(code[at - start:at - start + 2], "little"))
-        if at == boundary:
-            return first
-    return boundary
 
 
 def judge_lock(loop: LrScLoop, registers: dict[str, int] | None, memory_map: "MemoryMap",
