@@ -14,6 +14,7 @@ from . import livelock
 from .chip import rv_insn
 from .chip import riscv as rv
 from .chip.memory_map import BUILTIN_MAPS, MemoryMap, get_memory_map
+from .chip.riscv import EXCEPTION_NAMES, INTERRUPT_NAMES
 from .errors import SymbolError, TargetError, XipscopeError
 
 if TYPE_CHECKING:
@@ -21,18 +22,6 @@ if TYPE_CHECKING:
     from .linux.oops import Oops
     from .target import Target
 
-# Exception and interrupt codes (RISC-V privileged spec, mcause table).
-EXCEPTION_NAMES = {
-    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",
-    4: "load address misaligned", 5: "load access fault", 6: "store/AMO address misaligned",
-    7: "store/AMO access fault", 8: "environment call from U-mode", 9: "environment call from S-mode",
-    11: "environment call from M-mode", 12: "instruction page fault", 13: "load page fault",
-    15: "store/AMO page fault", 18: "software check", 19: "hardware error",
-}
-INTERRUPT_NAMES = {
-    1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
-    7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
-}
 # Hazard3 raises exceptions 1-8 and 11 only (rp2350.md, DS 3.8); its interrupts are the standard machine three
 # (soft, timer, external; the external one fans out through Xh3irq's meinext).
 HAZARD3_INTERRUPTS = {3: "machine software interrupt (SIO doorbell / RISCV_SOFTIRQ)",

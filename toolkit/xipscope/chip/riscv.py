@@ -22,6 +22,19 @@ CSRS = {
 }
 CSR_NAMES = {num: name for name, num in CSRS.items()}
 
+# Exception and interrupt codes (RISC-V privileged spec, mcause table).
+EXCEPTION_NAMES = {
+    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",
+    4: "load address misaligned", 5: "load access fault", 6: "store/AMO address misaligned",
+    7: "store/AMO access fault", 8: "environment call from U-mode", 9: "environment call from S-mode",
+    11: "environment call from M-mode", 12: "instruction page fault", 13: "load page fault",
+    15: "store/AMO page fault", 18: "software check", 19: "hardware error",
+}
+INTERRUPT_NAMES = {
+    1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
+    7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
+}
+
 # mstatus fields
 MSTATUS_MIE = 1 << 3
 MSTATUS_MPIE = 1 << 7
