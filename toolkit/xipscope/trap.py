@@ -385,7 +385,8 @@ def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
     region = mmap.find(addr) if addr is not None else None
     at = f"{addr:#x}{_variable(report)}" if addr is not None else "an unknown address"
     where = f"in {region.name} ({region.kind})" if region else "in no region of the memory map"
-    base = f"{insn.base_name} = {report.registers.get(insn.base_name, 0):#x}" if insn is not None and insn.base else ""
+    known = insn is not None and insn.base and insn.base_name in report.registers
+    base = f"{insn.base_name} = {report.registers[insn.base_name]:#x}" if known else ""
     sram = f" ({livelock.sram_text(mmap)})"
     if insn is not None and insn.kind in ATOMIC_KINDS and code in LOAD_FAULTS | STORE_FAULTS:
         name = insn.mnemonic

@@ -26,5 +26,6 @@ def read_elf_bytes(path: str | Path, address: int, size: int) -> bytes:
                     f.seek(section["sh_offset"] + address - start)   # seek, not .data(): vmlinux .text is megabytes
                     return f.read(min(size, start + section["sh_size"] - address))
     except Exception as e:   # pyelftools and construct raise many types on a damaged file; all mean the same here
-        raise SymbolError(f"{path}: cannot read code from it ({type(e).__name__}: {e}); pass the ELF that ran") from None
+        raise SymbolError(f"{path}: cannot read code from it ({type(e).__name__}: {e}); "
+                          "pass the ELF that ran") from None
     return b""
