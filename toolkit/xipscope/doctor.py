@@ -1,9 +1,10 @@
 """The hang doctor: read a stuck target's core, XIP and QMI state and a burst of PC samples, then name what is wrong.
 
 `diagnose(target, symbols, memory_map)` gathers the evidence once (halting the core briefly) and runs each check in
-CHECKS over it. A check is a plain function `check(evidence) -> list[Finding]`, so findings from elsewhere (the
-trap decoder, the profile report's livelock detector) plug in as more entries of that list. The facts behind each
-check are in ../shared/reference/rp2350-flash.md and rp2350.md; the addresses come from chip/rp2350.py.
+CHECKS over it. A check is a plain function `check(evidence) -> list[Finding]`. The pending-trap check names and
+explains the trap through trap.py, the livelock check judges its loop through livelock.py: the doctor, `xipscope
+trap` and the profile report say the same thing. The facts behind each check are in
+../shared/reference/rp2350-flash.md and rp2350.md; the addresses come from chip/rp2350.py.
 """
 
 from __future__ import annotations
@@ -261,8 +262,8 @@ def check_direct_mode(ev: Evidence) -> list[Finding]:
     if cause in (rp.CAUSE_FETCH_FAULT, rp.CAUSE_LOAD_FAULT) and mepc is not None:
         what = "fetch" if cause == rp.CAUSE_FETCH_FAULT else "load"
         if cause == rp.CAUSE_LOAD_FAULT or rp.xip_blocked_by_direct_mode(mepc):
-            offenders.append(f"mcause = {cause} ({name_cause(cause, ev.memory_map)}), mepc = {ev.where(mepc)}: the bus error "
-                             f"an XIP {what} gets in direct mode")
+            offenders.append(f"mcause = {cause} ({name_cause(cause, ev.memory_map)}), mepc = {ev.where(mepc)}: "
+                             f"the bus error an XIP {what} gets in direct mode")
     if not offenders:
         return [Finding("direct-mode-on", "warning", "QMI direct mode is on: XIP is unavailable", evidence,
                         "Normal while a flash erase/program runs; if it stays on, the code that turned it on never "
