@@ -229,7 +229,9 @@ def test_livelock_on_lrscspin(tmp_path):
                                    registers=regs).verdict == "contention"
     # The report takes the registers the collector recorded at its last halt (meta.json) and is sure.
     page = write_report(tmp_path).read_text()
-    assert "<b>rp2350-livelock</b>" in page and f"lock at {lock:#x} (a0) is in psram" in page
+    # livelock.py's sentence, shared with `xipscope trap` and `xipscope doctor`, names the lock variable too.
+    assert "<b>rp2350-livelock</b>" in page and f"lock at {lock:#x} (`psram_lock`) in psram, read from a0" in page
+    assert sure.lock_variable == "psram_lock"
 
 
 def test_speedscope_and_collapsed_stacks(tmp_path, bench_symbols):
