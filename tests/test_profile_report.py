@@ -289,7 +289,9 @@ def test_report_files_and_cli(tmp_path, bench_symbols, capsys):
     write_meta(tmp_path, meta | {"elf": str(XIPBENCH)})
     assert cli_main(["report", str(tmp_path)]) == 0
     out = tmp_path / "report"
-    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(out / "report.html")                     # the summary, then where the report is
+    assert printed[0] == "3000 samples, memory map rp2350" and any("work_flash" in line for line in printed)
     for name in ("report.html", "summary.json", "by_region.csv", "by_map_region.csv", "by_function.csv", "by_line.csv",
                  "over_time.csv",
                  "miss_attribution.csv", "top_functions.png", "hit_rate_over_time.png", "regions_over_time.png"):
