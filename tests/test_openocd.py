@@ -7,6 +7,7 @@ trap registers are fixed, known values: mcause 7, mepc inside spin_lock, mtval 0
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from openocd_twin import REPO, openocd, twin_jtag
 from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
+from xipscope.profile.samples import read_samples
 from xipscope.sim.elfimage import ElfImage
 from xipscope.sim.target import SimTarget
 from xipscope.target import open_target
@@ -284,3 +286,83 @@ def test_memory_written_through_openocd_reads_back_through_openocd_and_gdb(amofa
         assert gdb_port.read_memory(sram, len(payload)) == payload
     finally:
         gdb_port.close()
+
+
+def _xipscope(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xipscope", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_xipscope_trap_gives_the_same_answer_through_openocd_its_gdb_port_and_the_twin(tmp_path):
+    """amofault stopped at its trap vector (a hardware breakpoint at trap_entry, before its first instruction, so the
+    registers are still the faulting ones) and decoded by `xipscope trap` through OpenOCD's Tcl port, OpenOCD's gdb
+    port, and the twin's own GDB server: the same cause, place, instruction, address and explanation."""
+    image = ElfImage(AMOFAULT)
+    vector = image.symbol("trap_entry")
+    answers = {}
+
+    def trap(name: str, url: str) -> None:
+        result = _xipscope("trap", "--target", url, "--elf", str(AMOFAULT), "--json")
+        assert result.returncode == 0, (name, result.stderr)
+        answers[name] = json.loads(result.stdout)
+
+    with twin_jtag(AMOFAULT, "--quiet-uart", "--halted") as jtag_port, openocd(jtag_port, tmp_path) as session:
+        tcl = OpenOcdTarget("127.0.0.1", session.tcl_port)
+        try:
+            tcl.command(f"bp {vector:#x} 2 hw")
+            tcl.resume()
+            deadline = time.monotonic() + 30
+            while tcl.state() != "halted":
+                assert time.monotonic() < deadline, "amofault never reached its trap vector"
+                time.sleep(0.02)
+            assert tcl.read_register("pc") == vector
+        finally:
+            tcl.close()            # OpenOCD keeps the core halted after we hang up
+        trap("openocd://", session.url)
+        trap("rsp:// to OpenOCD", session.gdb_url)
+
+    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(AMOFAULT), "--gdb-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+        twin = open_target(f"rsp://127.0.0.1:{port}")
+        twin.set_breakpoint(vector)
+        twin.continue_until_stop(timeout=30)
+        twin.remove_breakpoint(vector)
+        twin.conn.close()          # hang up without detaching: the twin stays at the vector for the next client
+        trap("rsp:// to the twin", f"rsp://127.0.0.1:{port}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+    first = answers["openocd://"]
+    assert first["cause_code"] == 7 and first["function"].startswith("spin_lock+")
+    assert first["fault_address"] == image.symbol("psram_lock") and first["fault_region"] == "psram"
+    keys = ("cause_code", "cause_name", "mepc", "function", "location", "instruction", "fault_address",
+            "fault_region", "explanation", "backtrace")
+    for name, answer in answers.items():
+        assert {k: answer[k] for k in keys} == {k: first[k] for k in keys}, name
+
+
+def test_xipscope_profile_through_openocd_takes_one_round_trip_per_sample(tmp_path):
+    """xipbench profiled from its entry through OpenOCD's Tcl port (one round trip a sample) and through its gdb port:
+    both see xipbench's workers and its XIP counters; the Tcl path says it used the one-round-trip sample."""
+    image = ElfImage(XIPBENCH)
+    found = {}
+    for via in ("openocd", "gdb-port"):
+        (tmp_path / via).mkdir()
+        with twin_jtag(XIPBENCH, "--quiet-uart", "--halted") as jtag_port, \
+                openocd(jtag_port, tmp_path / via) as session:
+            out = tmp_path / via / "profile"
+            url = session.url if via == "openocd" else session.gdb_url
+            result = _xipscope("profile", "--target", url, "--elf", str(XIPBENCH), "--samples", "150",
+                               "--rate", "100", "--out", str(out))
+            assert result.returncode == 0, result.stderr
+        frame = read_samples(out)
+        names = {image.functions[i].name for i in map(image.function_index, frame["pc"]) if i >= 0}
+        found[via] = (names, json.loads((out / "meta.json").read_text())["transport"], frame)
+    assert "one round trip" in found["openocd"][1] and found["gdb-port"][1].startswith("rsp")
+    for via, (names, _transport, frame) in found.items():
+        assert names & {"work_flash", "work_sram", "work_psram", "copy_words"}, (via, names)
+        assert frame["xip_acc"].notna().all() and (frame["xip_hit"] <= frame["xip_acc"]).all(), via

@@ -184,10 +184,12 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
     vector = (csrs["mtvec"] or 0) & ~3
     moved = pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]
     if moved:
-        notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
-                     "since the trap, and the address below with them")
-    report = explain_trap(target.url, csrs["mcause"], csrs["mepc"], gprs, read, mmap, symbols,
+        notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x} or mepc: the handler has run since "
+                     "the trap, so the registers no longer hold the faulting address (stop at the trap vector to "
+                     "know it)")
+    report = explain_trap(target.url, csrs["mcause"], csrs["mepc"], {} if moved else gprs, read, mmap, symbols,
                           mstatus=csrs["mstatus"], mtval=csrs["mtval"], notes=notes)
+    report.registers = gprs
     _livelock_check(report, read, gprs, mmap, symbols)
     _unwind(report, read, gprs, symbols)
     return report

@@ -190,6 +190,16 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
         if pipeline and not allowed:
             note += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
         return _rsp_sampler(target, where, counters_at, stacks, is_code, allowed, mcycle_regnum), note
+    sample_once = getattr(target, "sample_pc_and_counters", None)   # openocd://, pyocd://
+    if sample_once is not None and counters_at is not None and not stacks and not cycles:
+        base = counters_at - rp.XIP_CTRL_CTR_HIT
+
+        def take():
+            s = sample_once(base)
+            return s.pc, None, s.xip_hit, s.xip_acc, None
+
+        return take, f"{target.url.split(':', 1)[0]}: halt, pc, counters, resume in one round trip " \
+                     "(sample_pc_and_counters)"
     return _generic_sampler(target, counters_at, stacks, is_code, cycles), \
         f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}{', mcycle' if cycles else ''}" \
         f"{', counters' if counters_at is not None else ''}, resume through the Target protocol"
