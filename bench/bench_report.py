@@ -55,7 +55,8 @@ def write_samples(directory: Path, pcs: np.ndarray, seed: int) -> None:
         table = pa.Table.from_pydict({
             "t_ns": np.arange(start, end, dtype=np.int64) * 55_555, "pc": pcs[start:end].astype(np.int64),
             "halted_ns": np.full(end - start, 40_000, np.int64), "xip_hit": hit[start:end].astype(np.int64),
-            "xip_acc": acc[start:end].astype(np.int64), "stack": [None] * (end - start)}, schema=_schema())
+            "xip_acc": acc[start:end].astype(np.int64), "stack": [None] * (end - start),
+            "mcycle": [None] * (end - start)}, schema=_schema())
         pq.write_table(table, directory / "samples" / f"part-{k:06d}.parquet")
     write_meta(directory, {"target": "synthetic (bench)", "map": "qemu-virt"})
 
