@@ -58,7 +58,8 @@ class GdbInferiorTarget:
         return _raw_value(value)
 
     def read_registers(self) -> dict[str, int]:
-        return {name: self.read_register(name) for name in (*GPR_NAMES[1:], "pc")}
+        # all of them, zero too, as a `g` packet holds them (rsp:// reports the same set)
+        return {name: self.read_register(name) for name in (*GPR_NAMES, "pc")}
 
     @property
     def registers(self) -> list[RegisterInfo]:
