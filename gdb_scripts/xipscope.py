@@ -96,6 +96,8 @@ class _XsCommand(gdb.Command):
             pass
         except XipscopeError as e:
             raise gdb.GdbError(f"xs {self.name}: {e}") from None
+        except (gdb.error, OSError) as e:     # gdb refused a command we gave it; a file we could not write
+            raise gdb.GdbError(f"xs {self.name}: {e}") from None
 
     def run(self, args) -> None:
         raise NotImplementedError
@@ -267,6 +269,10 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
         out = Path(args.out or f"xs-profile-{time.strftime('%Y%m%d-%H%M%S')}")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise gdb.GdbError(f"xs profile: {out} exists and is not an empty directory; give --out a new directory")
+        try:
+            out.mkdir(parents=True, exist_ok=True)     # now, not after gdb has detached for nothing
+        except OSError as e:
+            raise gdb.GdbError(f"xs profile: cannot make {out}: {e.strerror or e}") from None
 
         gdb.write(f"xs profile: detaching gdb from {address}; sampling for {args.seconds:g} s over "
                   f"rsp://{host}:{port}\n")
@@ -283,8 +289,9 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
             finally:
                 try:
                     target.halt()
-                finally:
-                    target.disconnect()     # no `D`: the program stays halted for gdb, as the user left it
+                except XipscopeError:
+                    pass                    # the server is gone: reconnecting gdb below says so
+                target.disconnect()         # no `D`: the program stays halted for gdb, as the user left it
         finally:
             try:
                 gdb.execute(f"target {kind} {address}", to_string=True)
