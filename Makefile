@@ -1,5 +1,5 @@
 # make test   install what is missing (Debian packages, .venv, kernel fixtures), then run the test suite
-# make demo   run the main job on the built-in default target (the RP2350 twin, a model, running xipbench)
+# make demo   the main job on the built-in default target: profile xipbench on the RP2350 twin (a model) and report
 # make demo-kernel  boot the test Linux kernel in QEMU and read its log with xipscope dmesg
 # make bench  run the benchmarks against the anchors, measured in the same run
 # make reports  regenerate the example reports in reports/ with the project's own commands
@@ -37,7 +37,9 @@ test: deps venv fixtures
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: deps venv
-	$(PY) -m xipscope sim firmware/xipbench.elf --run
+	rm -rf build/demo
+	$(PY) -m xipscope profile --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --cycles \
+		--duration 6 --rate 500 --out build/demo
 
 demo-kernel: deps venv
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) kernel/demo.py

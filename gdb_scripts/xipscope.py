@@ -249,8 +249,10 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
         import time
 
         from xipscope.elf import load_symbols
-        from xipscope.profile.report import write_report
-        from xipscope.profile.sampler import sample_profile, summary_text
+        import json
+
+        from xipscope.profile.report import summary_text, write_report
+        from xipscope.profile.sampler import sample_profile
         from xipscope.target.rsp import RspTarget
 
         if args.seconds <= 0:
@@ -304,8 +306,10 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
                       f" via {meta['transport']}; gdb is connected again\n")
         else:
             gdb.write("xs profile: interrupted; gdb is connected again\n")
-        gdb.write(summary_text(out, symbols, memory_map) + "\n")
-        gdb.write(f"report: {write_report(out, symbols=symbols, memory_map=memory_map)}\n")
+        # The same summary `xipscope profile` prints, made from the report's own tables.
+        report = write_report(out, symbols=symbols, memory_map=memory_map)
+        gdb.write(summary_text(json.loads((report.parent / "summary.json").read_text())) + "\n")
+        gdb.write(f"samples in {out}; report: {report}\n")
 
 
 class XsSnapshot(_XsCommand):

@@ -2,14 +2,15 @@
 `xipscope report` and `xipscope compare` give them: from the RP2350 twin (a model; reproducible: the twin is seeded
 and its samples carry modelled time) and from the real test kernel in QEMU after its panic (host timing varies).
 
-The profiles are taken with analyses/twin_profile.py (the twin stepped by modelled time) and analyses/rsp_profile.py
-(plain halt/read/resume over rsp://) until `xipscope profile` replaces them; the reports themselves are made by
-`python -m xipscope report|compare`, as a user would.
+The QEMU kernel and one twin run are profiled with `xipscope profile`, as a user would (the twin through its GDB
+server, paced to a nominal clock); the other twin examples with analyses/twin_profile.py, which steps the twin by
+modelled time (reproducible, and only possible on a model). Reports come from `xipscope report|compare`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,16 +67,29 @@ def main() -> int:
     ws = fresh("twin-working-set")
     hit_rate_vs_working_set.collect(ws, every=4000)
     hit_rate_vs_working_set.plot(hit_rate_vs_working_set.hit_rates(ws), ws / "hit_rate_vs_working_set.png")
-    # 5. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
+    # 5. xipbench profiled by `xipscope profile` through the twin's GDB server, as a board behind a probe would be.
+    live = fresh("twin-xipbench-profiled")
+    server = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", "firmware/xipbench.elf", "--gdb-port", "0",
+                               "--clock-hz", "1000000"], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              env=os.environ | {"PYTHONPATH": str(REPO / "toolkit")})
+    try:
+        port = re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline()).group(1)
+        xipscope("profile", "--target", f"rsp://127.0.0.1:{port}", "--elf", "firmware/xipbench.elf", "--cycles",
+                 "--samples", "4000", "--rate", "500", "--out", rel(live))
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+
+    # 6. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
     sys.path.insert(0, str(REPO / "kernel"))
-    import rsp_profile
     from qemu import boot_kernel, built_kernel
 
     kernel = fresh("qemu-kernel-panic")
     build = built_kernel("dwarf")
     with tempfile.TemporaryDirectory() as work, boot_kernel(build, Path(work)) as qemu:
-        rsp_profile.profile_rsp(qemu.url, build.vmlinux, kernel, samples=1000)
-    xipscope("report", rel(kernel))
+        xipscope("profile", "--target", qemu.url, "--elf", str(build.vmlinux), "--samples", "1000", "--stacks",
+                 "--map", "qemu-virt", "--out", rel(kernel))
     print("reports written under", REPORTS)
     return 0
 

@@ -49,19 +49,21 @@ def test_hit_rate_against_working_set(tmp_path):
 
 
 @pytest.mark.kernel
-def test_rsp_profile_of_the_panicked_kernel(dwarf_qemu, dwarf_kernel, tmp_path):
-    """The plain collector against the real kernel in QEMU: after the panic, its delay loop holds the pc."""
-    import rsp_profile
-
-    from xipscope.profile.report import write_report
-
-    rsp_profile.profile_rsp(dwarf_qemu.url, dwarf_kernel.vmlinux, tmp_path, samples=200)
-    page = write_report(tmp_path)
+def test_profile_and_report_of_the_panicked_kernel(dwarf_qemu, dwarf_kernel, tmp_path):
+    """`xipscope profile --stacks` against the real kernel in QEMU, then its report: after the panic, the delay loop
+    holds the pc, and the stacks run through panic()."""
     import pandas as pd
-    by_function = pd.read_csv(page.parent / "by_function.csv", index_col=0)
+
+    out = tmp_path / "profile"
+    result = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", dwarf_qemu.url,
+                             "--elf", str(dwarf_kernel.vmlinux), "--samples", "200", "--stacks", "--map", "qemu-virt",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = out / "report"
+    by_function = pd.read_csv(report / "by_function.csv", index_col=0)
     assert by_function.index[0] == "__delay" and by_function.loc["__delay", "share"] > 0.5
     assert by_function["sram"].sum() == 200           # qemu-virt's DRAM is plain RAM (kind sram)
-    collapsed = (page.parent / "stacks.collapsed").read_text().splitlines()
+    collapsed = (report / "stacks.collapsed").read_text().splitlines()
     top = collapsed[0]
     assert ";panic;" in top and top.rsplit(" ", 1)[0].endswith("__delay")
     assert sum(int(line.rsplit(" ", 1)[1]) for line in collapsed) == 200

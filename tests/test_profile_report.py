@@ -72,6 +72,26 @@ def test_shares_by_region_function_and_line_are_exact(tmp_path, bench_symbols):
     assert intr["halted_share"] == pytest.approx(110 * 100 / (109 * 1000 + 100))
 
 
+def test_shares_weigh_samples_by_the_cycles_before_them(tmp_path, bench_symbols):
+    # work_flash sampled 3 times after 100-cycle gaps, work_sram 2 times after 700-cycle gaps (a sampler that
+    # lagged while sram ran): by cycles sram held 1400 of 1700, though it has fewer samples.
+    s = bench_symbols
+    writer = SampleWriter(tmp_path)
+    rows = [("work_flash", 1000), ("work_flash", 1100), ("work_flash", 1200), ("work_sram", 1900),
+            ("work_sram", 2600), ("work_flash", 2700)]
+    for i, (name, mcycle) in enumerate(rows):
+        writer.add(i * 1000, addr(s, name), 10, mcycle=mcycle)
+    writer.close()
+    write_meta(tmp_path, {"map": "rp2350"})
+    profile = an.load_profile(tmp_path, s)
+    by_function = an.share_by_function(profile.samples)
+    assert list(by_function.index) == ["work_sram", "work_flash"]
+    assert by_function.loc["work_sram", "share"] == pytest.approx(1400 / 1700)
+    assert by_function.loc["work_flash", "samples"] == 4              # counts stay counts
+    assert an.share_by_region(profile.samples).loc["sram", "share"] == pytest.approx(1400 / 1700)
+    assert any("weighted by the target's cycles" in note for note in profile.notes)
+
+
 def test_counter_deltas_skip_saturation_and_writes(tmp_path):
     acc = [0, 10, 25, 5, 15, 0xFFFFFFFF, 0xFFFFFFFF, 20, 30, 40]
     hit = [0, 8, 20, 4, 12, 100, 100, 16, 24, 50]      # the last interval has more hits than accesses: unknown

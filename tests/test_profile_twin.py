@@ -164,6 +164,9 @@ def test_cli_on_the_in_process_twin_paces_it_and_reports(tmp_path):
     assert cli.returncode == 0, err
     assert "400 samples" in err and "sim: halt, read pc, mcycle, counters, resume" in err
     assert (tmp_path / "p" / "report" / "report.html").is_file(), out     # xipscope report ran at the end
+    # ... and printed its summary: 400 samples at 1 MHz cover xipbench's first phases, in work_flash from flash
+    assert re.search(r"\d%  work_flash +flash \(cached\)", out), out
+    assert "XIP hit rate" in out and out.rstrip().endswith("report.html"), out
     meta = json.loads((tmp_path / "p" / "meta.json").read_text())
     assert meta["sim_clock"]["clock_hz"] == 1e6 and meta["map"] == "rp2350"   # profile paced the twin itself
     df = read_samples(tmp_path / "p")

@@ -83,6 +83,9 @@ def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | Non
     if not isinstance(memory_map, MemoryMap):
         memory_map = get_memory_map(memory_map or meta.get("map") or "rp2350")
     annotate(frame, symbols, memory_map)
+    if weighted(frame):
+        notes.append("shares are weighted by the target's cycles between samples (mcycle read with each sample): "
+                     "they are shares of the time the core ran, so samples parked in wfi count for little")
     if symbols is not None and len(frame):
         unknown = float((frame["function"] == NO_SYMBOL).mean())
         if unknown > 0.5:
@@ -113,7 +116,29 @@ def annotate(frame: "pd.DataFrame", symbols: "SymbolIndex | None", memory_map: "
     frame["function"] = _categorical(function[which], function_labels, NO_SYMBOL)
     frame["line"] = _categorical(line[which], line_labels, NO_LINE)
     frame["d_acc"], frame["d_hit"] = counter_deltas(frame["xip_acc"], frame["xip_hit"])
+    frame["weight"] = sample_weights(frame)
     return frame
+
+
+def sample_weights(frame: "pd.DataFrame") -> "np.ndarray":
+    """What each sample's share counts for: the target's cycles since the previous sample when every sample read
+    mcycle (`xipscope profile --cycles`), else 1. Weighting makes the shares independent of how evenly the host managed
+    to space its samples (it matters on a loaded host, and on the twin); a board sampled at a steady rate gives
+    nearly equal weights either way. The first sample, and any taken while mcycle was held, weigh 0; so does time a
+    core spends parked in wfi where its clock stops (the twin models that), so the shares are of the time it ran."""
+    import numpy as np
+
+    if "mcycle" not in frame or len(frame) < 2 or frame["mcycle"].isna().any():
+        return np.ones(len(frame))
+    cycles = frame["mcycle"].to_numpy(dtype=np.int64)
+    weights = np.zeros(len(frame))
+    weights[1:] = np.diff(cycles) % 2**32
+    return weights if weights.sum() > 0 else np.ones(len(frame))
+
+
+def weighted(frame: "pd.DataFrame") -> bool:
+    """Were the shares weighted by cycles (see sample_weights)?"""
+    return "weight" in frame and not (frame["weight"] == 1).all()
 
 
 def _categorical(codes: "np.ndarray", labels: list[str], missing: str):
@@ -201,7 +226,8 @@ def share_by_region(frame: "pd.DataFrame") -> "pd.DataFrame":
     cat = frame["category"].cat.codes.to_numpy()
     n = len(CATEGORIES)
     out = pd.DataFrame({"samples": np.bincount(cat, minlength=n)}, index=pd.Index(CATEGORIES, name="category"))
-    out["share"] = out["samples"] / max(len(frame), 1)
+    w = frame["weight"].to_numpy()
+    out["share"] = np.bincount(cat, weights=w, minlength=n) / max(w.sum(), 1e-300)
     d_acc, d_hit = frame["d_acc"].to_numpy(), frame["d_hit"].to_numpy()
     pure = np.zeros(len(frame), bool)
     pure[1:] = cat[1:] == cat[:-1]
@@ -225,7 +251,9 @@ def share_by_map_region(frame: "pd.DataFrame") -> "pd.DataFrame":
     first = {int(c): str(category[i]) for c, i in zip(*np.unique(codes, return_index=True))}
     rows = [(labels[c], first[c], int(counts[c])) for c in np.argsort(-counts, kind="stable") if counts[c]]
     out = pd.DataFrame(rows, columns=["region", "category", "samples"]).set_index("region")
-    out["share"] = out["samples"] / max(len(frame), 1)
+    w = frame["weight"].to_numpy()
+    shares = np.bincount(codes, weights=w, minlength=len(labels)) / max(w.sum(), 1e-300)
+    out["share"] = [shares[labels.index(r)] for r in out.index]
     return out
 
 
@@ -240,12 +268,14 @@ def share_by_function(frame: "pd.DataFrame", top: int | None = None) -> "pd.Data
     counts = np.bincount(f * n + frame["category"].cat.codes.to_numpy(), minlength=len(labels) * n)
     counts = counts.reshape(len(labels), n)
     total = counts.sum(axis=1)
-    order = np.argsort(-total, kind="stable")
+    w = frame["weight"].to_numpy()
+    share = np.bincount(f, weights=w, minlength=len(labels)) / max(w.sum(), 1e-300)
+    order = np.lexsort((-total, -share))
     order = order[total[order] > 0]
     used = counts.any(axis=0)
     table = pd.DataFrame(counts[np.ix_(order, used)], columns=[c for c, u in zip(CATEGORIES, used) if u],
                          index=pd.Index(labels[order].astype(str), name="function"))
-    table.insert(0, "share", total[order] / max(len(frame), 1))
+    table.insert(0, "share", share[order])
     table.insert(0, "samples", total[order])
     return table.head(top) if top else table
 
@@ -259,11 +289,13 @@ def share_by_line(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFram
     line = frame["line"].cat.codes.to_numpy().astype(np.int64)
     which, pairs = pd.factorize(line * len(frame["function"].cat.categories) + f)
     counts = np.bincount(which, minlength=len(pairs))
-    order = np.argsort(-counts, kind="stable")
+    w = frame["weight"].to_numpy()
+    share = np.bincount(which, weights=w, minlength=len(pairs)) / max(w.sum(), 1e-300)
+    order = np.lexsort((-counts, -share))
     nf = len(frame["function"].cat.categories)
     out = pd.DataFrame({
         "function": np.asarray(frame["function"].cat.categories, dtype=object)[pairs[order] % nf].astype(str),
-        "samples": counts[order], "share": counts[order] / max(len(frame), 1)},
+        "samples": counts[order], "share": share[order]},
         index=pd.Index(np.asarray(frame["line"].cat.categories, dtype=object)[pairs[order] // nf].astype(str),
                        name="line"))
     return out.head(top) if top else out

@@ -34,9 +34,17 @@ def add_command(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    return print_report(args.profile, args.elf, args.map, out=args.out, top=args.top)
 
-    path = write_report(args.profile, symbols=args.elf, memory_map=args.map, out=args.out, top=args.top)
+
+def print_report(profile_dir, symbols, memory_map, out=None, top: int = 15) -> int:
+    """Write the report of a profile directory and print its summary and where it is (`report`, end of `profile`)."""
+    import json
+
+    from .report import summary_text, write_report
+
+    path = write_report(profile_dir, symbols=symbols, memory_map=memory_map, out=out, top=top)
+    print(summary_text(json.loads((path.parent / "summary.json").read_text())))
     print(path)
     return 0
 

@@ -25,8 +25,9 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_top_functions(by_function, path: Path, top: int = 15, title: str = "Top functions by samples") -> Path:
-    """Horizontal bars, one per function (most sampled on top), stacked by the region its samples fell in."""
+def plot_top_functions(by_function, path: Path, top: int = 15, title: str = "Top functions by share of time") -> Path:
+    """Horizontal bars, one per function (largest share on top; shares may be cycle-weighted), each split by the
+    regions its samples fell in."""
     plt = _pyplot()
     table = by_function.head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(table), 3) + 1.2))
@@ -34,10 +35,10 @@ def plot_top_functions(by_function, path: Path, top: int = 15, title: str = "Top
     for cat in CATEGORIES:
         if cat not in table.columns or not table[cat].any():
             continue
-        values = table[cat].to_numpy()
+        values = 100 * table["share"].to_numpy() * table[cat].to_numpy() / table["samples"].to_numpy()
         ax.barh(table.index.astype(str), values, left=left, color=COLORS[cat], label=cat)
         left = values if left is None else left + values
-    ax.set_xlabel("samples")
+    ax.set_xlabel("share of time (%)")
     ax.set_title(title)
     if left is not None:
         ax.legend(loc="lower right", fontsize="small")

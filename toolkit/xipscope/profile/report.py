@@ -82,6 +82,28 @@ def _json_default(value):
     return str(value)
 
 
+def summary_text(summary: dict, top: int = 8) -> str:
+    """The few lines a terminal shows after a profile: where the time went, the XIP hit rate, how intrusive it was."""
+    lines = [f"{summary['intrusiveness']['samples']} samples, memory map {summary['memory_map']}"]
+    for record in summary["top_functions"][:top]:
+        regions = [k for k in an.CATEGORIES if record.get(k)]
+        where = max(regions, key=lambda k: record[k]) if regions else ""
+        lines.append(f"  {_pct(record['share']):>6}  {record['function']:<32} {where}")
+    shares = [f"{r['category']} {_pct(r['share'])}" for r in summary["by_region"] if r["samples"]]
+    lines.append("regions: " + ", ".join(shares))
+    rate = summary["hit_rate"]
+    if rate["hit_rate"] is not None:
+        lines.append(f"XIP hit rate {_pct(rate['hit_rate'])}: {rate['hits']:,} hits of {rate['accesses']:,} accesses")
+    halted = summary["intrusiveness"]
+    if halted.get("halted_ns_median") is not None:
+        lines.append(f"halted {halted['halted_ns_median'] / 1000:.0f} us per sample (median), "
+                     f"{_pct(halted.get('halted_share'))} of the run")
+    if summary.get("livelock"):
+        lines.append("LR/SC: " + summary["livelock"]["explanation"])
+    lines += [f"note: {note}" for note in summary["notes"]]
+    return "\n".join(lines)
+
+
 def _records(table) -> list[dict]:
     return json.loads(table.reset_index().to_json(orient="records"))
 

@@ -331,40 +331,6 @@ def _halted_stats(halted: list[int], elapsed_s: float) -> dict | None:
 
 # --- the command line: `xipscope profile` ---------------------------------------------------------------------------
 
-def summary_text(out_dir: str | Path, symbols, memory_map, top: int = 10) -> str:
-    """A short text summary of a profile directory: top functions, region shares, XIP hit rate (pandas)."""
-    import numpy as np
-    import pandas as pd
-
-    from .samples import COUNTER_SATURATED, read_samples
-
-    df = read_samples(out_dir)
-    if df.empty:
-        return "no samples"
-    pcs = df["pc"].to_numpy(dtype=np.uint64)
-    lines = [f"{len(df)} samples in {out_dir}"]
-    if symbols is not None:
-        names = pd.Series(symbols.symbolize(pcs).function).fillna("?")
-        shares = names.value_counts(normalize=True).head(top)
-        lines.append("top functions:")
-        lines += [f"  {100 * share:6.2f}%  {name}" for name, share in shares.items()]
-    regions = pd.Series([memory_map.region_name(int(pc)) for pc in np.unique(pcs)], index=np.unique(pcs))
-    by_region = regions.loc[pcs].value_counts(normalize=True)
-    lines.append("regions: " + ", ".join(f"{name} {100 * share:.1f}%" for name, share in by_region.items()))
-    if df["xip_acc"].notna().any():
-        hit = df["xip_hit"].astype("float64").diff()
-        acc = df["xip_acc"].astype("float64").diff()
-        ok = (acc >= 0) & (hit >= 0) & (df["xip_acc"] != COUNTER_SATURATED) & (df["xip_hit"] != COUNTER_SATURATED)
-        if acc[ok].sum() > 0:
-            lines.append(f"XIP hit rate {100 * hit[ok].sum() / acc[ok].sum():.2f}% over {int(acc[ok].sum())} "
-                         f"accesses in {int(ok.sum())} intervals")
-        else:
-            lines.append("XIP hit rate: no XIP accesses between samples")
-    med = df["halted_ns"].median()
-    lines.append(f"halted per sample: median {med / 1000:.1f} us")
-    return "\n".join(lines)
-
-
 def add_command(commands) -> None:
     p = commands.add_parser(
         "profile", help="sample the PC (and XIP cache counters, and stacks) of a running target into a profile directory",
@@ -425,23 +391,8 @@ def cmd_profile(args) -> int:
     print(f"xipscope profile: {meta['samples']} samples in {meta['duration_s']:.2f} s "
           f"({meta['rate_hz_achieved'] or 0:.0f}/s) via {meta['transport']}"
           + (f"; ended early: {meta['ended_early']}" if meta["ended_early"] else ""), file=sys.stderr)
-    return _report(args.out, symbols, memory_map)
-
-
-def _report(out_dir, symbols, memory_map) -> int:
-    """Run `xipscope report DIR` when that command exists; until then, a short summary."""
-    import argparse
-
-    from ..cli import build_parser
-
-    parser = build_parser()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and "report" in action.choices:
-            args = parser.parse_args(["report", str(out_dir)])
-            return args.func(args)
-    if symbols is not None or memory_map is not None:
-        print(summary_text(out_dir, symbols, memory_map))
-    return 0
+    from .cli import print_report
+    return print_report(args.out, symbols, memory_map)
 
 
 class _progress_bar:
