@@ -129,14 +129,14 @@ def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):  #
     assert len(frame) > 50 and meta["samples"] == len(frame), out
     assert meta["target"] == f"rsp://127.0.0.1:{sim_server}" and meta["map"] == "rp2350"
     table = out.split("==after==")[0]
-    assert f"{len(frame)} samples in {out_dir}" in table and "gdb is connected again" in table
-    top = re.findall(r"^\s+([\d.]+)%  (\w+)$", table, re.M)
+    assert f"{len(frame)} samples, memory map rp2350" in table and "gdb is connected again" in table, table
+    assert f"samples in {out_dir}; report: {out_dir / 'report' / 'report.html'}" in table
+    top = re.findall(r"^\s+([\d.]+)%  (\w+)\s", table, re.M)
     from xipscope.elf import load_symbols
     functions = {s.name for s in load_symbols(XIPBENCH).symbols_in(0, 1 << 32) if s.kind == "function"}
-    assert top and "work_flash" in {name for _, name in top} and {name for _, name in top} <= functions, table
-    assert abs(sum(float(share) for share, _ in top) - 100.0) < 0.5        # xipbench's few functions: all shown
+    assert len(top) >= 2 and {name for _, name in top} <= functions, table      # xipbench's own functions
     regions = re.search(r"^regions: (.*)$", table, re.M)
-    assert regions and "flash " in regions[1] and "XIP hit rate" in table, table
+    assert regions and "flash (cached) " in regions[1] and "XIP hit rate" in table, table
     assert (out_dir / "report" / "report.html").is_file()
     # gdb is connected again: it reads registers, keeps its breakpoint and steps
     after = out.split("==after==")[1]
