@@ -126,7 +126,8 @@ def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):  #
                     elf=XIPBENCH, port=sim_server)
     frame = read_samples(out_dir)
     meta = read_meta(out_dir)
-    assert len(frame) > 50 and meta["samples"] == len(frame), out
+    # at least 10/s: a loaded 2-core host measured 29 in the second (272 when idle)
+    assert len(frame) >= 10 and meta["samples"] == len(frame), out
     assert meta["target"] == f"rsp://127.0.0.1:{sim_server}" and meta["map"] == "rp2350"
     table = out.split("==after==")[0]
     assert f"{len(frame)} samples, memory map rp2350" in table and "gdb is connected again" in table, table
