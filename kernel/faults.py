@@ -18,11 +18,11 @@ def find_instruction(vmlinux: Path, symbols, kind: str, function: str | None):
     from elftools.elf.elffile import ELFFile
 
     from xipscope.chip import rv_insn
-    from xipscope.trap import elf_bytes
+    from xipscope.elf.code import read_elf_bytes
 
     if function is not None:
         start = symbols.address_of(function)
-        code = elf_bytes(vmlinux, start, symbols.symbols_named(function)[0].size)
+        code = read_elf_bytes(vmlinux, start, symbols.symbols_named(function)[0].size)
     else:
         with open(vmlinux, "rb") as f:
             text = ELFFile(f).get_section_by_name(".text")

@@ -82,7 +82,8 @@ def test_names_the_trap_on_amofault():
     assert trap.severity == "error"
     assert f"store/AMO access fault at {spin_lock + 4:#010x} spin_lock+0x4" in trap.title
     body = text(trap)
-    assert "mcause = 7" in body and "an AMO (amo*.w) through a0" in body
+    assert "mcause = 7" in body and "`amoswap.w.aq a5, a5, (a0)`, an AMO through a0" in body   # trap.py's decode
+    assert "atomics only in SRAM (0x20000000-0x20082000)" in trap.advice                         # and explanation
     assert "_park+0x4" in body and "parked at wfi" in body
 
 

@@ -229,7 +229,9 @@ def test_livelock_on_lrscspin(tmp_path):
                                    registers=regs).verdict == "contention"
     # The report takes the registers the collector recorded at its last halt (meta.json) and is sure.
     page = write_report(tmp_path).read_text()
-    assert "<b>rp2350-livelock</b>" in page and f"lock at {lock:#x} (a0) is in psram" in page
+    # livelock.py's sentence, shared with `xipscope trap` and `xipscope doctor`, names the lock variable too.
+    assert "<b>rp2350-livelock</b>" in page and f"lock at {lock:#x} (`psram_lock`) in psram, read from a0" in page
+    assert sure.lock_variable == "psram_lock"
 
 
 def test_speedscope_and_collapsed_stacks(tmp_path, bench_symbols):
@@ -287,7 +289,9 @@ def test_report_files_and_cli(tmp_path, bench_symbols, capsys):
     write_meta(tmp_path, meta | {"elf": str(XIPBENCH)})
     assert cli_main(["report", str(tmp_path)]) == 0
     out = tmp_path / "report"
-    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(out / "report.html")                     # the summary, then where the report is
+    assert printed[0] == "3000 samples, memory map rp2350" and any("work_flash" in line for line in printed)
     for name in ("report.html", "summary.json", "by_region.csv", "by_map_region.csv", "by_function.csv", "by_line.csv",
                  "over_time.csv",
                  "miss_attribution.csv", "top_functions.png", "hit_rate_over_time.png", "regions_over_time.png"):

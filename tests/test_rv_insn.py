@@ -31,7 +31,7 @@ def test_decoder_agrees_with_capstone_on_kernel_text(dwarf_kernel):
     address, code = kernel_text(dwarf_kernel.vmlinux)
     md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV32 | capstone.CS_MODE_RISCVC)
     seen: dict[tuple[str, int], int] = {}
-    checked = 0
+    checked = targets = 0
     for insn in md.disasm(code, address):
         ours = rv_insn.decode(bytes(insn.bytes), insn.address)
         assert ours.length == insn.size, insn
@@ -51,8 +51,11 @@ def test_decoder_agrees_with_capstone_on_kernel_text(dwarf_kernel):
             assert ours.kind == "jump", insn
         if insn.mnemonic.startswith(("b", "c.b")):
             assert ours.kind == "branch", insn
+        if ours.target is not None:   # direct jumps and branches: capstone prints the offset
+            assert ours.target == (insn.address + int(insn.op_str.split(", ")[-1], 0)) & 0xFFFFFFFF, insn
+            targets += 1
         checked += 1
-    assert checked > 100_000
+    assert checked > 100_000 and targets > 10_000
     # both encodings of every memory class occur in kernel text
     for key in [("load", 2), ("load", 4), ("store", 2), ("store", 4), ("amo", 4), ("lr", 4), ("sc", 4)]:
         assert seen.get(key, 0) > 10, key
@@ -168,3 +171,19 @@ def test_any_bits_decode_and_agree_with_capstone_on_length(word):
             m = MEM_OPERAND.search(theirs.op_str)
             if m:
                 assert insn.offset == int(m.group(1) or "0", 0), (theirs.mnemonic, theirs.op_str, insn)
+
+
+def test_riscv_helpers_delegate_to_the_decoder():
+    """chip/riscv.py's decode_amo and call_before answer from rv_insn.decode (one decoder)."""
+    from xipscope.chip import riscv as rv
+
+    assert [rv.decode_amo(w) for w in (0x1405272F, 0x18F5272F, 0x0CF5272F, 0x00452783, 0x4501)] == \
+        ["lr", "sc", "amo", None, None]      # lr.w.aq, sc.w, amoswap.w.aq, lw, c.li
+    jal = rv_insn.decode((0x80 << 21) | (1 << 7) | 0x6F, 0x1000)          # jal ra, +0x100
+    assert (jal.target, jal.link) == (0x1100, 1)
+    c_jal = rv_insn.decode(bytes.fromhex("fd3d"), 0x100003AE)            # flashwrite_hang's c.jal
+    assert (c_jal.mnemonic, c_jal.target, c_jal.link) == ("c.jal", 0x100002AC, 1)
+    assert rv.call_before(0x100003B0, bytes.fromhex("0005fd3d")) == 0x100002AC
+    c_j = rv_insn.decode(bytes.fromhex("fd3d")[:1] + bytes([0xBD]), 0x1000)   # same immediate, funct3 101: c.j
+    assert c_j.mnemonic == "c.j" and c_j.link == 0
+    assert rv.call_before(0x1004, b"\x01\x00" + c_j.raw.to_bytes(2, "little")) is None   # c.nop; c.j: no link

@@ -1,9 +1,10 @@
 """The hang doctor: read a stuck target's core, XIP and QMI state and a burst of PC samples, then name what is wrong.
 
 `diagnose(target, symbols, memory_map)` gathers the evidence once (halting the core briefly) and runs each check in
-CHECKS over it. A check is a plain function `check(evidence) -> list[Finding]`, so findings from elsewhere (the
-trap decoder, the profile report's livelock detector) plug in as more entries of that list. The facts behind each
-check are in ../shared/reference/rp2350-flash.md and rp2350.md; the addresses come from chip/rp2350.py.
+CHECKS over it. A check is a plain function `check(evidence) -> list[Finding]`. The pending-trap check names and
+explains the trap through trap.py, the livelock check judges its loop through livelock.py: the doctor, `xipscope
+trap` and the profile report say the same thing. The facts behind each check are in
+../shared/reference/rp2350-flash.md and rp2350.md; the addresses come from chip/rp2350.py.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from . import livelock
 from .chip import riscv as rv
 from .chip import rp2350 as rp
 from .chip.memory_map import MemoryMap
 from .errors import TargetError
+from .trap import explain_trap, gdb_registers, name_cause
 
 SEVERITIES = ("critical", "error", "warning")   # most serious first: critical = the core is hung
 DEFAULT_SAMPLES = 32
@@ -73,12 +76,6 @@ class Evidence:
             out += w.to_bytes(4, "little")
         skip = address & 3
         return out[skip:skip + size]
-
-    def insn(self, address: int) -> int | None:
-        data = self.code(address, 4)
-        if len(data) < 4:
-            return None
-        return int.from_bytes(data, "little") if data[0] & 3 == 3 else int.from_bytes(data[:2], "little")
 
     def where(self, address: int) -> str:
         """`0x10000068 trap_entry+0x0 (firmware/start.S:40), flash`: symbol and region of an address."""
@@ -224,12 +221,6 @@ def gather(target, symbols, memory_map: MemoryMap, samples: int = DEFAULT_SAMPLE
 
 # --- the checks ----------------------------------------------------------------------------------------------------
 
-def _cause_text(mcause: int) -> str:
-    if mcause >> 31:
-        return f"interrupt {mcause & 0x7FFFFFFF}"
-    return rp.HAZARD3_EXCEPTION_CAUSES.get(mcause, f"exception {mcause}")
-
-
 def _exception_recorded(ev: Evidence) -> int | None:
     """The exception code in mcause, or None for an interrupt or no trap at all (Hazard3 never raises code 0)."""
     mcause = ev.reg("mcause")
@@ -271,8 +262,8 @@ def check_direct_mode(ev: Evidence) -> list[Finding]:
     if cause in (rp.CAUSE_FETCH_FAULT, rp.CAUSE_LOAD_FAULT) and mepc is not None:
         what = "fetch" if cause == rp.CAUSE_FETCH_FAULT else "load"
         if cause == rp.CAUSE_LOAD_FAULT or rp.xip_blocked_by_direct_mode(mepc):
-            offenders.append(f"mcause = {cause} ({_cause_text(cause)}), mepc = {ev.where(mepc)}: the bus error "
-                             f"an XIP {what} gets in direct mode")
+            offenders.append(f"mcause = {cause} ({name_cause(cause, ev.memory_map)}), mepc = {ev.where(mepc)}: "
+                             f"the bus error an XIP {what} gets in direct mode")
     if not offenders:
         return [Finding("direct-mode-on", "warning", "QMI direct mode is on: XIP is unavailable", evidence,
                         "Normal while a flash erase/program runs; if it stays on, the code that turned it on never "
@@ -296,54 +287,35 @@ def check_direct_mode(ev: Evidence) -> list[Finding]:
 
 def check_lrsc_livelock(ev: Evidence) -> list[Finding]:
     """A PC stuck in a tiny lr.w/sc.w loop whose address register points outside the exclusive monitor (SRAM)."""
-    loop = ev.stuck_loop()
-    if loop is None:
+    stuck = ev.stuck_loop()
+    if stuck is None:
         return []
-    lo, hi = loop
-    # Decode from the function's start when known (instruction boundaries are only certain from there): the
-    # samples may all miss the lr.w that heads the loop.
-    address = lo
-    if ev.symbols is not None:
-        func, offset, _file, _line = ev.symbols.symbolize([lo])[0]
-        if func is not None and offset <= 256:
-            address = lo - offset
-    found = []
-    while address <= hi + 4:
-        insn = ev.insn(address)
-        if insn is None:
-            break
-        kind = rv.decode_amo(insn) if insn & 3 == 3 else None
-        if kind in ("lr", "sc") and address >= lo - LOOP_SPAN:
-            found.append((address, kind, rv.rs1_of(insn)))
-        address += rv.insn_length(insn & 0xFFFF)
-    for address, kind, rs1 in found:
-        lock = ev.reg(rv.GPR_NAMES[rs1])
-        if lock is None:
-            continue
-        region = ev.memory_map.find(lock)
-        if region is not None and region.atomics_ok:
-            continue
-        names = [s.name for s in ev.symbols.symbols_at(lock)] if ev.symbols is not None else []
-        lock_name = names[0] if names else "the lock word"
-        others = [f"{k}.w at {ev.where(a)}" for a, k, _r in found]
-        return [Finding(
-            "lrsc-livelock", "critical",
-            f"livelock: an LR/SC loop on {lock_name} at {lock:#010x}, outside SRAM, where sc.w never succeeds",
-            [f"{len(ev.loop_samples()) - 1} of {len(ev.pc_samples)} PC samples and the final pc in {ev.where(lo)} .. "
-             f"{hi:#010x} (a loop of {hi - lo + 2} bytes)",
-             f"the loop holds {', '.join(others)}",
-             f"{kind}.w's address register {rv.GPR_NAMES[rs1]} = {ev.memory_map.describe(lock)}"
-             + (f": {lock_name}" if names else ""),
-             "on RP2350 the exclusive monitor covers only 0x20000000-0x20082000: lr.w elsewhere sets no "
-             "reservation, so every sc.w fails and the loop retries forever (rp2350.md, Atomics outside SRAM)"],
-            f"Put {lock_name} in SRAM (a section placed at 0x20000000-0x20082000). For Linux on PSRAM, keep the data "
-            "that atomics touch (locks, atomic_t, per-cpu counters) in SRAM, as the seed's note says: \"Atomics "
-            "will only work in SRAM\".")]
-    return []
+    lo, hi = stuck
+    loop = livelock.find_lrsc_loop(ev.code, lo, hi, ev.symbols)
+    lock = livelock.judge_lock(loop, ev.registers, ev.memory_map, ev.symbols) if loop is not None else None
+    if lock is None or not lock.outside_monitor:
+        return []
+    lock_name = lock.variable or "the lock word"
+    return [Finding(
+        "lrsc-livelock", "critical",
+        f"livelock: an LR/SC loop on {lock_name} at {lock.address:#010x}, outside SRAM, where sc.w never succeeds",
+        [f"{len(ev.loop_samples()) - 1} of {len(ev.pc_samples)} PC samples and the final pc in {ev.where(lo)} .. "
+         f"{hi:#010x} (a loop of {hi - lo + 2} bytes)",
+         f"the loop holds lr.w at {ev.where(loop.lr.address)}, sc.w at {ev.where(loop.sc.address)}",
+         f"lr.w's address register {lock.register} = {ev.memory_map.describe(lock.address)}"
+         + (f": {lock.variable}" if lock.variable else ""),
+         livelock.explain(loop, lock, ev.memory_map)],
+        f"Put {lock_name} in SRAM (a section placed at {livelock.sram_text(ev.memory_map)}). For Linux on PSRAM, keep "
+        "the data that atomics touch (locks, atomic_t, per-cpu counters) in SRAM, as the seed's note says: \"Atomics "
+        "will only work in SRAM\".")]
 
 
 def check_pending_trap(ev: Evidence) -> list[Finding]:
-    """A recorded exception with the core parked (wfi loop, trap handler or trap loop) instead of running on."""
+    """A recorded exception with the core parked (wfi loop, trap handler or trap loop) instead of running on.
+
+    The trap is named and explained by trap.py's explain_trap, as `xipscope trap` does; this check adds only why
+    the core counts as parked.
+    """
     cause = _exception_recorded(ev)
     if cause is None:
         return []
@@ -366,33 +338,29 @@ def check_pending_trap(ev: Evidence) -> list[Finding]:
         return []   # an old trap the firmware handled: the core has moved on
     if not parked:
         parked.append(f"the PC samples end in {ev.where(loop[0])} .. {loop[1]:#010x}: not making progress")
-    evidence = [f"mcause = {cause} ({_cause_text(cause)}), mepc = {ev.where(mepc)}, mtval = "
+    # At mepc or the vector the registers are still the trapping instruction's; elsewhere the handler has run.
+    at_trap = ev.pc in (mepc, mtvec)
+    report = explain_trap(ev.url, cause, mepc, gdb_registers(ev.registers) if at_trap else {},
+                          lambda address, size: ev.code(address, size) or None, ev.memory_map, ev.symbols,
+                          mstatus=ev.reg("mstatus"), mtval=ev.reg("mtval"))
+    evidence = [f"mcause = {cause} ({report.cause_name}), mepc = {ev.where(mepc)}, mtval = "
                 f"{ev.reg('mtval') or 0:#x} (Hazard3 hardwires mtval to 0)"]
-    insn = ev.insn(mepc)
-    if insn is not None and insn & 3 == 3 and rv.decode_amo(insn):
-        kind, reg = rv.decode_amo(insn), rv.GPR_NAMES[rv.rs1_of(insn)]
-        text = f"the instruction at mepc is {'an AMO (amo*.w)' if kind == 'amo' else kind + '.w'} through {reg}"
-        address = ev.reg(reg)
-        if ev.pc == mepc and address is not None:   # registers are still those of the faulting instruction
-            names = [s.name for s in ev.symbols.symbols_at(address)] if ev.symbols is not None else []
-            text += f" = {ev.memory_map.describe(address)}" + (f" ({names[0]})" if names else "")
+    if report.instruction and report.access_base:
+        text = f"the instruction at mepc is `{report.instruction}`, {_ACCESS_TEXT[report.access]} through " \
+               f"{report.access_base}"
+        if report.fault_address is not None:
+            text += f" = {ev.memory_map.describe(report.fault_address)}" + (
+                f" ({report.fault_symbol})" if report.fault_symbol else "")
         else:
             text += " (the handler has run since, so its value at the trap is not in the registers now)"
         evidence.append(text)
     evidence += parked
-    advice = {
-        rp.CAUSE_STORE_FAULT: "A store/AMO access fault: on RP2350 amo*.w outside SRAM (0x20000000-0x20082000) "
-                              "always faults; move the variable to SRAM, or check the store address.",
-        rp.CAUSE_ILLEGAL: "An illegal instruction: code built for extensions the core lacks, corrupt code, or XIP "
-                          "reads returning garbage (flash out of continuous-read mode, see the QMI RFMT/RCMD "
-                          "findings).",
-        rp.CAUSE_LOAD_FAULT: "A load access fault: an unmapped address, an XIP alias refused by XIP_CTRL, or an "
-                             "access beyond an ATRANS window.",
-        rp.CAUSE_FETCH_FAULT: "An instruction access fault: a jump to unmapped memory or into XIP that is "
-                              "unavailable.",
-    }.get(cause, "Decode the trap with the ELF (`xipscope trap`) and fix the faulting access.")
-    return [Finding("pending-trap", "error", f"trap: {_cause_text(cause)} at {ev.where(mepc)}; the core is parked",
-                    evidence, advice)]
+    advice = " ".join(report.explanation) or "Decode the trap with the ELF and fix the faulting access."
+    return [Finding("pending-trap", "error", f"trap: {report.cause_name} at {ev.where(mepc)}; the core is parked",
+                    evidence, f"{advice} (`xipscope trap --target URL --elf ELF` adds the backtrace.)")]
+
+
+_ACCESS_TEXT = {"amo": "an AMO", "lr": "an lr.w", "sc": "an sc.w", "load": "a load", "store": "a store"}
 
 
 def check_panic_loop(ev: Evidence) -> list[Finding]:

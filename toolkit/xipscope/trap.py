@@ -8,31 +8,20 @@ turn it into an explanation a kernel developer can act on. Live targets and oops
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import livelock
 from .chip import rv_insn
 from .chip import riscv as rv
 from .chip.memory_map import BUILTIN_MAPS, MemoryMap, get_memory_map
-from .errors import TargetError, XipscopeError
+from .chip.riscv import EXCEPTION_NAMES, INTERRUPT_NAMES
+from .errors import SymbolError, TargetError, XipscopeError
 
 if TYPE_CHECKING:
     from .elf import SymbolIndex
     from .linux.oops import Oops
     from .target import Target
 
-# Exception and interrupt codes (RISC-V privileged spec, mcause table).
-EXCEPTION_NAMES = {
-    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",
-    4: "load address misaligned", 5: "load access fault", 6: "store/AMO address misaligned",
-    7: "store/AMO access fault", 8: "environment call from U-mode", 9: "environment call from S-mode",
-    11: "environment call from M-mode", 12: "instruction page fault", 13: "load page fault",
-    15: "store/AMO page fault", 18: "software check", 19: "hardware error",
-}
-INTERRUPT_NAMES = {
-    1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
-    7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
-}
 # Hazard3 raises exceptions 1-8 and 11 only (rp2350.md, DS 3.8); its interrupts are the standard machine three
 # (soft, timer, external; the external one fans out through Xh3irq's meinext).
 HAZARD3_INTERRUPTS = {3: "machine software interrupt (SIO doorbell / RISCV_SOFTIRQ)",
@@ -69,6 +58,7 @@ class TrapReport:
     instruction_bytes: str | None = None
     instruction_source: str | None = None   # "target", "elf", "oops Code: line"
     access: str | None = None           # instruction class (load, store, amo, lr, sc, ...)
+    access_base: str | None = None      # the register holding a memory access's base address
     access_size: int | None = None
     fault_address: int | None = None
     fault_symbol: str | None = None     # the variable at the fault address, var+0xoff
@@ -98,7 +88,8 @@ class TrapReport:
             "cause_name": self.cause_name, "mepc": self.mepc, "function": self.function, "location": self.location,
             "mepc_region": self.mepc_region, "mstatus": self.mstatus, "mstatus_fields": self.mstatus_fields,
             "mtval": self.mtval, "instruction": self.instruction, "instruction_bytes": self.instruction_bytes,
-            "instruction_source": self.instruction_source, "access": self.access, "access_size": self.access_size,
+            "instruction_source": self.instruction_source, "access": self.access, "access_base": self.access_base,
+            "access_size": self.access_size,
             "fault_address": self.fault_address, "fault_symbol": self.fault_symbol,
             "fault_region": self.fault_region, "fault_region_kind": self.fault_region_kind,
             "explanation": " ".join(self.explanation), "backtrace": [f.to_json() for f in self.backtrace],
@@ -171,14 +162,8 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
             notes.append(f"{name} unreadable: {e}")
     if csrs["mcause"] is None or csrs["mepc"] is None:
         raise TargetError(f"{target.url}: cannot decode a trap without mcause and mepc ({'; '.join(notes)})")
-    # Servers spell x8 fp or s0 (some say x8): one name per register, gdb's, from here on.
-    gprs = {rv.GPR_NAMES[rv.GPR_INDEX[k]]: v for k, v in registers.items() if k in rv.GPR_INDEX}
-    if "pc" in registers:
-        gprs["pc"] = registers["pc"]
+    gprs = gdb_registers(registers)
     mmap = _resolve_map(memory_map, csrs["mepc"])
-    report = _new_report(target.url, csrs["mcause"], csrs["mepc"], csrs["mstatus"], csrs["mtval"], mmap, symbols)
-    report.notes += notes
-    report.registers = gprs
     pc = registers.get("pc")
 
     def read(address: int, size: int) -> bytes | None:
@@ -189,6 +174,8 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
 
     if csrs["mcause"] == 0 and csrs["mepc"] == 0:
         # Nothing trapped (Hazard3 never raises code 0): say so, and look for the hang that raises no trap.
+        report = _new_report(target.url, 0, 0, csrs["mstatus"], csrs["mtval"], mmap, symbols)
+        report.registers = gprs
         report.cause_name = "no trap taken since reset (mcause and mepc are 0)"
         report.trapped = False
         report.notes = notes
@@ -203,15 +190,12 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
             _unwind(report, read, gprs, symbols, start=pc)
         return report
     vector = (csrs["mtvec"] or 0) & ~3
-    if pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]:
-        report.notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
-                            "since the trap, and the address below with them")
-
-    insn = _instruction(report, read, symbols)
-    _access(report, insn, gprs, mmap, symbols)
-    if mmap.name == "rp2350" and report.mtval == 0:
-        report.notes.append(NOTE_MTVAL_ZERO)
-    _explain(report, insn, mmap, symbols)
+    moved = pc is not None and csrs["mtvec"] is not None and pc != vector and pc != csrs["mepc"]
+    if moved:
+        notes.append(f"the core is at {pc:#x}, not at the trap vector {vector:#x}: registers may have changed "
+                     "since the trap, and the address below with them")
+    report = explain_trap(target.url, csrs["mcause"], csrs["mepc"], gprs, read, mmap, symbols,
+                          mstatus=csrs["mstatus"], mtval=csrs["mtval"], notes=notes)
     _livelock_check(report, read, gprs, mmap, symbols)
     _unwind(report, read, gprs, symbols)
     return report
@@ -222,15 +206,6 @@ def decode_oops(oops: "Oops", symbols: "SymbolIndex | None", memory_map: MemoryM
     """Decode a parsed oops; with a target, its memory supplies the instruction and the stack to unwind."""
     gprs = oops.gdb_registers()
     mmap = _resolve_map(memory_map, oops.epc)
-    report = _new_report(source, oops.cause, oops.epc, oops.status, oops.badaddr, mmap, symbols)
-    report.registers = gprs
-    report.printed_call_trace = [{"pc": e.pc, "printed": e.symbol, **_place(symbols, e.pc)} for e in oops.call_trace]
-    if oops.others:
-        report.notes.append(f"the log holds {oops.others} more oops(es) after this one (the first is decoded: "
-                            "later ones are often consequences of it)")
-    if oops.epc_symbol and report.function and oops.epc_symbol.split("/")[0] != report.function:
-        report.notes.append(f"the kernel printed epc as {oops.epc_symbol}, the ELF says {report.function}: "
-                            "is this the vmlinux of the kernel that crashed?")
 
     def read(address: int, size: int) -> bytes | None:
         if target is None:
@@ -240,9 +215,15 @@ def decode_oops(oops: "Oops", symbols: "SymbolIndex | None", memory_map: MemoryM
         except XipscopeError:
             return None
 
-    insn = _instruction(report, read, symbols, oops_code=oops.instruction_bytes())
-    _access(report, insn, gprs, mmap, symbols)
-    _explain(report, insn, mmap, symbols)
+    report = explain_trap(source, oops.cause, oops.epc, gprs, read, mmap, symbols, mstatus=oops.status,
+                          mtval=oops.badaddr, oops_code=oops.instruction_bytes())
+    report.printed_call_trace = [{"pc": e.pc, "printed": e.symbol, **_place(symbols, e.pc)} for e in oops.call_trace]
+    if oops.others:
+        report.notes.append(f"the log holds {oops.others} more oops(es) after this one (the first is decoded: "
+                            "later ones are often consequences of it)")
+    if oops.epc_symbol and report.function and oops.epc_symbol.split("/")[0] != report.function:
+        report.notes.append(f"the kernel printed epc as {oops.epc_symbol}, the ELF says {report.function}: "
+                            "is this the vmlinux of the kernel that crashed?")
     if target is not None:
         _unwind(report, read, gprs, symbols)
     else:
@@ -251,14 +232,52 @@ def decode_oops(oops: "Oops", symbols: "SymbolIndex | None", memory_map: MemoryM
     return report
 
 
+def explain_trap(source: str, mcause: int, mepc: int, registers: dict[str, int], read, memory_map: MemoryMap,
+                 symbols: "SymbolIndex | None", *, mstatus: int | None = None, mtval: int | None = None,
+                 notes: list[str] | None = None, oops_code: bytes | None = None) -> TrapReport:
+    """Cause, place, instruction, faulting address and explanation of one trap, without a backtrace: the part
+    decode_trap, decode_oops and the doctor's pending-trap check share.
+
+    `registers` are the GPRs (gdb's names) as they were at the trap; pass {} when the handler has run since, and
+    the address is then left unknown rather than computed from values that changed. `read(address, size)` gives
+    memory (None where it can't); `oops_code` is an oops's Code: line, tried after memory.
+    """
+    report = _new_report(source, mcause, mepc, mstatus, mtval, memory_map, symbols)
+    report.notes += notes or []
+    report.registers = registers
+    insn = _instruction(report, read, symbols, oops_code=oops_code)
+    _access(report, insn, registers, memory_map, symbols)
+    if memory_map.name == "rp2350" and report.mtval == 0:
+        report.notes.append(NOTE_MTVAL_ZERO)
+    _explain(report, insn, memory_map, symbols)
+    return report
+
+
 # --- pieces ------------------------------------------------------------------------------------------------------------
 
+def gdb_registers(registers: dict[str, int]) -> dict[str, int]:
+    """The GPRs and pc out of a register dump, each under gdb's name: servers spell x8 fp, s0 or x8."""
+    gprs = {rv.GPR_NAMES[rv.GPR_INDEX[k]]: v for k, v in registers.items() if k in rv.GPR_INDEX}
+    if "pc" in registers:
+        gprs["pc"] = registers["pc"]
+    return gprs
+
+
 def cause_name(code: int, interrupt: bool) -> str:
+    """The privileged spec's name for an mcause code."""
     if interrupt:
         return INTERRUPT_NAMES.get(code, f"interrupt {code} (platform-specific)")
     if code in EXCEPTION_NAMES:
         return EXCEPTION_NAMES[code]
     return f"exception {code} ({'custom' if 24 <= code <= 31 or 48 <= code <= 63 else 'reserved'})"
+
+
+def name_cause(mcause: int, memory_map: MemoryMap) -> str:
+    """What `xipscope trap` calls an mcause value on this map: the spec's name, Hazard3's for its interrupts."""
+    interrupt, code = bool(mcause >> 31), mcause & 0x7FFFFFFF
+    if interrupt and memory_map.name == "rp2350" and code in HAZARD3_INTERRUPTS:
+        return HAZARD3_INTERRUPTS[code]
+    return cause_name(code, interrupt)
 
 
 def _resolve_map(memory_map: MemoryMap | str | None, mepc: int) -> MemoryMap:
@@ -285,15 +304,13 @@ def _place(symbols: "SymbolIndex | None", address: int) -> dict:
 def _new_report(source, mcause, mepc, mstatus, mtval, mmap: MemoryMap, symbols) -> TrapReport:
     interrupt = bool(mcause >> 31)
     code = mcause & 0x7FFFFFFF
-    report = TrapReport(source, code, interrupt, cause_name(code, interrupt), mepc, mstatus=mstatus, mtval=mtval,
+    report = TrapReport(source, code, interrupt, name_cause(mcause, mmap), mepc, mstatus=mstatus, mtval=mtval,
                         memory_map=mmap.name, **_place(symbols, mepc))
     region = mmap.find(mepc)
     report.mepc_region = region.name if region else "unmapped"
     if mmap.name == "rp2350":
         from .chip.rp2350 import HAZARD3_EXCEPTION_CAUSES
-        if interrupt and code in HAZARD3_INTERRUPTS:
-            report.cause_name = HAZARD3_INTERRUPTS[code]
-        elif not interrupt and code not in HAZARD3_EXCEPTION_CAUSES:
+        if not interrupt and code not in HAZARD3_EXCEPTION_CAUSES:
             report.notes.append(f"Hazard3 never raises exception {code}: is mcause stale, or written by software?")
     return report
 
@@ -305,7 +322,7 @@ def _instruction(report: TrapReport, read, symbols, oops_code: bytes | None = No
     if oops_code is not None:
         sources.append(("oops Code: line", lambda: oops_code))
     if symbols is not None and symbols.elf_path is not None:
-        sources.append(("elf", lambda: _read_insn(lambda a, n: elf_bytes(symbols.elf_path, a, n), address)))
+        sources.append(("elf", lambda: _read_insn(lambda a, n: _elf_bytes(symbols.elf_path, a, n), address)))
     for name, get in sources:
         data = get()
         if data:
@@ -318,6 +335,7 @@ def _instruction(report: TrapReport, read, symbols, oops_code: bytes | None = No
                 insn.length, "big").hex()
             report.instruction_source = name
             report.access = insn.kind
+            report.access_base = insn.base_name
             return insn
     hint = "; a System.map holds no code: pass the vmlinux" if symbols is not None and symbols.elf_path is None else ""
     report.notes.append(f"the instruction at {address:#x} could not be read from the target, the oops or the ELF"
@@ -335,22 +353,13 @@ def _read_insn(read, address: int) -> bytes | None:
     return first + rest if rest is not None and len(rest) == 2 else None
 
 
-def elf_bytes(path: Path, address: int, size: int) -> bytes | None:
-    """`size` bytes at `address` from the ELF's loaded sections (what was flashed or loaded), or None."""
-    from elftools.elf.elffile import ELFFile
+def _elf_bytes(path, address: int, size: int) -> bytes | None:
+    from .elf.code import read_elf_bytes
 
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for section in elf.iter_sections():
-                start = section["sh_addr"]
-                if section["sh_type"] == "SHT_PROGBITS" and section["sh_flags"] & 2 \
-                        and start <= address and address + size <= start + section["sh_size"]:
-                    f.seek(section["sh_offset"] + address - start)
-                    return f.read(size)
-    except Exception:   # a corrupt ELF: the instruction is simply unknown
+        return read_elf_bytes(path, address, size)
+    except SymbolError:   # a damaged ELF: the instruction is simply unknown
         return None
-    return None
 
 
 def _access(report: TrapReport, insn, gprs: dict, mmap: MemoryMap, symbols) -> None:
@@ -365,18 +374,10 @@ def _access(report: TrapReport, insn, gprs: dict, mmap: MemoryMap, symbols) -> N
     region = mmap.find(address)
     report.fault_region = region.name if region else "unmapped"
     report.fault_region_kind = region.kind if region else None
-    symbol = _variable_at(symbols, address)
-    if symbol is not None:
-        report.fault_symbol = symbol.name + (f"+{address - symbol.address:#x}" if address != symbol.address else "")
+    report.fault_symbol = symbols.variable_at(address) if symbols is not None else None
     if report.mtval and report.mtval != address and report.cause_code in LOAD_FAULTS | STORE_FAULTS | MISALIGNED:
         report.notes.append(f"mtval says {report.mtval:#x}, the instruction and registers say {address:#x} "
                             "(registers may have changed since the trap)")
-
-
-def _variable_at(symbols, address: int):
-    """The data object (variable) holding `address`, if the symbols know one."""
-    symbol = symbols.containing(address) if symbols is not None else None
-    return symbol if symbol is not None and symbol.kind == "object" else None
 
 
 def _variable(report: TrapReport) -> str:
@@ -392,11 +393,17 @@ def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
     region = mmap.find(addr) if addr is not None else None
     at = f"{addr:#x}{_variable(report)}" if addr is not None else "an unknown address"
     where = f"in {region.name} ({region.kind})" if region else "in no region of the memory map"
-    base = f"{insn.base_name} = {report.registers.get(insn.base_name, 0):#x}" if insn is not None and insn.base else ""
-    sram = _sram_text(mmap)
+    known = insn is not None and insn.base and insn.base_name in report.registers
+    base = f"{insn.base_name} = {report.registers[insn.base_name]:#x}" if known else ""
+    sram = f" ({livelock.sram_text(mmap)})"
     if insn is not None and insn.kind in ATOMIC_KINDS and code in LOAD_FAULTS | STORE_FAULTS:
         name = insn.mnemonic
-        if region is not None and not region.atomics_ok:
+        if addr is None:
+            why.append(f"atomic access: {name} through {insn.base_name}, whose value at the trap is not known. The "
+                       f"RP2350 does atomics only in SRAM{sram}: an AMO anywhere else (XIP flash, PSRAM, "
+                       f"peripherals) raises a store/AMO access fault (cause 7), so look at where {insn.base_name} "
+                       "pointed: move that variable to SRAM.")
+        elif region is not None and not region.atomics_ok:
             why.append(f"atomic access: {name} to {at} {where}. The RP2350 does atomics only in SRAM{sram}, where the "
                        f"global exclusive monitor is; an AMO anywhere else (XIP flash, PSRAM, peripherals) raises a "
                        f"store/AMO access fault (cause 7), whatever mtval says.")
@@ -442,48 +449,45 @@ def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
         return
     if code in LOAD_FAULTS | STORE_FAULTS:
         kind = "load from" if code in LOAD_FAULTS else "store to"
-        if region is None:
+        if addr is None and insn is not None and insn.base is not None:
+            why.append(f"{kind} the address in {insn.base_name}, whose value at the trap is not known: an unmapped "
+                       "address, an XIP alias XIP_CTRL refuses, or an address beyond an ATRANS window.")
+        elif region is None:
             why.append(f"{kind} {at}, {where}: a bad pointer{' (' + base + ')' if base else ''}.")
         else:
+            xip = " Is the address inside its ATRANS window, and not in an alias XIP_CTRL refuses?" \
+                if region.kind.startswith("xip-") else ""
             why.append(f"{kind} {at} {where} faulted: is that memory set up (PSRAM enabled in QMI, XIP writable "
-                       "for PSRAM stores)?")
+                       f"for PSRAM stores)?{xip}")
         return
     if code == 2:
         ext = f" ({insn.extension})" if insn is not None and insn.extension else ""
-        why.append(f"illegal instruction{ext} at mepc: code built for another ISA, a corrupt image, or a jump into data.")
+        mepc_region = mmap.find(report.mepc)
+        xip = " From XIP it can also be a flash out of continuous-read mode, which returns garbage with no bus fault " \
+              "(`xipscope doctor` checks the QMI RFMT/RCMD)." \
+            if mepc_region is not None and mepc_region.kind.startswith("xip-") else ""
+        why.append(f"illegal instruction{ext} at mepc: code built for another ISA, a corrupt image, or a jump into "
+                   f"data.{xip}")
     elif code == 3:
         why.append("breakpoint (ebreak): in Linux a BUG() or WARN(); otherwise a debugger's software breakpoint.")
     elif code in (8, 9, 11):
         why.append("environment call (ecall): a system call or SBI call, not a fault.")
 
 
-def _sram_text(mmap: MemoryMap) -> str:
-    srams = [r for r in mmap if r.atomics_ok]
-    return " (" + ", ".join(f"{r.start:#x}-{r.end:#x}" for r in srams) + ")" if srams else ""
-
-
 def _livelock_check(report: TrapReport, read, gprs: dict, mmap: MemoryMap, symbols) -> None:
-    """A core halted in an LR/SC loop on a lock outside SRAM: no trap, but it never gets out (rp2350.md)."""
+    """A core halted in an LR/SC loop on a lock outside SRAM: no trap, but it never gets out (livelock.py)."""
     pc = gprs.get("pc")
     if pc is None:
         return
-    code = read(max(pc - 16, 0), 32)
-    if not code:
+    loop = livelock.find_lrsc_loop(read, pc, pc, symbols)
+    lock = livelock.judge_lock(loop, gprs, mmap, symbols) if loop is not None else None
+    if lock is None or not lock.outside_monitor:
         return
-    for insn in rv_insn.disassemble(code, max(pc - 16, 0)):
-        if insn.kind != "lr":
-            continue
-        address = insn.effective_address(gprs)
-        region = mmap.find(address) if address is not None else None
-        if region is not None and not region.atomics_ok:
-            var = _variable_at(symbols, address)
-            name = f" (`{var.name}`)" if var else ""
-            report.explanation.append(
-                f"LR/SC outside SRAM: the core is at {pc:#x} next to {insn.text} on {address:#x}{name} in "
-                f"{region.name}. lr.w there sets no reservation, so sc.w always fails and the loop spins forever "
-                "without a trap. The profiler's LR/SC livelock detector (`xipscope profile`) confirms it from PC "
-                "samples; move the lock into SRAM.")
-            return
+    report.explanation.append(
+        f"LR/SC outside SRAM: the core is at {pc:#x}, in the loop of {loop.lr.text} at {loop.lr.address:#x} and "
+        f"{loop.sc.mnemonic} at {loop.sc.address:#x}; {livelock.explain(loop, lock, mmap)} The profiler's LR/SC "
+        "livelock detector (`xipscope profile`) and `xipscope doctor` confirm it from PC samples; move the lock "
+        "into SRAM.")
 
 
 def _unwind(report: TrapReport, read, gprs: dict, symbols, start: int | None = None) -> None:

@@ -22,6 +22,19 @@ CSRS = {
 }
 CSR_NAMES = {num: name for name, num in CSRS.items()}
 
+# Exception and interrupt codes (RISC-V privileged spec, mcause table).
+EXCEPTION_NAMES = {
+    0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",
+    4: "load address misaligned", 5: "load access fault", 6: "store/AMO address misaligned",
+    7: "store/AMO access fault", 8: "environment call from U-mode", 9: "environment call from S-mode",
+    11: "environment call from M-mode", 12: "instruction page fault", 13: "load page fault",
+    15: "store/AMO page fault", 18: "software check", 19: "hardware error",
+}
+INTERRUPT_NAMES = {
+    1: "supervisor software interrupt", 3: "machine software interrupt", 5: "supervisor timer interrupt",
+    7: "machine timer interrupt", 9: "supervisor external interrupt", 11: "machine external interrupt",
+}
+
 # mstatus fields
 MSTATUS_MIE = 1 << 3
 MSTATUS_MPIE = 1 << 7
@@ -32,8 +45,6 @@ PRV_M = 3
 # Opcodes (low 7 bits)
 OPCODE_AMO = 0x2F
 OPCODE_SYSTEM = 0x73
-AMO_FUNCT5_LR = 0b00010
-AMO_FUNCT5_SC = 0b00011
 INSN_EBREAK = 0x00100073
 INSN_ECALL = 0x00000073
 INSN_C_EBREAK = 0x9002
@@ -46,15 +57,13 @@ def insn_length(first_halfword: int) -> int:
 
 
 def decode_amo(insn: int) -> str | None:
-    """'lr', 'sc' or 'amo' for an A-extension word instruction, else None."""
-    if insn & 0x7F != OPCODE_AMO or (insn >> 12) & 7 != 2:
-        return None
-    funct5 = insn >> 27
-    if funct5 == AMO_FUNCT5_LR:
-        return "lr"
-    if funct5 == AMO_FUNCT5_SC:
-        return "sc"
-    return "amo"
+    """'lr', 'sc' or 'amo' for an A-extension word instruction, else None: rv_insn.decode's class, for the twin."""
+    if insn & 0x7F != OPCODE_AMO:
+        return None   # the twin asks for every instruction of a block: answer the common case without decoding
+    from .rv_insn import decode
+
+    kind = decode(insn).kind
+    return kind if kind in ("lr", "sc", "amo") else None
 
 
 def decode_csr(insn: int) -> tuple[str, int, int, int] | None:
@@ -68,31 +77,20 @@ def decode_csr(insn: int) -> tuple[str, int, int, int] | None:
     return op, (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
 
 
-def rs1_of(insn: int) -> int:
-    """The rs1 field of a 32-bit instruction (the address register of loads, stores and AMOs)."""
-    return (insn >> 15) & 31
-
-
 def call_before(return_address: int, code: bytes) -> int | None:
     """The target of the call that left `return_address` in ra: `jal ra` or `c.jal` just before it.
 
     `code` holds the 4 bytes that end at `return_address`. None when neither form is there (an indirect call,
     or ra does not follow a call).
     """
+    from .rv_insn import decode
+
     if len(code) < 4:
         return None
-    word = int.from_bytes(code[-4:], "little")
-    if word & 0xFFF == 0x0EF:   # jal with rd = ra (opcode 0x6f, rd 1)
-        imm = (((word >> 31) & 1) << 20) | (((word >> 12) & 0xFF) << 12) | (((word >> 20) & 1) << 11) \
-            | (((word >> 21) & 0x3FF) << 1)
-        if imm & (1 << 20):
-            imm -= 1 << 21
-        return (return_address - 4 + imm) & 0xFFFFFFFF
-    half = int.from_bytes(code[-2:], "little")
-    if half & 0xE003 == 0x2001:   # c.jal (rv32 only): funct3 001, op 01
-        bits = {11: 12, 4: 11, 9: 10, 8: 9, 10: 8, 6: 7, 7: 6, 3: 5, 2: 4, 1: 3, 5: 2}   # imm bit: insn bit
-        imm = sum(((half >> src) & 1) << dst for dst, src in bits.items())
-        if imm & (1 << 11):
-            imm -= 1 << 12
-        return (return_address - 2 + imm) & 0xFFFFFFFF
+    for length in (4, 2):   # the 4-byte form first: its upper half can look like a c.jal
+        if insn_length(int.from_bytes(code[-length:][:2], "little")) != length:
+            continue
+        insn = decode(code[-length:], return_address - length)
+        if insn.link == 1 and insn.target is not None:
+            return insn.target
     return None

@@ -6,6 +6,8 @@ Facts marked INFERRED are hypotheses the twin makes explicit (no source states t
 
 from __future__ import annotations
 
+from . import riscv as _rv
+
 # --- Memory map (rp2350.md "Memory map", pico-sdk addressmap.h) --------------------------------------------------
 ROM_BASE = 0x00000000
 ROM_SIZE = 32 * 1024
@@ -143,18 +145,8 @@ HAZARD3_MVENDORID = 0x493
 HAZARD3_MIMPID = 0x86FC4E3F
 HAZARD3_MTVAL_HARDWIRED = 0            # mtval is 0 on every trap (DS 3.8.4.1)
 HAZARD3_MCOUNTINHIBIT_RESET = 0b101    # .cy (bit 0) and .ir (bit 2) reset to 1
-# Exception causes Hazard3 raises (code 0 never occurs).
-HAZARD3_EXCEPTION_CAUSES = {
-    1: "instruction access fault",
-    2: "illegal instruction",
-    3: "breakpoint",
-    4: "load address misaligned",
-    5: "load access fault",
-    6: "store/AMO address misaligned",
-    7: "store/AMO access fault",
-    8: "environment call from U-mode",
-    11: "environment call from M-mode",
-}
+# Exception causes Hazard3 raises (code 0 never occurs), by the privileged spec's names (chip/riscv.py).
+HAZARD3_EXCEPTION_CAUSES = {code: _rv.EXCEPTION_NAMES[code] for code in (1, 2, 3, 4, 5, 6, 7, 8, 11)}
 CAUSE_FETCH_FAULT = 1
 CAUSE_ILLEGAL = 2
 CAUSE_BREAKPOINT = 3

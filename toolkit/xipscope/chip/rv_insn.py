@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .riscv import GPR_NAMES
+from .riscv import CSR_NAMES, GPR_NAMES, decode_csr, insn_length
 
 # Instruction classes, as the trap decoder reasons about them.
 CLASSES = ("load", "store", "amo", "lr", "sc", "jump", "branch", "csr", "system", "other")
@@ -36,6 +36,8 @@ class Insn:
     size: int = 0            # bytes accessed (for cm.push/pop: all the registers moved)
     extension: str = ""      # "Zcb", "Zcmp", "Zba", ... for the Hazard3 extensions capstone 5 does not know
     operands: str = ""       # our operand text, used when capstone cannot disassemble the instruction
+    target: int | None = None  # where a direct jump or branch goes (jal, c.j, c.jal, b*, c.beqz/c.bnez)
+    link: int | None = None    # the register a jump writes its return address to (jal/jalr rd; c.jal, c.jalr: ra)
 
     @property
     def is_memory_access(self) -> bool:
@@ -72,13 +74,13 @@ def decode(raw: int | bytes, address: int = 0) -> Insn:
         if len(raw) < 2:
             raise ValueError(f"an instruction needs at least 2 bytes; got {len(raw)}")
         half = int.from_bytes(raw[:2], "little")
-        if half & 3 == 3:
+        if insn_length(half) == 4:
             if len(raw) < 4:
                 raise ValueError(f"a 32-bit instruction at {address:#x} needs 4 bytes; got {len(raw)}")
             raw = int.from_bytes(raw[:4], "little")
         else:
             raw = half
-    if raw & 3 == 3:
+    if insn_length(raw & 0xFFFF) == 4:
         return _decode32(raw & 0xFFFFFFFF, address)
     return _decode16(raw & 0xFFFF, address)
 
@@ -148,18 +150,18 @@ def _decode32(w: int, address: int) -> Insn:
     if opcode == 0x6F:
         off = _sext(((w >> 31) << 20) | (((w >> 12) & 0xFF) << 12) | (((w >> 20) & 1) << 11)
                     | (((w >> 21) & 0x3FF) << 1), 21)
-        return make("jal", "jump", f"{_r(rd)}, {(address + off) & 0xFFFFFFFF:#x}")
+        target = (address + off) & 0xFFFFFFFF
+        return make("jal", "jump", f"{_r(rd)}, {target:#x}", target=target, link=rd)
     if opcode == 0x67 and funct3 == 0:
-        return make("jalr", "jump", f"{_r(rd)}, {_mem(_sext(w >> 20, 12), rs1)}")
+        return make("jalr", "jump", f"{_r(rd)}, {_mem(_sext(w >> 20, 12), rs1)}", link=rd)
     if opcode == 0x63 and funct3 not in (2, 3):
         off = _sext(((w >> 31) << 12) | (((w >> 7) & 1) << 11) | (((w >> 25) & 0x3F) << 5) | (((w >> 8) & 0xF) << 1), 13)
         name = ("beq", "bne", "", "", "blt", "bge", "bltu", "bgeu")[funct3]
-        return make(name, "branch", f"{_r(rs1)}, {_r(rs2)}, {(address + off) & 0xFFFFFFFF:#x}")
+        target = (address + off) & 0xFFFFFFFF
+        return make(name, "branch", f"{_r(rs1)}, {_r(rs2)}, {target:#x}", target=target)
     if opcode == 0x73:
         if funct3 in (1, 2, 3, 5, 6, 7):
-            from .riscv import CSR_NAMES
-            name = ("", "csrrw", "csrrs", "csrrc", "", "csrrwi", "csrrsi", "csrrci")[funct3]
-            csr = w >> 20
+            name, _rd, _rs1, csr = decode_csr(w)
             src = str(rs1) if funct3 >= 5 else _r(rs1)
             return make(name, "csr", f"{_r(rd)}, {CSR_NAMES.get(csr, hex(csr))}, {src}")
         names = {0x00000073: "ecall", 0x00100073: "ebreak", 0x30200073: "mret", 0x10500073: "wfi"}
@@ -241,12 +243,14 @@ def _decode16(h: int, address: int) -> Insn:
             off = _sext((((bits >> 10) & 1) << 11) | (((bits >> 9) & 1) << 4) | (((bits >> 7) & 3) << 8)
                         | (((bits >> 6) & 1) << 10) | (((bits >> 5) & 1) << 6) | (((bits >> 4) & 1) << 7)
                         | (((bits >> 1) & 7) << 1) | ((bits & 1) << 5), 12)
-            return make("c.jal" if funct3 == 1 else "c.j", "jump", f"{(address + off) & 0xFFFFFFFF:#x}")
+            target = (address + off) & 0xFFFFFFFF
+            return make("c.jal" if funct3 == 1 else "c.j", "jump", f"{target:#x}", target=target,
+                        link=1 if funct3 == 1 else 0)
         if funct3 in (6, 7):
             off = _sext((((h >> 12) & 1) << 8) | (((h >> 10) & 3) << 3) | (((h >> 5) & 3) << 6)
                         | (((h >> 3) & 3) << 1) | (((h >> 2) & 1) << 5), 9)
-            return make("c.beqz" if funct3 == 6 else "c.bnez", "branch",
-                        f"{_r(rs1_p)}, {(address + off) & 0xFFFFFFFF:#x}")
+            target = (address + off) & 0xFFFFFFFF
+            return make("c.beqz" if funct3 == 6 else "c.bnez", "branch", f"{_r(rs1_p)}, {target:#x}", target=target)
         if funct3 == 4 and (h >> 10) & 7 == 7:   # funct6 100111: Zcb unary ops and c.mul
             op2 = (h >> 5) & 3
             if op2 == 3:
@@ -294,8 +298,8 @@ def _decode16(h: int, address: int) -> Insn:
         bit12 = (h >> 12) & 1
         if rs2 == 0 and rd:
             if bit12:
-                return make("c.jalr", "jump", _r(rd))
-            return make("c.jr", "jump", _r(rd))
+                return make("c.jalr", "jump", _r(rd), link=1)
+            return make("c.jr", "jump", _r(rd), link=0)
         if bit12 and rd == 0 and rs2 == 0:
             return make("c.ebreak", "system")
     return make("c.insn", "other")
@@ -330,8 +334,7 @@ def disassemble(code: bytes, address: int) -> list[Insn]:
     out = []
     i = 0
     while i + 2 <= len(code):
-        half = int.from_bytes(code[i:i + 2], "little")
-        n = 4 if half & 3 == 3 else 2
+        n = insn_length(int.from_bytes(code[i:i + 2], "little"))
         if i + n > len(code):
             break
         out.append(decode(code[i:i + n], address + i))

@@ -133,6 +133,15 @@ class SymbolIndex:
         lo, hi = np.searchsorted(sa, [address, address + 1])
         return [self._symbol(i) for i in range(int(lo), int(hi))]
 
+    def variable_at(self, address: int) -> str | None:
+        """`name` or `name+0xoff` of the data object holding `address` (a lock, the target of a bad store), or of a
+        non-function symbol exactly there (a System.map gives no sizes); None when no variable is known there."""
+        symbol = self.containing(address)
+        if symbol is not None and symbol.kind == "object":
+            return symbol.name + (f"+{address - symbol.address:#x}" if address != symbol.address else "")
+        exact = [s for s in self.symbols_at(address) if s.kind != "function"]
+        return exact[0].name if exact else None
+
     def symbols_in(self, start: int, end: int) -> list[Symbol]:
         """Every symbol (function, object or label) starting in [start, end), in address order."""
         import numpy as np

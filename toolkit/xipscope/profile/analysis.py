@@ -480,33 +480,17 @@ class Livelock:
     lock_register: str           # rs1 of the lr.w: holds the lock address at the lr.w
     lock_address: int | None     # known only with registers
     lock_region: str | None
-    verdict: str                 # "rp2350-livelock" (lock outside SRAM, certain), "likely-rp2350-livelock",
-    #                              or "contention" (lock inside the exclusive monitor's range: a real wait)
+    verdict: str                 # one of livelock.VERDICTS: "rp2350-livelock" (lock outside SRAM, certain),
+    #                              "likely-rp2350-livelock" (no registers), or "contention" (lock in SRAM: a real wait)
     explanation: str
+    lock_variable: str | None = None   # the variable at the lock address, when the symbols know one
 
     def to_json(self) -> dict:
         return {"function": self.function, "lr_pc": self.lr_pc, "sc_pc": self.sc_pc, "loop_pcs": self.loop_pcs,
                 "tail_samples": self.tail_samples, "share": self.share, "duration_s": self.duration_s,
                 "lock_register": self.lock_register, "lock_address": self.lock_address,
-                "lock_region": self.lock_region, "verdict": self.verdict, "explanation": self.explanation}
-
-
-def read_code(elf_path: str | Path, address: int, size: int) -> bytes:
-    """Bytes of the ELF's executable sections at run addresses [address, address+size) (pyelftools, sections only)."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        with open(elf_path, "rb") as f:
-            elf = ELFFile(f)
-            for s in elf.iter_sections():
-                start = s["sh_addr"]
-                if s["sh_flags"] & 0x4 and s["sh_type"] == "SHT_PROGBITS" and start <= address < start + s["sh_size"]:
-                    off = address - start
-                    return s.data()[off:off + size]
-    except (OSError, ELFError) as e:
-        raise SymbolError(f"{elf_path}: cannot read code from it ({e}); pass the ELF that ran") from None
-    return b""
+                "lock_region": self.lock_region, "lock_variable": self.lock_variable, "verdict": self.verdict,
+                "explanation": self.explanation}
 
 
 def detect_lrsc_livelock(frame: "pd.DataFrame", elf_path: str | Path | None, symbols: "SymbolIndex | None" = None,
@@ -514,12 +498,15 @@ def detect_lrsc_livelock(frame: "pd.DataFrame", elf_path: str | Path | None, sym
                          min_samples: int = 20, min_share: float = 0.9) -> Livelock | None:
     """A trailing stretch of samples (the last quarter, at least `min_samples`) held at >= `min_share` in a few
     pcs that span an lr.w and an sc.w: the RP2350 livelock of rp2350.md "Atomics outside SRAM" (lr.w outside SRAM
-    sets no reservation, so sc.w always fails). The pcs come from the samples, the instructions from the ELF.
+    sets no reservation, so sc.w always fails). The pcs come from the samples, the instructions from the ELF, the
+    loop and the judgement of its lock from livelock.py.
     The lock address needs the lr.w's rs1 register: pass `registers` (read at a halt inside the loop) to know;
     without them the verdict says it is inferred."""
     import numpy as np
 
-    from ..chip import riscv as rv
+    from .. import livelock
+    from ..chip.memory_map import get_memory_map
+    from ..elf.code import read_elf_bytes
 
     if elf_path is None or len(frame) < min_samples:
         return None
@@ -532,56 +519,22 @@ def detect_lrsc_livelock(frame: "pd.DataFrame", elf_path: str | Path | None, sym
     if share < min_share:
         return None
     lo, hi = int(near.min()), int(near.max())
-    # Decode from the function start when we know it (RISC-V lengths can only be found going forwards).
-    start, function = lo - 16, None
-    if symbols is not None:
-        s = symbols.symbolize([lo])
-        if s.function_id[0] >= 0 and int(s.offset[0]) <= 4096:
-            start, function = lo - int(s.offset[0]), symbols.names[int(s.function_id[0])]
-    code = read_code(elf_path, start, hi + 24 - start)
-    lr_pc = sc_pc = None
-    lock_reg = None
-    pos = 0
-    while pos + 2 <= len(code):
-        half = int.from_bytes(code[pos:pos + 2], "little")
-        length = rv.insn_length(half)
-        pc = start + pos
-        if length == 4 and pos + 4 <= len(code):
-            insn = int.from_bytes(code[pos:pos + 4], "little")
-            kind = rv.decode_amo(insn)
-            if lo - 16 <= pc <= hi + 16:
-                if kind == "lr" and lr_pc is None:
-                    lr_pc, lock_reg = pc, rv.GPR_NAMES[(insn >> 15) & 31]
-                elif kind == "sc" and lr_pc is not None and sc_pc is None:
-                    sc_pc = pc
-        pos += length
-    if lr_pc is None or sc_pc is None:
+    loop = livelock.find_lrsc_loop(lambda address, size: read_elf_bytes(elf_path, address, size), lo, hi, symbols)
+    if loop is None:
         return None
+    memory_map = memory_map if memory_map is not None else get_memory_map("rp2350")
+    lock = livelock.judge_lock(loop, registers, memory_map, symbols)
     t = tail["t_ns"].to_numpy()
     duration = float(t[-1] - t[0]) / 1e9
     loop_pcs = sorted(int(p) for p in np.unique(near))
-    where = f"{function}+{lr_pc - start:#x}" if function else f"{lr_pc:#x}"
+    lr_pc, sc_pc = loop.lr.address, loop.sc.address
+    where = ""
+    if loop.function is not None:
+        _name, offset, _file, _line = symbols.symbolize([lr_pc])[0]
+        where = f", {loop.function}+{offset:#x}"
     head = (f"{share:.0%} of the last {n_tail} samples ({duration:.3g} s) sit in an lr.w/sc.w retry loop "
-            f"(lr.w at {lr_pc:#x}, {where}; sc.w at {sc_pc:#x}).")
-    address = region = None
-    if registers is not None and lock_reg in registers:
-        address = int(registers[lock_reg]) & 0xFFFFFFFF
-        r = memory_map.find(address) if memory_map is not None else None
-        region = r.name if r else "unmapped"
-        if r is not None and r.atomics_ok:
-            verdict = "contention"
-            text = (f"{head} The lock at {address:#x} ({lock_reg}) is in {region}, inside the exclusive monitor's "
-                    "range: sc.w can succeed, so this is a wait for another holder, not the RP2350 livelock.")
-        else:
-            verdict = "rp2350-livelock"
-            text = (f"{head} The lock at {address:#x} ({lock_reg}) is in {region}, outside SRAM: on the RP2350 "
-                    "lr.w there sets no reservation and every sc.w fails, so this loop never ends (rp2350.md, "
-                    "Atomics outside SRAM). Move the lock to SRAM (0x20000000-0x20082000).")
-    else:
-        verdict = "likely-rp2350-livelock"
-        text = (f"{head} The samples carry no registers, so the lock address (in {lock_reg} at the lr.w) is not "
-                "known: a loop that never exits is what an lr.w outside SRAM does on the RP2350 (no reservation, "
-                "every sc.w fails), but a lock in SRAM held that long by another hart looks the same. To be "
-                f"sure, halt in the loop and read {lock_reg}: outside 0x20000000-0x20082000 means the livelock.")
-    return Livelock(function, lr_pc, sc_pc, loop_pcs, n_tail, share, duration, lock_reg, address, region, verdict, text)
-
+            f"(lr.w at {lr_pc:#x}{where}; sc.w at {sc_pc:#x}).")
+    sentence = livelock.explain(loop, lock, memory_map)
+    return Livelock(loop.function, lr_pc, sc_pc, loop_pcs, n_tail, share, duration, loop.lock_register,
+                    lock.address if lock else None, lock.region_name if lock else None, livelock.verdict(lock),
+                    f"{head} {sentence[0].upper()}{sentence[1:]}", lock.variable if lock else None)
