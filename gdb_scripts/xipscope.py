@@ -44,7 +44,14 @@ from xipscope.target.gdb_inferior import GdbInferiorTarget  # noqa: E402
 class _Session:
     """What the commands remember between calls in one gdb session."""
     memory_map = get_memory_map("rp2350")
+    map_choice: str | None = None          # what the user gave `xs map` (a name or a TOML path), if anything
     last_xip_counters: tuple[int, int] | None = None
+
+
+def _map_for(explicit: str | None, default: str | None = "rp2350") -> tuple:
+    """(MemoryMap or None, the name or path it was given by): --map, else `xs map`'s choice, else `default`."""
+    choice = explicit or _Session.map_choice or default
+    return (get_memory_map(choice) if choice else None), choice
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,10 +73,17 @@ class _XsCommand(gdb.Command):
 
     name = ""
     command_class = gdb.COMMAND_DATA
-    completer = gdb.COMPLETE_NONE
+    completer = None        # a gdb.COMPLETE_* class; None: our complete() (gdb ignores it when a class is given)
+    options: tuple[str, ...] = ()          # offered by tab completion
+    value_options: tuple[str, ...] = ()    # options that take a value (--map and path options aside)
+    file_options: tuple[str, ...] = ()     # options whose value is a path
+    positional_is_file = False
 
     def __init__(self):
-        super().__init__(f"xs {self.name}", self.command_class, self.completer)
+        if self.completer is None:
+            super().__init__(f"xs {self.name}", self.command_class)
+        else:
+            super().__init__(f"xs {self.name}", self.command_class, self.completer)
 
     def parser(self) -> _Parser:
         return _Parser(prog=f"xs {self.name}", add_help=True)
@@ -82,9 +96,43 @@ class _XsCommand(gdb.Command):
             pass
         except XipscopeError as e:
             raise gdb.GdbError(f"xs {self.name}: {e}") from None
+        except (gdb.error, OSError) as e:     # gdb refused a command we gave it; a file we could not write
+            raise gdb.GdbError(f"xs {self.name}: {e}") from None
 
     def run(self, args) -> None:
         raise NotImplementedError
+
+    def complete(self, text: str, word: str):
+        """Options; map names (or a file) after --map; paths after path options and for a path argument."""
+        ends_word = not text or text[-1].isspace()
+        tokens = text.split()
+        current = "" if ends_word else (tokens[-1] if tokens else "")
+        previous = (tokens[-1] if ends_word else tokens[-2] if len(tokens) > 1 else "") if tokens else ""
+        if word is None:
+            return None     # gdb's first call only asks how to break words: its default is fine
+        if previous == "--map":
+            return _completions(BUILTIN_MAPS, current, word) or _path_completions(current, word)
+        if previous in self.file_options:
+            return _path_completions(current, word)
+        if previous in self.value_options:
+            return []
+        if current.startswith("-") or not self.positional_is_file:
+            return _completions(self.options, current, word)
+        return _path_completions(current, word)
+
+
+def _path_completions(current: str, word: str) -> list[str]:
+    """Paths that extend `current` (directories with a trailing /). gdb 13's own COMPLETE_FILENAME completes nothing
+    after an earlier word in a Python command's arguments (`--elf /tm<TAB>`), so we list the directory ourselves."""
+    import glob
+    found = [p + "/" if os.path.isdir(p) else p for p in sorted(glob.glob(glob.escape(current) + "*"))]
+    return _completions(found, current, word)
+
+
+def _completions(candidates, current: str, word: str) -> list[str]:
+    """Candidates that extend `current`, cut to what replaces `word` (gdb may break words at '-')."""
+    cut = len(current) - len(word)
+    return [c[cut:] for c in candidates if c.startswith(current)]
 
 
 def _symbol_file(explicit: str | None) -> str:
@@ -104,7 +152,8 @@ def _address(expression: str) -> int:
 class XsPrefix(gdb.Command):
     """xipscope: XIP cache counters, memory regions, kernel log and traps of an RP2350 (or QEMU) target.
 
-Subcommands: xs dmesg, xs region ADDR, xs xip [reset], xs map [NAME|FILE]; the function $xs_region(ADDR).
+Subcommands: xs dmesg, xs trap, xs region ADDR, xs xip [reset], xs map [NAME|FILE], xs profile SECONDS,
+xs snapshot DIR; the function $xs_region(ADDR).
 `help xs SUBCOMMAND` says more."""
 
     def __init__(self):
@@ -119,6 +168,9 @@ The symbols come from the file gdb has loaded (`file vmlinux`) unless --elf name
 LIST: emerg,alert,crit,err,warn,notice,info,debug or 0-7, comma-separated."""
 
     name = "dmesg"
+    options = ("--level", "--elf", "--caller", "--no-caller")
+    value_options = ("--level",)
+    file_options = ("--elf",)
 
     def parser(self):
         from xipscope.cli import parse_levels
@@ -134,6 +186,170 @@ LIST: emerg,alert,crit,err,warn,notice,info,debug or 0-7, comma-separated."""
         gdb.write("".join(line + "\n" for line in format_log(log, args.level)))
         for note in log.notes:
             gdb.write(f"xs dmesg: {note}\n", gdb.STDERR)
+
+
+class XsTrap(_XsCommand):
+    """Why did it die: decode the trap the stopped program holds (same as `xipscope trap`).
+
+Usage: xs trap [--json] [--map NAME|FILE] [--elf FILE]
+Reads mcause, mepc, mstatus, mtval and the registers through gdb (stop at the trap vector first, e.g.
+`break handle_exception` for Linux), recomputes the faulting address from the instruction at mepc (Hazard3 writes
+mtval = 0), and explains it with the memory map's rules. Symbols: the file gdb has loaded, unless --elf names one.
+Map: --map, else the one `xs map` chose, else the built-in map where mepc is in memory.
+--json prints one JSON object, as `xipscope trap --json` does (its "source" names gdb, not an rsp:// URL)."""
+
+    name = "trap"
+    options = ("--json", "--map", "--elf")
+    file_options = ("--elf",)
+
+    def parser(self):
+        p = super().parser()
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--map")
+        p.add_argument("--elf")
+        return p
+
+    def run(self, args) -> None:
+        from xipscope.elf import load_symbols
+        from xipscope.trap import decode_trap, render_trap
+
+        symbols = load_symbols(_symbol_file(args.elf))
+        memory_map, _ = _map_for(args.map, default=None)
+        gdb.write(render_trap(decode_trap(GdbInferiorTarget(), symbols, memory_map), args.json))
+
+
+class XsProfile(_XsCommand):
+    """Sample the program's PC for SECONDS (and the XIP counters, and stacks), then print where the time went.
+
+Usage: xs profile SECONDS [--rate HZ] [--stacks] [--out DIR] [--map NAME|FILE] [--elf FILE]
+gdb's own run control is far too slow to sample from a Python command, and a gdbserver takes one client at a time.
+So `xs profile` notes the server's address, detaches gdb (the program runs on; gdb's breakpoints are out while it
+samples), runs xipscope's sampler over rsp:// to the same server (one round trip per sample), halts the program
+and connects gdb again with `target remote` (or extended-remote). Needs a TCP `target remote HOST:PORT`.
+Prints the top functions, the share of each memory region and the XIP hit rate, and writes the samples (as
+`xipscope profile` does) and an HTML report into DIR (default: a new xs-profile-TIME directory here).
+Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early; the samples taken are kept."""
+
+    name = "profile"
+    options = ("--rate", "--stacks", "--out", "--map", "--elf")
+    value_options = ("--rate",)
+    file_options = ("--out", "--elf")
+
+    def parser(self):
+        p = super().parser()
+        p.add_argument("seconds", type=float)
+        p.add_argument("--rate", type=float)
+        p.add_argument("--stacks", action="store_true")
+        p.add_argument("--out")
+        p.add_argument("--map")
+        p.add_argument("--elf")
+        return p
+
+    def run(self, args) -> None:
+        import time
+
+        from xipscope.elf import load_symbols
+        import json
+
+        from xipscope.profile.report import summary_text, write_report
+        from xipscope.profile.sampler import sample_profile
+        from xipscope.target.rsp import RspTarget
+
+        if args.seconds <= 0:
+            raise gdb.GdbError("xs profile: SECONDS must be above zero")
+        inferior = GdbInferiorTarget()
+        address, kind = inferior.remote_address, inferior.remote_kind
+        host, _, port = (address or "").removeprefix("tcp:").rpartition(":")
+        if not host or not port.isdigit():
+            raise gdb.GdbError("xs profile: gdb must be connected over TCP (`target remote HOST:PORT`) for xipscope to "
+                               f"sample the same server; the connection is {kind or 'none'} {address or ''}".rstrip())
+        if inferior.state() != "halted":
+            raise gdb.GdbError("xs profile: the program runs; interrupt it (Ctrl-C) first")
+        elf = _symbol_file(args.elf)
+        symbols = load_symbols(elf)
+        memory_map, map_name = _map_for(args.map)
+        out = Path(args.out or f"xs-profile-{time.strftime('%Y%m%d-%H%M%S')}")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise gdb.GdbError(f"xs profile: {out} exists and is not an empty directory; give --out a new directory")
+        try:
+            out.mkdir(parents=True, exist_ok=True)     # now, not after gdb has detached for nothing
+        except OSError as e:
+            raise gdb.GdbError(f"xs profile: cannot make {out}: {e.strerror or e}") from None
+
+        gdb.write(f"xs profile: detaching gdb from {address}; sampling for {args.seconds:g} s over "
+                  f"rsp://{host}:{port}\n")
+        gdb.flush()
+        gdb.execute("detach", to_string=True)
+        run = interrupted = None
+        try:
+            target = RspTarget(host, int(port))
+            try:
+                run = sample_profile(target, out, memory_map=memory_map, duration=args.seconds, rate_hz=args.rate,
+                                     stacks=args.stacks, symbols=symbols, elf=elf, map_name=map_name)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                try:
+                    target.halt()
+                except XipscopeError:
+                    pass                    # the server is gone: reconnecting gdb below says so
+                target.disconnect()         # no `D`: the program stays halted for gdb, as the user left it
+        finally:
+            try:
+                gdb.execute(f"target {kind} {address}", to_string=True)
+            except gdb.error as e:
+                raise gdb.GdbError(f"xs profile: could not connect gdb again to {address} ({e}); the samples are "
+                                   f"in {out}. Reconnect with `target {kind} {address}`.") from None
+        meta = run.meta if run is not None else {}
+        if run is not None:
+            gdb.write(f"{meta['samples']} samples in {meta['duration_s']:.2f} s ({meta['rate_hz_achieved'] or 0:.0f}/s)"
+                      f" via {meta['transport']}; gdb is connected again\n")
+        else:
+            gdb.write("xs profile: interrupted; gdb is connected again\n")
+        # The same summary `xipscope profile` prints, made from the report's own tables.
+        report = write_report(out, symbols=symbols, memory_map=memory_map)
+        gdb.write(summary_text(json.loads((report.parent / "summary.json").read_text())) + "\n")
+        gdb.write(f"samples in {out}; report: {report}\n")
+
+
+class XsSnapshot(_XsCommand):
+    """Save the stopped program's registers (every one gdb has, CSRs included) and RAM into DIR, for snapshot://DIR.
+
+Usage: xs snapshot DIR [--flash] [--map NAME|FILE] [--size REGION=SIZE]... [--elf FILE]
+Everything is read through gdb; run control is left alone (the program stays stopped). Saves the map's RAM
+(SRAM and PSRAM on rp2350, dram on qemu-virt; XIP flash too with --flash), as `xipscope snapshot` does. Later:
+`xipscope dmesg --target snapshot://DIR`, `xipscope trap --target snapshot://DIR`, `xipscope serve DIR`.
+Map: --map, else the one `xs map` chose, else rp2350. The ELF's hash goes into the manifest (the loaded file, or --elf)."""
+
+    name = "snapshot"
+    options = ("--flash", "--map", "--size", "--elf")
+    value_options = ("--size",)
+    file_options = ("--elf",)
+    positional_is_file = True
+
+    def parser(self):
+        p = super().parser()
+        p.add_argument("directory")
+        p.add_argument("--flash", action="store_true")
+        p.add_argument("--map")
+        p.add_argument("--size", action="append", default=[])
+        p.add_argument("--elf")
+        return p
+
+    def run(self, args) -> None:
+        from xipscope.snapshot import parse_sizes, take_snapshot
+
+        target = GdbInferiorTarget()
+        if target.state() != "halted":
+            raise gdb.GdbError("xs snapshot: the program runs; interrupt it (Ctrl-C) first")
+        memory_map, _ = _map_for(args.map)
+        elf = args.elf or gdb.current_progspace().filename
+        manifest = take_snapshot(target, args.directory, memory_map, elf=elf, include_flash=args.flash,
+                                 resume=False, sizes=parse_sizes(args.size),
+                                 progress=lambda text: gdb.write(f"xs snapshot: {text}\n"))
+        total = sum(r["size"] for r in manifest["regions"])
+        gdb.write(f"snapshot in {args.directory}: {len(manifest['registers'])} registers, "
+                  f"{len(manifest['regions'])} regions, {total} bytes, {manifest['seconds']} s\n")
 
 
 class XsRegion(_XsCommand):
@@ -163,6 +379,7 @@ Usage: xs map [NAME|FILE]"""
         if choice:
             try:
                 _Session.memory_map = get_memory_map(choice)
+                _Session.map_choice = choice
             except XipscopeError as e:
                 raise gdb.GdbError(f"xs map: {e}") from None
         m = _Session.memory_map
@@ -172,8 +389,9 @@ Usage: xs map [NAME|FILE]"""
                       f"{' cached' if r.cached else ''}{' atomics' if r.atomics_ok else ''}\n")
 
     def complete(self, text: str, word: str):
-        names = [n for n in BUILTIN_MAPS if n.startswith(text)]
-        return names or gdb.COMPLETE_FILENAME
+        if word is None:
+            return None
+        return _completions(BUILTIN_MAPS, text.strip(), word) or _path_completions(text.strip(), word)
 
 
 class XsXip(_XsCommand):
@@ -233,6 +451,9 @@ class XsRegionFunction(gdb.Function):
 
 XsPrefix()
 XsDmesg()
+XsTrap()
+XsProfile()
+XsSnapshot()
 XsRegion()
 XsMap()
 XsXip()

@@ -102,3 +102,38 @@ def test_rsp_client_pipelines_large_reads_once_acks_are_off(sim_server):
         assert t.read_memory(flash.paddr, 16) == flash.data[:16]
     finally:
         t.close()
+
+
+def test_gdb_continues_and_steps_after_the_twin_stops_by_itself(sim_server):
+    """A trap loop (the handler faults at its own first instruction) stops the twin with SIGSEGV; gdb then resumes
+    with `C0b` (continue, passing the signal) or `S0b`. The server drops the signal, as a bare core has none to
+    deliver, and resumes: the loop stops it again at once, and gdb stays in step with it."""
+    out = gdb(sim_server, "set $mtvec = 0x30000000", "set $pc = 0x30000000", "continue", "p/x $mcause",
+              "continue", "p/x $pc", "stepi", "p/x $pc", "set $pc = _start", "set $mtvec = 0x20000000", "stepi",
+              "p/x $pc")
+    assert out.count("Program received signal SIGSEGV") == 2, out
+    assert "Can't send signals" not in out and "while the target is running" not in out, out
+    values = re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)
+    assert values[:3] == ["0x1", "0x30000000", "0x30000000"], out       # mcause 1: instruction access fault
+    assert int(values[3], 16) == ElfImage(XIPBENCH).entry + 4, out       # stepped on from a sane pc
+
+
+def test_rsp_resume_with_signal_packets(sim_server):
+    from xipscope.target.rsp import RspTarget
+
+    entry = ElfImage(XIPBENCH).entry
+    t = RspTarget("127.0.0.1", sim_server)
+    try:
+        t.write_register("mtvec", 0x30000000)
+        assert t.conn.request(b"S0b;%x" % 0x30000000, "a stop reply") == b"T05thread:1;"
+        assert t.read_register("pc") == 0x30000000 and t.read_register("mcause") == 1
+        t.conn.send(b"C0b;%x" % 0x30000000)
+        assert t.conn.receive("a stop reply", timeout=10) == b"T0bthread:1;"    # SIGSEGV: the trap loop again
+        t.write_register("mtvec", 0x20000000)
+        t.conn.send(b"C0b;%x" % entry)        # resumes at the address given
+        time.sleep(0.2)
+        t.conn.interrupt()
+        assert t.conn.receive("a stop reply", timeout=10) == b"T02thread:1;"
+        assert t.read_register("pc") != 0x30000000
+    finally:
+        t.close()

@@ -314,7 +314,8 @@ def add_command(subparsers) -> None:
     s.set_defaults(func=cmd_serve)
 
 
-def _parse_sizes(items: list[str]) -> dict[str, int]:
+def parse_sizes(items: list[str]) -> dict[str, int]:
+    """--size REGION=SIZE items (xipscope snapshot, gdb's xs snapshot) as {region: bytes}."""
     sizes = {}
     for item in items:
         name, sep, size = item.partition("=")
@@ -329,7 +330,7 @@ def cmd_snapshot(args) -> int:
     from .target import open_target
 
     memory_map = get_memory_map(args.map)
-    sizes = _parse_sizes(args.size)
+    sizes = parse_sizes(args.size)
     check_request(Path(args.out), memory_map, args.flash, sizes)   # before the target is halted for nothing
     target = open_target(args.target, timeout=args.timeout)
     leave_halted = not args.resume and hasattr(target, "disconnect")

@@ -139,6 +139,14 @@ class TrapReport:
         return "\n".join(out) + "\n"
 
 
+def render_trap(report: TrapReport, as_json: bool = False) -> str:
+    """What `xipscope trap` and gdb's `xs trap` print: the short report, or one JSON object."""
+    if as_json:
+        import json
+        return json.dumps(report.to_json(), indent=1) + "\n"
+    return report.format()
+
+
 # --- the two entry points ------------------------------------------------------------------------------------------
 
 def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: MemoryMap | str | None = None) -> TrapReport:

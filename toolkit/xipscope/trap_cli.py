@@ -25,12 +25,11 @@ def add_command(subparsers):
 
 
 def cmd_trap(args) -> int:
-    import json
     import sys
     from pathlib import Path
 
     from .elf import load_symbols
-    from .trap import decode_oops, decode_trap
+    from .trap import decode_oops, decode_trap, render_trap
 
     if not args.target and not args.oops:
         raise XipscopeError("say where the trap is: --target URL (a halted target) or --oops FILE")
@@ -58,8 +57,5 @@ def cmd_trap(args) -> int:
             (getattr(target, "disconnect", None) or target.close)()
         elif target is not None:
             target.close()      # only its memory was read (the stack): leave it as dmesg does
-    if args.json:
-        print(json.dumps(report.to_json(), indent=1))
-    else:
-        sys.stdout.write(report.format())
+    sys.stdout.write(render_trap(report, args.json))
     return 0

@@ -295,14 +295,18 @@ class _Session:
             if data:
                 m.write_memory(addr, data)
             return "OK"
-        if cmd == "c":
-            if len(text) > 1:
-                m.write_register("pc", int(text[1:], 16))
+        if cmd in ("c", "C"):
+            # C sig[;addr]: gdb resumes with the signal it stopped for (SIGSEGV after a trap loop). A bare core has
+            # no signals to deliver, so the signal is dropped, as OpenOCD does; the address is honoured.
+            address = text[1:] if cmd == "c" else text[1:].partition(";")[2]
+            if address:
+                m.write_register("pc", int(address, 16))
             self._resume()
             return None
-        if cmd == "s":
-            if len(text) > 1:
-                m.write_register("pc", int(text[1:], 16))
+        if cmd in ("s", "S"):
+            address = text[1:] if cmd == "s" else text[1:].partition(";")[2]
+            if address:
+                m.write_register("pc", int(address, 16))
             m.step()
             return f"T{SIGTRAP:02x}thread:1;"
         if cmd in ("Z", "z") and text[1:2] in ("0", "1"):

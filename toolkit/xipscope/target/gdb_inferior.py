@@ -6,11 +6,18 @@ this target read a stopped program, as gdb's own commands do.
 
 from __future__ import annotations
 
+import re
+
 import gdb  # noqa: F401  (provided by gdb's embedded Python)
 
 from ..chip.riscv import GPR_NAMES
 from ..errors import CapabilityError, TargetError
 from .base import MEMORY, REGISTERS
+from .rsp import RegisterInfo
+
+# A row of `maint print remote-registers`: name, gdb's number, ..., size in bytes, type, the server's number.
+REMOTE_REGISTER_ROW = re.compile(r"^ (\S+)\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s+\S+\s+(\d+)\s+\d+\s*$")
+TDESC_REG = re.compile(r'<reg name="([^"]+)"[^>]*\bregnum="(\d+)"')
 
 
 class GdbInferiorTarget:
@@ -21,7 +28,10 @@ class GdbInferiorTarget:
         connection = getattr(inferior, "connection", None)
         details = getattr(connection, "details", None) if connection else None
         self.url = f"gdb-inferior:{details or inferior.num}"
-        self.remote_address = details     # "HOST:PORT" for `target remote`, else None
+        # "HOST:PORT" of a `target remote` over TCP (what `xs profile` reconnects to), else None
+        self.remote_kind = getattr(connection, "type", None)     # "remote", "extended-remote", "native", ...
+        self.remote_address = details if self.remote_kind in ("remote", "extended-remote") else None
+        self._layout: list[RegisterInfo] | None = None
 
     def _require_stopped(self, what: str) -> None:
         thread = gdb.selected_thread()
@@ -45,10 +55,44 @@ class GdbInferiorTarget:
             raise TargetError(f"gdb knows no register named {name!r} on this target") from None
         if value.is_optimized_out:
             raise CapabilityError(f"{name} is unavailable on this target")
-        return int(value) & 0xFFFFFFFF
+        return _raw_value(value)
 
     def read_registers(self) -> dict[str, int]:
-        return {name: self.read_register(name) for name in (*GPR_NAMES[1:], "pc")}
+        # all of them, zero too, as a `g` packet holds them (rsp:// reports the same set)
+        return {name: self.read_register(name) for name in (*GPR_NAMES, "pc")}
+
+    @property
+    def registers(self) -> list[RegisterInfo]:
+        """Every register gdb has from the server, numbered as the server numbers them (snapshots keep that)."""
+        if self._layout is None:
+            try:
+                table = gdb.execute("maint print remote-registers", to_string=True)
+            except gdb.error as e:
+                raise TargetError(f"gdb cannot list the target's registers: {e}") from None
+            try:
+                csrs = {r.name for r in gdb.selected_frame().architecture().registers("csr")}
+            except (gdb.error, ValueError):
+                csrs = set()
+            layout = []
+            for line in table.splitlines():
+                row = REMOTE_REGISTER_ROW.match(line)
+                if row and row[1] != "''" and int(row[3]):
+                    layout.append(RegisterInfo(row[1], int(row[4]), 8 * int(row[3]),
+                                               "csr" if row[1] in csrs else None))
+            self._layout = sorted(layout, key=lambda r: r.number)
+        return self._layout
+
+    @property
+    def description_files(self) -> dict[str, bytes]:
+        """The target description gdb uses, as one target.xml, when its register numbers are the server's."""
+        try:
+            xml = gdb.execute("maint print xml-tdesc", to_string=True)
+        except gdb.error:
+            return {}
+        numbers = {name: int(number) for name, number in TDESC_REG.findall(xml)}
+        if numbers != {r.name: r.number for r in self.registers}:
+            return {}    # gdb's own default description, not the server's: snapshots build one from the layout
+        return {"target.xml": xml.encode()}
 
     def state(self) -> str:
         thread = gdb.selected_thread()
@@ -69,3 +113,17 @@ class GdbInferiorTarget:
 
     def close(self) -> None:
         pass
+
+
+def _raw_value(value) -> int:
+    """A register's bits as an unsigned integer; a floating-point register (a float/double union) by its widest
+    member, whose /x format is its raw bits."""
+    code = value.type.strip_typedefs().code
+    if code == gdb.TYPE_CODE_UNION:
+        widest = max(value.type.strip_typedefs().fields(), key=lambda f: f.type.sizeof)
+        value = value[widest.name]
+        code = value.type.strip_typedefs().code
+    bits = 8 * value.type.sizeof
+    if code == gdb.TYPE_CODE_FLT:
+        return int(value.format_string(format="x"), 16)
+    return int(value) & ((1 << bits) - 1)
