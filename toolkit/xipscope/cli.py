@@ -92,22 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     dmesg.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
     dmesg.set_defaults(func=cmd_dmesg)
 
-    from .sim.cli import add_command as add_sim_command
-    add_sim_command(commands)
+    # In the order a user meets them: what the kernel said, why it died, where the time goes, why it hangs, then the
+    # post-mortem, flash and twin tools.
+    from .trap_cli import add_command as add_trap_command
+    add_trap_command(commands)
+    from .profile.sampler import add_command as add_profile_command
+    add_profile_command(commands)
+    from .profile.cli import add_command as add_report_commands
+    add_report_commands(commands)
+    from .doctor import add_command as add_doctor_command
+    add_doctor_command(commands)
+    from .snapshot import add_command as add_snapshot_commands
+    add_snapshot_commands(commands)
     from .image.cli import add_command as add_image_command
     add_image_command(commands)
     from .dump import add_command as add_dump_command
     add_dump_command(commands)
-    from .snapshot import add_command as add_snapshot_commands
-    add_snapshot_commands(commands)
-    from .profile.cli import add_command as add_report_commands
-    add_report_commands(commands)
-    from .trap_cli import add_command as add_trap_command
-    add_trap_command(commands)
-    from .doctor import add_command as add_doctor_command
-    add_doctor_command(commands)
-    from .profile.sampler import add_command as add_profile_command
-    add_profile_command(commands)
+    from .sim.cli import add_command as add_sim_command
+    add_sim_command(commands)
     return parser
 
 
