@@ -280,14 +280,14 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
                   f"rsp://{host}:{port}\n")
         gdb.flush()
         gdb.execute("detach", to_string=True)
-        run = interrupted = None
+        run = None
         try:
             target = RspTarget(host, int(port))
             try:
                 run = sample_profile(target, out, memory_map=memory_map, duration=args.seconds, rate_hz=args.rate,
                                      stacks=args.stacks, symbols=symbols, elf=elf, map_name=map_name)
             except KeyboardInterrupt:
-                interrupted = True
+                pass                        # Ctrl-C ends the sampling; what was taken is on disk
             finally:
                 try:
                     target.halt()

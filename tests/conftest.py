@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "kernel"))
 
 from qemu import KernelBuild, boot_kernel, built_kernel  # noqa: E402
+from servers import twin_gdb_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,10 @@ def dwarf_qemu(dwarf_kernel, tmp_path_factory):
     """The DWARF kernel booted to its panic in QEMU, for tests that need one live gdbstub."""
     with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-dwarf")) as qemu:
         yield qemu
+
+
+@pytest.fixture()
+def sim_server():
+    """The twin's GDB server on firmware/xipbench.elf as a separate process on a free port; stopped after the test."""
+    with twin_gdb_server(REPO / "firmware" / "xipbench.elf") as port:
+        yield port

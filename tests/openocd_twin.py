@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "kernel"))
 
 from qemu import free_port  # noqa: E402
+from servers import xipscope_server  # noqa: E402
 
 from xipscope.sim.jtag import openocd_args  # noqa: E402
 
@@ -50,23 +49,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-@contextlib.contextmanager
 def twin_jtag(firmware: Path, *extra: str):
     """`xipscope sim FIRMWARE --jtag-port 0`; yields the remote_bitbang port."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "toolkit") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(firmware), "--jtag-port", "0", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        if not match:
-            raise RuntimeError(f"the twin announced no port: {line!r} "
-                               f"{proc.stderr.read() if proc.poll() is not None else ''}")
-        yield int(match.group(1))
-    finally:
-        _stop(proc)
-        proc.stdout.close()
-        proc.stderr.close()
+    return xipscope_server("sim", firmware, "--jtag-port", "0", *extra)
 
 
 @contextlib.contextmanager

@@ -187,22 +187,11 @@ def test_names_the_panic_loop_on_the_qemu_kernel(dwarf_qemu, dwarf_kernel):
 
 def test_cli_over_rsp_to_the_twins_gdb_server(capsys):
     """The same diagnosis through a real GDB remote protocol server: `xipscope sim --gdb-port 0` in its own process."""
-    import re
-    import subprocess
-    import sys
+    from servers import twin_gdb_server
 
     elf = FIRMWARE / "flashwrite_hang.elf"
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(elf), "--gdb-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        match = re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline())
-        assert match
-        assert main(["doctor", "--target", f"rsp://127.0.0.1:{match.group(1)}", "--elf", str(elf)]) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+    with twin_gdb_server(elf) as port:
+        assert main(["doctor", "--target", f"rsp://127.0.0.1:{port}", "--elf", str(elf)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].startswith("CRITICAL  xip-in-direct-mode: hang:")
     assert "flash_program_page+0x0" in out and "what to do: Everything that runs between" in out

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from servers import twin_gdb_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.dump import dump_lines, format_line, plan_ranges
 from xipscope.errors import TargetError, XipscopeError
@@ -131,17 +132,8 @@ def our_bytes(url: str, address: int, length: int, *extra) -> tuple[bytes, list[
 
 @pytest.fixture()
 def twin_server():
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPPROBE), "--flash", str(EXAMPLE),
-                             "--gdb-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        match = re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline())
-        assert match, "the twin announced no port"
-        yield int(match.group(1))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+    with twin_gdb_server(XIPPROBE, "--flash", EXAMPLE) as port:
+        yield port
 
 
 def test_dump_agrees_with_gdb_on_the_twin(twin_server):

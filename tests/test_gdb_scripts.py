@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_sim_gdb import XIPBENCH, sim_server  # noqa: F401  (the twin's gdbserver fixture)
+from test_sim_gdb import XIPBENCH
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "gdb_scripts" / "xipscope.py"
@@ -66,7 +66,7 @@ def test_xs_region_map_and_function_on_the_rp2350_map():
     assert "Traceback" not in out and "Python Exception" not in out, out
 
 
-def test_xs_xip_shows_the_counters_moving_on_the_twin(sim_server):  # noqa: F811
+def test_xs_xip_shows_the_counters_moving_on_the_twin(sim_server):
     out = gdb_batch("break work_flash", "continue", "xs xip", "finish", "xs xip", "xs xip reset", "xs xip",
                     elf=XIPBENCH, port=sim_server)
     lines = [line for line in out.splitlines() if line.startswith(("CTR_HIT", "since the last", "XIP counters"))]
@@ -75,7 +75,7 @@ def test_xs_xip_shows_the_counters_moving_on_the_twin(sim_server):  # noqa: F811
     assert moved, out
     hits, accesses, rate = int(moved[1]), int(moved[2]), float(moved[3])
     # flash-fit: 64 passes over 512 words of a 4 KiB table that fits the cache, plus the loop's own fetches
-    assert accesses >= 64 * 512 and rate > 95.0, out
+    assert accesses >= 64 * 512 and hits <= accesses and rate > 95.0, out
     assert lines[3] == "XIP counters cleared"
     assert lines[4].startswith("CTR_HIT 0  CTR_ACC 0  hit rate n/a"), out
 
@@ -114,7 +114,7 @@ def test_xs_trap_equals_xipscope_trap_after_an_injected_fault(dwarf_kernel, tmp_
     assert "Traceback" not in out and "Python Exception" not in out, out
 
 
-def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):  # noqa: F811
+def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):
     """`xs profile` detaches gdb, samples the twin (a model) over rsp://, and connects gdb again."""
     from xipscope.profile.samples import read_meta, read_samples
 
@@ -154,7 +154,7 @@ def test_xs_profile_needs_a_tcp_connection():
     assert "Traceback" not in out
 
 
-def test_xs_snapshot_on_the_twin_equals_what_rsp_reads(sim_server, tmp_path):  # noqa: F811
+def test_xs_snapshot_on_the_twin_equals_what_rsp_reads(sim_server, tmp_path):
     """Registers (CSRs included, numbered as the server numbers them) and memory saved through gdb equal what our
     rsp:// client reads from the same halted twin (a model) afterwards."""
     from xipscope.target.rsp import RspTarget

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from servers import twin_gdb_server
 from xipscope.image.build import SEED_PARTITIONS, build_seed_image
 from xipscope.image.flash import FileFlash
 from xipscope.image.inspect import inspect_flash
@@ -237,18 +238,8 @@ def test_image_over_the_in_process_twin():
 @pytest.fixture()
 def twin_with_image():
     """The twin's GDB server with the example image in its flash (a separate process on a free port)."""
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPPROBE), "--flash", str(EXAMPLE),
-                             "--gdb-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match, f"no port announced: {line!r}"
-        yield int(match.group(1))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+    with twin_gdb_server(XIPPROBE, "--flash", EXAMPLE) as port:
+        yield port
 
 
 def test_image_over_the_gdb_remote_protocol(twin_with_image):

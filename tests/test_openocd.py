@@ -12,11 +12,11 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from openocd_twin import REPO, openocd, twin_jtag
+from servers import twin_gdb_server
 from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
@@ -57,10 +57,7 @@ def amofault_sim():
 @pytest.fixture(scope="module")
 def amofault_twin_rsp():
     """The twin's own GDB server, run until amofault parks, then halted."""
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(AMOFAULT), "--gdb-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+    with twin_gdb_server(AMOFAULT) as port:
         target = open_target(f"rsp://127.0.0.1:{port}")
         park = function_span(ElfImage(AMOFAULT), "_park")
         for _ in range(50):   # the run is a few thousand instructions: it parks within the first resume
@@ -71,11 +68,6 @@ def amofault_twin_rsp():
                 break
         yield target
         target.close()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_openocd_examines_the_twin_and_reads_the_trap_with_its_own_commands(amofault_openocd):
@@ -320,21 +312,13 @@ def test_xipscope_trap_gives_the_same_answer_through_openocd_its_gdb_port_and_th
         trap("openocd://", session.url)
         trap("rsp:// to OpenOCD", session.gdb_url)
 
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(AMOFAULT), "--gdb-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+    with twin_gdb_server(AMOFAULT) as port:
         twin = open_target(f"rsp://127.0.0.1:{port}")
         twin.set_breakpoint(vector)
         twin.continue_until_stop(timeout=30)
         twin.remove_breakpoint(vector)
-        twin.conn.close()          # hang up without detaching: the twin stays at the vector for the next client
+        twin.disconnect()          # hang up without detaching: the twin stays at the vector for the next client
         trap("rsp:// to the twin", f"rsp://127.0.0.1:{port}")
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
 
     first = answers["openocd://"]
     assert first["cause_code"] == 7 and first["function"].startswith("spin_lock+")

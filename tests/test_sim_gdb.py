@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,24 +14,6 @@ from xipscope.sim.elfimage import ElfImage
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
-
-
-@pytest.fixture()
-def sim_server():
-    """The twin's GDB server as a separate process on a free port; stopped after the test."""
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPBENCH), "--gdb-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match, f"no port announced: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
-        assert "a model" in line
-        yield int(match.group(1))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def gdb(port: int, *commands: str, timeout: float = 60) -> str:

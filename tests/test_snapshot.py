@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from servers import twin_gdb_server, xipscope_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.errors import FormatError, TargetError, XipscopeError
 from xipscope.snapshot import BLOCK, take_snapshot
@@ -136,18 +137,8 @@ def test_unknown_region_size_is_refused_before_touching_the_target(tmp_path):
 
 @pytest.fixture()
 def served(amofault):
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "serve", str(amofault[1]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match, f"no port announced: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
-        yield int(match.group(1))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+    with xipscope_server("serve", amofault[1], "--port", "0") as port:
+        yield port
 
 
 def test_served_twin_snapshot_answers_our_client_and_gdb(amofault, served):
@@ -422,10 +413,7 @@ def test_served_snapshot_survives_malformed_packets(small_snapshot, payloads):
 def test_snapshot_of_the_twin_through_its_gdb_server(tmp_path):
     """rsp:// in no-ack mode with pipelined reads, and a target description the snapshot keeps verbatim."""
     elf = FIRMWARE / "amofault.elf"
-    proc = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(elf), "--gdb-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+    with twin_gdb_server(elf) as port:
         result = xipscope("snapshot", "--target", f"rsp://127.0.0.1:{port}", "--out", str(tmp_path / "s"),
                           "--size", "psram=1M")
         assert result.returncode == 0, result.stderr
@@ -443,8 +431,3 @@ def test_snapshot_of_the_twin_through_its_gdb_server(tmp_path):
         finally:
             snap.close()
             live.close()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()

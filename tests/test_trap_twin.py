@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from servers import twin_gdb_server
 from xipscope.elf import load_symbols
 from xipscope.sim.target import SimTarget
 from xipscope.target.rsp import RspTarget
@@ -65,10 +66,7 @@ def test_amofault_through_the_twins_gdb_server_and_the_cli():
     """The same through `xipscope sim --gdb-port` and `xipscope trap --target rsp://` (map picked from mepc)."""
     symbols = load_symbols(AMOFAULT)
     env = dict(os.environ, PYTHONPATH=str(REPO / "toolkit"))
-    server = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(AMOFAULT), "--gdb-port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline()).group(1))
+    with twin_gdb_server(AMOFAULT) as port:
         target = RspTarget("127.0.0.1", port)
         target.set_breakpoint(symbols.address_of("trap_entry"))
         target.continue_until_stop(timeout=30)
@@ -81,11 +79,6 @@ def test_amofault_through_the_twins_gdb_server_and_the_cli():
         text = subprocess.run([sys.executable, "-m", "xipscope", "trap", "--target", f"rsp://127.0.0.1:{port}",
                                "--elf", str(AMOFAULT)], capture_output=True, text=True, env=env, timeout=60).stdout
         assert "exception 7 (store/AMO access fault)" in text and "psram_lock (psram, xip-psram)" in text
-    finally:
-        server.kill()
-        server.wait(timeout=10)
-        server.stdout.close()
-        server.stderr.close()
 
 
 def test_lrsc_livelock_is_named_without_a_trap():

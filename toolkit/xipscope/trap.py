@@ -389,7 +389,7 @@ def _variable(report: TrapReport) -> str:
 def _explain(report: TrapReport, insn, mmap: MemoryMap, symbols) -> None:
     code, why = report.cause_code, report.explanation
     if report.interrupt:
-        why.append(f"an interrupt, not a fault: the code at mepc was interrupted, not wrong.")
+        why.append("an interrupt, not a fault: the code at mepc was interrupted, not wrong.")
         return
     addr = report.fault_address
     region = mmap.find(addr) if addr is not None else None

@@ -164,7 +164,7 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
     parts.append(_table_html(tables["by_map_region"], percent=("share",)))
     parts.append("<img src='regions_over_time.png' alt='samples per region over time'>")
 
-    parts.append(f"<h2>Top functions</h2><img src='top_functions.png' alt='top functions by region'>")
+    parts.append("<h2>Top functions</h2><img src='top_functions.png' alt='top functions by region'>")
     parts.append(_table_html(tables["by_function"], percent=("share",), rows=top))
     if attribution is not None and len(attribution):
         level = attribution.attrs.get("level", 0.9)
