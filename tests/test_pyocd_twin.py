@@ -106,10 +106,10 @@ def test_a_pc_sample_is_one_probe_round_trip_and_follows_xipbench():
         lo, hi = span(image, name)
         return next((i for i, pc in enumerate(pcs) if lo <= pc < hi), None)
     # The hart runs unpaced, in slices of up to 50k instructions between batches, so on a loaded host whole phases
-    # can pass between two samples: the workers met are met in program order, and the first is always met.
+    # pass between two samples (a CI run saw 5 samples in all): the workers met are met in program order.
+    # (tests/test_openocd.py checks the phases one by one through the real openocd.)
     order = [i for i in (first("work_flash"), first("work_sram"), first("work_psram")) if i is not None]
-    assert first("work_flash") is not None, pcs
-    assert order == sorted(order)
+    assert order == sorted(order), pcs
     assert all(s.xip_hit <= s.xip_acc for s in samples)
 
 
