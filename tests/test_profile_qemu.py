@@ -33,8 +33,9 @@ def symbols(dwarf_kernel):
 def test_samples_symbolize_to_kernel_functions(dwarf_qemu, symbols, tmp_path):
     target = RspTarget("127.0.0.1", dwarf_qemu.port)
     try:
+        # At 1,000/s the kernel runs between samples; as fast as rsp:// goes, its pending timer ticks can win.
         run = sample_profile(target, tmp_path / "p", memory_map=get_memory_map("qemu-virt"), samples=3000,
-                             symbols=symbols, elf=dwarf_qemu.build.vmlinux)
+                             rate_hz=1000, symbols=symbols, elf=dwarf_qemu.build.vmlinux)
     finally:
         target.close()
     df = read_samples(tmp_path / "p")
