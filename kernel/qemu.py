@@ -75,39 +75,20 @@ def free_port() -> int:
 @contextlib.contextmanager
 def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0):
     """Boot `build` until its panic line; yield a RunningKernel; always stop QEMU afterwards."""
-    for _attempt in range(3):  # the free port can be taken between our probe and QEMU's bind
-        port = free_port()
-        console_path = workdir / "console.log"
-        console = open(console_path, "wb")
-        cmd = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-cpu", "rv32,mmu=off", "-m", "64M",
-               "-nographic", "-kernel", str(build.image), "-gdb", f"tcp:127.0.0.1:{port}"]
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while PANIC_LINE not in console_path.read_text(errors="replace"):
-                if process.poll() is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no {PANIC_LINE!r} within {timeout}s; console so far:\n"
-                                       + console_path.read_text(errors="replace")[-2000:])
-                time.sleep(0.05)
-            if process.poll() is not None:
-                text = console_path.read_text(errors="replace")
-                if "Address already in use" in text or "Failed to bind" in text:
-                    continue
-                raise RuntimeError(f"QEMU exited with {process.returncode}:\n{text[-2000:]}")
-            time.sleep(0.2)  # let the panic lines after the first finish printing
-            yield RunningKernel(build, process, port, console_path)
-            return
-        finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            console.close()
-    raise RuntimeError("QEMU could not bind a gdb port after 3 attempts")
+    def panicked(kernel: RunningKernel) -> bool:
+        deadline = time.monotonic() + timeout
+        while PANIC_LINE not in kernel.console_text():
+            if kernel.process.poll() is not None:
+                return _retry_or_raise(kernel, f"QEMU exited with {kernel.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {PANIC_LINE!r} within {timeout}s; console so far:\n"
+                                   + kernel.console_text()[-2000:])
+            time.sleep(0.05)
+        time.sleep(0.2)  # let the panic lines after the first finish printing
+        return True
+
+    with _qemu(build, workdir, [], panicked) as kernel:
+        yield kernel
 
 
 @contextlib.contextmanager
@@ -117,29 +98,36 @@ def boot_kernel_halted(build: KernelBuild, workdir: Path, timeout: float = 10.0)
     For tests that must act before the kernel panics (e.g. inject a fault at a breakpoint): nothing runs until a
     gdb client continues it.
     """
+    def listening(kernel: RunningKernel) -> bool:
+        deadline = time.monotonic() + timeout
+        while kernel.process.poll() is None and time.monotonic() < deadline:
+            # Is the gdbstub listening? Look at the socket table rather than connecting: QEMU takes one client.
+            if _tcp_listening(kernel.port):
+                return True
+            time.sleep(0.02)
+        return _retry_or_raise(kernel, f"QEMU's gdbstub is not listening on {kernel.port} after {timeout}s "
+                                       f"(exit code {kernel.process.poll()})")
+
+    with _qemu(build, workdir, ["-S"], listening) as kernel:
+        yield kernel
+
+
+@contextlib.contextmanager
+def _qemu(build: KernelBuild, workdir: Path, extra_args: list[str], ready):
+    """QEMU on `build` with its gdbstub on a free 127.0.0.1 port, yielded once ready(kernel) says so; always stopped.
+    ready() returns False to ask for another port (QEMU lost the race for the one we probed)."""
     for _attempt in range(3):  # the free port can be taken between our probe and QEMU's bind
         port = free_port()
         console_path = workdir / "console.log"
         console = open(console_path, "wb")
         cmd = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-cpu", "rv32,mmu=off", "-m", "64M",
-               "-nographic", "-kernel", str(build.image), "-gdb", f"tcp:127.0.0.1:{port}", "-S"]
+               "-nographic", "-kernel", str(build.image), "-gdb", f"tcp:127.0.0.1:{port}", *extra_args]
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + timeout
-            listening = False
-            while process.poll() is None and time.monotonic() < deadline:
-                # Is the gdbstub listening? Look at the socket table rather than connecting: QEMU takes one client.
-                if _tcp_listening(port):
-                    listening = True
-                    break
-                time.sleep(0.02)
-            if not listening:
-                text = console_path.read_text(errors="replace")
-                if process.poll() is not None and ("Address already in use" in text or "Failed to bind" in text):
-                    continue
-                raise RuntimeError(f"QEMU's gdbstub is not listening on {port} after {timeout}s "
-                                   f"(exit code {process.poll()}):\n{text[-2000:]}")
-            yield RunningKernel(build, process, port, console_path)
+            kernel = RunningKernel(build, process, port, console_path)
+            if not ready(kernel):
+                continue
+            yield kernel
             return
         finally:
             process.terminate()
@@ -150,6 +138,14 @@ def boot_kernel_halted(build: KernelBuild, workdir: Path, timeout: float = 10.0)
                 process.wait()
             console.close()
     raise RuntimeError("QEMU could not bind a gdb port after 3 attempts")
+
+
+def _retry_or_raise(kernel: RunningKernel, what: str) -> bool:
+    """False (try another port) when QEMU exited because the port was taken; otherwise a RuntimeError saying `what`."""
+    text = kernel.console_text()
+    if kernel.process.poll() is not None and ("Address already in use" in text or "Failed to bind" in text):
+        return False
+    raise RuntimeError(f"{what}:\n{text[-2000:]}")
 
 
 def _tcp_listening(port: int) -> bool:
