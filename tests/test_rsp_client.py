@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
+import types
 
 import pytest
 
 from xipscope.errors import TargetError
+from xipscope.profile.sampler import ReplyWaitChooser
 from xipscope.target import open_target
 from xipscope.target.rsp import RspTarget
 from xipscope.target.rsp_packets import PacketParser, Packet, frame
@@ -46,6 +49,45 @@ def test_memory_reads_agree_across_chunk_sizes(qemu_target, dwarf_qemu):
     assert big == pieces[:len(big)]
     image = dwarf_qemu.build.image.read_bytes()
     assert big == image[:len(big)]   # the kernel runs where QEMU loaded Image: at the start of RAM
+
+
+@pytest.mark.kernel
+def test_polled_replies_read_the_same_memory(qemu_target, dwarf_qemu):
+    start = dwarf_qemu.build.image.read_bytes()[:2 * qemu_target.max_read + 5]
+    qemu_target.conn.poll_replies = True
+    assert qemu_target.read_memory(0x80000000, len(start)) == start
+    assert qemu_target.read_register("pc") == qemu_target.read_registers()["pc"]
+
+
+@pytest.mark.parametrize("fast_way", ["block", "poll"])
+def test_the_reply_wait_chooser_keeps_the_faster_way(fast_way):
+    """ReplyWaitChooser's decision alone: a take() that is 30x slower one way than the other (sleeps, no server)."""
+    conn = types.SimpleNamespace(poll_replies=None)
+    ways = []
+
+    def take():
+        way = "poll" if conn.poll_replies else "block"
+        ways.append(way)
+        time.sleep(0.0001 if way == fast_way else 0.003)
+        return way
+
+    chooser = ReplyWaitChooser(take, conn)
+    calibration = 2 * chooser.ROUNDS * chooser.BLOCK
+    for _ in range(calibration + 5):
+        chooser()
+    assert ways[:calibration].count("poll") == ways[:calibration].count("block") == calibration // 2
+    assert ways[calibration:] == [fast_way] * 5 and chooser.mode == fast_way
+    described = chooser.describe()
+    assert described["replies"] == {"poll": "polled", "block": "blocked on"}[fast_way]
+    slow_way = {"poll": "block", "block": "poll"}[fast_way]
+    assert described["median_sample_us"][slow_way] > 10 * described["median_sample_us"][fast_way]
+
+
+def test_the_reply_wait_can_be_fixed():
+    conn = types.SimpleNamespace(poll_replies=None)
+    chooser = ReplyWaitChooser(lambda: conn.poll_replies, conn, "poll")
+    assert [chooser() for _ in range(3)] == [True] * 3
+    assert chooser.describe() == {"replies": "polled", "chosen_by": "request", "median_sample_us": None}
 
 
 @pytest.mark.kernel
@@ -141,10 +183,13 @@ BASIC = {b"qSupported": b"PacketSize=100", b"?": b"S05", b"m": b"00112233", b"D"
 
 
 @contextlib.contextmanager
-def scripted_target(replies: dict[bytes, bytes], fault=lambda conn, payload: False, timeout: float = 2.0):
-    """An RspTarget connected to a ScriptedServer; both closed afterwards, whatever the test did to them."""
+def scripted_target(replies: dict[bytes, bytes], fault=lambda conn, payload: False, timeout: float = 2.0,
+                    poll_replies: bool = False):
+    """An RspTarget connected to a ScriptedServer; both closed afterwards, whatever the test did to them.
+    poll_replies: await replies by polling (RspConnection.poll_replies) rather than blocking."""
     server = ScriptedServer(replies, fault)
     target = RspTarget("127.0.0.1", server.port, timeout=timeout)
+    target.conn.poll_replies = poll_replies
     try:
         yield target
     finally:
@@ -152,19 +197,21 @@ def scripted_target(replies: dict[bytes, bytes], fault=lambda conn, payload: Fal
         server.close()
 
 
-def test_socket_dies_mid_reply():
+@pytest.mark.parametrize("poll_replies", [False, True], ids=["blocked", "polled"])
+def test_socket_dies_mid_reply(poll_replies):
     def fault(conn, payload):
         if payload.startswith(b"m"):
             conn.sendall(b"$0011")   # half a reply, then the server is gone
             return True
-    with scripted_target(BASIC, fault) as target:
+    with scripted_target(BASIC, fault, poll_replies=poll_replies) as target:
         with pytest.raises(TargetError, match=r"closed the connection while waiting for 4 bytes of memory at 0x1000"):
             target.read_memory(0x1000, 4)
 
 
-def test_silence_is_a_timeout_naming_what_was_expected():
+@pytest.mark.parametrize("poll_replies", [False, True], ids=["blocked", "polled"])
+def test_silence_is_a_timeout_naming_what_was_expected(poll_replies):
     silent_on_g = lambda conn, payload: payload.startswith(b"g") and not conn.recv(1)  # noqa: E731
-    with scripted_target(BASIC, silent_on_g, timeout=0.5) as target:
+    with scripted_target(BASIC, silent_on_g, timeout=0.5, poll_replies=poll_replies) as target:
         with pytest.raises(TargetError, match=r"no reply within 0.5 s while waiting for the register block"):
             target.read_registers()
 

@@ -139,6 +139,51 @@ def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_
     return take
 
 
+class ReplyWaitChooser:
+    """Wraps an rsp:// take(): the first samples alternate, in blocks, between blocking on the server's replies and
+    polling for them (RspConnection.poll_replies); after that the faster way, by median time per sample, stays.
+
+    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs, against QEMU pinned
+    to the other CPU, polling took 15,000 samples/s against 5,900 blocked, and sharing QEMU's CPU it fell to 340/s
+    (bench/bench_profile.py measures it). So it is measured, not assumed, and polling, which keeps a CPU busy, must win
+    clearly (POLL_MARGIN) to be kept."""
+
+    ROUNDS = 2          # blocked-on, then polled, this many times
+    BLOCK = 128         # samples per block
+    POLL_MARGIN = 0.9   # polling stays only under this fraction of blocking's median sample time
+
+    def __init__(self, take, conn, mode: str = "auto"):
+        self._take = take
+        self._conn = conn
+        self.mode = mode
+        self._times: dict[str, list[int]] = {"block": [], "poll": []}
+        self._calibrating = mode == "auto"
+        self._count = 0
+        conn.poll_replies = mode == "poll"
+
+    def __call__(self):
+        if not self._calibrating:
+            return self._take()
+        way = "poll" if (self._count // self.BLOCK) % 2 else "block"
+        self._conn.poll_replies = way == "poll"
+        t0 = time.perf_counter_ns()
+        sample = self._take()
+        self._times[way].append(time.perf_counter_ns() - t0)
+        self._count += 1
+        if self._count == 2 * self.ROUNDS * self.BLOCK:
+            block, poll = (statistics.median(self._times[w]) for w in ("block", "poll"))
+            self.mode = "poll" if poll < self.POLL_MARGIN * block else "block"
+            self._conn.poll_replies = self.mode == "poll"
+            self._calibrating = False
+        return sample
+
+    def describe(self) -> dict:
+        measured = {w: round(statistics.median(t) / 1000, 1) for w, t in self._times.items() if t}
+        return {"replies": ("polled" if self.mode == "poll" else "blocked on") if not self._calibrating
+                else "still calibrating", "chosen_by": "measurement" if measured else "request",
+                "median_sample_us": measured or None}
+
+
 def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code, cycles: bool):
     """take() through the Target protocol, for transports without a fast path (sim:// and others)."""
     def take():
@@ -164,8 +209,9 @@ def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code, cyc
 
 
 def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None,
-                   cycles: bool = False):
-    """(take, transport description) for this target; the target must be running (probing pipelining halts it)."""
+                   cycles: bool = False, reply_wait: str = "auto"):
+    """(take, transport description) for this target; the target must be running (probing pipelining halts it).
+    reply_wait (rsp:// only): "block", "poll" or "auto" (measure both, keep the faster: ReplyWaitChooser)."""
     from ..target.rsp import RspTarget
 
     counters_at = counter_address(memory_map)
@@ -189,7 +235,8 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
                 + ("; mcycle by 'p'" if cycles else ""))
         if pipeline and not allowed:
             note += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
-        return _rsp_sampler(target, where, counters_at, stacks, is_code, allowed, mcycle_regnum), note
+        take = _rsp_sampler(target, where, counters_at, stacks, is_code, allowed, mcycle_regnum)
+        return ReplyWaitChooser(take, target.conn, reply_wait), note
     sample_once = getattr(target, "sample_pc_and_counters", None)   # openocd://, pyocd://
     if sample_once is not None and counters_at is not None and not stacks and not cycles:
         base = counters_at - rp.XIP_CTRL_CTR_HIT
@@ -208,7 +255,8 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
 def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float | None = None,
                    samples: int | None = None, rate_hz: float | None = None, stacks: bool = False, symbols=None,
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
-                   cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192) -> SampleRun:
+                   cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192,
+                   reply_wait: str = "auto") -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, or `stop` (an Event) is set.
 
     rate_hz paces the samples (None: as fast as the transport allows). cycles=True also reads mcycle with each
@@ -229,7 +277,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         from ..sim.pacing import DEFAULT_CLOCK_HZ
         target.pace(DEFAULT_CLOCK_HZ)
     take, transport = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
-                                     cycles=cycles)
+                                     cycles=cycles, reply_wait=reply_wait)
     if target.state() != "running":
         target.resume()
 
@@ -311,6 +359,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             "rate_hz_achieved": count / elapsed if elapsed > 0 else None,
             "schedule_resets": schedule_resets if period else None,
             "halted_ns": _halted_stats(halted, elapsed),
+            "reply_wait": take.describe() if isinstance(take, ReplyWaitChooser) else None,
             "ended_early": ended_early,
             "error": error,
         })
@@ -363,6 +412,9 @@ def add_command(commands) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="new directory for samples/ and meta.json")
     p.add_argument("--no-pipeline", action="store_true",
                    help="rsp://: wait for each reply instead of pipelining (the default probes what the server allows)")
+    p.add_argument("--reply-wait", choices=("auto", "block", "poll"), default="auto",
+                   help="rsp://: block on each reply, poll for it (a busy CPU, fewer wake-ups), or measure both on the "
+                        "first samples and keep the faster (default auto)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
     p.set_defaults(func=cmd_profile)
 
@@ -393,7 +445,7 @@ def cmd_profile(args) -> int:
             run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
                                  progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
-                                 cycles=args.cycles, map_name=args.map)
+                                 cycles=args.cycles, map_name=args.map, reply_wait=args.reply_wait)
     finally:
         signal.signal(signal.SIGINT, previous)
         target.close()

@@ -17,6 +17,7 @@ the twin all work. Server quirks we handle, each where it bites:
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -105,6 +106,11 @@ class RspConnection:
         self.server = f"rsp://{host}:{port}"
         self.timeout = timeout
         self.ack_mode = True
+        # How a reply is awaited: blocked on (kind to the host), or polled with the CPU yielded between tries, which
+        # skips the wake-up latency of a blocked thread (on this project's 2-core VMs, tens of us per reply) but is
+        # slow where we share a CPU with the server. The profiler measures both and picks (profile/sampler.py).
+        self.poll_replies = False
+        self._nonblocking: socket.socket | None = None
         self._parser = PacketParser()
         self._ready: list = []
         try:
@@ -115,10 +121,12 @@ class RspConnection:
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        for sock in (self._sock, self._nonblocking):
+            try:
+                if sock is not None:
+                    sock.close()
+            except OSError:
+                pass
 
     def _fail(self, what: str, expected: str) -> TargetError:
         return TargetError(f"{self.server}: {what} while waiting for {expected}")
@@ -127,20 +135,41 @@ class RspConnection:
         """The next ack, nack or packet from the server."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         while not self._ready:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected)
-            self._sock.settimeout(remaining)
-            try:
-                data = self._sock.recv(65536)
-            except socket.timeout:
-                raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected) from None
-            except OSError as e:
-                raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
+            data = self._poll() if self.poll_replies else None
+            if data is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected)
+                self._sock.settimeout(remaining)
+                try:
+                    data = self._sock.recv(65536)
+                except socket.timeout:
+                    raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected) from None
+                except OSError as e:
+                    raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
             if not data:
                 raise self._fail("the server closed the connection", expected)
             self._ready.extend(self._parser.feed(data))
         return self._ready.pop(0)
+
+    def _poll(self, tries: int = 2000) -> bytes | None:
+        """Data from the socket by non-blocking reads, yielding the CPU between them; None if none came in `tries`
+        (a few ms: the caller then blocks, with its timeout). b"" means the server closed the connection.
+
+        The reads go through a second socket object on a dup of the descriptor: Python waits out a socket's timeout
+        before any recv on it, MSG_DONTWAIT or not, and switching the timeout per call costs system calls."""
+        if self._nonblocking is None:
+            self._nonblocking = socket.socket(fileno=os.dup(self._sock.fileno()))
+            self._nonblocking.setblocking(False)
+        recv, yield_cpu = self._nonblocking.recv, os.sched_yield
+        for _ in range(tries):
+            try:
+                return recv(65536)
+            except BlockingIOError:
+                yield_cpu()
+            except OSError:
+                return None     # the blocking read after us reports it
+        return None
 
     def send(self, payload: bytes) -> None:
         """Send one packet; in ack mode, wait for '+' and resend on '-'."""
