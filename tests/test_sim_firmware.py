@@ -9,12 +9,14 @@ from pathlib import Path
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe", "flashwrite_hang", "flashwrite_ok")
+ARM_ELFS = ("armxip",)      # Arm mode (Cortex-M33): the twin's DAP face under pyOCD's own rp2350 target
 
 
 def test_rebuilt_elfs_match_committed(tmp_path):
     assert shutil.which("riscv64-unknown-elf-gcc"), "riscv64-unknown-elf-gcc is needed: apt-get install gcc-riscv64-unknown-elf"
+    assert shutil.which("arm-none-eabi-as"), "arm-none-eabi-as is needed: apt-get install binutils-arm-none-eabi"
     subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"OUT={tmp_path}"], check=True, capture_output=True)
-    for name in ELFS:
+    for name in ELFS + ARM_ELFS:
         built = (tmp_path / f"{name}.elf").read_bytes()
         committed = (FIRMWARE / f"{name}.elf").read_bytes()
         assert built == committed, f"{name}.elf differs from a fresh build: run `make -C firmware` and commit"
@@ -23,12 +25,13 @@ def test_rebuilt_elfs_match_committed(tmp_path):
 def test_elfs_carry_symbols_and_dwarf():
     from elftools.elf.elffile import ELFFile
 
-    for name in ELFS:
+    for name in ELFS + ARM_ELFS:
         with open(FIRMWARE / f"{name}.elf", "rb") as f:
             elf = ELFFile(f)
             assert elf.get_section_by_name(".symtab") is not None
             assert elf.has_dwarf_info() and elf.get_section_by_name(".debug_line") is not None
-            assert elf["e_machine"] == "EM_RISCV" and elf.elfclass == 32
+            machine = "EM_ARM" if name in ARM_ELFS else "EM_RISCV"
+            assert elf["e_machine"] == machine and elf.elfclass == 32
 
 
 def test_register_header_is_generated_from_chip_data():

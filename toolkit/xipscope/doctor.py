@@ -545,6 +545,8 @@ def run_checks(ev: Evidence, checks=None) -> Diagnosis:
 def diagnose(target, symbols=None, memory_map: MemoryMap | None = None, samples: int = DEFAULT_SAMPLES,
              checks=None) -> Diagnosis:
     """Gather the evidence (halting briefly), run the checks, and leave the target running if it was."""
+    from .target.base import require_riscv
+    require_riscv(target, "doctor (its checks decode the RISC-V code at pc)")
     if memory_map is None:
         from .chip.memory_map import get_memory_map
         memory_map = get_memory_map("rp2350")

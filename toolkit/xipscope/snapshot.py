@@ -195,6 +195,8 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     really has (readable_end). On a failure the directory keeps what was saved, its manifest says
     `"complete": false` with the error, and a TargetError says so.
     """
+    from .target.base import require_riscv
+    require_riscv(target, "snapshot (its registers are RISC-V's, served back to gdb as rv32)")
     from datetime import datetime, timezone
 
     out_dir = Path(out_dir)

@@ -151,6 +151,8 @@ def render_trap(report: TrapReport, as_json: bool = False) -> str:
 
 def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: MemoryMap | str | None = None) -> TrapReport:
     """Decode the trap a halted target holds: mcause/mepc/mstatus/mtval and the GPRs as they were at the trap."""
+    from .target.base import require_riscv
+    require_riscv(target, "trap decoding (mcause, mepc)")
     registers = dict(target.read_registers())
     csrs: dict[str, int | None] = {}
     notes = []

@@ -37,7 +37,13 @@ def cmd_trap(args) -> int:
     target = None
     if args.target:
         from .target import open_target
+        from .target.base import require_riscv
         target = open_target(args.target, timeout=args.timeout)
+        try:
+            require_riscv(target, "trap decoding (mcause, mepc)")
+        except XipscopeError:
+            target.close()
+            raise
     try:
         if args.oops:
             from .linux.oops import parse_oops

@@ -84,8 +84,8 @@ def load_profile(directory: str | Path, symbols: "SymbolIndex | str | Path | Non
         memory_map = get_memory_map(memory_map or meta.get("map") or "rp2350")
     annotate(frame, symbols, memory_map)
     if weighted(frame):
-        notes.append("shares are weighted by the target's cycles between samples (mcycle read with each sample): "
-                     "they are shares of the time the core ran, so samples parked in wfi count for little")
+        notes.append("shares are weighted by the target's cycles between samples (its cycle counter, read with each "
+                     "sample): they are shares of the time the core ran, so samples parked in wfi count for little")
     if symbols is not None and len(frame):
         unknown = float((frame["function"] == NO_SYMBOL).mean())
         if unknown > 0.5:

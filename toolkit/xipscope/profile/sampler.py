@@ -185,12 +185,15 @@ class ReplyWaitChooser:
 
 
 def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code, cycles: bool):
-    """take() through the Target protocol, for transports without a fast path (sim:// and others)."""
+    """take() through the Target protocol, for transports without a fast path (sim:// and others). With cycles, the
+    cycle counter is mcycle, or the target's own (read_cycle_counter: DWT_CYCCNT on an Arm core)."""
+    read_cycles = getattr(target, "read_cycle_counter", None) or (lambda: target.read_register("mcycle"))
+
     def take():
         target.halt()
         try:
             hit = acc = stack = None
-            mcycle = target.read_register("mcycle") & 0xFFFFFFFF if cycles else None
+            mcycle = read_cycles() & 0xFFFFFFFF if cycles else None
             if stacks:
                 regs = target.read_registers()
                 pc = regs["pc"]
@@ -214,6 +217,12 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
     reply_wait (rsp:// only): "block", "poll" or "auto" (measure both, keep the faster: ReplyWaitChooser)."""
     from ..target.rsp import RspTarget
 
+    from ..target.base import require_riscv
+
+    if stacks:
+        require_riscv(target, "--stacks (RISC-V frame-pointer unwinding)")
+    if cycles and not hasattr(target, "read_cycle_counter"):
+        require_riscv(target, "--cycles (the mcycle CSR)")
     counters_at = counter_address(memory_map)
     is_code = code_predicate(symbols, memory_map)
     if isinstance(target, RspTarget):
@@ -248,7 +257,8 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
         return take, f"{target.url.split(':', 1)[0]}: halt, pc, counters, resume in one round trip " \
                      "(sample_pc_and_counters)"
     return _generic_sampler(target, counters_at, stacks, is_code, cycles), \
-        f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}{', mcycle' if cycles else ''}" \
+        f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}" \
+        f"{', ' + getattr(target, 'cycle_counter_name', 'mcycle') if cycles else ''}" \
         f"{', counters' if counters_at is not None else ''}, resume through the Target protocol"
 
 
@@ -294,7 +304,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         "samples_requested": samples,
         "duration_requested_s": duration,
         "stacks": stacks,
-        "mcycle": "low 32 bits read with each sample (weight samples by its deltas)" if cycles else None,
+        "mcycle": f"low 32 bits of {getattr(target, 'cycle_counter_name', 'mcycle')} read with each sample (weight "
+                  "samples by its deltas)" if cycles else None,
         "stack_block_bytes": STACK_BLOCK if stacks else None,
         "transport": transport,
         "halted_ns_meaning": "host-measured, from sending the halt until the sample's last reply arrived (pipelined: "

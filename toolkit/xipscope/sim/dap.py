@@ -1,11 +1,16 @@
-"""The twin's DAP face (a model): an ADIv6-style SW-DP and the APB-AP at 0xa000 that reaches the RISC-V Debug Module,
-offered to pyOCD as a debug probe, so pyOCD's own DP/AP code drives our Debug Module driver against the twin.
+"""The twin's DAP face (a model): an ADIv6-style SW-DP, its ROM table and the APs of whichever cores the twin runs,
+offered to pyOCD as a debug probe, so pyOCD's own DP/AP code drives them.
 
-As on RP2350 (rp2350.md "Debug access"): DPIDR 0x4c013477 (DPv3, ADIv6), APs by address, the APB-AP at 0x0a000 whose
-bus holds the Debug Module with its register addresses multiplied by 4. Only that AP is modelled (no ROM table, no
-Arm cores, no RP-AP); an access anywhere else faults. Transfers queue in the probe and run as one batch when a result
-is needed or on flush(), like a CMSIS-DAP probe's packets; `round_trips` counts the batches. The hart runs on a
-background thread in slices of about 2 ms between batches.
+As on RP2350 (rp2350.md "Debug access"): DPIDR 0x4c013477 (DPv3, ADIv6), APs by address, a class 0x9 ROM table at
+AP address 0 (BASEPTR0) listing them. The twin runs one architecture, the firmware's:
+  - RISC-V: the APB-AP at 0x0a000 whose bus holds the Debug Module (debug_module.py), register addresses x4;
+    driven by xipscope's own Debug Module driver (target/riscv_dm.py) on pyOCD's DP and AP classes;
+  - Arm: core 0's AHB-AP at 0x02000 onto the Cortex-M33's bus (arm_core.py), so pyOCD's own rp2350 target
+    discovers the core through the ROM tables and drives it.
+The other APs of the chip (core 1, the RP-AP at 0x80000, the other architecture's) are not modelled: the ROM table
+lists only the modelled AP, and an access anywhere else faults. Transfers queue in the probe and run as one batch when
+a result is needed or on flush(), like a CMSIS-DAP probe's packets; `round_trips` counts the batches. The core runs
+on a background thread in slices of about 2 ms between batches.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import time
 from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
+from ..errors import TargetError
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
 
 DPIDR = 0x4C013477
 DPIDR1 = 0x20                 # 32-bit AP addresses, no ERRMODE
-BASEPTR0 = 0x00000001         # valid, base 0: RP2350's ROM table (not modelled; pyOCD's discovery would fault there)
+BASEPTR0 = 0x00000001         # valid, base 0: the ROM table
 DM_AP = 0xA000                # the APB-AP in front of the RISC-V Debug Module
+ARM_CORE0_AP = 0x2000         # the AHB-AP onto Cortex-M33 core 0's bus
 AP_WINDOW = 0x1000
 
 # DP register addresses (bits 3:2) and CTRL/STAT fields.
@@ -30,28 +37,174 @@ DP_ABORT_IDR, DP_CTRL_STAT, DP_SELECT, DP_RDBUFF = 0x0, 0x4, 0x8, 0xC
 CSYSPWRUPREQ, CDBGPWRUPREQ = 1 << 30, 1 << 28
 STICKYERR = 1 << 5
 
-# APv2 MEM-AP registers (offsets inside the AP's 4 KiB window).
+# APv2 MEM-AP registers (offsets inside the AP's 4 KiB window) and CoreSight identification.
 CSW, TAR, DRW, BD0, TRR, CFG, BASE, IDR = 0xD00, 0xD04, 0xD0C, 0xD10, 0xD24, 0xDF4, 0xDF8, 0xDFC
 DEVARCH, CIDR0 = 0xFBC, 0xFF0
 CSW_DEVICE_EN = 1 << 6
+CSW_SIZE_MASK = 0x7
 CSW_SIZE32 = 2
 CSW_ADDRINC_MASK = 3 << 4
 CSW_ADDRINC_SINGLE = 1 << 4
-# IDR: Arm (JEP106 0x23b), class MEM-AP (8), type APB4 (6).
-AP_IDR = (0x23B << 17) | (0x8 << 13) | 0x6
+CSW_AHB_WRITABLE = 0xFF00F037     # DbgSwEnable, Prot, Type, AddrInc, Size: kept as written
+CSW_SDEVICE_EN = 1 << 23          # secure debug enabled (read-only)
+DEVARCH_MEM_AP = 0x47700A17        # Arm, present, MEM-AP (APv2)
+DEVARCH_ROM_TABLE = 0x47700AF7     # Arm, present, class 0x9 ROM table
+# IDR: Arm (JEP106 0x23b), class MEM-AP (8), type APB4 (6) or AHB5 (5).
+APB_AP_IDR = (0x23B << 17) | (0x8 << 13) | 0x6
+AHB_AP_IDR = (0x23B << 17) | (0x8 << 13) | 0x5
 AP_BASE_NOT_PRESENT = 0x2
+PART_APB_AP, PART_AHB_AP, PART_ROM_TABLE = 0x9E2, 0x9E3, 0x4C0   # CS-600 parts; the ROM table's is ASSUMED
 UID_PREFIX = "twin:"
 
 
-class DapPort:
-    """The wire-level model: DP registers, SELECT, and the APB-AP's CSW/TAR/DRW in front of the Debug Module."""
+def _fault(message: str) -> exceptions.TransferFaultError:
+    return exceptions.TransferFaultError(f"{MODEL_NOTE}: {message}")
 
-    def __init__(self, dm: DebugModule):
-        self.dm = dm
-        self.select = 0
-        self.ctrl_stat = 0
+
+class DpRomTable:
+    """The class 0x9 ROM table at AP address 0: one 32-bit entry per modelled AP, then the end marker."""
+
+    def __init__(self, ap_addresses: list[int]):
+        self.entries = [address | 0x3 for address in ap_addresses]    # offset from the table, present
+
+    def read(self, reg: int) -> int:
+        from .arm_core import coresight_id
+        if reg < 0xF00:
+            return self.entries[reg >> 2] if reg >> 2 < len(self.entries) else 0
+        return coresight_id(reg, part=PART_ROM_TABLE, component_class=0x9, devarch=DEVARCH_ROM_TABLE) or 0
+
+    def write(self, reg: int, value: int) -> None:
+        pass
+
+
+class MemAp:
+    """An APv2 MEM-AP: CSW, TAR, DRW, the banked data registers, and its identification; the bus is a subclass's."""
+
+    IDR = 0
+    PART = 0
+    BASE_VALUE = AP_BASE_NOT_PRESENT
+
+    def __init__(self):
         self.csw = CSW_DEVICE_EN | CSW_SIZE32
         self.tar = 0
+
+    def _size(self) -> int:
+        return 1 << (self.csw & CSW_SIZE_MASK)
+
+    def bus_read(self, address: int, size: int) -> int:
+        raise NotImplementedError
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        raise NotImplementedError
+
+    def read(self, reg: int) -> int:
+        from .arm_core import coresight_id
+        if reg == CSW:
+            return self.csw
+        if reg == TAR:
+            return self.tar
+        if reg == DRW:
+            value = self.bus_read(self.tar, self._size())
+            self._increment()
+            return value
+        if BD0 <= reg < BD0 + 16:
+            return self.bus_read((self.tar & ~0xF) | (reg - BD0), 4)
+        if reg == IDR:
+            return self.IDR
+        if reg == BASE:
+            return self.BASE_VALUE
+        if reg == DEVARCH:
+            return DEVARCH_MEM_AP
+        if reg >= 0xFC0:
+            return coresight_id(reg, part=self.PART, component_class=0x9) or 0
+        return 0                       # CFG (no large address/data, little-endian), TRR, the rest
+
+    def write(self, reg: int, value: int) -> None:
+        if reg == CSW:
+            self._write_csw(value)
+        elif reg == TAR:
+            self.tar = value & 0xFFFFFFFF
+        elif reg == DRW:
+            self.bus_write(self.tar, self._size(), value)
+            self._increment()
+        elif BD0 <= reg < BD0 + 16:
+            self.bus_write((self.tar & ~0xF) | (reg - BD0), 4, value)
+
+    def _write_csw(self, value: int) -> None:
+        raise NotImplementedError
+
+    def _increment(self) -> None:
+        if self.csw & CSW_ADDRINC_MASK == CSW_ADDRINC_SINGLE:
+            step = self._size()
+            self.tar = (self.tar & ~0x3FF) | ((self.tar + step) & 0x3FF)   # wraps inside the 1 KiB page
+
+
+class DebugModuleApbAp(MemAp):
+    """The APB-AP at 0xa000: 32-bit transfers only; its bus holds the Debug Module, register n at address 4n."""
+
+    IDR = APB_AP_IDR
+    PART = PART_APB_AP
+
+    def __init__(self, dm: DebugModule):
+        super().__init__()
+        self.dm = dm
+
+    def _write_csw(self, value: int) -> None:
+        self.csw = (self.csw & ~CSW_ADDRINC_MASK) | (value & CSW_ADDRINC_MASK)   # one size, as an APB-AP has
+
+    def bus_read(self, address: int, size: int) -> int:
+        return self.dm.read((address & 0x1FF) >> 2)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        self.dm.write((address & 0x1FF) >> 2, value)
+
+
+class CoreAhbAp(MemAp):
+    """Core 0's AHB-AP at 0x2000: 8, 16 and 32-bit transfers onto the Cortex-M33's bus (arm_core.py), byte lanes
+    as on AHB (a byte at address A travels in bits 8*(A%4) and up); BASE points at the core's PPB ROM table."""
+
+    IDR = AHB_AP_IDR
+    PART = PART_AHB_AP
+
+    def __init__(self, core):
+        from .arm_core import PPB_ROM_TABLE
+        super().__init__()
+        self.core = core
+        self.BASE_VALUE = PPB_ROM_TABLE | 0x3     # present, ADIv5+ format
+
+    def _write_csw(self, value: int) -> None:
+        self.csw = (value & CSW_AHB_WRITABLE) | CSW_DEVICE_EN | CSW_SDEVICE_EN
+
+    def bus_read(self, address: int, size: int) -> int:
+        lane = address & 3 & -size
+        try:
+            data = self.core.read_memory(address & ~(size - 1), size)
+        except TargetError as e:
+            raise _fault(f"AHB-AP read of {size} bytes at {address:#x}: {e}") from None
+        return int.from_bytes(data, "little") << (8 * lane)
+
+    def bus_write(self, address: int, size: int, value: int) -> None:
+        lane = address & 3 & -size
+        data = ((value >> (8 * lane)) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        address &= ~(size - 1)
+        try:
+            if size < 4 and self.core._backing(address) is None:   # a register: read, merge, write the word
+                word = bytearray(self.core.read_memory(address & ~3, 4))
+                word[address & 3:(address & 3) + size] = data
+                self.core.write_memory(address & ~3, bytes(word))
+            else:
+                self.core.write_memory(address, data)
+        except TargetError as e:
+            raise _fault(f"AHB-AP write of {size} bytes at {address:#x}: {e}") from None
+
+
+class DapPort:
+    """The wire-level model: DP registers, SELECT, and the ROM table and APs, each in its 4 KiB of AP space."""
+
+    def __init__(self, aps: dict[int, object]):
+        self.aps = aps
+        self.select = 0
+        self.ctrl_stat = 0
 
     def read_dp(self, addr: int) -> int:
         bank = self.select & 0xF
@@ -62,8 +215,6 @@ class DapPort:
                 return 0
             # Power-up acknowledges follow the requests at once.
             return self.ctrl_stat | ((self.ctrl_stat & CSYSPWRUPREQ) << 1) | ((self.ctrl_stat & CDBGPWRUPREQ) << 1)
-        if addr == DP_RDBUFF:
-            return 0
         return 0
 
     def write_dp(self, addr: int, value: int) -> None:
@@ -75,52 +226,39 @@ class DapPort:
         elif addr == DP_SELECT:
             self.select = value
 
-    def _ap_register(self, addr: int) -> int:
+    def _ap(self, addr: int):
         full = (self.select & ~0xF) | (addr & 0xC)
-        if not DM_AP <= full < DM_AP + AP_WINDOW:
+        ap = self.aps.get(full & ~(AP_WINDOW - 1))
+        if ap is None:
             self.ctrl_stat |= STICKYERR
-            raise exceptions.TransferFaultError(f"{MODEL_NOTE}: no AP at {full:#x}; the model has only the "
-                                                f"APB-AP to the RISC-V Debug Module at {DM_AP:#x}")
-        return full - DM_AP
+            known = ", ".join(f"{a:#x}" for a in self.aps)
+            raise _fault(f"nothing at AP address {full:#x}; the model has {known}")
+        return ap, full & (AP_WINDOW - 1)
 
     def read_ap(self, addr: int) -> int:
-        reg = self._ap_register(addr)
-        if reg == CSW:
-            return self.csw
-        if reg == TAR:
-            return self.tar
-        if reg == DRW:
-            value = self.dm.read((self.tar & 0x1FF) >> 2)
-            self._increment()
-            return value
-        if BD0 <= reg < BD0 + 16:
-            return self.dm.read((((self.tar & ~0xF) | (reg - BD0)) & 0x1FF) >> 2)
-        if reg == IDR:
-            return AP_IDR
-        if reg == BASE:
-            return AP_BASE_NOT_PRESENT
-        if reg == DEVARCH:
-            return 0x47700A17          # Arm, present, MEM-AP (APv2)
-        if CIDR0 <= reg < CIDR0 + 16:
-            return (0x0D, 0x90, 0x05, 0xB1)[(reg - CIDR0) >> 2]
-        return 0                       # CFG (no large address/data), TRR and the ID registers we do not model
+        ap, reg = self._ap(addr)
+        try:
+            return ap.read(reg)
+        except exceptions.TransferFaultError:
+            self.ctrl_stat |= STICKYERR
+            raise
 
     def write_ap(self, addr: int, value: int) -> None:
-        reg = self._ap_register(addr)
-        if reg == CSW:
-            # Only AddrInc is writable: one transfer size (32 bits), as an APB-AP has.
-            self.csw = (self.csw & ~CSW_ADDRINC_MASK) | (value & CSW_ADDRINC_MASK)
-        elif reg == TAR:
-            self.tar = value & 0xFFFFFFFF
-        elif reg == DRW:
-            self.dm.write((self.tar & 0x1FF) >> 2, value)
-            self._increment()
-        elif BD0 <= reg < BD0 + 16:
-            self.dm.write((((self.tar & ~0xF) | (reg - BD0)) & 0x1FF) >> 2, value)
+        ap, reg = self._ap(addr)
+        try:
+            ap.write(reg, value)
+        except exceptions.TransferFaultError:
+            self.ctrl_stat |= STICKYERR
+            raise
 
-    def _increment(self) -> None:
-        if self.csw & CSW_ADDRINC_MASK == CSW_ADDRINC_SINGLE:
-            self.tar = (self.tar & ~0x3FF) | ((self.tar + 4) & 0x3FF)   # wraps inside the 1 KiB auto-increment page
+
+def twin_for(firmware: str):
+    """The twin core a firmware ELF runs on: the Hazard3 model (machine.py) for RV32, the Cortex-M33 one for Arm."""
+    from .elfimage import elf_machine
+    if elf_machine(firmware) == "EM_ARM":
+        from .arm_core import ArmCore
+        return ArmCore(firmware)
+    return Machine(firmware)
 
 
 class TwinDapProbe(DebugProbe):
@@ -128,13 +266,22 @@ class TwinDapProbe(DebugProbe):
 
     SLICE_SECONDS = 0.002
 
-    def __init__(self, machine: Machine, halted: bool = False):
+    def __init__(self, machine, halted: bool = False):
+        """machine: the twin's RISC-V Machine or its ArmCore (twin_for picks by the firmware); halted: RISC-V only,
+        the hart starts halted (an Arm core starts running, as after the bootrom)."""
         super().__init__()
         self.machine = machine
-        self.dm = DebugModule(machine, halted=halted)
-        self.port = DapPort(self.dm)
+        if isinstance(machine, Machine):
+            self.dm = DebugModule(machine, halted=halted)
+            self.core = self.dm
+            self.port = DapPort({0x0: DpRomTable([DM_AP]), DM_AP: DebugModuleApbAp(self.dm)})
+        else:
+            self.dm = None
+            self.core = machine
+            self.port = DapPort({0x0: DpRomTable([ARM_CORE0_AP]), ARM_CORE0_AP: CoreAhbAp(machine)})
         self.round_trips = 0
         self._queue: list = []
+        self._queue_lock = threading.Lock()   # only for appending to and taking the queue: never held while running
         self._lock = threading.RLock()
         self._is_open = False
         self._protocol = None
@@ -148,7 +295,7 @@ class TwinDapProbe(DebugProbe):
     def get_all_connected_probes(cls, unique_id: str | None = None, is_explicit: bool = False):
         """Only when asked by name: `twin:FIRMWARE.elf` starts a twin on that firmware (nothing is attached)."""
         if is_explicit and unique_id and unique_id.startswith(UID_PREFIX):
-            return [cls(Machine(unique_id[len(UID_PREFIX):]))]
+            return [cls(twin_for(unique_id[len(UID_PREFIX):]))]
         return []
 
     @classmethod
@@ -210,7 +357,11 @@ class TwinDapProbe(DebugProbe):
         self._protocol = None
 
     def lock(self) -> None:
-        self._lock.acquire()
+        self._waiting += 1          # the core's runner lets a waiting user go first
+        try:
+            self._lock.acquire()
+        finally:
+            self._waiting -= 1
 
     def unlock(self) -> None:
         self._lock.release()
@@ -236,7 +387,8 @@ class TwinDapProbe(DebugProbe):
         self._waiting += 1
         try:
             with self._lock, self.machine.lock:
-                queue, self._queue = self._queue, []
+                with self._queue_lock:
+                    queue, self._queue = self._queue, []
                 if not queue:
                     return
                 self.round_trips += 1
@@ -256,7 +408,7 @@ class TwinDapProbe(DebugProbe):
 
     def _read(self, fn, addr: int, now: bool):
         out = [None]
-        with self._lock:
+        with self._queue_lock:
             self._queue.append((lambda: fn(addr), out))
 
         def result() -> int:
@@ -269,7 +421,7 @@ class TwinDapProbe(DebugProbe):
         return result() if now else result
 
     def _write(self, fn, addr: int, value: int) -> None:
-        with self._lock:
+        with self._queue_lock:
             self._queue.append((lambda: fn(addr, value), [None]))
 
     def read_dp(self, addr: int, now: bool = True):
@@ -296,15 +448,20 @@ class TwinDapProbe(DebugProbe):
         for v in values:
             self.write_ap(addr, v)
 
-    # --- the hart runs between batches ---
+    # --- the core runs between batches ---
     def _run_hart(self) -> None:
+        core = self.core
         while not self._stop.is_set():
-            if self._waiting or not (self.dm.needs_simulation or self.dm.halt_request):
+            if self._waiting or not (core.needs_simulation or getattr(core, "halt_request", False)):
                 time.sleep(0.0005 if self._waiting else 0.005)
                 continue
             with self._lock, self.machine.lock:
+                before = self.machine.instructions
                 t0 = time.perf_counter()
-                self.dm.run_slice(self._budget)
+                core.run_slice(self._budget)
                 elapsed = max(time.perf_counter() - t0, 1e-5)
-            wanted = self._budget * self.SLICE_SECONDS / elapsed
-            self._budget = int(min(max((self._budget + wanted) / 2, 100), 50_000))
+                executed = self.machine.instructions - before
+            # Adapt the slice to SLICE_SECONDS of host time, from slices that ran (a core halted in between ran none).
+            if executed >= self._budget // 2:
+                wanted = executed * self.SLICE_SECONDS / elapsed
+                self._budget = int(min(max((self._budget + wanted) / 2, 100), 50_000))

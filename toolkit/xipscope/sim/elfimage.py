@@ -25,10 +25,25 @@ class Function:
     end: int
 
 
-class ElfImage:
-    """A parsed RV32 firmware ELF (pyelftools, read once)."""
+ARCHITECTURES = {"EM_RISCV": "RISC-V (rv32)", "EM_ARM": "Arm (Cortex-M33)"}
 
-    def __init__(self, path: str | Path):
+
+def elf_machine(path: str | Path) -> str:
+    """The ELF's e_machine (EM_RISCV, EM_ARM, ...): which of the RP2350's cores a firmware is for."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            return ELFFile(f)["e_machine"]
+    except (OSError, ELFError) as e:
+        raise SymbolError(f"cannot read firmware ELF {path}: {e}") from None
+
+
+class ElfImage:
+    """A parsed 32-bit firmware ELF for one of the RP2350's architectures (pyelftools, read once)."""
+
+    def __init__(self, path: str | Path, machine: str = "EM_RISCV"):
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
@@ -36,9 +51,9 @@ class ElfImage:
         try:
             with open(self.path, "rb") as f:
                 elf = ELFFile(f)
-                if elf["e_machine"] != "EM_RISCV" or elf.elfclass != 32:
-                    raise SymbolError(f"{self.path}: expected a 32-bit RISC-V ELF, found {elf['e_machine']} "
-                                      f"ELF{elf.elfclass}; build the firmware for rv32 (firmware/Makefile)")
+                if elf["e_machine"] != machine or elf.elfclass != 32:
+                    raise SymbolError(f"{self.path}: expected a 32-bit {ARCHITECTURES[machine]} ELF, found "
+                                      f"{elf['e_machine']} ELF{elf.elfclass}; build the firmware for it (firmware/)")
                 self.entry = elf["e_entry"]
                 self.segments = [Segment(s["p_paddr"], s["p_vaddr"], s.data(), s["p_memsz"], s["p_flags"])
                                  for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]

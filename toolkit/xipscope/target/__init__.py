@@ -15,7 +15,8 @@ SCHEMES = {
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
     "snapshot": "a snapshot directory written by `xipscope snapshot`: snapshot://DIR",
     "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
-    "pyocd": "a debug probe through pyOCD, RISC-V Debug Module at AP 0xa000: pyocd://[UID] (pyocd://twin:FIRMWARE.elf: the twin's DAP face)",
+    "pyocd": "a debug probe through pyOCD: pyocd://[UID] (RISC-V Debug Module at AP 0xa000), pyocd://[UID]?core=arm "
+             "(Arm core 0 through pyOCD's rp2350 target); pyocd://twin:FIRMWARE.elf: the twin's DAP face",
 }
 
 

@@ -8,6 +8,12 @@ from typing import Protocol, runtime_checkable
 MEMORY = "memory"          # read_memory
 REGISTERS = "registers"    # read_registers / read_register (GPRs, pc, CSRs by name)
 RUN_CONTROL = "run-control"  # halt / resume / state
+ARM_REGISTERS = "arm-registers"  # r0-r12, sp, lr, pc, xpsr, msp, psp instead of RISC-V's: an RP2350 core in Arm mode
+
+# What xipscope gives on an RP2350 core in Arm mode (pyocd://...?core=arm, through pyOCD's own rp2350 target).
+ARM_MODE_FEATURES = ("In Arm mode xipscope reads memory (also while the core runs), registers and run control, so "
+                     "profile (pc and XIP counters, by function and region; no --stacks or --cycles), dmesg and "
+                     "dump apply; trap, doctor, snapshot, stacks and mcycle are for the RISC-V cores.")
 
 
 @runtime_checkable
@@ -36,3 +42,11 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def require_riscv(target, what: str) -> None:
+    """Stop with a clear error when `what` (a RISC-V feature: traps, CSRs, frame-pointer stacks) meets an Arm core."""
+    from ..errors import CapabilityError
+    if ARM_REGISTERS in getattr(target, "capabilities", ()):
+        raise CapabilityError(f"{target.url}: {what} is for the RP2350's RISC-V cores (Hazard3), and this target is "
+                              f"a core in Arm mode. {ARM_MODE_FEATURES}")

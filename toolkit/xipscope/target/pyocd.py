@@ -1,20 +1,28 @@
-"""`pyocd://[UID]`: a Target over pyOCD's probe, DP and AP layers, with our RISC-V Debug Module driver on top.
+"""`pyocd://[UID][?core=arm]`: Targets over pyOCD, for the RP2350's RISC-V cores and for its Arm cores.
 
-pyOCD connects the probe and the (ADIv6) DP with its own code, then we open the APB-AP at 0xa000 and drive the RISC-V
-Debug Module behind it (riscv_dm.py). Memory goes through System Bus Access, so it reads while the hart runs.
-The twin's DAP face (sim/dap.py, a model) is a pyOCD probe too: `PyocdTarget(TwinDapProbe(machine))`.
-For a real probe, pyOCD's `rp2350` target is the session's container (checked against the twin: it connects the DP
-the same way); against a real RP2350, with its multidrop SW-DP, this path is untested here (no board on this machine).
+RISC-V (the default): pyOCD connects the probe and the (ADIv6) DP with its own code, then we open the APB-AP at 0xa000
+and drive the RISC-V Debug Module behind it (riscv_dm.py); pyOCD has no RISC-V support of its own. Memory goes through
+System Bus Access, so it reads while the hart runs.
+
+Arm (`?core=arm`): pyOCD's own `rp2350` target does everything (its ADIv6 discovery finds core 0's AHB-AP and the
+Cortex-M33 behind it): memory through the AHB-AP, also while the core runs, core registers, halt and resume. Which
+xipscope features apply in Arm mode is target/base.py's ARM_MODE_FEATURES.
+
+The twin's DAP face (sim/dap.py, a model) is a pyOCD probe too: `pyocd://twin:FIRMWARE.elf` runs the firmware on the
+core its ELF is built for, so an Arm ELF gives the Arm path. For a real probe, pyOCD's `rp2350` target is the
+session's container on both paths (checked against the twin); against a real RP2350, with its multidrop SW-DP, both
+are untested here (no board on this machine).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..chip import armv8m
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .base import MEMORY, REGISTERS, RUN_CONTROL
+from .base import ARM_REGISTERS, MEMORY, REGISTERS, RUN_CONTROL
 
 DM_AP_ADDRESS = 0xA000
 BLOCK_WORDS = 256
@@ -121,17 +129,125 @@ class PyocdTarget:
             self.session = None
 
 
-def open_pyocd(unique_id: str, url: str) -> PyocdTarget:
-    """A connected pyOCD probe by unique id (empty: the only one attached); `twin:FIRMWARE.elf` is the twin's DAP."""
+class PyocdArmTarget:
+    """An RP2350 core in Arm mode through pyOCD's own `rp2350` target: memory, core registers, run control."""
+
+    capabilities = frozenset({MEMORY, ARM_REGISTERS, RUN_CONTROL})
+    REGISTER_NAMES = tuple(f"r{i}" for i in range(13)) + ("sp", "lr", "pc", "xpsr", "msp", "psp")
+
+    def __init__(self, probe, url: str | None = None):
+        from pyocd.core.session import Session
+
+        self.url = url or f"pyocd://{probe.unique_id}?core=arm"
+        self.probe = probe
+        self._cycle_counter_started = False
+        # connect_mode=attach: a profiler or a log reader must not stop the core it connects to.
+        self.session = Session(probe, target_override="rp2350", connect_mode="attach")
+        try:
+            self.session.open()
+            self.soc = self.session.target
+            if not self.soc.cores:
+                raise TargetError(f"{self.url}: pyOCD's rp2350 target found no Arm core behind the probe")
+        except TargetError:
+            self._close_session()
+            raise
+        except Exception as e:   # pyOCD's own errors (probe gone, discovery failed) named for the user
+            self._close_session()
+            raise TargetError(f"{self.url}: pyOCD's rp2350 target could not connect to the Arm core: {e}") from None
+
+    def _pyocd(self, what: str, call, *args):
+        from pyocd.core import exceptions
+        try:
+            return call(*args)
+        except exceptions.Error as e:
+            raise TargetError(f"{self.url}: {what} failed in pyOCD: {e}") from None
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        return bytes(self._pyocd(f"reading {size} bytes at {address:#x}", self.soc.read_memory_block8, address, size))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self._pyocd(f"writing {len(data)} bytes at {address:#x}", self.soc.write_memory_block8, address, list(data))
+
+    def read_register(self, name: str) -> int:
+        name = name.lower()
+        if name not in self.REGISTER_NAMES:
+            raise TargetError(f"{self.url}: no register {name!r} on the Arm core; known: "
+                              f"{', '.join(self.REGISTER_NAMES)}")
+        self._require_halted(name)
+        return self._pyocd(f"reading {name}", self.soc.read_core_register, name) & 0xFFFFFFFF
+
+    def read_registers(self) -> dict[str, int]:
+        self._require_halted("the registers")
+        values = self._pyocd("reading the registers", self.soc.read_core_registers_raw, list(self.REGISTER_NAMES))
+        return {name: value & 0xFFFFFFFF for name, value in zip(self.REGISTER_NAMES, values)}
+
+    def _require_halted(self, what: str) -> None:
+        if self.state() != "halted":
+            raise TargetError(f"{self.url}: cannot read {what} while the core runs; halt it first")
+
+    cycle_counter_name = "DWT_CYCCNT"
+
+    def read_cycle_counter(self) -> int:
+        """DWT_CYCCNT, the Arm cores' cycle counter (what mcycle is on RISC-V); started on first use by setting
+        DEMCR.TRCENA and DWT_CTRL.CYCCNTENA, as debuggers' profilers do."""
+        if not self._cycle_counter_started:
+            demcr = self._pyocd("reading DEMCR", self.soc.read32, armv8m.DEMCR)
+            self._pyocd("setting DEMCR.TRCENA", self.soc.write32, armv8m.DEMCR, demcr | armv8m.DEMCR_TRCENA)
+            ctrl = self._pyocd("reading DWT_CTRL", self.soc.read32, armv8m.DWT_BASE)
+            self._pyocd("starting DWT_CYCCNT", self.soc.write32, armv8m.DWT_BASE, ctrl | armv8m.DWT_CTRL_CYCCNTENA)
+            self._cycle_counter_started = True
+        return self._pyocd("reading DWT_CYCCNT", self.soc.read32, armv8m.DWT_CYCCNT)
+
+    def halt(self) -> None:
+        self._pyocd("halting", self.soc.halt)
+
+    def resume(self) -> None:
+        self._pyocd("resuming", self.soc.resume)
+
+    def state(self) -> str:
+        from pyocd.core.target import Target
+        state = self._pyocd("reading the core state", self.soc.get_state)
+        return "halted" if state == Target.State.HALTED else "running"
+
+    def _close_session(self) -> None:
+        try:
+            self.session.close()
+        except Exception:   # noqa: BLE001 - closing a broken session: the first error is the one to report
+            pass
+
+    def close(self) -> None:
+        if self.session is not None:
+            self._close_session()
+            self.session = None
+
+
+def open_pyocd(rest: str, url: str):
+    """A connected pyOCD probe by unique id (empty: the only one attached), for the RISC-V Debug Module or, with
+    `?core=arm`, for Arm core 0; `twin:FIRMWARE.elf` is the twin's DAP face, in the architecture of its ELF."""
+    from urllib.parse import parse_qs
+
     from pyocd.probe.aggregator import DebugProbeAggregator
 
     from ..sim.dap import UID_PREFIX, TwinDapProbe
+    unique_id, _, query = rest.partition("?")
+    core = parse_qs(query).get("core", [None])[-1]
+    if core not in (None, "riscv", "arm"):
+        raise TargetError(f"{url}: core={core} is not known; say core=riscv (the default) or core=arm")
     if unique_id.startswith(UID_PREFIX):
-        return PyocdTarget(TwinDapProbe.get_probe_with_id(unique_id, is_explicit=True), url)
+        probe = TwinDapProbe.get_probe_with_id(unique_id, is_explicit=True)
+        twin_core = "riscv" if probe.dm is not None else "arm"
+        if core not in (None, twin_core):
+            raise TargetError(f"{url}: the twin runs {unique_id[len(UID_PREFIX):]} on its {twin_core} core, the "
+                              f"architecture of the ELF; core={core} needs a firmware built for {core}")
+        return PyocdArmTarget(probe, url) if twin_core == "arm" else PyocdTarget(probe, url)
 
     probes = DebugProbeAggregator.get_all_connected_probes(unique_id=unique_id or None)
     if len(probes) != 1:
         found = ", ".join(p.unique_id for p in probes) or "none"
         raise TargetError(f"{url}: expected exactly one debug probe{' with id ' + unique_id if unique_id else ''}, "
                           f"found {found}; name one as pyocd://UID")
+    if core == "arm":
+        return PyocdArmTarget(probes[0], url)
     return PyocdTarget(probes[0], url, target_type="rp2350")

@@ -1,0 +1,485 @@
+"""The twin in Arm mode (a model): one Cortex-M33 core of the RP2350 running a Thumb firmware in unicorn, behind the
+same XIP cache and counters as the RISC-V twin (machine.py), with the debug registers an external debugger reaches
+through core 0's AHB-AP (rp2350.md "Debug access": AP 0x2000). The DAP face (dap.py) puts it under pyOCD.
+
+The RP2350 boots either its Cortex-M33 or its Hazard3 cores; the twin runs whichever architecture the firmware ELF is
+built for. Modelled, from the ARMv8-M architecture (DDI0553) as pyOCD uses it:
+  - DHCSR (C_DEBUGEN, C_HALT, C_STEP; S_HALT, S_REGRDY, S_RETIRE_ST, S_RESET_ST, S_LOCKUP), DCRSR/DCRDR (core
+    registers by REGSEL), DEMCR (VC_CORERESET), DFSR, AIRCR (SYSRESETREQ resets the core), VTOR, DSCSR (the core
+    runs Secure), CPUID of a Cortex-M33 r1p0 (ASSUMED revision), ID_PFR1 with the Security Extension;
+  - the PPB ROM table, SCS, DWT and FPB as CoreSight components with their ID registers, so pyOCD's own discovery
+    finds the core;
+  - ACCESSCTRL's LOCK and CFGRESET, which pyOCD's rp2350 target touches on connect (reads 0, writes accepted);
+  - DWT_CYCCNT counts the model's cycles while DEMCR.TRCENA and DWT_CTRL.CYCCNTENA are set (not while halted);
+  - XIP: instruction fetch accounted per 32-bit word of each translated block as it is entered, data accesses as they
+    happen, through the cache model (cache.py); every instruction one cycle plus XIP miss stalls (counters.Timing).
+    When a slice ends inside a block, the instructions not executed are taken back, the fetches are not.
+Not modelled: exceptions and interrupts (an instruction unicorn cannot run stops the core in lockup), the FPU (CPACR
+reads 0, so debuggers see none; the RP2350's cores have one), MPU/SAU, FPB breakpoints and DWT watchpoints (the
+registers hold what is written), the second core, sleep, the bootrom (the core starts from the vector table at the
+start of flash: MSP, then the reset handler; a board needs the bootrom's IMAGE_DEF, which the twin does not check).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+
+from ..chip import rp2350 as rp
+from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, C_DEBUGEN, C_HALT, C_STEP, CPACR, CPUID,
+                           DBGKEY, DCRDR, DCRSR, DCRSR_REGWNR, DEMCR, DEMCR_TRCENA, DEMCR_VC_CORERESET, DFSR,
+                           DFSR_HALTED, DFSR_VCATCH, DHCSR, DSCSR, DSCSR_CDS, DWT_BASE, DWT_CTRL_CYCCNTENA,
+                           DWT_CYCCNT, FPB_BASE, ID_PFR1, PPB_ROM_TABLE, S_HALT, S_LOCKUP, S_REGRDY, S_RESET_ST,
+                           S_RETIRE_ST, S_SDE, SCS_BASE, VTOR)
+from ..errors import TargetError
+from .cache import XipCache
+from .counters import Timing
+from .elfimage import ElfImage
+from .machine import MODEL_NOTE, FunctionStats, region_of
+from .peripherals import Uart, XipCtrl
+
+# --- the model's choices for the System Control Space and debug components ---------------------------------------
+CPUID_CORTEX_M33_R1P0 = 0x411FD210      # implementer Arm, variant 1, ARMv8-M, part 0xD21, revision 0 (ASSUMED)
+ID_PFR1_SECURITY = 0x00000210            # M-profile programmers' model, Security Extension implemented
+DWT_CTRL_4_COMPARATORS = 4 << 28
+FPB_CTRL_V2_4_CODE = (1 << 28) | (4 << 4)   # FPBv2, four instruction comparators
+ACCESSCTRL_BASE = 0x40060000
+
+# CoreSight identification (ADIv6 / CoreSight architecture): DEVARCH archids pyOCD's discovery matches.
+ARM_JEP106 = (0x4, 0x3B)                    # continuation code, identity code
+DEVARCH_PRESENT = (0x23B << 21) | (1 << 20)
+ARCHID_V8M_DEBUG, ARCHID_DWT_V2, ARCHID_FPB_V2 = 0x2A04, 0x1A02, 0x1A03
+PART_CORTEX_M33 = 0xD21
+PART_PPB_ROM_TABLE = 0x4C9                   # ASSUMED part number of the M33's PPB ROM table
+
+
+def coresight_id(offset: int, *, part: int, component_class: int, devarch: int = 0, devtype: int = 0,
+                 memtype: int = 0) -> int | None:
+    """The ID register at `offset` (0xFBC..0xFFC) of a CoreSight component's 4 KiB block; None below that range."""
+    continuation, identity = ARM_JEP106
+    if offset == 0xFBC:
+        return devarch
+    if offset == 0xFCC:
+        return devtype or memtype
+    if 0xFD0 <= offset < 0xFE0:
+        return continuation if offset == 0xFD0 else 0          # PIDR4: JEP106 continuation code
+    if 0xFE0 <= offset < 0xFF0:
+        pidr = (part & 0xFF, (part >> 8) | ((identity & 0xF) << 4), (identity >> 4) | 0x8, 0)
+        return pidr[(offset - 0xFE0) >> 2]
+    if 0xFF0 <= offset <= 0xFFC:
+        return (0x0D, component_class << 4, 0x05, 0xB1)[(offset - 0xFF0) >> 2]
+    return 0 if offset >= 0xF00 else None
+
+
+def _rom_entry(component: int, table: int) -> int:
+    """A 32-bit ROM table entry: the component's offset from the table, present, 32-bit format."""
+    return ((component - table) & 0xFFFFF000) | 0x3
+
+
+# Core registers by DCRSR REGSEL (ARMv8-M), as unicorn names them.
+def _regsel_table():
+    from unicorn import arm_const as a
+
+    table = {i: getattr(a, f"UC_ARM_REG_R{i}") for i in range(13)}
+    table.update({13: a.UC_ARM_REG_SP, 14: a.UC_ARM_REG_LR, 15: a.UC_ARM_REG_PC, 16: a.UC_ARM_REG_XPSR,
+                  17: a.UC_ARM_REG_MSP, 18: a.UC_ARM_REG_PSP, 0x1A: a.UC_ARM_REG_MSP, 0x1B: a.UC_ARM_REG_PSP})
+    return table
+
+
+REGISTER_NAMES = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "xpsr": 16, "msp": 17, "psp": 18}
+
+
+class ArmCore:
+    """The twin of core 0 of an RP2350 in Arm mode, with flash, 8 MiB PSRAM, SRAM, XIP_CTRL and UART0 (a model)."""
+
+    def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0):
+        from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+        from unicorn.arm_const import UC_CPU_ARM_CORTEX_M33
+
+        self.firmware = Path(firmware)
+        self.elf = ElfImage(self.firmware, machine="EM_ARM")
+        self.timing = timing or Timing()
+        self.cache = XipCache(seed)
+        self.xip_ctrl = XipCtrl(self.cache)
+        self.uart = Uart()
+        self.lock = threading.RLock()       # the DAP face serialises on it: one slice or one batch at a time
+        self._uc = uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+        uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M33)
+        self._regsel = _regsel_table()
+        nf = len(self.elf.functions)
+        # Ground truth per ELF function; the extra last slot (-1) collects code outside every function.
+        self._instructions = [0] * (nf + 1)
+        self._stalls = [0] * (nf + 1)
+        self._fetches = [[0, 0] for _ in range(nf + 1)]     # [XIP accesses, hits] per function
+        self._data = [[0, 0] for _ in range(nf + 1)]
+        self._blocks: dict[int, tuple[int, tuple[int, ...]]] = {}   # address -> (function, instruction addresses)
+        self._last_block: tuple[int, tuple[int, ...]] | None = None
+        self._disassembler = None
+        # Debug state (DHCSR and friends).
+        self.dhcsr_control = 0
+        self.halted = False
+        self.lockup: str | None = None     # why the core stopped on its own (an instruction it could not run)
+        self.retired_since_read = False
+        self.reset_since_read = True
+        self.dfsr = 0
+        self.demcr = 0
+        self.dcrdr = 0
+        self.vtor = rp.XIP_BASE
+        self.ppb_writes: dict[int, int] = {}   # DWT/FPB and other registers kept as written
+        self._cyccnt_mark = (0, 0)             # (DWT_CYCCNT, cycles) when it last started, stopped or was written
+        self._map_memory()
+        self._load_elf()
+        self._install_hooks()
+        self.reset()
+
+    # --- setup ---------------------------------------------------------------------------------------------------
+    def _map_memory(self) -> None:
+        from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
+
+        uc = self._uc
+        self._rom = ctypes.create_string_buffer(rp.ROM_SIZE)
+        self._flash = ctypes.create_string_buffer(rp.FLASH_SIZE_PICO_PLUS_2)
+        self._psram = ctypes.create_string_buffer(rp.PSRAM_SIZE_PICO_PLUS_2)
+        self._sram = ctypes.create_string_buffer(rp.SRAM_END - rp.SRAM_BASE)
+        rx = UC_PROT_READ | UC_PROT_EXEC
+        uc.mem_map_ptr(rp.ROM_BASE, rp.ROM_SIZE, rx, ctypes.addressof(self._rom))
+        for alias in ("cached", "nocache", "untranslated"):
+            base = rp.XIP_ALIASES[alias]
+            uc.mem_map_ptr(base + rp.XIP_CS0_OFFSET, len(self._flash), rx, ctypes.addressof(self._flash))
+            uc.mem_map_ptr(base + rp.XIP_CS1_OFFSET, len(self._psram), UC_PROT_ALL, ctypes.addressof(self._psram))
+        uc.mem_map_ptr(rp.SRAM_BASE, len(self._sram), UC_PROT_ALL, ctypes.addressof(self._sram))
+        uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
+                    lambda uc, off, size, value, ud: self.uart.write(off, value), None)
+        uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
+                    lambda uc, off, size, value, ud: self.xip_ctrl.write(off, value), None)
+
+    def _backing(self, address: int):
+        """(buffer, offset) holding `address`, or None for MMIO and unmapped addresses."""
+        if rp.SRAM_BASE <= address < rp.SRAM_END:
+            return self._sram, address - rp.SRAM_BASE
+        if rp.ROM_BASE <= address < rp.ROM_BASE + rp.ROM_SIZE:
+            return self._rom, address - rp.ROM_BASE
+        alias = rp.xip_alias(address)
+        if alias is not None and alias != "maintenance":
+            phys = rp.xip_physical(address)
+            if phys < rp.XIP_CS1_OFFSET:
+                return (self._flash, phys) if phys < len(self._flash) else None
+            off = phys - rp.XIP_CS1_OFFSET
+            return (self._psram, off) if off < len(self._psram) else None
+        return None
+
+    def _load_elf(self) -> None:
+        for seg in self.elf.segments:
+            if not seg.data:
+                continue
+            where = self._backing(seg.paddr)
+            end = self._backing(seg.paddr + len(seg.data) - 1)
+            if where is None or end is None or end[0] is not where[0]:
+                raise TargetError(f"{self.firmware}: segment at {seg.paddr:#x} (+{len(seg.data):#x}) is not inside "
+                                  "ROM, flash, PSRAM or SRAM of the RP2350 twin; link it there")
+            ctypes.memmove(ctypes.addressof(where[0]) + where[1], seg.data, len(seg.data))
+
+    def _install_hooks(self) -> None:
+        from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+
+        self._uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+        self._uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_xip_data, begin=rp.XIP_BASE,
+                          end=rp.XIP_END - 1)
+
+    # --- accounting (the hot paths) ----------------------------------------------------------------------------------
+    def _block(self, address: int, size: int) -> tuple[int, tuple[int, ...]]:
+        block = self._blocks.get(address)
+        if block is None:
+            if self._disassembler is None:
+                from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, CS_MODE_V8, Cs
+                self._disassembler = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS | CS_MODE_V8)
+            code = self.read_memory(address, size)
+            starts = tuple(address + offset for offset, _size, _m, _o in self._disassembler.disasm_lite(code, 0))
+            block = self._blocks[address] = (self.elf.function_index(address), starts or (address,))
+        return block
+
+    def _xip_access(self, address: int) -> tuple[bool, bool]:
+        """One access to XIP address `address`: (counted, hit); cached aliases look up and allocate."""
+        alias = rp.xip_alias(address)
+        if alias == "cached":
+            return True, self.cache.lookup(rp.xip_physical(address))
+        if alias in ("nocache", "untranslated"):
+            self.cache.ctr[0] += 1
+            return True, False
+        return False, False
+
+    def _stall(self, address: int) -> int:
+        cs1 = rp.xip_physical(address) >= rp.XIP_CS1_OFFSET
+        return self.timing.psram_miss_cycles if cs1 else self.timing.flash_miss_cycles
+
+    def _on_block(self, _uc, address: int, size: int, _ud) -> None:
+        f, starts = block = self._block(address, size)
+        self._last_block = block
+        self._instructions[f] += len(starts)
+        if rp.XIP_BASE <= address < rp.XIP_END:
+            fetches = self._fetches[f]
+            for word in range(address & ~3, address + size, 4):
+                counted, hit = self._xip_access(word)
+                fetches[0] += counted
+                fetches[1] += hit
+                if counted and not hit:
+                    self._stalls[f] += self._stall(word)
+
+    def _on_xip_data(self, _uc, _access, address: int, _size, _value, _ud) -> None:
+        counted, hit = self._xip_access(address)
+        if counted:
+            f = self._last_block[0] if self._last_block else -1
+            self._data[f][0] += 1
+            self._data[f][1] += hit
+            if not hit:
+                self._stalls[f] += self._stall(address)
+
+    # --- running ---------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Core reset: MSP and pc from the vector table at VTOR; a reset catch (DEMCR.VC_CORERESET) halts there."""
+        from unicorn import arm_const as a
+
+        self.vtor = rp.XIP_BASE
+        msp = int.from_bytes(self.read_memory(self.vtor, 4), "little")
+        entry = int.from_bytes(self.read_memory(self.vtor + 4, 4), "little")
+        for i in range(13):
+            self._uc.reg_write(self._regsel[i], 0)
+        self._uc.reg_write(a.UC_ARM_REG_LR, 0xFFFFFFFF)
+        self._uc.reg_write(a.UC_ARM_REG_MSP, msp)
+        self._uc.reg_write(a.UC_ARM_REG_SP, msp)
+        self._uc.reg_write(a.UC_ARM_REG_PC, entry & ~1)
+        self.lockup = None
+        self.reset_since_read = True
+        self._last_block = None
+        if self.demcr & DEMCR_VC_CORERESET and self.dhcsr_control & C_DEBUGEN:
+            self._enter_halt(DFSR_VCATCH)
+
+    @property
+    def pc(self) -> int:
+        from unicorn.arm_const import UC_ARM_REG_PC
+        return self._uc.reg_read(UC_ARM_REG_PC)
+
+    @property
+    def instructions(self) -> int:
+        """Ground truth: instructions executed since power-on."""
+        return sum(self._instructions)
+
+    @property
+    def cycles(self) -> int:
+        """Ground truth: modelled cycles since power-on (instructions + XIP stall cycles)."""
+        return sum(self._instructions) + sum(self._stalls)
+
+    def _cyccnt_counting(self) -> bool:
+        return bool(self.demcr & DEMCR_TRCENA and self.ppb_writes.get(DWT_BASE, 0) & DWT_CTRL_CYCCNTENA)
+
+    def _cyccnt(self) -> int:
+        value, at = self._cyccnt_mark
+        return (value + (self.cycles - at if self._cyccnt_counting() else 0)) & 0xFFFFFFFF
+
+    def _cyccnt_update(self, write) -> None:
+        """Apply a write that may start or stop DWT_CYCCNT, keeping its value continuous."""
+        value = self._cyccnt()
+        write()
+        self._cyccnt_mark = (value, self.cycles)
+
+    @property
+    def needs_simulation(self) -> bool:
+        return not self.halted and self.lockup is None
+
+    def run_slice(self, budget: int) -> None:
+        """Execute about `budget` instructions unless halted (the DAP face calls this between batches)."""
+        if not self.needs_simulation:
+            return
+        self._last_block = None
+        pc = self.pc
+        try:
+            self._uc.emu_start(pc | 1, 0xFFFFFFFF, count=budget)
+        except Exception as e:   # unicorn's UcError: an instruction or access the model cannot run
+            self.lockup = f"{e} at pc {self.pc:#x}"
+        self._take_back_unexecuted()
+        if self.dhcsr_control & C_STEP and self.dhcsr_control & C_DEBUGEN:
+            self._enter_halt(DFSR_HALTED)
+
+    def step(self) -> None:
+        """One instruction (DHCSR.C_STEP with C_HALT clear), then halted again."""
+        self.halted = False
+        self._last_block = None
+        try:
+            self._uc.emu_start(self.pc | 1, 0xFFFFFFFF, count=1)
+        except Exception as e:
+            self.lockup = f"{e} at pc {self.pc:#x}"
+        self._take_back_unexecuted()
+        self._enter_halt(DFSR_HALTED)
+
+    def _take_back_unexecuted(self) -> None:
+        """A slice that ended inside a block counted all of it on entry: take back the instructions from pc on."""
+        block, self._last_block = self._last_block, None
+        if block is None:
+            return
+        pc = self.pc
+        f, starts = block
+        if starts[0] <= pc <= starts[-1]:
+            self._instructions[f] -= sum(1 for s in starts if s >= pc)
+        self.retired_since_read = True
+
+    def _enter_halt(self, reason: int) -> None:
+        self.halted = True
+        self.dfsr |= reason
+
+    # --- the debugger's view of the bus (the AHB-AP) ------------------------------------------------------------------
+    def read_memory(self, address: int, size: int) -> bytes:
+        """What a debugger reads: no cache or counter side effects; the PPB and MMIO word by word."""
+        where = self._backing(address)
+        if where is not None and self._backing(address + size - 1) is not None:
+            buf, off = where
+            return ctypes.string_at(ctypes.addressof(buf) + off, size)
+        out = bytearray()
+        for word in range(address & ~3, address + size, 4):
+            out += self.read_word(word).to_bytes(4, "little")
+        start = address & 3
+        return bytes(out[start:start + size])
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        where = self._backing(address)
+        if where is not None and self._backing(address + len(data) - 1) is not None:
+            buf, off = where
+            ctypes.memmove(ctypes.addressof(buf) + off, data, len(data))
+            self._blocks.clear()
+            self._uc.ctl_flush_tb()
+            return
+        if address & 3 or len(data) & 3:
+            raise TargetError(f"{MODEL_NOTE}: writes to registers at {address:#x} must be whole aligned words")
+        for i in range(0, len(data), 4):
+            self.write_word(address + i, int.from_bytes(data[i:i + 4], "little"))
+
+    def read_word(self, address: int) -> int:
+        where = self._backing(address)
+        if where is not None:
+            buf, off = where
+            return int.from_bytes(ctypes.string_at(ctypes.addressof(buf) + off, 4), "little")
+        if address >= 0xE0000000:
+            return self._ppb_read(address)
+        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
+            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
+        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
+            return self.uart.peek(address - rp.UART0_BASE)
+        if ACCESSCTRL_BASE <= address < ACCESSCTRL_BASE + 0x1000:
+            return 0                              # LOCK: nothing locked
+        raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
+
+    def write_word(self, address: int, value: int) -> None:
+        where = self._backing(address)
+        if where is not None:
+            self.write_memory(address, value.to_bytes(4, "little"))
+        elif address >= 0xE0000000:
+            self._ppb_write(address, value)
+        elif rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
+            self.xip_ctrl.write(address - rp.XIP_CTRL_BASE, value)
+        elif rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
+            self.uart.write(address - rp.UART0_BASE, value)
+        elif not ACCESSCTRL_BASE <= address < ACCESSCTRL_BASE + 0x1000:   # CFGRESET: accepted, nothing to reset
+            raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
+
+    # --- the PPB: SCS debug registers, DWT, FPB, ROM table ------------------------------------------------------------
+    def _ppb_read(self, address: int) -> int:
+        block, offset = address & ~0xFFF, address & 0xFFF
+        ids = self._component_ids(block, offset)
+        if ids is not None:
+            return ids
+        if address == DHCSR:
+            value = (self.dhcsr_control & 0xFFFF) | S_REGRDY | S_SDE
+            value |= S_HALT if self.halted else 0
+            value |= S_LOCKUP if self.lockup else 0
+            value |= S_RETIRE_ST if self.retired_since_read else 0
+            value |= S_RESET_ST if self.reset_since_read else 0
+            self.retired_since_read = self.reset_since_read = False
+            return value
+        fixed = {CPUID: CPUID_CORTEX_M33_R1P0, ID_PFR1: ID_PFR1_SECURITY, DSCSR: DSCSR_CDS, CPACR: 0,
+                 AIRCR: 0xFA050000, VTOR: self.vtor, DFSR: self.dfsr, DEMCR: self.demcr, DCRDR: self.dcrdr,
+                 DWT_BASE: DWT_CTRL_4_COMPARATORS | self.ppb_writes.get(DWT_BASE, 0) & 0xFFFF,
+                 FPB_BASE: FPB_CTRL_V2_4_CODE | self.ppb_writes.get(FPB_BASE, 0) & 0x1}
+        if address in fixed:
+            return fixed[address]
+        if address == DWT_CYCCNT:
+            return self._cyccnt()
+        return self.ppb_writes.get(address, 0)
+
+    def _component_ids(self, block: int, offset: int) -> int | None:
+        if block == PPB_ROM_TABLE:
+            if offset < 0xF00:
+                entries = [_rom_entry(base, PPB_ROM_TABLE) for base in (SCS_BASE, DWT_BASE, FPB_BASE)]
+                return entries[offset >> 2] if offset >> 2 < len(entries) else 0
+            return coresight_id(offset, part=PART_PPB_ROM_TABLE, component_class=0x1, memtype=0x1)
+        archids = {SCS_BASE: ARCHID_V8M_DEBUG, DWT_BASE: ARCHID_DWT_V2, FPB_BASE: ARCHID_FPB_V2}
+        if block in archids and offset >= 0xFBC:
+            return coresight_id(offset, part=PART_CORTEX_M33, component_class=0x9,
+                                devarch=DEVARCH_PRESENT | archids[block])
+        return None
+
+    def _ppb_write(self, address: int, value: int) -> None:
+        from unicorn.arm_const import UC_ARM_REG_PC
+
+        if address == DHCSR:
+            if value >> 16 != DBGKEY:
+                return                      # writes without the key are ignored
+            self.dhcsr_control = value & 0xFFFF
+            if not value & C_DEBUGEN:
+                self.halted = False
+            elif value & C_HALT and not self.halted:
+                self._enter_halt(DFSR_HALTED)
+            elif not value & C_HALT and self.halted:
+                if value & C_STEP:
+                    self.step()
+                else:
+                    self.halted = False
+        elif address == DCRSR:
+            regsel = value & 0x7F
+            reg = self._regsel.get(regsel)
+            if value & DCRSR_REGWNR:
+                if reg is not None:
+                    data = self.dcrdr & ~1 if reg == UC_ARM_REG_PC else self.dcrdr
+                    self._uc.reg_write(reg, data)
+            else:
+                self.dcrdr = self._uc.reg_read(reg) & 0xFFFFFFFF if reg is not None else 0
+        elif address == DCRDR:
+            self.dcrdr = value & 0xFFFFFFFF
+        elif address == DEMCR:
+            self._cyccnt_update(lambda: setattr(self, "demcr", value & 0xFFFFFFFF))
+        elif address == DWT_BASE:
+            self._cyccnt_update(lambda: self.ppb_writes.__setitem__(DWT_BASE, value & 0xFFFFFFFF))
+        elif address == DWT_CYCCNT:
+            self._cyccnt_mark = (value & 0xFFFFFFFF, self.cycles)
+        elif address == DFSR:
+            self.dfsr &= ~value                                # write one to clear
+        elif address == AIRCR:
+            if value >> 16 == AIRCR_VECTKEY and value & AIRCR_SYSRESETREQ:
+                self.reset()
+        elif address == VTOR:
+            self.vtor = value & ~0x7F
+        else:
+            self.ppb_writes[address] = value & 0xFFFFFFFF
+
+    # --- registers by name, for tests and faces ----------------------------------------------------------------------
+    def read_register(self, name: str) -> int:
+        try:
+            return self._uc.reg_read(self._regsel[REGISTER_NAMES[name.lower()]]) & 0xFFFFFFFF
+        except KeyError:
+            raise TargetError(f"{MODEL_NOTE}: no Arm register {name!r}; known: {', '.join(REGISTER_NAMES)}") from None
+
+    # --- ground truth ------------------------------------------------------------------------------------------------
+    def function_stats(self) -> list[FunctionStats]:
+        """Per ELF function (plus `?` for code outside them), as the model ran it: only functions that ran."""
+        rows = []
+        for i in list(range(len(self.elf.functions))) + [-1]:
+            instructions = self._instructions[i]
+            (facc, fhit), (dacc, dhit) = self._fetches[i], self._data[i]
+            if not (instructions or facc or dacc):
+                continue
+            fn = self.elf.functions[i] if i >= 0 else None
+            rows.append(FunctionStats(fn.name if fn else "?", fn.start if fn else 0, region_of(fn.start) if fn else "?",
+                                      instructions, instructions + self._stalls[i], facc, fhit, dacc, dhit))
+        return rows
+
+    def close(self) -> None:
+        self._uc = None
