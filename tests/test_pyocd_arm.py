@@ -185,3 +185,13 @@ def test_a_bus_fault_is_a_clear_error_and_the_session_survives(arm_target):
     with pytest.raises(TargetError, match=r"reading 4 bytes at 0x30000000 failed"):
         arm_target.read_memory(0x30000000, 4)
     assert arm_target.read_memory(rp.XIP_BASE, 4) == ArmCore(ARMXIP).read_memory(rp.XIP_BASE, 4)
+
+
+def test_dump_reads_the_vector_table_in_arm_mode():
+    result = subprocess.run([sys.executable, "-m", "xipscope", "dump", "--target", f"pyocd://twin:{ARMXIP}",
+                             "0x10000000", "8"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # MSP = __stack_top (0x20080000), then the reset handler _start with the Thumb bit.
+    start = ElfImage(ARMXIP, machine="EM_ARM").symbol("_start")
+    assert result.stdout.split()[1:9] == [f"{b:02x}" for b in (0x20080000).to_bytes(4, "little")
+                                          + (start | 1).to_bytes(4, "little")]

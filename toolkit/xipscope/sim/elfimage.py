@@ -52,8 +52,10 @@ class ElfImage:
             with open(self.path, "rb") as f:
                 elf = ELFFile(f)
                 if elf["e_machine"] != machine or elf.elfclass != 32:
+                    hint = (f"the twin runs Arm firmware on its Arm core, behind its DAP face: pyocd://twin:{self.path}"
+                            if elf["e_machine"] == "EM_ARM" else "build the firmware for it (firmware/)")
                     raise SymbolError(f"{self.path}: expected a 32-bit {ARCHITECTURES[machine]} ELF, found "
-                                      f"{elf['e_machine']} ELF{elf.elfclass}; build the firmware for it (firmware/)")
+                                      f"{elf['e_machine']} ELF{elf.elfclass}; {hint}")
                 self.entry = elf["e_entry"]
                 self.segments = [Segment(s["p_paddr"], s["p_vaddr"], s.data(), s["p_memsz"], s["p_flags"])
                                  for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
