@@ -13,6 +13,19 @@
     .equ SPIN_COUNT, 20000
     .equ TABLE_WORDS, 8192
 
+/* The counted loop of flash_spin and sram_spin: one body, placed in two memories. */
+    .macro spin_loop name
+    .thumb_func
+    .globl \name
+    .type \name, %function
+\name:
+    ldr r0, =SPIN_COUNT
+1:  subs r0, r0, #1
+    bne 1b
+    bx lr
+    .size \name, . - \name
+    .endm
+
     .section .vectors, "a"
     .globl __vectors
 __vectors:
@@ -57,15 +70,7 @@ main:
     b main
     .size main, . - main
 
-    .thumb_func
-    .globl flash_spin
-    .type flash_spin, %function
-flash_spin:
-    ldr r0, =SPIN_COUNT
-1:  subs r0, r0, #1
-    bne 1b
-    bx lr
-    .size flash_spin, . - flash_spin
+    spin_loop flash_spin
 
     .thumb_func
     .globl table_walk
@@ -83,15 +88,7 @@ table_walk:
     .ltorg
 
     .section .sram_text, "ax"
-    .thumb_func
-    .globl sram_spin
-    .type sram_spin, %function
-sram_spin:
-    ldr r0, =SPIN_COUNT
-1:  subs r0, r0, #1
-    bne 1b
-    bx lr
-    .size sram_spin, . - sram_spin
+    spin_loop sram_spin
     .ltorg
 
     .section .rodata

@@ -36,6 +36,7 @@ from ..errors import TargetError
 from .cache import XipCache
 from .counters import Timing
 from .elfimage import ElfImage
+from .memory import TwinMemory
 from .machine import MODEL_NOTE, FunctionStats, region_of
 from .peripherals import Uart, XipCtrl
 
@@ -128,57 +129,20 @@ class ArmCore:
         self.vtor = rp.XIP_BASE
         self.ppb_writes: dict[int, int] = {}   # DWT/FPB and other registers kept as written
         self._cyccnt_mark = (0, 0)             # (DWT_CYCCNT, cycles) when it last started, stopped or was written
+        self.memory = TwinMemory()
         self._map_memory()
-        self._load_elf()
+        self.memory.load_segments(self.elf)
         self._install_hooks()
         self.reset()
 
     # --- setup ---------------------------------------------------------------------------------------------------
     def _map_memory(self) -> None:
-        from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
-
         uc = self._uc
-        self._rom = ctypes.create_string_buffer(rp.ROM_SIZE)
-        self._flash = ctypes.create_string_buffer(rp.FLASH_SIZE_PICO_PLUS_2)
-        self._psram = ctypes.create_string_buffer(rp.PSRAM_SIZE_PICO_PLUS_2)
-        self._sram = ctypes.create_string_buffer(rp.SRAM_END - rp.SRAM_BASE)
-        rx = UC_PROT_READ | UC_PROT_EXEC
-        uc.mem_map_ptr(rp.ROM_BASE, rp.ROM_SIZE, rx, ctypes.addressof(self._rom))
-        for alias in ("cached", "nocache", "untranslated"):
-            base = rp.XIP_ALIASES[alias]
-            uc.mem_map_ptr(base + rp.XIP_CS0_OFFSET, len(self._flash), rx, ctypes.addressof(self._flash))
-            uc.mem_map_ptr(base + rp.XIP_CS1_OFFSET, len(self._psram), UC_PROT_ALL, ctypes.addressof(self._psram))
-        uc.mem_map_ptr(rp.SRAM_BASE, len(self._sram), UC_PROT_ALL, ctypes.addressof(self._sram))
+        self.memory.map_into(uc)
         uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
                     lambda uc, off, size, value, ud: self.uart.write(off, value), None)
         uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
                     lambda uc, off, size, value, ud: self.xip_ctrl.write(off, value), None)
-
-    def _backing(self, address: int):
-        """(buffer, offset) holding `address`, or None for MMIO and unmapped addresses."""
-        if rp.SRAM_BASE <= address < rp.SRAM_END:
-            return self._sram, address - rp.SRAM_BASE
-        if rp.ROM_BASE <= address < rp.ROM_BASE + rp.ROM_SIZE:
-            return self._rom, address - rp.ROM_BASE
-        alias = rp.xip_alias(address)
-        if alias is not None and alias != "maintenance":
-            phys = rp.xip_physical(address)
-            if phys < rp.XIP_CS1_OFFSET:
-                return (self._flash, phys) if phys < len(self._flash) else None
-            off = phys - rp.XIP_CS1_OFFSET
-            return (self._psram, off) if off < len(self._psram) else None
-        return None
-
-    def _load_elf(self) -> None:
-        for seg in self.elf.segments:
-            if not seg.data:
-                continue
-            where = self._backing(seg.paddr)
-            end = self._backing(seg.paddr + len(seg.data) - 1)
-            if where is None or end is None or end[0] is not where[0]:
-                raise TargetError(f"{self.firmware}: segment at {seg.paddr:#x} (+{len(seg.data):#x}) is not inside "
-                                  "ROM, flash, PSRAM or SRAM of the RP2350 twin; link it there")
-            ctypes.memmove(ctypes.addressof(where[0]) + where[1], seg.data, len(seg.data))
 
     def _install_hooks(self) -> None:
         from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
@@ -330,8 +294,8 @@ class ArmCore:
     # --- the debugger's view of the bus (the AHB-AP) ------------------------------------------------------------------
     def read_memory(self, address: int, size: int) -> bytes:
         """What a debugger reads: no cache or counter side effects; the PPB and MMIO word by word."""
-        where = self._backing(address)
-        if where is not None and self._backing(address + size - 1) is not None:
+        where = self.memory.backing(address)
+        if where is not None and self.memory.backing(address + size - 1) is not None:
             buf, off = where
             return ctypes.string_at(ctypes.addressof(buf) + off, size)
         out = bytearray()
@@ -341,8 +305,8 @@ class ArmCore:
         return bytes(out[start:start + size])
 
     def write_memory(self, address: int, data: bytes) -> None:
-        where = self._backing(address)
-        if where is not None and self._backing(address + len(data) - 1) is not None:
+        where = self.memory.backing(address)
+        if where is not None and self.memory.backing(address + len(data) - 1) is not None:
             buf, off = where
             ctypes.memmove(ctypes.addressof(buf) + off, data, len(data))
             self._blocks.clear()
@@ -354,7 +318,7 @@ class ArmCore:
             self.write_word(address + i, int.from_bytes(data[i:i + 4], "little"))
 
     def read_word(self, address: int) -> int:
-        where = self._backing(address)
+        where = self.memory.backing(address)
         if where is not None:
             buf, off = where
             return int.from_bytes(ctypes.string_at(ctypes.addressof(buf) + off, 4), "little")
@@ -369,7 +333,7 @@ class ArmCore:
         raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
 
     def write_word(self, address: int, value: int) -> None:
-        where = self._backing(address)
+        where = self.memory.backing(address)
         if where is not None:
             self.write_memory(address, value.to_bytes(4, "little"))
         elif address >= 0xE0000000:

@@ -188,7 +188,7 @@ class CoreAhbAp(MemAp):
         data = ((value >> (8 * lane)) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         address &= ~(size - 1)
         try:
-            if size < 4 and self.core._backing(address) is None:   # a register: read, merge, write the word
+            if size < 4 and self.core.memory.backing(address) is None:   # a register: read, merge, write the word
                 word = bytearray(self.core.read_memory(address & ~3, 4))
                 word[address & 3:(address & 3) + size] = data
                 self.core.write_memory(address & ~3, bytes(word))

@@ -34,6 +34,7 @@ from ..errors import TargetError
 from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
 from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
+from .memory import TwinMemory
 from .peripherals import Qmi, Uart, XipCtrl
 
 MODEL_NOTE = "RP2350 twin (a model)"
@@ -159,33 +160,17 @@ class Machine:
         self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (reason "ebreak")
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
+        self.memory = TwinMemory()
         self._map_memory()
         self.flash_image = self._load_flash_image(flash_image) if flash_image else None
-        self._load_elf()
+        self.memory.load_segments(self.elf)
         self._install_hooks()
         self.reset()
 
     # --- setup ---------------------------------------------------------------------------------------------------
-    def _map_ptr(self, buf, address: int, size: int, perms: int) -> None:
-        self._uc.mem_map_ptr(address, size, perms, ctypes.addressof(buf))
-
     def _map_memory(self) -> None:
-        from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
-
         uc = self._uc
-        rx = UC_PROT_READ | UC_PROT_EXEC
-        self._rom = ctypes.create_string_buffer(rp.ROM_SIZE)
-        self._flash = ctypes.create_string_buffer(rp.FLASH_SIZE_PICO_PLUS_2)
-        self._psram = ctypes.create_string_buffer(rp.PSRAM_SIZE_PICO_PLUS_2)
-        self._sram = ctypes.create_string_buffer(rp.SRAM_END - rp.SRAM_BASE)
-        self._map_ptr(self._rom, rp.ROM_BASE, rp.ROM_SIZE, rx)
-        # The same backing store at every XIP alias: the aliases differ only in how the cache treats them.
-        # Flash is read-only (CTRL.WRITABLE_M0 is clear at reset); PSRAM is writable (WRITABLE_M1, as Linux sets it).
-        for alias in ("cached", "nocache", "untranslated"):
-            base = rp.XIP_ALIASES[alias]
-            self._map_ptr(self._flash, base + rp.XIP_CS0_OFFSET, len(self._flash), rx)
-            self._map_ptr(self._psram, base + rp.XIP_CS1_OFFSET, len(self._psram), UC_PROT_ALL)
-        self._map_ptr(self._sram, rp.SRAM_BASE, len(self._sram), UC_PROT_ALL)
+        self.memory.map_into(uc)
         uc.mmio_map(rp.XIP_ALIASES["maintenance"], rp.XIP_ALIAS_SIZE,
                     lambda uc, off, size, ud: 0, None, self._mmio_maintenance_write, None)
         uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
@@ -211,33 +196,6 @@ class Machine:
                 return f"ATRANS{n} size"
         return None
 
-    def _backing(self, address: int):
-        """(buffer, offset) holding `address`, or None for MMIO/unmapped."""
-        if rp.SRAM_BASE <= address < rp.SRAM_END:
-            return self._sram, address - rp.SRAM_BASE
-        if rp.ROM_BASE <= address < rp.ROM_BASE + rp.ROM_SIZE:
-            return self._rom, address - rp.ROM_BASE
-        alias = rp.xip_alias(address)
-        if alias is not None and alias != "maintenance":
-            phys = rp.xip_physical(address)
-            if phys < rp.XIP_CS1_OFFSET:
-                return (self._flash, phys) if phys < len(self._flash) else None
-            off = phys - rp.XIP_CS1_OFFSET
-            return (self._psram, off) if off < len(self._psram) else None
-        return None
-
-    def _load_elf(self) -> None:
-        for seg in self.elf.segments:
-            if not seg.data:
-                continue
-            where = self._backing(seg.paddr)
-            end = self._backing(seg.paddr + len(seg.data) - 1)
-            if where is None or end is None or end[0] is not where[0]:
-                raise TargetError(f"{self.firmware}: segment at {seg.paddr:#x} (+{len(seg.data):#x}) is not inside "
-                                  "ROM, flash, PSRAM or SRAM of the RP2350 twin; link it there")
-            buf, off = where
-            ctypes.memmove(ctypes.addressof(buf) + off, seg.data, len(seg.data))
-
     def _load_flash_image(self, spec: str) -> str:
         """Program the twin's flash from FILE.uf2 or FILE[@ADDR] (raw; ADDR defaults to 0x10000000) before the ELF's
         segments are loaded: where both write, the ELF's bytes stand, so the code the twin runs matches its symbols."""
@@ -247,10 +205,10 @@ class Machine:
         for address, data in chunks:
             alias = rp.xip_alias(address)
             phys = rp.xip_physical(address)
-            if alias in (None, "maintenance") or phys + len(data) > len(self._flash):
+            if alias in (None, "maintenance") or phys + len(data) > len(self.memory.flash):
                 raise TargetError(f"flash image {description}: {len(data)} bytes at {address:#x} do not fit the "
-                                  f"twin's flash (0x10000000-{rp.XIP_BASE + len(self._flash):#x} or its aliases)")
-            ctypes.memmove(ctypes.addressof(self._flash) + phys, data, len(data))
+                                  f"twin's flash (0x10000000-{rp.XIP_BASE + len(self.memory.flash):#x} or its aliases)")
+            ctypes.memmove(ctypes.addressof(self.memory.flash) + phys, data, len(data))
         return description
 
     def _install_hooks(self) -> None:
@@ -551,7 +509,7 @@ class Machine:
     def _fetch_bytes(self, address: int, size: int) -> bytes:
         """Code bytes from the backing store. Never unicorn's mem_read from inside a hook: on 2.1.4 that can leave
         an atomic instruction in flight with a stale TLB entry and crash (seen with amoswap.w on read-only flash)."""
-        where = self._backing(address)
+        where = self.memory.backing(address)
         if where is None:
             return bytes(size)
         buf, off = where
@@ -901,7 +859,7 @@ class Machine:
         a = address
         end = address + size
         while a < end:
-            where = self._backing(a)
+            where = self.memory.backing(a)
             if where is not None:
                 buf, off = where
                 n = min(end - a, len(buf) - off)
@@ -932,7 +890,7 @@ class Machine:
             a = address
             i = 0
             while i < len(data):
-                where = self._backing(a)
+                where = self.memory.backing(a)
                 if where is not None:
                     buf, off = where
                     n = min(len(data) - i, len(buf) - off)
