@@ -143,9 +143,9 @@ class ReplyWaitChooser:
     """Wraps an rsp:// take(): the first samples alternate, in blocks, between blocking on the server's replies and
     polling for them (RspConnection.poll_replies); after that the faster way, by median time per sample, stays.
 
-    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs, against QEMU pinned
-    to the other CPU, polling took 15,000 samples/s against 5,900 blocked, and sharing QEMU's CPU it fell to 340/s
-    (bench/bench_profile.py measures it). So it is measured, not assumed, and polling, which keeps a CPU busy, must win
+    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs a raw pipelined loop
+    against QEMU pinned to the other CPU took 15,000 samples/s polling against 5,900 blocked, and sharing QEMU's CPU
+    polling fell to 340/s (bench/bench_profile.py measures xipscope both ways). So it is measured, not assumed, and polling, which keeps a CPU busy, must win
     clearly (POLL_MARGIN) to be kept."""
 
     ROUNDS = 2          # blocked-on, then polled, this many times
@@ -215,9 +215,8 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
                    cycles: bool = False, reply_wait: str = "auto"):
     """(take, transport description) for this target; the target must be running (probing pipelining halts it).
     reply_wait (rsp:// only): "block", "poll" or "auto" (measure both, keep the faster: ReplyWaitChooser)."""
-    from ..target.rsp import RspTarget
-
     from ..target.base import require_riscv
+    from ..target.rsp import RspTarget
 
     if stacks:
         require_riscv(target, "--stacks (RISC-V frame-pointer unwinding)")

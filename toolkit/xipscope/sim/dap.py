@@ -39,7 +39,7 @@ STICKYERR = 1 << 5
 
 # APv2 MEM-AP registers (offsets inside the AP's 4 KiB window) and CoreSight identification.
 CSW, TAR, DRW, BD0, TRR, CFG, BASE, IDR = 0xD00, 0xD04, 0xD0C, 0xD10, 0xD24, 0xDF4, 0xDF8, 0xDFC
-DEVARCH, CIDR0 = 0xFBC, 0xFF0
+DEVARCH = 0xFBC
 CSW_DEVICE_EN = 1 << 6
 CSW_SIZE_MASK = 0x7
 CSW_SIZE32 = 2
