@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -99,8 +100,17 @@ def parse_target_description(fetch) -> list[RegisterInfo]:
     return registers
 
 
+def _timeval(seconds: float) -> bytes:
+    """A struct timeval for SO_RCVTIMEO/SO_SNDTIMEO (0 would mean wait forever: at least 1 us)."""
+    whole = int(seconds)
+    return struct.pack("ll", whole, max(int((seconds - whole) * 1e6), 0 if whole else 1))
+
+
 class RspConnection:
-    """Packets over one TCP connection: acks until QStartNoAckMode, timeouts on every read, clear errors."""
+    """Packets over one TCP connection: acks until QStartNoAckMode, timeouts on every read, clear errors.
+
+    The socket is in blocking mode with the kernel's SO_RCVTIMEO/SO_SNDTIMEO as its timeouts, so a read is one system
+    call (a Python socket timeout would poll before every recv) and MSG_DONTWAIT reads work on it as they are."""
 
     def __init__(self, host: str, port: int, timeout: float = 5.0):
         self.server = f"rsp://{host}:{port}"
@@ -110,7 +120,6 @@ class RspConnection:
         # skips the wake-up latency of a blocked thread (on this project's 2-core VMs, tens of us per reply) but is
         # slow where we share a CPU with the server. The profiler measures both and picks (profile/sampler.py).
         self.poll_replies = False
-        self._nonblocking: socket.socket | None = None
         self._parser = PacketParser()
         self._ready: list = []
         try:
@@ -119,32 +128,39 @@ class RspConnection:
             raise TargetError(f"{self.server}: cannot connect ({e.strerror or e}); is the gdbserver running "
                               f"and listening on that port?") from None
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.settimeout(None)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+        self._receive_timeout = None
+        self._set_receive_timeout(timeout)
+
+    def _set_receive_timeout(self, seconds: float) -> None:
+        if seconds != self._receive_timeout:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            self._receive_timeout = seconds
 
     def close(self) -> None:
-        for sock in (self._sock, self._nonblocking):
-            try:
-                if sock is not None:
-                    sock.close()
-            except OSError:
-                pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
 
     def _fail(self, what: str, expected: str) -> TargetError:
         return TargetError(f"{self.server}: {what} while waiting for {expected}")
 
     def _next_item(self, expected: str, timeout: float | None = None):
-        """The next ack, nack or packet from the server."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        """The next ack, nack or packet from the server. Each read waits up to the timeout, and none starts after it."""
+        timeout = timeout if timeout is not None else self.timeout
+        deadline = time.monotonic() + timeout
         while not self._ready:
             data = self._poll() if self.poll_replies else None
             if data is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected)
-                self._sock.settimeout(remaining)
+                if time.monotonic() >= deadline:
+                    raise self._fail(f"no reply within {timeout:g} s", expected)
+                self._set_receive_timeout(timeout)
                 try:
                     data = self._sock.recv(65536)
-                except socket.timeout:
-                    raise self._fail(f"no reply within {timeout or self.timeout:g} s", expected) from None
+                except BlockingIOError:     # EAGAIN: SO_RCVTIMEO ran out
+                    raise self._fail(f"no reply within {timeout:g} s", expected) from None
                 except OSError as e:
                     raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
             if not data:
@@ -154,17 +170,11 @@ class RspConnection:
 
     def _poll(self, tries: int = 2000) -> bytes | None:
         """Data from the socket by non-blocking reads, yielding the CPU between them; None if none came in `tries`
-        (a few ms: the caller then blocks, with its timeout). b"" means the server closed the connection.
-
-        The reads go through a second socket object on a dup of the descriptor: Python waits out a socket's timeout
-        before any recv on it, MSG_DONTWAIT or not, and switching the timeout per call costs system calls."""
-        if self._nonblocking is None:
-            self._nonblocking = socket.socket(fileno=os.dup(self._sock.fileno()))
-            self._nonblocking.setblocking(False)
-        recv, yield_cpu = self._nonblocking.recv, os.sched_yield
+        (a few ms: the caller then blocks, with its timeout). b"" means the server closed the connection."""
+        recv, yield_cpu, dontwait = self._sock.recv, os.sched_yield, socket.MSG_DONTWAIT
         for _ in range(tries):
             try:
-                return recv(65536)
+                return recv(65536, dontwait)
             except BlockingIOError:
                 yield_cpu()
             except OSError:
