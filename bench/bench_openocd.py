@@ -38,6 +38,7 @@ from xipscope.target import open_target  # noqa: E402
 from xipscope.target.pyocd import PyocdTarget  # noqa: E402
 
 FIRMWARE = REPO / "firmware" / "lrscspin.elf"
+ARM_FIRMWARE = REPO / "firmware" / "armxip.elf"
 ROUNDS = 3
 TCL_SAMPLES = 100
 RSP_SAMPLES = 50
@@ -126,8 +127,28 @@ def pyocd_rate() -> tuple[float, float, float]:
         target.close()
 
 
+def pyocd_arm_rate() -> tuple[float, float]:
+    """(samples/s, probe round trips per sample) of `xipscope profile`'s sample in Arm mode: pyOCD's own rp2350
+    target on the twin's Arm core (halt, pc, XIP counters, resume through the Target protocol)."""
+    from xipscope.chip.memory_map import get_memory_map
+    from xipscope.profile.sampler import choose_sampler
+
+    target = open_target(f"pyocd://twin:{ARM_FIRMWARE}")
+    try:
+        take, _ = choose_sampler(target, get_memory_map("rp2350"), stacks=False)
+        take()
+        trips = target.probe.round_trips
+        t0 = time.perf_counter()
+        for _ in range(TCL_SAMPLES):
+            take()
+        elapsed = time.perf_counter() - t0
+        return TCL_SAMPLES / elapsed, (target.probe.round_trips - trips) / TCL_SAMPLES
+    finally:
+        target.close()
+
+
 def main() -> int:
-    rates: dict[str, list[float]] = {"anchor": [], "tcl": [], "rsp": [], "pyocd": []}
+    rates: dict[str, list[float]] = {"anchor": [], "tcl": [], "rsp": [], "pyocd": [], "arm": []}
     with TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with twin_jtag(FIRMWARE, "--quiet-uart") as jtag_port, openocd(jtag_port, workdir) as session:
@@ -141,10 +162,13 @@ def main() -> int:
     for _ in range(ROUNDS):
         rate, trips, dm_accesses = pyocd_rate()
         rates["pyocd"].append(rate)
+        arm_rate, arm_trips = pyocd_arm_rate()
+        rates["arm"].append(arm_rate)
     anchor = statistics.median(rates["anchor"])
     tcl = statistics.median(rates["tcl"])
     rsp = statistics.median(rates["rsp"])
     pyocd = statistics.median(rates["pyocd"])
+    arm = statistics.median(rates["arm"])
     print(f"PC sampling through openocd 0.12 on the {MODEL_NOTE}'s JTAG face, {FIRMWARE.name} running "
           f"(medians of {ROUNDS} rounds):")
     print(f"  OpenOCD `profile` (anchor)           {anchor:7.1f} samples/s")
@@ -154,6 +178,8 @@ def main() -> int:
           "(3 RSP round trips per sample, pc only)")
     print(f"  pyocd:// on the twin's DAP face      {pyocd:7.1f} samples/s  = {pyocd / anchor:.2f}x the anchor "
           f"({trips:.1f} probe round trip per sample, with CTR_HIT/CTR_ACC)")
+    print(f"  pyocd://?core=arm, twin's Arm core   {arm:7.1f} samples/s  = {arm / anchor:.2f}x the anchor "
+          f"({arm_trips:.1f} probe round trips per sample through pyOCD's rp2350 target, with CTR_HIT/CTR_ACC)")
     print(f"  DM accesses per sample: openocd:// {dmi:.0f} DMI scans (each one JTAG round trip through "
           f"remote_bitbang); pyocd:// {dm_accesses:.0f} APB-AP transfers in {trips:.1f} probe round trip")
     return 0
