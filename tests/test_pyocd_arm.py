@@ -83,6 +83,29 @@ def test_pyocds_own_rp2350_target_discovers_a_cortex_m33_through_the_rom_tables(
         assert core.has_security_extension
 
 
+def test_pyocd_steps_and_resets_the_arm_core():
+    """pyOCD's own step (DHCSR.C_STEP, waiting for C_HALT to read 1 again) and reset_and_halt (DEMCR.VC_CORERESET,
+    AIRCR.SYSRESETREQ): the core runs one instruction, then restarts from the vector table and stops there."""
+    from pyocd.core.session import Session
+    from pyocd.core.target import Target
+
+    model = ArmCore(ARMXIP)
+    image = ElfImage(ARMXIP, machine="EM_ARM")
+    with Session(TwinDapProbe(model), target_override="rp2350", connect_mode="attach") as session:
+        soc = session.target
+        soc.halt()
+        before = model.instructions
+        soc.step()
+        assert model.instructions == before + 1 and soc.get_state() == Target.State.HALTED
+        soc.reset_and_halt()
+        assert soc.get_state() == Target.State.HALTED
+        assert soc.read_core_register("pc") == image.symbol("_start") & ~1
+        assert soc.read_core_register("sp") == 0x20080000 and soc.read_core_register("xpsr") == 1 << 24
+        soc.resume()
+        time.sleep(0.2)
+        assert int.from_bytes(soc.read_memory_block8(image.symbol("rounds"), 4), "little") > 0
+
+
 def test_memory_and_registers_through_pyocds_rp2350_target(arm_target):
     t = arm_target
     assert isinstance(t, PyocdArmTarget) and t.state() == "running"     # attaching does not stop the core

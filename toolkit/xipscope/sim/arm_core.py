@@ -213,6 +213,7 @@ class ArmCore:
         self._uc.reg_write(a.UC_ARM_REG_MSP, msp)
         self._uc.reg_write(a.UC_ARM_REG_SP, msp)
         self._uc.reg_write(a.UC_ARM_REG_PC, entry & ~1)
+        self._uc.reg_write(a.UC_ARM_REG_XPSR, (entry & 1) << 24)     # EPSR.T from the reset vector's bit 0
         self.lockup = None
         self.reset_since_read = True
         self._last_block = None
@@ -288,7 +289,9 @@ class ArmCore:
         self.retired_since_read = True
 
     def _enter_halt(self, reason: int) -> None:
+        """Debug state: S_HALT, and C_HALT reads 1 (the PE sets it on entry, after a step too), DFSR says why."""
         self.halted = True
+        self.dhcsr_control |= C_HALT
         self.dfsr |= reason
 
     # --- the debugger's view of the bus (the AHB-AP) ------------------------------------------------------------------
