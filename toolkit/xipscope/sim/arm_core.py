@@ -169,8 +169,7 @@ class ArmCore:
         if alias == "cached":
             return True, self.cache.lookup(rp.xip_physical(address))
         if alias in ("nocache", "untranslated"):
-            self.cache.ctr[0] += 1
-            return True, False
+            return True, self.cache.count_uncached()
         return False, False
 
     def _stall(self, address: int) -> int:
@@ -242,12 +241,6 @@ class ArmCore:
         value, at = self._cyccnt_mark
         return (value + (self.cycles - at if self._cyccnt_counting() else 0)) & 0xFFFFFFFF
 
-    def _cyccnt_update(self, write) -> None:
-        """Apply a write that may start or stop DWT_CYCCNT, keeping its value continuous."""
-        value = self._cyccnt()
-        write()
-        self._cyccnt_mark = (value, self.cycles)
-
     @property
     def needs_simulation(self) -> bool:
         return not self.halted and self.lockup is None
@@ -256,37 +249,31 @@ class ArmCore:
         """Execute about `budget` instructions unless halted (the DAP face calls this between batches)."""
         if not self.needs_simulation:
             return
-        self._last_block = None
-        pc = self.pc
-        try:
-            self._uc.emu_start(pc | 1, 0xFFFFFFFF, count=budget)
-        except Exception as e:   # unicorn's UcError: an instruction or access the model cannot run
-            self.lockup = f"{e} at pc {self.pc:#x}"
-        self._take_back_unexecuted()
+        self._execute(budget)
         if self.dhcsr_control & C_STEP and self.dhcsr_control & C_DEBUGEN:
             self._enter_halt(DFSR_HALTED)
 
     def step(self) -> None:
         """One instruction (DHCSR.C_STEP with C_HALT clear), then halted again."""
         self.halted = False
-        self._last_block = None
-        try:
-            self._uc.emu_start(self.pc | 1, 0xFFFFFFFF, count=1)
-        except Exception as e:
-            self.lockup = f"{e} at pc {self.pc:#x}"
-        self._take_back_unexecuted()
+        self._execute(1)
         self._enter_halt(DFSR_HALTED)
 
-    def _take_back_unexecuted(self) -> None:
-        """A slice that ended inside a block counted all of it on entry: take back the instructions from pc on."""
+    def _execute(self, count: int) -> None:
+        """Run up to `count` instructions from pc. A run that ends inside a block counted all of it on entry: the
+        instructions from pc on are taken back. An instruction or access unicorn cannot run leaves the core in lockup."""
+        self._last_block = None
+        try:
+            self._uc.emu_start(self.pc | 1, 0xFFFFFFFF, count=count)
+        except Exception as e:   # unicorn's UcError
+            self.lockup = f"{e} at pc {self.pc:#x}"
         block, self._last_block = self._last_block, None
-        if block is None:
-            return
-        pc = self.pc
-        f, starts = block
-        if starts[0] <= pc <= starts[-1]:
-            self._instructions[f] -= sum(1 for s in starts if s >= pc)
-        self.retired_since_read = True
+        if block is not None:
+            pc = self.pc
+            f, starts = block
+            if starts[0] <= pc <= starts[-1]:
+                self._instructions[f] -= sum(1 for s in starts if s >= pc)
+            self.retired_since_read = True
 
     def _enter_halt(self, reason: int) -> None:
         """Debug state: S_HALT, and C_HALT reads 1 (the PE sets it on entry, after a step too), DFSR says why."""
@@ -411,10 +398,13 @@ class ArmCore:
                 self.dcrdr = self._uc.reg_read(reg) & 0xFFFFFFFF if reg is not None else 0
         elif address == DCRDR:
             self.dcrdr = value & 0xFFFFFFFF
-        elif address == DEMCR:
-            self._cyccnt_update(lambda: setattr(self, "demcr", value & 0xFFFFFFFF))
-        elif address == DWT_BASE:
-            self._cyccnt_update(lambda: self.ppb_writes.__setitem__(DWT_BASE, value & 0xFFFFFFFF))
+        elif address in (DEMCR, DWT_BASE):     # DEMCR.TRCENA and DWT_CTRL.CYCCNTENA start and stop DWT_CYCCNT
+            count = self._cyccnt()
+            if address == DEMCR:
+                self.demcr = value & 0xFFFFFFFF
+            else:
+                self.ppb_writes[DWT_BASE] = value & 0xFFFFFFFF
+            self._cyccnt_mark = (count, self.cycles)      # its value runs on from where it stood
         elif address == DWT_CYCCNT:
             self._cyccnt_mark = (value & 0xFFFFFFFF, self.cycles)
         elif address == DFSR:
