@@ -1,6 +1,7 @@
 """ARMv8-M debug registers (Armv8-M Architecture Reference Manual, DDI0553: the System Control Space, DWT, FPB),
 as a debugger reaches them through an AHB-AP: what the Arm-mode twin (sim/arm_core.py) models and pyocd:// reads.
-pyOCD itself drives halt, registers and memory; xipscope reads DWT_CYCCNT for --cycles."""
+pyOCD itself drives halt, registers and memory; xipscope reads DWT_CYCCNT for --cycles. With them, the CoreSight
+identification registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
 
 CPUID = 0xE000ED00
 ICSR, VTOR, AIRCR = 0xE000ED04, 0xE000ED08, 0xE000ED0C
@@ -22,3 +23,28 @@ SCS_BASE, DWT_BASE, FPB_BASE, PPB_ROM_TABLE = 0xE000E000, 0xE0001000, 0xE0002000
 DWT_CYCCNT = DWT_BASE + 0x4
 DWT_CTRL_CYCCNTENA = 1 << 0
 DEMCR_TRCENA = 1 << 24
+
+# CoreSight identification: the DEVARCH archids pyOCD's discovery matches, and the ID registers of a 4 KiB block.
+ARM_JEP106 = (0x4, 0x3B)                    # continuation code, identity code
+DEVARCH_PRESENT = (0x23B << 21) | (1 << 20)  # architect Arm, present
+ARCHID_V8M_DEBUG, ARCHID_DWT_V2, ARCHID_FPB_V2 = 0x2A04, 0x1A02, 0x1A03
+ARCHID_MEM_AP, ARCHID_ROM_TABLE = 0x0A17, 0x0AF7
+
+
+def coresight_id(offset: int, *, part: int, component_class: int, devarch: int = 0,
+                 type_register: int = 0) -> int | None:
+    """The ID register at `offset` (0xFBC..0xFFC) of an Arm CoreSight component's 4 KiB block; None below 0xF00.
+    type_register is DEVTYPE for a class 0x9 component, MEMTYPE for a class 0x1 ROM table (both at 0xFCC)."""
+    continuation, identity = ARM_JEP106
+    if offset == 0xFBC:
+        return devarch
+    if offset == 0xFCC:
+        return type_register
+    if 0xFD0 <= offset < 0xFE0:
+        return continuation if offset == 0xFD0 else 0          # PIDR4: JEP106 continuation code
+    if 0xFE0 <= offset < 0xFF0:
+        pidr = (part & 0xFF, (part >> 8) | ((identity & 0xF) << 4), (identity >> 4) | 0x8, 0)
+        return pidr[(offset - 0xFE0) >> 2]
+    if 0xFF0 <= offset <= 0xFFC:
+        return (0x0D, component_class << 4, 0x05, 0xB1)[(offset - 0xFF0) >> 2]
+    return 0 if offset >= 0xF00 else None

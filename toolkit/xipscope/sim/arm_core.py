@@ -27,11 +27,12 @@ import threading
 from pathlib import Path
 
 from ..chip import rp2350 as rp
-from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, C_DEBUGEN, C_HALT, C_STEP, CPACR, CPUID,
-                           DBGKEY, DCRDR, DCRSR, DCRSR_REGWNR, DEMCR, DEMCR_TRCENA, DEMCR_VC_CORERESET, DFSR,
-                           DFSR_HALTED, DFSR_VCATCH, DHCSR, DSCSR, DSCSR_CDS, DWT_BASE, DWT_CTRL_CYCCNTENA,
-                           DWT_CYCCNT, FPB_BASE, ID_PFR1, PPB_ROM_TABLE, S_HALT, S_LOCKUP, S_REGRDY, S_RESET_ST,
-                           S_RETIRE_ST, S_SDE, SCS_BASE, VTOR)
+from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V2, ARCHID_FPB_V2, ARCHID_V8M_DEBUG,
+                           CPACR, CPUID, C_DEBUGEN, C_HALT, C_STEP, DBGKEY, DCRDR, DCRSR, DCRSR_REGWNR, DEMCR,
+                           DEMCR_TRCENA, DEMCR_VC_CORERESET, DEVARCH_PRESENT, DFSR, DFSR_HALTED, DFSR_VCATCH, DHCSR,
+                           DSCSR, DSCSR_CDS, DWT_BASE, DWT_CTRL_CYCCNTENA, DWT_CYCCNT, FPB_BASE, ID_PFR1,
+                           PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY, S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR,
+                           coresight_id)
 from ..errors import TargetError
 from .cache import XipCache
 from .counters import Timing
@@ -47,30 +48,8 @@ DWT_CTRL_4_COMPARATORS = 4 << 28
 FPB_CTRL_V2_4_CODE = (1 << 28) | (4 << 4)   # FPBv2, four instruction comparators
 ACCESSCTRL_BASE = 0x40060000
 
-# CoreSight identification (ADIv6 / CoreSight architecture): DEVARCH archids pyOCD's discovery matches.
-ARM_JEP106 = (0x4, 0x3B)                    # continuation code, identity code
-DEVARCH_PRESENT = (0x23B << 21) | (1 << 20)
-ARCHID_V8M_DEBUG, ARCHID_DWT_V2, ARCHID_FPB_V2 = 0x2A04, 0x1A02, 0x1A03
 PART_CORTEX_M33 = 0xD21
 PART_PPB_ROM_TABLE = 0x4C9                   # ASSUMED part number of the M33's PPB ROM table
-
-
-def coresight_id(offset: int, *, part: int, component_class: int, devarch: int = 0, devtype: int = 0,
-                 memtype: int = 0) -> int | None:
-    """The ID register at `offset` (0xFBC..0xFFC) of a CoreSight component's 4 KiB block; None below that range."""
-    continuation, identity = ARM_JEP106
-    if offset == 0xFBC:
-        return devarch
-    if offset == 0xFCC:
-        return devtype or memtype
-    if 0xFD0 <= offset < 0xFE0:
-        return continuation if offset == 0xFD0 else 0          # PIDR4: JEP106 continuation code
-    if 0xFE0 <= offset < 0xFF0:
-        pidr = (part & 0xFF, (part >> 8) | ((identity & 0xF) << 4), (identity >> 4) | 0x8, 0)
-        return pidr[(offset - 0xFE0) >> 2]
-    if 0xFF0 <= offset <= 0xFFC:
-        return (0x0D, component_class << 4, 0x05, 0xB1)[(offset - 0xFF0) >> 2]
-    return 0 if offset >= 0xF00 else None
 
 
 def _rom_entry(component: int, table: int) -> int:
@@ -302,10 +281,12 @@ class ArmCore:
             self._blocks.clear()
             self._uc.ctl_flush_tb()
             return
-        if address & 3 or len(data) & 3:
-            raise TargetError(f"{MODEL_NOTE}: writes to registers at {address:#x} must be whole aligned words")
-        for i in range(0, len(data), 4):
-            self.write_word(address + i, int.from_bytes(data[i:i + 4], "little"))
+        # Registers take whole words: a partial first or last word is read, merged and written back.
+        first, end = address & ~3, (address + len(data) + 3) & ~3
+        words = bytearray(self.read_memory(first, end - first)) if (address | len(data)) & 3 else bytearray(end - first)
+        words[address - first:address - first + len(data)] = data
+        for word in range(first, end, 4):
+            self.write_word(word, int.from_bytes(words[word - first:word - first + 4], "little"))
 
     def read_word(self, address: int) -> int:
         where = self.memory.backing(address)
@@ -364,7 +345,7 @@ class ArmCore:
             if offset < 0xF00:
                 entries = [_rom_entry(base, PPB_ROM_TABLE) for base in (SCS_BASE, DWT_BASE, FPB_BASE)]
                 return entries[offset >> 2] if offset >> 2 < len(entries) else 0
-            return coresight_id(offset, part=PART_PPB_ROM_TABLE, component_class=0x1, memtype=0x1)
+            return coresight_id(offset, part=PART_PPB_ROM_TABLE, component_class=0x1, type_register=0x1)
         archids = {SCS_BASE: ARCHID_V8M_DEBUG, DWT_BASE: ARCHID_DWT_V2, FPB_BASE: ARCHID_FPB_V2}
         if block in archids and offset >= 0xFBC:
             return coresight_id(offset, part=PART_CORTEX_M33, component_class=0x9,

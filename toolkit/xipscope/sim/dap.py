@@ -21,6 +21,7 @@ import time
 from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
+from ..chip.armv8m import ARCHID_MEM_AP, ARCHID_ROM_TABLE, DEVARCH_PRESENT, PPB_ROM_TABLE, coresight_id
 from ..errors import TargetError
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
@@ -47,8 +48,8 @@ CSW_ADDRINC_MASK = 3 << 4
 CSW_ADDRINC_SINGLE = 1 << 4
 CSW_AHB_WRITABLE = 0xFF00F037     # DbgSwEnable, Prot, Type, AddrInc, Size: kept as written
 CSW_SDEVICE_EN = 1 << 23          # secure debug enabled (read-only)
-DEVARCH_MEM_AP = 0x47700A17        # Arm, present, MEM-AP (APv2)
-DEVARCH_ROM_TABLE = 0x47700AF7     # Arm, present, class 0x9 ROM table
+DEVARCH_MEM_AP = DEVARCH_PRESENT | ARCHID_MEM_AP          # 0x47700A17: MEM-AP (APv2)
+DEVARCH_ROM_TABLE = DEVARCH_PRESENT | ARCHID_ROM_TABLE    # 0x47700AF7: class 0x9 ROM table
 # IDR: Arm (JEP106 0x23b), class MEM-AP (8), type APB4 (6) or AHB5 (5).
 APB_AP_IDR = (0x23B << 17) | (0x8 << 13) | 0x6
 AHB_AP_IDR = (0x23B << 17) | (0x8 << 13) | 0x5
@@ -68,7 +69,6 @@ class DpRomTable:
         self.entries = [address | 0x3 for address in ap_addresses]    # offset from the table, present
 
     def read(self, reg: int) -> int:
-        from .arm_core import coresight_id
         if reg < 0xF00:
             return self.entries[reg >> 2] if reg >> 2 < len(self.entries) else 0
         return coresight_id(reg, part=PART_ROM_TABLE, component_class=0x9, devarch=DEVARCH_ROM_TABLE) or 0
@@ -98,7 +98,6 @@ class MemAp:
         raise NotImplementedError
 
     def read(self, reg: int) -> int:
-        from .arm_core import coresight_id
         if reg == CSW:
             return self.csw
         if reg == TAR:
@@ -167,7 +166,6 @@ class CoreAhbAp(MemAp):
     PART = PART_AHB_AP
 
     def __init__(self, core):
-        from .arm_core import PPB_ROM_TABLE
         super().__init__()
         self.core = core
         self.BASE_VALUE = PPB_ROM_TABLE | 0x3     # present, ADIv5+ format
@@ -188,12 +186,7 @@ class CoreAhbAp(MemAp):
         data = ((value >> (8 * lane)) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         address &= ~(size - 1)
         try:
-            if size < 4 and self.core.memory.backing(address) is None:   # a register: read, merge, write the word
-                word = bytearray(self.core.read_memory(address & ~3, 4))
-                word[address & 3:(address & 3) + size] = data
-                self.core.write_memory(address & ~3, bytes(word))
-            else:
-                self.core.write_memory(address, data)
+            self.core.write_memory(address, data)
         except TargetError as e:
             raise _fault(f"AHB-AP write of {size} bytes at {address:#x}: {e}") from None
 

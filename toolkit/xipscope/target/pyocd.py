@@ -134,6 +134,7 @@ class PyocdArmTarget:
 
     capabilities = frozenset({MEMORY, ARM_REGISTERS, RUN_CONTROL})
     REGISTER_NAMES = tuple(f"r{i}" for i in range(13)) + ("sp", "lr", "pc", "xpsr", "msp", "psp")
+    cycle_counter_name = "DWT_CYCCNT"       # what read_cycle_counter reads (profile --cycles names it in meta.json)
 
     def __init__(self, probe, url: str | None = None):
         from pyocd.core.session import Session
@@ -186,8 +187,6 @@ class PyocdArmTarget:
     def _require_halted(self, what: str) -> None:
         if self.state() != "halted":
             raise TargetError(f"{self.url}: cannot read {what} while the core runs; halt it first")
-
-    cycle_counter_name = "DWT_CYCCNT"
 
     def read_cycle_counter(self) -> int:
         """DWT_CYCCNT, the Arm cores' cycle counter (what mcycle is on RISC-V); started on first use by setting
