@@ -132,18 +132,25 @@ class _Session:
                 if ready:
                     self._receive()
                     continue
-                reason = self.m.run_slice(SLICE)
-                if reason == "breakpoint":
-                    self._stopped(SIGTRAP)
-                elif reason == "trap-loop":
-                    self._stopped(SIGSEGV)
-                elif reason == "idle":
-                    self.idle = True
+                self._after_slice(self.m.run_slice(SLICE))
             else:
-                timeout = IDLE_POLL_S if self.running else None
-                ready, _, _ = select.select([self.conn], [], [], timeout)
-                if ready:
-                    self._receive()
+                self._wait_for_client()
+
+    def _after_slice(self, reason: str) -> None:
+        """Report why a slice stopped: a breakpoint or a trap loop stops the target; wfi with nothing to wake it
+        is idle (the twin stops simulating it)."""
+        if reason == "breakpoint":
+            self._stopped(SIGTRAP)
+        elif reason == "trap-loop":
+            self._stopped(SIGSEGV)
+        elif reason == "idle":
+            self.idle = True
+
+    def _wait_for_client(self) -> None:
+        """Halted or idle: nothing to simulate, so wait for the client (polling now and then while idle)."""
+        ready, _, _ = select.select([self.conn], [], [], IDLE_POLL_S if self.running else None)
+        if ready:
+            self._receive()
 
     def _recv_stamped(self) -> tuple[bytes, float]:
         """Bytes from the client and when they arrived (perf_counter time). The kernel stamps each packet as it
@@ -177,18 +184,9 @@ class _Session:
                 if ready:
                     self._receive()
                     continue
-                reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
-                if reason == "breakpoint":
-                    self._stopped(SIGTRAP)
-                elif reason == "trap-loop":
-                    self._stopped(SIGSEGV)
-                elif reason == "idle":
-                    self.idle = True
+                self._after_slice(run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock))
             else:
-                timeout = IDLE_POLL_S if self.running else None
-                ready, _, _ = select.select([self.conn], [], [], timeout)
-                if ready:
-                    self._receive()
+                self._wait_for_client()
 
     def _receive(self) -> None:
         data, arrived = self._recv_stamped()
