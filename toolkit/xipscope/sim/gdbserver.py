@@ -3,43 +3,31 @@
 All-stop, one core, one client at a time, bound to 127.0.0.1. While the core runs, the server simulates it in slices
 and looks at the socket between slices: an interrupt stops it, and requests (e.g. `m` for memory) are answered at a
 slice boundary, so a read while running is consistent and the run it sees is reproducible.
-Framing comes from target/rsp_packets.py (shared with our client).
+The listener, framing, acks and the q-packets every server answers alike are target/server.py's (shared with `serve`).
 """
 
 from __future__ import annotations
 
-import select
-import socket
-import struct
 import sys
 import time
 
 from ..chip import riscv as rv
-from ..errors import TargetError
 from ..target.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n is 65 + n
-from ..target.description import GPR_TYPES as _GPR_TYPES
-from ..target.rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
+from ..target.description import riscv_register_layout
+from ..target.description import target_xml as description_xml
+from ..target.server import MAX_READ, Listener, RspConnection, hex_field
 from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
 from .pacing import SimClock, run_to_cycle
 
 SLICE = 50_000            # instructions between looks at the socket while running
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux's value; Python does not export it
 
 
 def target_xml() -> str:
-    regs = []
-    for i, name in enumerate(rv.GPR_NAMES):
-        regs.append(f'    <reg name="{name}" bitsize="32" type="{_GPR_TYPES.get(name, "int")}" regnum="{i}"/>')
-    regs.append('    <reg name="pc" bitsize="32" type="code_ptr" regnum="32"/>')
-    csrs = [f'    <reg name="{name}" bitsize="32" type="int" regnum="{CSR_REGNUM_BASE + rv.CSRS[name]}" group="csr"/>'
-            for name in REGISTER_CSRS]
-    return ("<?xml version=\"1.0\"?>\n<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
-            f"<!-- {MODEL_NOTE}: Hazard3 core 0 as xipscope's twin models it -->\n"
-            "<target version=\"1.0\">\n  <architecture>riscv:rv32</architecture>\n"
-            "  <feature name=\"org.gnu.gdb.riscv.cpu\">\n" + "\n".join(regs) + "\n  </feature>\n"
-            "  <feature name=\"org.gnu.gdb.riscv.csr\">\n" + "\n".join(csrs) + "\n  </feature>\n</target>\n")
+    """The twin's target description: the GPRs, pc and the CSRs it models, numbered as OpenOCD numbers them."""
+    layout = riscv_register_layout([*rv.GPR_NAMES, "pc", *REGISTER_CSRS])
+    return description_xml(layout, f"{MODEL_NOTE}: Hazard3 core 0 as xipscope's twin models it")
 
 
 def regnum_name(n: int) -> str | None:
@@ -62,75 +50,40 @@ class GdbServer:
         self.machine = machine
         self.log = log
         self.clock = SimClock(clock_hz) if clock_hz else None   # None: unpaced (sim/pacing.py)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind(("127.0.0.1", port))
-        except OSError as e:
-            raise TargetError(f"{MODEL_NOTE}: cannot listen on 127.0.0.1:{port}: {e.strerror}; "
-                              "pick another --gdb-port (0 = any free port)") from None
-        self._listener.listen(1)
-        self.port = self._listener.getsockname()[1]
+        self._listener = Listener(port, "--gdb-port", f"{MODEL_NOTE}: ")
+        self.port = self._listener.port
         self._xml = target_xml().encode()
-        self._stop = False
 
     def close(self) -> None:
-        self._stop = True
         self._listener.close()
 
     def serve_forever(self) -> None:
         """Accept clients one after another until close() or a `k` packet."""
-        while not self._stop:
-            try:
-                conn, _addr = self._listener.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                _Session(self, conn).run()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                conn.close()
-
-    def _log(self, text: str) -> None:
-        if self.log is not None:
-            print(text, file=self.log, flush=True)
+        self._listener.serve(lambda conn: _Session(self, conn).run())
 
 
 class _Session:
-    def __init__(self, server: GdbServer, conn: socket.socket):
+    """One client of the twin: the run loop that simulates between requests, and the twin's answers to the packets
+    target/server.py leaves to its backend."""
+
+    features = ("swbreak+", "hwbreak+")
+
+    def __init__(self, server: GdbServer, conn):
         self.server = server
         self.m = server.machine
-        self.conn = conn
-        self.parser = PacketParser()
-        self.ack = True
+        self.rsp = RspConnection(conn, self, stamp_arrivals=server.clock is not None, log=server.log)
         self.running = False
         self.idle = False
-        self.done = False
-        self.stamped = False
-        if server.clock is not None:
-            try:
-                conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                self.stamped = True
-            except OSError:
-                pass   # not Linux: the arrival time is when we read the bytes
-
-    # --- plumbing ---
-    def send(self, payload: bytes | str) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode()
-        self.conn.sendall(frame(payload))
 
     def run(self) -> None:
         if self.server.clock is not None:
             self._run_paced()
             return
-        while not self.done:
+        rsp = self.rsp
+        while not rsp.done:
             if self.running and not self.idle:
-                ready, _, _ = select.select([self.conn], [], [], 0)
-                if ready:
-                    self._receive()
+                if rsp.readable(0):
+                    rsp.receive()
                     continue
                 self._after_slice(self.m.run_slice(SLICE))
             else:
@@ -148,116 +101,54 @@ class _Session:
 
     def _wait_for_client(self) -> None:
         """Halted or idle: nothing to simulate, so wait for the client (polling now and then while idle)."""
-        ready, _, _ = select.select([self.conn], [], [], IDLE_POLL_S if self.running else None)
-        if ready:
-            self._receive()
-
-    def _recv_stamped(self) -> tuple[bytes, float]:
-        """Bytes from the client and when they arrived (perf_counter time). The kernel stamps each packet as it
-        arrives (SO_TIMESTAMPNS), so an interrupt that waited while a slice ran still stops the paced twin at the
-        cycle of its arrival: the moment we got round to reading it depends on the code being simulated."""
-        if not self.stamped:
-            data = self.conn.recv(65536)
-            return data, time.perf_counter()
-        data, ancillary, _flags, _addr = self.conn.recvmsg(65536, socket.CMSG_SPACE(16))
-        now_perf, now_wall = time.perf_counter(), time.time()
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = struct.unpack("qq", payload[:16])
-                return data, now_perf - max(0.0, now_wall - (sec + nsec * 1e-9))
-        return data, now_perf
+        if self.rsp.readable(IDLE_POLL_S if self.running else None):
+            self.rsp.receive()
 
     def _run_paced(self) -> None:
         """The run loop with the twin paced to its clock (sim/pacing.py): run a slice whenever at least a short one is
         due, else wait on the socket until it is. An interrupt runs the core on to the simulated cycle of the
-        moment it arrived, and stops it there (_receive)."""
-        clock, m = self.server.clock, self.m
-        while not self.done:
+        moment it arrived, and stops it there (interrupt)."""
+        clock, m, rsp = self.server.clock, self.m, self.rsp
+        while not rsp.done:
             if self.running and not self.idle:
                 lag = clock.behind(m.cycles, time.perf_counter())
                 if lag < clock.min_slice:
-                    ready, _, _ = select.select([self.conn], [], [], (clock.min_slice - lag) / clock.hz)
-                    if ready:
-                        self._receive()
+                    if rsp.readable((clock.min_slice - lag) / clock.hz):
+                        rsp.receive()
                     continue
-                ready, _, _ = select.select([self.conn], [], [], 0)
-                if ready:
-                    self._receive()
+                if rsp.readable(0):
+                    rsp.receive()
                     continue
                 self._after_slice(run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock))
             else:
                 self._wait_for_client()
 
-    def _receive(self) -> None:
-        data, arrived = self._recv_stamped()
-        if not data:
-            self.done = True
+    def interrupt(self, arrived: float) -> None:
+        if not self.running:
             return
-        for item in self.parser.feed(data):
-            if item == bytes((INTERRUPT,)):
-                if self.running:
-                    clock = self.server.clock
-                    if clock is not None and not self.idle:
-                        # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py).
-                        reason = run_to_cycle(self.m, clock.stop_at(self.m.cycles, arrived), clock)
-                        if reason in ("breakpoint", "trap-loop"):
-                            self._stopped(SIGTRAP if reason == "breakpoint" else SIGSEGV)
-                            continue
-                    self._stopped(SIGINT)
-            elif isinstance(item, Packet):
-                if not item.checksum_ok:
-                    if self.ack:
-                        self.conn.sendall(b"-")
-                    continue
-                if self.ack:
-                    self.conn.sendall(b"+")
-                self._handle(decode_payload(item.payload))
-            # '+' / '-' acks from the client need no action: we never resend.
+        clock = self.server.clock
+        if clock is not None and not self.idle:
+            # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py).
+            reason = run_to_cycle(self.m, clock.stop_at(self.m.cycles, arrived), clock)
+            if reason in ("breakpoint", "trap-loop"):
+                self._stopped(SIGTRAP if reason == "breakpoint" else SIGSEGV)
+                return
+        self._stopped(SIGINT)
 
     def _stopped(self, signal: int) -> None:
         self.running = False
         self.idle = False
-        self.send(f"T{signal:02x}thread:1;")
+        self.rsp.send(f"T{signal:02x}thread:1;")
 
-    # --- packets ---
-    def _handle(self, p: bytes) -> None:
-        text = p.decode("latin-1")
-        self.server._log(f"<- {text[:80]}")
-        cmd = text[:1]
-        try:
-            reply = self._dispatch(cmd, text, p)
-        except TargetError:
-            reply = "E01"
-        except (ValueError, IndexError):
-            reply = "E02"
-        if reply is not None:
-            self.send(reply)
+    # --- packets (target/server.py answers the ones every server answers alike) ---
+    def description_file(self, annex: str) -> bytes | None:
+        return self.server._xml if annex == "target.xml" else None
 
-    def _dispatch(self, cmd: str, text: str, raw: bytes):
+    def reply(self, text: str):
         m = self.m
-        if text.startswith("qSupported"):
-            return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+;QStartNoAckMode+;vContSupported-"
-        if text == "QStartNoAckMode":
-            self.send("OK")
-            self.ack = False
-            return None
-        if text.startswith("qXfer:features:read:target.xml:"):
-            offset, length = (int(x, 16) for x in text.rsplit(":", 1)[1].split(","))
-            chunk = self.server._xml[offset:offset + length]
-            more = offset + length < len(self.server._xml)
-            return (b"m" if more else b"l") + escape_binary(chunk)
-        if text == "qAttached":
-            return "1"
-        if text == "qC":
-            return "QC1"
-        if text == "qfThreadInfo":
-            return "m1"
-        if text == "qsThreadInfo":
-            return "l"
+        cmd = text[:1]
         if text.startswith("qRcmd,"):
             return self._monitor(bytes.fromhex(text[6:]).decode("utf-8", "replace").strip())
-        if text.startswith("H") or text.startswith("T"):
-            return "OK"
         if text == "?":
             return "S05" if not self.running else None
         if cmd == "g":
@@ -270,57 +161,54 @@ class _Session:
                     m.write_register(name, int.from_bytes(data[4 * i:4 * i + 4], "little"))
             return "OK"
         if cmd == "p":
-            name = regnum_name(int(text[1:], 16))
+            name = regnum_name(hex_field(text[1:]))
             return _le32(m.read_register(name)) if name else "xxxxxxxx"
         if cmd == "P":
             num, value = text[1:].split("=")
-            name = regnum_name(int(num, 16))
+            name = regnum_name(hex_field(num))
             if name is None:
                 return "E01"
             m.write_register(name, int.from_bytes(bytes.fromhex(value), "little"))
             return "OK"
         if cmd == "m":
-            addr, length = (int(x, 16) for x in text[1:].split(","))
-            return m.read_memory(addr, length).hex()
+            addr, length = text[1:].split(",")
+            return m.read_memory(hex_field(addr, 32), min(hex_field(length), MAX_READ)).hex()
         if cmd == "M":
             head, data = text[1:].split(":", 1)
-            addr, _length = (int(x, 16) for x in head.split(","))
-            m.write_memory(addr, bytes.fromhex(data))
+            addr, _length = head.split(",")
+            m.write_memory(hex_field(addr, 32), bytes.fromhex(data))
             return "OK"
         if cmd == "X":
-            head, data = raw[1:].split(b":", 1)
-            addr, _length = (int(x, 16) for x in head.decode().split(","))
+            head, data = text[1:].split(":", 1)
+            addr, _length = head.split(",")
             if data:
-                m.write_memory(addr, data)
+                m.write_memory(hex_field(addr, 32), data.encode("latin-1"))
             return "OK"
         if cmd in ("c", "C"):
             # C sig[;addr]: gdb resumes with the signal it stopped for (SIGSEGV after a trap loop). A bare core has
             # no signals to deliver, so the signal is dropped, as OpenOCD does; the address is honoured.
             address = text[1:] if cmd == "c" else text[1:].partition(";")[2]
             if address:
-                m.write_register("pc", int(address, 16))
+                m.write_register("pc", hex_field(address, 32))
             self._resume()
             return None
         if cmd in ("s", "S"):
             address = text[1:] if cmd == "s" else text[1:].partition(";")[2]
             if address:
-                m.write_register("pc", int(address, 16))
+                m.write_register("pc", hex_field(address, 32))
             m.step()
             return f"T{SIGTRAP:02x}thread:1;"
         if cmd in ("Z", "z") and text[1:2] in ("0", "1"):
             _kind, addr, _size = text[1:].split(",")
             bps = set(m.breakpoints)
-            (bps.add if cmd == "Z" else bps.discard)(int(addr, 16))
+            (bps.add if cmd == "Z" else bps.discard)(hex_field(addr, 32))
             m.set_breakpoints(bps)
             return "OK"
         if cmd == "D":
             m.set_breakpoints(set())
-            self.send("OK")
-            self.done = True
-            return None
+            return "OK"
         if cmd == "k":
-            self.done = True
-            self.server._stop = True
+            self.server.close()      # gdb's `kill`: the twin's server ends with its session
             return None
         return ""   # not supported: the empty reply, as the protocol asks
 

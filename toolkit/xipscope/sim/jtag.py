@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from ..errors import TargetError
+from ..target.server import Listener
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
 
@@ -131,16 +131,8 @@ class JtagServer:
     def __init__(self, machine: Machine, port: int = 0, halted: bool = False):
         self.machine = machine
         self.dm = DebugModule(machine, halted=halted)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind(("127.0.0.1", port))
-        except OSError as e:
-            raise TargetError(f"{MODEL_NOTE}: cannot listen on 127.0.0.1:{port}: {e.strerror}; "
-                              "pick another --jtag-port (0 = any free port)") from None
-        self._listener.listen(1)
-        self.port = self._listener.getsockname()[1]
-        self._stop = False
+        self._listener = Listener(port, "--jtag-port", f"{MODEL_NOTE}: ")
+        self.port = self._listener.port
         self._budget = 5_000
 
     def _run_slice(self) -> None:
@@ -153,32 +145,17 @@ class JtagServer:
         self._budget = int(min(max((self._budget + wanted) / 2, SLICE_RANGE[0]), SLICE_RANGE[1]))
 
     def close(self) -> None:
-        self._stop = True
         self._listener.close()
 
     def serve_forever(self) -> None:
         """Accept OpenOCD sessions one after another; the hart runs between them too (a board does)."""
-        while not self._stop:
-            ready, _, _ = select.select([self._listener], [], [], 0 if self.dm.needs_simulation else IDLE_POLL_S)
-            if not ready:
-                self._run_slice()
-                continue
-            try:
-                conn, _addr = self._listener.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                self._session(conn)
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                conn.close()
+        self._listener.serve(self._session, idle=self._run_slice,
+                             idle_wait=lambda: 0 if self.dm.needs_simulation else IDLE_POLL_S)
 
     def _session(self, conn: socket.socket) -> None:
         tap = Tap(self.dm)
         dm = self.dm
-        while not tap.quit and not self._stop:
+        while not tap.quit and not self._listener.closed:
             timeout = 0 if dm.needs_simulation else IDLE_POLL_S
             ready, _, _ = select.select([conn], [], [], timeout)
             if not ready:

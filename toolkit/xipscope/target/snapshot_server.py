@@ -3,75 +3,100 @@
 Read-only and halted for good: registers from the manifest (under the target description the snapshot was taken
 with, else one built from gdb's RISC-V numbering), memory only where saved (other reads answer E14, as QEMU does for
 unmapped memory), and continue/step answer at once with a stop reply because nothing runs. One client at a time,
-127.0.0.1 only; `k` and `D` end the session, not the server, so the next gdb can connect.
-Framing comes from rsp_packets.py, shared with our client and the twin's server.
+127.0.0.1 only; `k` and `D` end the session, not the server, so the next gdb can connect. Nothing is served from
+outside the snapshot directory: a region or description file that a symlink leads out of it is refused.
+The listener, framing, acks and the common q-packets are server.py's, shared with the twin's server.
 """
 
 from __future__ import annotations
 
-import socket
+import os
+import stat
 import sys
+from pathlib import Path
 
 from ..errors import TargetError
 from .description import target_xml
-from .rsp_packets import Packet, PacketParser, decode_payload, escape_binary, frame
-from .snapshot import SnapshotTarget
+from .server import MAX_READ, Listener, RspConnection, hex_field
+from .snapshot import SavedRegion, SnapshotTarget, load_manifest
 
 G_REGISTERS = 33          # x0..x31 and pc: what a RISC-V `g` block holds
 EFAULT = "E14"            # QEMU's answer to a read of unmapped memory; gdb shows "Cannot access memory"
 STOP = "S05"              # SIGTRAP: a snapshot is where it stopped
-PACKET_SIZE = 0x4000      # what qSupported announces
-MAX_READ = PACKET_SIZE // 2     # bytes of an `m` reply whose hex fills one packet
+MAX_DESCRIPTION = 16 << 20   # bytes of one target description file (QEMU's biggest is about 100 KB)
+
+
+def check_files_inside(directory: Path | str, regions: list[SavedRegion], description_names: list[str]) -> None:
+    """Refuse a snapshot whose region or description files lead out of its directory (a symlink, or a symlinked
+    tdesc/) or are not regular files (a FIFO would hang the server): `serve` hands out what it reads, and a
+    snapshot mailed in by someone else must not make it hand out the recipient's files."""
+    root = Path(directory).resolve()
+    files = [(f"region {r.name!r}", r.file) for r in regions]
+    files += [("target description file", f"tdesc/{name}") for name in description_names]
+    for what, relative in files:
+        path = Path(directory) / relative
+        real = path.resolve()
+        if not real.is_relative_to(root):
+            raise TargetError(f"{path}: the {what} of this snapshot leads to {real}, outside the snapshot "
+                              f"directory {root}; xipscope serves nothing from outside it (copy the file in if it "
+                              "belongs to the snapshot)")
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            continue      # missing: opening the snapshot says which file and why
+        if not stat.S_ISREG(mode):
+            raise TargetError(f"{path}: the {what} of this snapshot should be a regular file, found "
+                              f"{_file_kind(mode)}; the snapshot is damaged or not one xipscope wrote")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 class SnapshotServer:
-    """Serve one SnapshotTarget on 127.0.0.1:port (0 picks a free port; see `.port`)."""
+    """Serve one SnapshotTarget on 127.0.0.1:port (0 picks a free port; see `.port`): the backend of
+    target/server.py's RspConnection for every client (a snapshot keeps no per-client state)."""
+
+    features = ()
 
     def __init__(self, snapshot: SnapshotTarget, port: int = 0):
         self.snapshot = snapshot
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind(("127.0.0.1", port))
-        except OSError as e:
-            self._listener.close()
-            raise TargetError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}; pick another --port "
-                              "(0 = any free port)") from None
-        self._listener.listen(1)
-        self.port = self._listener.getsockname()[1]
+        check_files_inside(snapshot.directory, snapshot.regions, snapshot.manifest["target_description"])
         self._description = self._description_files()
         self._by_number = {r.number: r for r in snapshot.register_layout}
+        self._listener = Listener(port, "--port")
+        self.port = self._listener.port
 
     def _description_files(self) -> dict[str, bytes]:
-        saved = {name: self.snapshot.description_file(name)
-                 for name in self.snapshot.manifest["target_description"]}
+        saved = {}
+        for name in self.snapshot.manifest["target_description"]:
+            path = self.snapshot.directory / "tdesc" / name
+            if path.exists() and path.stat().st_size > MAX_DESCRIPTION:
+                raise TargetError(f"{path} holds {path.stat().st_size} bytes; a target description is at most "
+                                  f"{MAX_DESCRIPTION >> 20} MiB; the snapshot is damaged or not one xipscope wrote")
+            saved[name] = self.snapshot.description_file(name)
         if "target.xml" in saved:
             return saved
         note = f"xipscope snapshot of {self.snapshot.manifest['target']} (registers as saved)".replace("--", "- -")
         return {"target.xml": target_xml(self.snapshot.register_layout, note).encode()}
 
     def close(self) -> None:
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)   # wakes an accept() blocked in serve_forever on Linux
-        except OSError:
-            pass
         self._listener.close()
 
     def serve_forever(self) -> None:
-        while True:
-            try:
-                conn, _addr = self._listener.accept()
-            except OSError:
-                return   # closed
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                _Session(self, conn).run()
-            except OSError:
-                pass     # the client went away mid-packet
-            finally:
-                conn.close()
+        self._listener.serve(lambda conn: RspConnection(conn, self).serve())
 
-    # -- the replies ---------------------------------------------------------------------------------------------
+    # -- the replies (target/server.py answers the packets every server answers alike) -----------------------------
+
+    def description_file(self, annex: str) -> bytes | None:
+        return self._description.get(annex)
+
+    def interrupt(self, arrived: float) -> None:
+        """Nothing runs to interrupt."""
 
     def register_hex(self, number: int) -> str | None:
         """A register's value as gdb wants it (target byte order), 'xx..' if it was unavailable, None if unknown."""
@@ -90,45 +115,30 @@ class SnapshotServer:
         length = min(length, region.end - address, MAX_READ)
         return self.snapshot.read_memory(address, length).hex()
 
-    def reply(self, text: str) -> str | bytes:
-        if text.startswith("qSupported"):
-            return f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;QStartNoAckMode+;vContSupported-"
-        if text.startswith("qXfer:features:read:"):
-            annex, _, span = text[len("qXfer:features:read:"):].rpartition(":")
-            data = self._description.get(annex)
-            if data is None:
-                return "E00"
-            offset, length = (int(x, 16) for x in span.split(","))
-            return (b"m" if offset + length < len(data) else b"l") + escape_binary(data[offset:offset + length])
-        if text == "qAttached":
-            return "1"
-        if text == "qC":
-            return "QC1"
-        if text == "qfThreadInfo":
-            return "m1"
-        if text == "qsThreadInfo":
-            return "l"
+    def reply(self, text: str) -> str | None:
         if text.startswith("qRcmd,"):
             return self._monitor_text().encode().hex()
-        if text[:1] in ("H", "T"):
-            return "OK"
         if text == "?":
             return STOP
         if text == "g":
             parts = [self.register_hex(n) for n in range(G_REGISTERS)]
             return "".join(p for p in parts if p is not None)
         if text[:1] == "p":
-            value = self.register_hex(int(text[1:], 16))
+            value = self.register_hex(hex_field(text[1:]))
             return "E45" if value is None else value
         if text[:1] == "m":
-            address, length = (int(x, 16) for x in text[1:].split(","))
-            return self.read_memory_hex(address, length)
+            address, length = text[1:].split(",")
+            return self.read_memory_hex(hex_field(address), hex_field(length))
         if text[:1] in ("G", "P", "M", "X"):
             return "E01"   # a snapshot is read-only
         if text[:1] in ("Z", "z") and text[1:2] in ("0", "1"):
             return "OK"    # accepted, never hit: gdb plants them to step, and nothing runs here
         if text[:1] in ("c", "s", "C", "S"):
             return STOP    # nothing runs: stopped again where it was
+        if text[:1] == "D":
+            return "OK"    # the session ends (target/server.py), the server goes on
+        if text[:1] == "k":
+            return None
         return ""          # not supported: the empty reply, as the protocol asks
 
     def _monitor_text(self) -> str:
@@ -139,56 +149,10 @@ class SnapshotServer:
                 f"saved memory: {regions}\n")
 
 
-class _Session:
-    def __init__(self, server: SnapshotServer, conn: socket.socket):
-        self.server = server
-        self.conn = conn
-        self.parser = PacketParser()
-        self.ack = True
-        self.done = False
-
-    def send(self, payload: str | bytes) -> None:
-        self.conn.sendall(frame(payload.encode() if isinstance(payload, str) else payload))
-
-    def run(self) -> None:
-        while not self.done:
-            data = self.conn.recv(65536)
-            if not data:
-                return
-            for item in self.parser.feed(data):
-                if isinstance(item, Packet):
-                    self._packet(item)
-                # '+', '-' and ^C need nothing: we never resend, and nothing runs to interrupt.
-
-    def _packet(self, item: Packet) -> None:
-        if not item.checksum_ok:
-            if self.ack:
-                self.conn.sendall(b"-")
-            return
-        if self.ack:
-            self.conn.sendall(b"+")
-        raw = decode_payload(item.payload)
-        text = raw.decode("latin-1")
-        if text == "QStartNoAckMode":
-            self.send("OK")
-            self.ack = False
-            return
-        if text[:1] in ("D", "k"):
-            if text[:1] == "D":
-                self.send("OK")
-            self.done = True
-            return
-        try:
-            reply = self.server.reply(text)
-        except TargetError:
-            reply = EFAULT
-        except (ValueError, IndexError, OverflowError):
-            reply = "E02"    # a malformed request
-        self.send(reply)
-
-
 def serve_snapshot(directory: str, port: int = 0, announce=sys.stdout) -> None:
     """Open the snapshot and serve it until killed; prints the port it listens on."""
+    manifest = load_manifest(Path(directory))
+    check_files_inside(directory, manifest["_regions"], manifest["target_description"])   # before anything is opened
     snapshot = SnapshotTarget(directory)
     try:
         server = SnapshotServer(snapshot, port)
