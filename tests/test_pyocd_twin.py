@@ -163,7 +163,9 @@ def test_csr_reads_need_no_dscratch_and_cope_with_busy():
         t.close()
 
 
-def test_hart1_is_selected_by_the_url_and_samples_say_which_hart():
+def test_hart1_is_selected_by_the_url_and_samples_say_which_hart(tmp_path):
+    from xipscope.chip.memory_map import get_memory_map
+    from xipscope.profile.sampler import sample_profile
     t = open_target_url(f"pyocd://twin:{XIPBENCH}?hart=1")
     try:
         assert t.hart == 1 and t.state() == "running"     # hart 1 is parked, running
@@ -173,6 +175,8 @@ def test_hart1_is_selected_by_the_url_and_samples_say_which_hart():
         sample = t.sample_pc_and_counters()
         assert sample.hart == 1 and sample.pc == 0          # the model's parked pc (ASSUMED: ROM_BASE)
         assert t.probe.dm.halted is False                   # hart 0 ran on, untouched
+        run = sample_profile(t, tmp_path / "p", memory_map=get_memory_map("rp2350"), samples=20)
+        assert run.meta["hart"] == 1 and run.meta["samples"] == 20
     finally:
         t.close()
     with pytest.raises(TargetError, match="hart=2; RP2350 has RISC-V harts 0 and 1"):
