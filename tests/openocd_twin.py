@@ -55,20 +55,24 @@ def twin_jtag(firmware: Path, *extra: str):
 
 
 @contextlib.contextmanager
-def openocd(jtag_port: int, workdir: Path, timeout: float = 30.0):
-    """The real openocd on the twin's TAP, gdb and Tcl on free ports; yields an OpenOcdSession once both listen."""
+def openocd(jtag_port: int, workdir: Path, timeout: float = 30.0, target: str | None = None, gdb: bool = True):
+    """The real openocd on the twin's TAP, gdb and Tcl on free ports; yields an OpenOcdSession once both listen
+    (gdb=False: once Tcl listens, for a target OpenOCD serves no gdb port for; Tcl answers once OpenOCD's init is done).
+    target: a `target create ...` command in place of the RISC-V one (e.g. a non-RISC-V target type)."""
     exe = shutil.which("openocd")
     if exe is None:
         raise RuntimeError("openocd is needed: apt-get install openocd (the Makefile's deps target does it)")
     session = OpenOcdSession(jtag_port, free_port(), free_port(), workdir / f"openocd-{jtag_port}.log")
     args = openocd_args(jtag_port, session.gdb_port, session.tcl_port)
+    if target is not None:
+        args = [target if a.startswith("target create") else a for a in args]
     with open(session.log, "w") as log:
         proc = subprocess.Popen([exe] + args[1:], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         deadline = time.monotonic() + timeout
         # Tcl listens before the target is examined; the gdb server starts only after it.
         ready = (f"Listening on port {session.tcl_port} for tcl connections",
-                 f"Listening on port {session.gdb_port} for gdb connections")
+                 f"Listening on port {session.gdb_port} for gdb connections")[:2 if gdb else 1]
         while not all(line in session.log_text() for line in ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"openocd did not come up (exit {proc.poll()}):\n{session.log_text()[-2000:]}")

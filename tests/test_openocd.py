@@ -74,7 +74,7 @@ def test_openocd_examines_the_twin_and_reads_the_trap_with_its_own_commands(amof
     log = amofault_openocd.log_text()
     assert "tap/device found: 0x10000e21" in log, log
     assert "datacount=1 progbufsize=2" in log, log
-    assert "Examined RISC-V core; found 1 harts" in log, log
+    assert "Examined RISC-V core; found 2 harts" in log, log          # RP2350: two harts on one DM (rp2350.md)
     target = OpenOcdTarget("127.0.0.1", amofault_openocd.tcl_port)
     try:
         assert target.target_name == "rp2350.rv0"
@@ -350,3 +350,28 @@ def test_xipscope_profile_through_openocd_takes_one_round_trip_per_sample(tmp_pa
     for via, (names, _transport, frame) in found.items():
         assert names & {"work_flash", "work_sram", "work_psram", "copy_words"}, (via, names)
         assert frame["xip_acc"].notna().all() and (frame["xip_hit"] <= frame["xip_acc"]).all(), via
+
+
+def test_openocd_with_a_non_riscv_target_names_the_config_to_use(tmp_path):
+    """A user who started OpenOCD with the fork's rp2350.cfg (Cortex-M33 targets) used to get "unknown register
+    'zero'". Debian's OpenOCD 0.12 cannot build a cortex_m target on the twin's JTAG TAP (its DAP needs a JTAG-DP),
+    so the non-RISC-V target here is OpenOCD's own `testee` type: the check is on the target type, whatever it is."""
+    with twin_jtag(XIPBENCH, "--quiet-uart") as jtag_port:
+        with openocd(jtag_port, tmp_path, target="target create rp2350.cm0 testee -chain-position rp2350.riscv",
+                     gdb=False) as session:
+            with pytest.raises(TargetError, match=r"no RISC-V target \(its targets: rp2350.cm0 \(testee\)\).*"
+                                                  r"target/rp2350.cfg defaults to the Cortex-M33.*"
+                                                  r"target/rp2350-riscv.cfg"):
+                open_target(session.url)
+
+
+def test_openocd_on_an_arm_booted_chip_says_how_to_switch_and_hart_1_needs_its_target(tmp_path):
+    """rp2350.md: booted in Arm mode the DM reads allunavail; OpenOCD 0.12 leaves the target unexamined ('unknown'),
+    the fork says 'unavailable'; either way openocd:// fails at connect with the remedy."""
+    with twin_jtag(XIPBENCH, "--quiet-uart", "--boot-arch", "arm") as jtag_port:
+        with openocd(jtag_port, tmp_path, gdb=False) as session:
+            with pytest.raises(TargetError, match=r"hart 0 \(rp2350.rv0\) is unavailable .*runs its Arm cores.*"
+                                                  r"picotool reboot -u -c riscv.*core=arm"):
+                open_target(session.url)
+            with pytest.raises(TargetError, match=r"no RISC-V target for hart 1 .*-coreid 0 and 1"):
+                open_target(session.url + "?hart=1")

@@ -141,3 +141,57 @@ def test_pyocd_writes_memory_by_sba(amofault_pyocd):
     assert t.probe.machine.read_memory(sram, len(payload)) == payload
     with pytest.raises(TargetError, match="System Bus Access failed at 0x30000000"):
         t.write_memory(0x30000000, bytes(8))
+
+
+def test_csr_reads_need_no_dscratch_and_cope_with_busy():
+    """Against Hazard3's DM (hartinfo 0x00001bff, no dscratch; chip/rp2350.py) pc and CSR reads work, with s0 kept,
+    in one probe round trip each; a command busy for longer than the batch allows (busy_accesses raised to 3, a
+    slower chip than DM_BUSY_ACCESSES models) ends in cmderr 1 and the read is redone with waits, correctly."""
+    machine = Machine(XIPBENCH, uart_echo=lambda b: None)
+    t = PyocdTarget(TwinDapProbe(machine, halted=True))
+    try:
+        assert t.dm._read(0x12) == 0x00001BFF                             # hartinfo, through pyOCD's APB-AP
+        machine.write_register("fp", 0xF00D)
+        before = t.round_trips
+        assert t.dm.read_csr(0x7B1) == ElfImage(XIPBENCH).entry            # dpc
+        assert t.round_trips - before == 1
+        assert t.read_register("fp") == 0xF00D and machine.read_register("fp") == 0xF00D
+        t.probe.dm.busy_accesses = 3
+        assert t.read_register("mvendorid") == rp.HAZARD3_MVENDORID
+        assert t.read_register("mhartid") == 0 and t.probe.dm.cmderr == 0
+    finally:
+        t.close()
+
+
+def test_hart1_is_selected_by_the_url_and_samples_say_which_hart(tmp_path):
+    from xipscope.chip.memory_map import get_memory_map
+    from xipscope.profile.sampler import sample_profile
+    t = open_target_url(f"pyocd://twin:{XIPBENCH}?hart=1")
+    try:
+        assert t.hart == 1 and t.state() == "running"     # hart 1 is parked, running
+        t.halt()
+        assert t.read_register("mhartid") == 1
+        t.resume()
+        sample = t.sample_pc_and_counters()
+        assert sample.hart == 1 and sample.pc == 0          # the model's parked pc (ASSUMED: ROM_BASE)
+        assert t.probe.dm.halted is False                   # hart 0 ran on, untouched
+        run = sample_profile(t, tmp_path / "p", memory_map=get_memory_map("rp2350"), samples=20)
+        assert run.meta["hart"] == 1 and run.meta["samples"] == 20
+    finally:
+        t.close()
+    with pytest.raises(TargetError, match="hart=2; RP2350 has RISC-V harts 0 and 1"):
+        open_target_url(f"pyocd://twin:{XIPBENCH}?hart=2")
+
+
+def test_an_arm_booted_chip_fails_at_connect_and_says_how_to_switch():
+    """rp2350.md: booted in Arm mode, the DM answers with allunavail; pyocd:// says so at connect, not after polls."""
+    probe = TwinDapProbe(Machine(XIPBENCH, uart_echo=lambda b: None), boot_arch="arm")
+    with pytest.raises(TargetError, match=r"hart 0 is unavailable .*runs its Arm cores.*picotool reboot -u -c riscv"
+                                          r".*OTP boot-architecture.*core=arm"):
+        PyocdTarget(probe)
+    assert not probe.is_open                               # the probe was closed again
+
+
+def open_target_url(url: str):
+    from xipscope.target import open_target
+    return open_target(url)

@@ -200,3 +200,39 @@ def beyond_atrans_size(address: int, atrans: int) -> bool:
     the twin reads SIZE as a count of 4 KiB sectors, so sector offsets SIZE and above fault.
     """
     return ((address >> 12) & 0x3FF) >= atrans_size_pages(atrans)
+
+# --- The RISC-V Debug Module (rp2350.md "Debug access"; Hazard3 hdl/debug/dm/hazard3_dm.v, doc/sections/debug.adoc) --
+# hartinfo = 0x00001bff: nscratch 0, dataaccess 0 (data0 is shadowed in each hart's CSR space), datasize 1,
+# dataaddr 0xbff: data0 is also the CSR dmdata0 (hazard3_dm.v ADDR_HARTINFO). (rp2350.md says "dataaccess 1": the
+# value 0x00001bff has bit 16 clear, and the RTL's comment says "dataccess = 0, data0 is mapped to each hart's CSR
+# space".)
+DM_HARTINFO = 0x00001BFF
+DM_DATA0_CSR = 0xBFF
+# "The dscratch CSRs are not implemented" (debug.adoc); an access is an illegal instruction (csr.adoc), so a program
+# buffer that touches them ends in cmderr 3 (exception). The RTL's CSR list (hazard3_csr_addr.vh): DCSR, DPC, DMDATA0.
+DM_DSCRATCH_IMPLEMENTED = False
+DM_PROGBUF_SIZE = 2               # + impebreak (hazard3_dm.v PROGBUF_SIZE)
+DM_DATA_COUNT = 1
+# Abstract commands: Access Register only, 32-bit GPRs only, aarpostincrement not supported (cmderr 2) (hazard3_dm.v
+# acmd_new_unsupported); a command on a hart that is not halted or not available is cmderr 4.
+DM_POSTINCREMENT = False
+# Two harts on one DM: hartsel is one bit wide (dmcontrol bit 16), plus the hart array mask (rp2350.md; OpenOCD
+# `-coreid 0/1`; hazard3_dm.v W_HARTSEL = $clog2(N_HARTS)).
+DM_HARTS = 2
+# A hart is available only out of reset (hazard3_dm.v: hart_available = hart_reset_done & sys_reset_done): on a
+# chip booted in Arm mode the RISC-V harts are held in reset and dmstatus reads allunavail (raspberrypi/openocd
+# issue 104: "unavailable"). What switches the architecture (rp2350.md "Debug access"):
+ARM_BOOT_REMEDY = ("the chip runs its Arm cores, so its RISC-V harts are held in reset; switch it to RISC-V with "
+                   "`picotool reboot -u -c riscv`, a RISC-V image, or the OTP boot-architecture setting, "
+                   "or profile the Arm core with pyocd://...?core=arm")
+# abstractcs.busy (debug spec 0.13.2 3.12.6; hazard3_dm.v dmi_access_illegal_when_busy): while a command runs, a
+# write to abstractcs, command, abstractauto, data0 or progbuf, or a read of data0 or progbuf, sets cmderr 1 (busy)
+# and the access does not take effect (the RTL still latches a data0 write; the model drops it, as the spec allows).
+# INFERRED: how many DM accesses a command stays busy for. A command runs 2-5 instructions through the core's
+# debug instruction port, a handful of clk_sys cycles; a DM access over SWD takes tens of SWCLK cycles. So busy
+# rarely outlasts one access, and then only with a slow clk_sys (the boot-time ring oscillator) against a fast probe:
+# the twin keeps a command busy through the next DM access, so drivers are held to the rule.
+DM_BUSY_ACCESSES = 1
+# The RISC-V Debug Module's APB-AP (rp2350.md "Debug access"): AP address 0xa000, DM register n at byte address 4n.
+DM_AP_ADDRESS = 0xA000
+

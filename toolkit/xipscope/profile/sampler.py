@@ -293,6 +293,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     meta = {
         "tool": f"xipscope {__version__}",
         "target": target.url,
+        "hart": getattr(target, "hart", None),    # the RISC-V hart sampled (openocd://, pyocd://: ?hart=N)
         "elf": str(Path(elf).resolve()) if elf else None,
         "elf_sha256": file_sha256(elf) if elf else None,
         "map": map_name or memory_map.name,    # what `xipscope report` loads the map by (a name or a TOML path)

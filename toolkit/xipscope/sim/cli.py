@@ -28,6 +28,9 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                         "Module over the twin's core; 0 = any free port; the port is printed)")
     p.add_argument("--halted", action="store_true",
                    help="with --jtag-port: hold the hart halted at the ELF entry until a debugger resumes it")
+    p.add_argument("--boot-arch", choices=("riscv", "arm"), default="riscv",
+                   help="with --jtag-port: arm models a chip booted in Arm mode (its RISC-V harts held in reset, "
+                        "the Debug Module answering 'unavailable')")
     p.add_argument("--run", action="store_true", help="run to the end (the default without --gdb-port)")
     p.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N",
                    help="stop a --run after about N instructions (default 50M)")
@@ -76,7 +79,8 @@ def run(args) -> int:
     try:
         if args.jtag_port is not None and not args.run:
             from .jtag import serve as serve_jtag
-            serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted)
+            serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted,
+                       boot_arch=args.boot_arch)
             return 0
         if args.gdb_port is not None and not args.run:
             from .gdbserver import serve

@@ -259,13 +259,14 @@ class TwinDapProbe(DebugProbe):
 
     SLICE_SECONDS = 0.002
 
-    def __init__(self, machine, halted: bool = False):
+    def __init__(self, machine, halted: bool = False, boot_arch: str = "riscv"):
         """machine: the twin's RISC-V Machine or its ArmCore (twin_for picks by the firmware); halted: RISC-V only,
-        the hart starts halted (an Arm core starts running, as after the bootrom)."""
+        the hart starts halted (an Arm core starts running, as after the bootrom); boot_arch "arm" with a RISC-V
+        Machine: a chip booted in Arm mode, whose Debug Module answers with its harts unavailable."""
         super().__init__()
         self.machine = machine
         if isinstance(machine, Machine):
-            self.dm = DebugModule(machine, halted=halted)
+            self.dm = DebugModule(machine, halted=halted, boot_arch=boot_arch)
             self.core = self.dm
             self.port = DapPort({0x0: DpRomTable([DM_AP]), DM_AP: DebugModuleApbAp(self.dm)})
         else:

@@ -1,20 +1,27 @@
-"""A RISC-V Debug Module (debug spec 0.13.2) over the twin's core, as RP2350 has one for its Hazard3 harts (a model).
+"""A RISC-V Debug Module (debug spec 0.13.2) over the twin's core, as RP2350 has one for its two Hazard3 harts (a model).
 
-What it offers is what rp2350.md "Debug access" lists: dmcontrol/dmstatus/hartinfo, abstract commands that reach the
-GPRs only (CSRs and memory go through the program buffer), a 2-word program buffer with an implicit ebreak, one data
-register, System Bus Access, hart array mask bits and 4 instruction-address triggers. The faces (jtag.py's DTM, a DAP
-later) turn their scans into `read(address)` / `write(address, value)` here, and between requests they let the hart run
-with `run_slice()`: the core only ever halts at a slice boundary, so a halt request is served at the next one.
+What it offers is what rp2350.md "Debug access" lists and Hazard3's DM (hdl/debug/dm/hazard3_dm.v) does, with the
+facts in chip/rp2350.py (DM_*): dmcontrol/dmstatus/hartinfo (0x00001bff: no dscratch, data0 also the CSR dmdata0 at
+0xbff), abstract commands that reach the 32-bit GPRs only (CSRs and memory go through the program buffer), a 2-word
+program buffer with an implicit ebreak, one data register, System Bus Access, the hart array mask and 4
+instruction-address triggers. Two harts: hartsel is one bit. A command keeps abstractcs.busy set for
+DM_BUSY_ACCESSES further DM accesses, and an access the spec forbids while busy sets cmderr 1 and does nothing.
+The faces (jtag.py's DTM, dap.py's APB-AP) turn their scans into `read(address)` / `write(address, value)` here, and
+between requests they let hart 0 run with `run_slice()`: it only ever halts at a slice boundary.
 
-Modelling choices: one hart (hart 0; hartsel has no bits); every command finishes at once (abstractcs.busy and
-sbcs.sbbusy are never set); the program buffer is interpreted here (loads, stores, CSR instructions, addi/lui/simple
-ALU, fence, ebreak), with memory through the Machine's side-effect-free debugger view; an instruction it does not know,
-or an access the twin does not model, is an exception (cmderr 3), as on hardware.
+Modelling choices: hart 0 is the simulated core (machine.py). Hart 1 is present and parked (ParkedCore): it runs
+nothing the model simulates, halts and resumes on request, and has registers of its own that start at zero.
+`boot_arch="arm"` is a chip booted in Arm mode: its RISC-V harts are held in reset, so every hart reads unavailable
+and commands end in cmderr 4. System Bus Access finishes at once (sbbusy is never set). The program buffer is
+interpreted here (loads, stores, CSR instructions, addi/lui/simple ALU, fence, ebreak), with memory through the
+Machine's side-effect-free debugger view; an instruction it does not know, a CSR Hazard3 lacks (dscratch0/1) or an
+access the twin does not model is an exception (cmderr 3), as on hardware.
 """
 
 from __future__ import annotations
 
 from ..chip import riscv as rv
+from ..chip import rp2350 as rp
 from ..errors import TargetError
 from .machine import Machine
 
@@ -35,19 +42,21 @@ SBADDRESS0 = 0x39
 SBDATA0 = 0x3C
 HALTSUM0 = 0x40
 
-PROGBUF_SIZE = 2
-DATA_COUNT = 1
+PROGBUF_SIZE = rp.DM_PROGBUF_SIZE
+DATA_COUNT = rp.DM_DATA_COUNT
 TRIGGER_COUNT = 4
+HARTS = rp.DM_HARTS
+ABSTRACTCS_BUSY = 1 << 12
 
 # abstractcs.cmderr values
 CMDERR_NONE, CMDERR_BUSY, CMDERR_NOT_SUPPORTED, CMDERR_EXCEPTION, CMDERR_HALT_RESUME = 0, 1, 2, 3, 4
 # dcsr.cause values
 CAUSE_EBREAK, CAUSE_TRIGGER, CAUSE_HALTREQ, CAUSE_STEP, CAUSE_RESETHALTREQ = 1, 2, 3, 4, 5
 
-# Debug-mode CSRs and the trigger CSRs live in the DM model, not in unicorn.
+# Debug-mode CSRs and the trigger CSRs live in the DM model, not in unicorn. Hazard3 has no dscratch0/1 (0x7b2/0x7b3).
 CSR_TSELECT, CSR_TDATA1, CSR_TDATA2, CSR_TINFO = 0x7A0, 0x7A1, 0x7A2, 0x7A4
 CSR_DCSR, CSR_DPC, CSR_DSCRATCH0, CSR_DSCRATCH1 = 0x7B0, 0x7B1, 0x7B2, 0x7B3
-CSR_DMDATA0 = 0xBFF   # Hazard3 maps data0 at this CSR (hartinfo.dataaccess)
+CSR_DMDATA0 = rp.DM_DATA0_CSR   # Hazard3 maps data0 at this CSR (hartinfo.dataaddr)
 
 DCSR_XDEBUGVER = 4 << 28
 DCSR_EBREAKM = 1 << 15
@@ -64,94 +73,204 @@ MCONTROL_M, MCONTROL_S, MCONTROL_U, MCONTROL_EXECUTE = 1 << 6, 1 << 4, 1 << 3, 1
 MCONTROL_WRITABLE = MCONTROL_DMODE | (0xF << 12) | MCONTROL_M | MCONTROL_S | MCONTROL_U | MCONTROL_EXECUTE
 
 _GPR_REGNO = 0x1000
+# Accesses the spec forbids while abstractcs.busy (0.13.2 3.12.6): writes to these, reads of data0 and progbuf.
+_BUSY_WRITES = {ABSTRACTCS, COMMAND, ABSTRACTAUTO} | set(range(DATA0, DATA0 + DATA_COUNT)) | set(
+    range(PROGBUF0, PROGBUF0 + PROGBUF_SIZE))
+_BUSY_READS = set(range(DATA0, DATA0 + DATA_COUNT)) | set(range(PROGBUF0, PROGBUF0 + PROGBUF_SIZE))
+# ASSUMED: where the parked hart 1's pc reads (the bootrom's core-1 wait loop; its address is not in our sources).
+PARKED_PC = rp.ROM_BASE
+# CSRs the parked hart shares with hart 0 (the same core design): the identification registers.
+_SHARED_CSRS = ("misa", "mvendorid", "marchid", "mimpid")
 
 
 class ProgramBufferException(Exception):
     """An instruction in the program buffer faulted (or is not one the model executes): cmderr 3."""
 
 
-class DebugModule:
-    """The Debug Module of one hart of the twin. Not thread-safe: one face drives it from one thread."""
+class ParkedCore:
+    """Hart 1 (a model): present, parked (not simulated), with its own GPRs, pc and M-mode CSRs."""
 
-    def __init__(self, machine: Machine, halted: bool = False):
+    def __init__(self, machine: Machine):
         self.machine = machine
-        self.halted = halted         # by default the twin runs from its entry, as the board runs after reset
-        self.idle = False            # running but parked (wfi, or spinning in a faulting trap handler): not simulated
+        self.reset()
+
+    def reset(self) -> None:
+        self.gprs = [0] * 32
+        self.pc = PARKED_PC
+        self.csrs = {"mhartid": 1}
+
+    def read_register(self, name: str) -> int:
+        if name in rv.GPR_INDEX:
+            return self.gprs[rv.GPR_INDEX[name]]
+        if name == "pc":
+            return self.pc
+        if name in _SHARED_CSRS:
+            return self.machine.read_register(name)
+        if name in rv.CSRS:
+            return self.csrs.get(name, 0)
+        raise TargetError(f"hart 1 (parked, a model): no register {name!r}")
+
+    def write_register(self, name: str, value: int) -> None:
+        if name in rv.GPR_INDEX:
+            if rv.GPR_INDEX[name]:
+                self.gprs[rv.GPR_INDEX[name]] = value & 0xFFFFFFFF
+        elif name == "pc":
+            self.pc = value & 0xFFFFFFFF
+        elif name in rv.CSRS and name not in _SHARED_CSRS and name != "mhartid":
+            self.csrs[name] = value & 0xFFFFFFFF
+        elif name not in rv.CSRS:
+            raise TargetError(f"hart 1 (parked, a model): no register {name!r}")
+
+
+class Hart:
+    """One hart's debug state as the DM sees it; `core` is the Machine (hart 0) or a ParkedCore (hart 1)."""
+
+    def __init__(self, core, halted: bool, parked: bool):
+        self.core = core
+        self.parked = parked
+        self.halted = halted
+        self.idle = parked and not halted   # running but parked (wfi, a trap loop, hart 1): not simulated
         self.have_reset = True
         self.resume_ack = False
         self.halt_request = False
         self.reset_halt_request = False
-        self.ndmreset = False
         self.dcsr_cause = CAUSE_RESETHALTREQ if halted else 0
         self.dcsr = DCSR_XDEBUGVER | rv.PRV_M
-        self.dscratch = [0, 0]
         self.tselect = 0
         self.tdata1 = [MCONTROL_TYPE] * TRIGGER_COUNT
         self.tdata2 = [0] * TRIGGER_COUNT
+
+    def halt(self, cause: int) -> None:
+        self.halted = True
+        self.idle = False
+        self.dcsr_cause = cause
+
+    def out_of_reset(self) -> None:
+        self.halted = False
+        self.idle = self.parked
+        if self.halt_request or self.reset_halt_request:
+            self.halt(CAUSE_HALTREQ if self.halt_request else CAUSE_RESETHALTREQ)
+
+
+class DebugModule:
+    """The Debug Module of the twin's two harts. Not thread-safe: one face drives it from one thread.
+
+    halted: hart 0 starts halted at the entry (default: it runs, as the board runs after reset); boot_arch "arm":
+    the chip booted its Arm cores, so the harts are unavailable; busy_accesses: how many DM accesses a command stays
+    busy for (chip/rp2350.py DM_BUSY_ACCESSES)."""
+
+    def __init__(self, machine: Machine, halted: bool = False, boot_arch: str = "riscv",
+                 busy_accesses: int = rp.DM_BUSY_ACCESSES):
+        if boot_arch not in ("riscv", "arm"):
+            raise ValueError(f"boot_arch {boot_arch!r}: riscv or arm")
+        self.machine = machine
+        self.available = boot_arch == "riscv"
+        self.busy_accesses = busy_accesses
+        self.harts = [Hart(machine, halted, parked=False), Hart(ParkedCore(machine), False, parked=True)]
+        self.ndmreset = False
         self.accesses = 0      # DM register reads and writes, whichever face they came through
         self._reset_dm()
 
     def _reset_dm(self) -> None:
-        """dmactive=0: the DM's own registers to reset values; the hart is not touched."""
+        """dmactive=0: the DM's own registers to reset values; the harts are not touched."""
         self.active = False
+        self.hartsel = 0
         self.hasel = False
         self.hawindow = 0
         self.data = [0] * DATA_COUNT
         self.progbuf = [0] * PROGBUF_SIZE
         self.cmderr = 0
+        self.busy = 0          # DM accesses the running command stays busy for
         self.command = 0
         self.autoexec_data = 0
         self.autoexec_progbuf = 0
         self.sbcs = 0
         self.sbaddress = 0
         self.sbdata = 0
-        self.halt_request = False
+        for hart in self.harts:
+            hart.halt_request = False
 
-    # --- the hart, between requests --------------------------------------------------------------------------------
+    # --- hart 0, the simulated one, as the faces see it -----------------------------------------------------------
+    @property
+    def halted(self) -> bool:
+        return self.harts[0].halted
+
+    @property
+    def idle(self) -> bool:
+        return self.harts[0].idle
+
+    @property
+    def halt_request(self) -> bool:
+        return self.harts[0].halt_request
+
+    @property
+    def hart(self) -> Hart:
+        """The hart hartsel selects: abstract commands and the program buffer act on it."""
+        return self.harts[self.hartsel]
+
     @property
     def needs_simulation(self) -> bool:
-        return not self.halted and not self.idle and not self.ndmreset
+        hart = self.harts[0]
+        return self.available and not hart.halted and not hart.idle and not self.ndmreset
 
     def run_slice(self, budget: int) -> None:
-        """Let the running hart execute about `budget` instructions (the faces call this while no request waits)."""
-        if self.halt_request:
-            self._halt(CAUSE_HALTREQ)
+        """Let the running hart 0 execute about `budget` instructions (the faces call this while no request waits)."""
+        hart = self.harts[0]
+        if not self.available or self.ndmreset:
+            return
+        if hart.halt_request and not hart.halted:
+            hart.halt(CAUSE_HALTREQ)
             return
         if not self.needs_simulation:
             return
         reason = self.machine.run_slice(budget)
         if reason == "breakpoint":
-            self._halt(CAUSE_TRIGGER)
+            hart.halt(CAUSE_TRIGGER)
         elif reason == "ebreak":
-            self._halt(CAUSE_EBREAK)
+            hart.halt(CAUSE_EBREAK)
         elif reason in ("idle", "trap-loop"):
-            self.idle = True
+            hart.idle = True
 
-    def _halt(self, cause: int) -> None:
-        self.halted = True
-        self.idle = False
-        self.dcsr_cause = cause
-
-    def _resume(self) -> None:
+    def _resume(self, hart: Hart) -> None:
+        hart.resume_ack = True
+        if hart.parked:
+            # Hart 1 goes back to its wait loop; a step leaves it where it was.
+            if hart.dcsr & DCSR_STEP:
+                hart.halt(CAUSE_STEP)
+            else:
+                hart.halted, hart.idle = False, True
+            return
         m = self.machine
-        self.resume_ack = True
-        if self.dcsr & DCSR_STEP:
+        if hart.dcsr & DCSR_STEP:
             pc = m.pc
             m.step()
-            self._halt(CAUSE_EBREAK if m.ebreak_halts and m.pc == pc else CAUSE_STEP)
+            hart.halt(CAUSE_EBREAK if m.ebreak_halts and m.pc == pc else CAUSE_STEP)
             return
-        self.halted = False
-        self.idle = False
+        hart.halted = False
+        hart.idle = False
         m.clear_halt_request()
         if m.pc in m.breakpoints:
             # Leave the instruction a trigger stopped on, as the hart does when it resumes from debug mode.
             m.step()
             if m.pc in m.breakpoints:
-                self._halt(CAUSE_TRIGGER)
+                hart.halt(CAUSE_TRIGGER)
+
+    def _selected(self) -> list[Hart]:
+        """The harts a run-control request acts on: hartsel's, plus the hart array mask's when hasel is set."""
+        return [h for i, h in enumerate(self.harts) if i == self.hartsel or (self.hasel and self.hawindow >> i & 1)]
+
+    def _available(self, hart: Hart) -> bool:
+        return self.available and not self.ndmreset
 
     # --- DM registers ------------------------------------------------------------------------------------------------
     def read(self, address: int) -> int:
         self.accesses += 1
+        busy = self.busy > 0
+        if busy:
+            self.busy -= 1
+            if address in _BUSY_READS and self.active:
+                self.cmderr = self.cmderr or CMDERR_BUSY
+                return self.data[address - DATA0] if address < PROGBUF0 else self.progbuf[address - PROGBUF0]
         if DATA0 <= address < DATA0 + DATA_COUNT:
             value = self.data[address - DATA0]
             self._autoexec(self.autoexec_data >> (address - DATA0) & 1)
@@ -161,22 +280,23 @@ class DebugModule:
             self._autoexec(self.autoexec_progbuf >> (address - PROGBUF0) & 1)
             return value
         if address == DMCONTROL:
-            return (int(self.hasel) << 26) | (int(self.ndmreset) << 1) | int(self.active)
+            return (int(self.hasel) << 26) | (self.hartsel << 16) | (int(self.ndmreset) << 1) | int(self.active)
         if address == DMSTATUS:
             return self._dmstatus()
         if not self.active:
             return 0
         if address == HARTINFO:
-            # Hazard3: data0 is also the CSR dmdata0 (0xbff), no dscratch registers of its own beyond the model's.
-            return (1 << 20) | (1 << 16) | (DATA_COUNT << 12) | CSR_DMDATA0
-        if address in (HALTSUM0, HALTSUM1):
-            return int(self.halted)
+            return rp.DM_HARTINFO
+        if address == HALTSUM0:
+            return sum(1 << i for i, h in enumerate(self.harts) if h.halted and self._available(h))
+        if address == HALTSUM1:
+            return int(any(h.halted and self._available(h) for h in self.harts))
         if address == HAWINDOWSEL:
             return 0
         if address == HAWINDOW:
             return self.hawindow
         if address == ABSTRACTCS:
-            return (PROGBUF_SIZE << 24) | (self.cmderr << 8) | DATA_COUNT
+            return (PROGBUF_SIZE << 24) | (ABSTRACTCS_BUSY if busy else 0) | (self.cmderr << 8) | DATA_COUNT
         if address == COMMAND:
             return 0
         if address == ABSTRACTAUTO:
@@ -196,6 +316,11 @@ class DebugModule:
     def write(self, address: int, value: int) -> None:
         self.accesses += 1
         value &= 0xFFFFFFFF
+        if self.busy > 0:
+            self.busy -= 1
+            if address in _BUSY_WRITES and self.active:
+                self.cmderr = self.cmderr or CMDERR_BUSY
+                return
         if address == DMCONTROL:
             self._write_dmcontrol(value)
             return
@@ -208,7 +333,7 @@ class DebugModule:
             self.progbuf[address - PROGBUF0] = value
             self._autoexec(self.autoexec_progbuf >> (address - PROGBUF0) & 1)
         elif address == HAWINDOW:
-            self.hawindow = value & 1   # one hart: only its bit exists
+            self.hawindow = value & ((1 << HARTS) - 1)
         elif address == ABSTRACTCS:
             self.cmderr &= ~(value >> 8) & 7   # W1C
         elif address == COMMAND:
@@ -236,16 +361,17 @@ class DebugModule:
         value = 2 | (1 << 7) | (1 << 5) | (1 << 22)   # version 0.13, authenticated, hasresethaltreq, impebreak
         if not self.active:
             return value
-        if self.ndmreset:
-            value |= 3 << 12                           # in reset: unavailable
-        elif self.halted:
-            value |= 3 << 8
-        else:
-            value |= 3 << 10
-        if self.resume_ack:
-            value |= 3 << 16
-        if self.have_reset:
-            value |= 3 << 18
+        harts = self._selected()
+
+        def all_any(predicate, shift: int) -> int:
+            hits = [predicate(h) for h in harts]
+            return (int(all(hits)) << (shift + 1)) | (int(any(hits)) << shift)
+
+        value |= all_any(lambda h: h.halted and self._available(h), 8)
+        value |= all_any(lambda h: not h.halted and self._available(h), 10)
+        value |= all_any(lambda h: not self._available(h), 12)
+        value |= all_any(lambda h: h.resume_ack, 16)
+        value |= all_any(lambda h: h.have_reset, 18)
         return value
 
     def _write_dmcontrol(self, value: int) -> None:
@@ -253,33 +379,39 @@ class DebugModule:
             self._reset_dm()
             return
         self.active = True
+        self.hartsel = value >> 16 & (HARTS - 1)      # hartsello is one bit wide: two harts
         self.hasel = bool(value >> 26 & 1)
-        if value >> 28 & 1:
-            self.have_reset = False
-        if value >> 3 & 1:
-            self.reset_halt_request = True
-        if value >> 2 & 1:
-            self.reset_halt_request = False
+        selected = self._selected()
+        halt = bool(value >> 31 & 1)
+        for hart in selected:
+            if value >> 28 & 1:
+                hart.have_reset = False
+            if value >> 3 & 1:
+                hart.reset_halt_request = True
+            if value >> 2 & 1:
+                hart.reset_halt_request = False
+            hart.halt_request = halt
         ndmreset = bool(value >> 1 & 1)
         if ndmreset and not self.ndmreset:
             self.machine.reset()
-            self.have_reset = True
-        self.halt_request = bool(value >> 31 & 1)
-        if self.ndmreset and not ndmreset:
-            # Out of reset: halt at the first instruction if asked to, otherwise run.
-            self.halted = False
-            self.idle = False
-            if self.halt_request or self.reset_halt_request:
-                self._halt(CAUSE_HALTREQ if self.halt_request else CAUSE_RESETHALTREQ)
+            self.harts[1].core.reset()
+            for hart in self.harts:
+                hart.have_reset = True
+        if self.ndmreset and not ndmreset and self.available:
+            for hart in self.harts:     # out of reset: halt at the first instruction if asked to, otherwise run
+                hart.out_of_reset()
         self.ndmreset = ndmreset
-        if self.halt_request and not self.halted and not self.ndmreset:
-            self._halt(CAUSE_HALTREQ)
-        elif value >> 30 & 1 and not self.halt_request:
-            self.resume_ack = False
-            if self.halted:
-                self._resume()
-            else:
-                self.resume_ack = True
+        if not self.available or self.ndmreset:
+            return
+        for hart in selected:
+            if hart.halt_request and not hart.halted:
+                hart.halt(CAUSE_HALTREQ)
+            elif value >> 30 & 1 and not halt:
+                hart.resume_ack = False
+                if hart.halted:
+                    self._resume(hart)
+                else:
+                    hart.resume_ack = True
 
     # --- abstract commands -------------------------------------------------------------------------------------------
     def _autoexec(self, enabled: int) -> None:
@@ -287,30 +419,28 @@ class DebugModule:
             self._execute_command()
 
     def _execute_command(self) -> None:
+        """Access Register on the selected hart, as Hazard3's DM decodes it: the hart must be halted and available
+        (else cmderr 4), then 32-bit GPRs only and no aarpostincrement (else cmderr 2)."""
         command = self.command
-        if command >> 24 != 0:                         # only Access Register (cmdtype 0)
-            self.cmderr = CMDERR_NOT_SUPPORTED
-            return
         size = (command >> 20) & 7
-        postincrement = command >> 19 & 1
         postexec = command >> 18 & 1
         transfer = command >> 17 & 1
         write = command >> 16 & 1
         regno = command & 0xFFFF
-        if not self.halted:
+        hart = self.hart
+        if not hart.halted or not self._available(hart):
             self.cmderr = CMDERR_HALT_RESUME
             return
+        if (command >> 24 != 0 or command >> 19 & 1
+                or transfer and (size != 2 or not _GPR_REGNO <= regno < _GPR_REGNO + 32)):
+            self.cmderr = CMDERR_NOT_SUPPORTED   # GPRs only, 32 bits (CSRs go through the program buffer)
+            return
+        self.busy = self.busy_accesses
         if transfer:
-            if size != 2 or not _GPR_REGNO <= regno < _GPR_REGNO + 32:
-                self.cmderr = CMDERR_NOT_SUPPORTED   # GPRs only, 32 bits (CSRs go through the program buffer)
-                return
-            name = rv.GPR_NAMES[regno - _GPR_REGNO]
             if write:
-                self.machine.write_register(name, self.data[0])
+                self._set_x(regno - _GPR_REGNO, self.data[0])
             else:
-                self.data[0] = self.machine.read_register(name)
-        if postincrement:
-            self.command = (command & ~0xFFFF) | ((regno + 1) & 0xFFFF)
+                self.data[0] = self._x(regno - _GPR_REGNO)
         if postexec:
             try:
                 self._execute_progbuf()
@@ -362,11 +492,11 @@ class DebugModule:
         return False
 
     def _x(self, i: int) -> int:
-        return self.machine.read_register(rv.GPR_NAMES[i]) if i else 0
+        return self.hart.core.read_register(rv.GPR_NAMES[i]) if i else 0
 
     def _set_x(self, i: int, value: int) -> None:
         if i:
-            self.machine.write_register(rv.GPR_NAMES[i], value & 0xFFFFFFFF)
+            self.hart.core.write_register(rv.GPR_NAMES[i], value & 0xFFFFFFFF)
 
     def _memory_read(self, address: int, size: int) -> bytes:
         try:
@@ -392,66 +522,69 @@ class DebugModule:
         self._set_x(rd, old)
 
     def read_csr(self, csr: int) -> int:
+        """A CSR of the selected hart, as the program buffer reads it."""
+        hart = self.hart
         if csr == CSR_DCSR:
-            return self.dcsr | (self.dcsr_cause << 6)
+            return hart.dcsr | (hart.dcsr_cause << 6)
         if csr == CSR_DPC:
-            return self.machine.pc
-        if csr in (CSR_DSCRATCH0, CSR_DSCRATCH1):
-            return self.dscratch[csr - CSR_DSCRATCH0]
+            return hart.core.pc
         if csr == CSR_DMDATA0:
             return self.data[0]
         if csr == CSR_TSELECT:
-            return self.tselect
+            return hart.tselect
         if csr == CSR_TDATA1:
-            return self.tdata1[self.tselect]
+            return hart.tdata1[hart.tselect]
         if csr == CSR_TDATA2:
-            return self.tdata2[self.tselect]
+            return hart.tdata2[hart.tselect]
         if csr == CSR_TINFO:
             return 1 << 2   # type 2 (mcontrol) only
-        name = rv.CSR_NAMES.get(csr)
-        try:
-            if name is None:
-                raise TargetError(f"CSR {csr:#x}")
-            return self.machine.read_register(name)
-        except TargetError as e:
-            raise ProgramBufferException(f"csr read: {e}") from None
+        return self._core_csr(csr, None)
 
     def write_csr(self, csr: int, value: int) -> None:
+        hart = self.hart
         if csr == CSR_DCSR:
-            self.dcsr = (self.dcsr & ~DCSR_WRITABLE) | (value & DCSR_WRITABLE)
-            self.machine.ebreak_halts = bool(self.dcsr & DCSR_EBREAKM)
+            hart.dcsr = (hart.dcsr & ~DCSR_WRITABLE) | (value & DCSR_WRITABLE)
+            if not hart.parked:
+                self.machine.ebreak_halts = bool(hart.dcsr & DCSR_EBREAKM)
         elif csr == CSR_DPC:
-            self.machine.write_register("pc", value & ~1)
-        elif csr in (CSR_DSCRATCH0, CSR_DSCRATCH1):
-            self.dscratch[csr - CSR_DSCRATCH0] = value
+            hart.core.write_register("pc", value & ~1)
         elif csr == CSR_DMDATA0:
             self.data[0] = value
         elif csr == CSR_TSELECT:
             # WARL: a select past the last trigger keeps the old value, which is how debuggers count triggers.
             if value < TRIGGER_COUNT:
-                self.tselect = value
+                hart.tselect = value
         elif csr == CSR_TDATA1:
-            self.tdata1[self.tselect] = MCONTROL_TYPE | (value & MCONTROL_WRITABLE)
+            hart.tdata1[hart.tselect] = MCONTROL_TYPE | (value & MCONTROL_WRITABLE)
             self._apply_triggers()
         elif csr == CSR_TDATA2:
-            self.tdata2[self.tselect] = value
+            hart.tdata2[hart.tselect] = value
             self._apply_triggers()
         elif csr == CSR_TINFO:
             pass
         else:
-            name = rv.CSR_NAMES.get(csr)
-            try:
-                if name is None:
-                    raise TargetError(f"CSR {csr:#x}")
-                self.machine.write_register(name, value)
-            except TargetError as e:
-                raise ProgramBufferException(f"csr write: {e}") from None
+            self._core_csr(csr, value)
+
+    def _core_csr(self, csr: int, value: int | None) -> int:
+        """Read (value None) or write a CSR the core holds; one Hazard3 lacks (dscratch0/1 among them) is an illegal
+        instruction, i.e. cmderr 3."""
+        name = rv.CSR_NAMES.get(csr)
+        try:
+            if name is None or csr in (CSR_DSCRATCH0, CSR_DSCRATCH1):
+                raise TargetError(f"CSR {csr:#x} is not implemented (an illegal instruction on Hazard3)")
+            if value is None:
+                return self.hart.core.read_register(name)
+            self.hart.core.write_register(name, value)
+            return value
+        except TargetError as e:
+            raise ProgramBufferException(f"csr {'read' if value is None else 'write'}: {e}") from None
 
     def _apply_triggers(self) -> None:
-        """Execute triggers that enter debug mode become the Machine's breakpoints."""
-        addresses = {self.tdata2[i] for i in range(TRIGGER_COUNT)
-                     if self.tdata1[i] & MCONTROL_EXECUTE and self.tdata1[i] & MCONTROL_M
-                     and (self.tdata1[i] >> 12) & 0xF == 1}
+        """Hart 0's execute triggers that enter debug mode become the Machine's breakpoints (hart 1 runs nothing)."""
+        hart = self.harts[0]
+        addresses = {hart.tdata2[i] for i in range(TRIGGER_COUNT)
+                     if hart.tdata1[i] & MCONTROL_EXECUTE and hart.tdata1[i] & MCONTROL_M
+                     and (hart.tdata1[i] >> 12) & 0xF == 1}
         self.machine.set_breakpoints(addresses)
 
     # --- System Bus Access ---------------------------------------------------------------------------------------------

@@ -128,9 +128,11 @@ class Tap:
 class JtagServer:
     """Serve the twin's TAP over remote_bitbang on 127.0.0.1:port (0 picks a free port; see `.port`)."""
 
-    def __init__(self, machine: Machine, port: int = 0, halted: bool = False):
+    def __init__(self, machine: Machine, port: int = 0, halted: bool = False, boot_arch: str = "riscv"):
         self.machine = machine
-        self.dm = DebugModule(machine, halted=halted)
+        # busy_accesses=0: OpenOCD paces a busy DM with Run-Test/Idle cycles, which this TAP does not count as time;
+        # RP2350 has no JTAG, so abstractcs.busy is modelled on the DAP face (dap.py) only.
+        self.dm = DebugModule(machine, halted=halted, boot_arch=boot_arch, busy_accesses=0)
         self._listener = Listener(port, "--jtag-port", f"{MODEL_NOTE}: ")
         self.port = self._listener.port
         self._budget = 5_000
@@ -183,14 +185,15 @@ def openocd_args(jtag_port: int, gdb_port: int = 3333, tcl_port: int = 6666) -> 
 
 
 def serve(firmware: str, port: int, machine_kwargs: dict | None = None, announce=sys.stdout,
-          halted: bool = False) -> None:
+          halted: bool = False, boot_arch: str = "riscv") -> None:
     """Open the twin on `firmware` and serve its TAP until killed; prints the port and an OpenOCD command line."""
     import shlex
 
     machine = Machine(firmware, **(machine_kwargs or {}))
-    server = JtagServer(machine, port, halted=halted)
+    server = JtagServer(machine, port, halted=halted, boot_arch=boot_arch)
     print(f"{MODEL_NOTE}: remote_bitbang JTAG (RISC-V DTM, IDCODE {IDCODE:#010x}) for {firmware} "
-          f"on 127.0.0.1:{server.port}; the hart is {'halted at the entry' if halted else 'running'}",
+          f"on 127.0.0.1:{server.port}; the hart is "
+          f"{'unavailable (booted Arm)' if boot_arch == 'arm' else 'halted at the entry' if halted else 'running'}",
           file=announce, flush=True)
     print("connect with: " + shlex.join(openocd_args(server.port)), file=announce, flush=True)
     try:

@@ -14,10 +14,20 @@ SCHEMES = {
     "gdb": "the same servers through gdb-multiarch driven over GDB/MI (pygdbmi): gdb://HOST:PORT",
     "sim": "the RP2350 twin (a model), in-process: sim://FIRMWARE.elf[?flash=IMAGE.uf2 or IMAGE.bin[@ADDR]]",
     "snapshot": "a snapshot directory written by `xipscope snapshot`: snapshot://DIR",
-    "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666 (a Pico 2 through a debug probe, or the twin's JTAG face)",
-    "pyocd": "a debug probe through pyOCD: pyocd://[UID] (RISC-V Debug Module at AP 0xa000), pyocd://[UID]?core=arm "
+    "openocd": "OpenOCD's Tcl RPC server: openocd://HOST:6666[?hart=1] (a Pico 2 through a debug probe, or the twin's "
+               "JTAG face)",
+    "pyocd": "a debug probe through pyOCD: pyocd://[UID][?hart=1] (RISC-V Debug Module at AP 0xa000), pyocd://[UID]?core=arm "
              "(Arm core 0 through pyOCD's rp2350 target); pyocd://twin:FIRMWARE.elf: the twin's DAP face",
 }
+
+
+def url_hart(query: str, url: str) -> int:
+    """The `hart=N` option of an openocd:// or pyocd:// URL's query (RP2350: 0, the default, or 1)."""
+    from urllib.parse import parse_qs
+    value = parse_qs(query).get("hart", ["0"])[-1]
+    if value not in ("0", "1"):
+        raise TargetError(f"{url}: hart={value}; RP2350 has RISC-V harts 0 and 1")
+    return int(value)
 
 
 def open_target(url: str, timeout: float = 5.0) -> Target:
@@ -38,7 +48,8 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         from .openocd import DEFAULT_PORT, OpenOcdTarget
         if not parts.hostname:
             raise TargetError(f"{url!r}: an openocd URL names a host and optionally the Tcl port, e.g. openocd://127.0.0.1:6666")
-        return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout)
+        return OpenOcdTarget(parts.hostname, parts.port or DEFAULT_PORT, timeout=timeout,
+                             hart=url_hart(parts.query, url))
     if scheme == "pyocd":
         from .pyocd import open_pyocd
         return open_pyocd(url[len("pyocd://"):], url)

@@ -1,4 +1,9 @@
-"""`openocd://HOST:6666`: a Target over OpenOCD's Tcl RPC server (a command, then its reply, each ended by 0x1a).
+"""`openocd://HOST:6666[?hart=1]`: a Target over OpenOCD's Tcl RPC server (a command, then its reply, each ended by 0x1a).
+
+At connect it picks OpenOCD's RISC-V target for the hart (`hart=0`, the default, or 1: the target whose `-coreid` it
+is) and makes it current; when OpenOCD has no RISC-V target it says which config to start it with (the Raspberry Pi
+fork's `target/rp2350-riscv.cfg`; its `rp2350.cfg` defaults to the Cortex-M33 cores), and when the hart is unavailable
+(a chip booted in Arm mode) it says how to switch (rp2350.md "Debug access").
 
 Every request is one Tcl script wrapped in `catch`, so a failing command comes back as an error we can name instead of
 as plain text. OpenOCD 0.12 gives us `get_reg -force` (registers and CSRs by name, read from the hart, not the cache),
@@ -36,15 +41,17 @@ class PcSample(NamedTuple):
     pc: int
     xip_hit: int    # raw XIP_CTRL CTR_HIT at the halt
     xip_acc: int    # raw XIP_CTRL CTR_ACC at the halt
+    hart: int = 0   # which hart the pc is from
 
 
 class OpenOcdTarget:
-    """One OpenOCD Tcl RPC connection; OpenOCD's current target is the hart we talk to."""
+    """One OpenOCD Tcl RPC connection; the RISC-V target for `hart`, made OpenOCD's current one, is what we talk to."""
 
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 5.0):
-        self.url = f"openocd://{host}:{port}"
+    def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 5.0, hart: int = 0):
+        self.url = f"openocd://{host}:{port}" + (f"?hart={hart}" if hart else "")
+        self.hart = hart
         self.round_trips = 0
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
@@ -59,10 +66,42 @@ class OpenOcdTarget:
             if "Open On-Chip Debugger" not in self.version:
                 raise TargetError(f"{self.url}: expected OpenOCD's Tcl server, but `version` answered "
                                   f"{self.version[:60]!r}")
-            self.target_name = self.command("target current")
+            self.target_name = self._riscv_target(hart)
         except Exception:
             self._sock.close()
             raise
+
+    def _riscv_target(self, hart: int) -> str:
+        """The name of OpenOCD's RISC-V target for `hart`, made current; a TargetError saying what to do if there is
+        none or its hart is unavailable."""
+        found = self.command("set r {}; foreach t [target names] {lappend r $t [$t cget -type] [$t cget -coreid]}; "
+                             "set r").split()
+        targets = [(found[i], found[i + 1], int(found[i + 2])) for i in range(0, len(found) - 2, 3)]
+        riscv = [(name, coreid) for name, kind, coreid in targets if kind == "riscv"]
+        listed = ", ".join(f"{name} ({kind})" for name, kind, _ in targets) or "none"
+        if not riscv:
+            raise TargetError(f"{self.url}: OpenOCD has no RISC-V target (its targets: {listed}); it was started "
+                              "with a config for the Arm cores (the Raspberry Pi fork's target/rp2350.cfg defaults "
+                              "to the Cortex-M33 cores). Start it with the fork's target/rp2350-riscv.cfg, e.g. "
+                              "`openocd -f interface/cmsis-dap.cfg -f target/rp2350-riscv.cfg`, or use "
+                              "pyocd://...?core=arm for the Arm cores")
+        name = next((n for n, coreid in riscv if coreid == hart or coreid == -1 and hart == 0), None)
+        if name is None:
+            raise TargetError(f"{self.url}: OpenOCD has no RISC-V target for hart {hart} (its targets: {listed}); "
+                              "rp2350-riscv.cfg creates rv0 and rv1 (-coreid 0 and 1)")
+        self.command(f"targets {name}")
+        state = self.command(f"{name} curstate").strip()
+        if state not in ("halted", "running"):
+            try:
+                dmstatus = int(self.command(f"{name} riscv dmi_read {DM_DMSTATUS:#x}").strip(), 16)
+            except (TargetError, ValueError):
+                dmstatus = 0
+            if state == "unavailable" or dmstatus & DMSTATUS_ANYUNAVAIL:
+                raise TargetError(f"{self.url}: hart {hart} ({name}) is unavailable (curstate {state}, dmstatus "
+                                  f"{dmstatus:#010x}): {rp.ARM_BOOT_REMEDY}")
+            raise TargetError(f"{self.url}: {name} is in state {state!r}, not halted or running; OpenOCD could not "
+                              "examine it (see its log)")
+        return name
 
     def __repr__(self) -> str:
         return f"<OpenOcdTarget {self.url} {self.target_name}>"
@@ -179,10 +218,10 @@ class OpenOcdTarget:
         t = self.target_name
         if self._has_sba:
             # The first sbcs write also clears (W1C) errors left from earlier accesses.
-            counters = (f"riscv dmi_write {DM_SBCS:#x} {SBCS_READ_ON_ADDR_AND_DATA | SBCS_ERRORS:#x}; "
-                        f"riscv dmi_write {DM_SBADDRESS0:#x} {hit:#x}; lappend s [riscv dmi_read {DM_SBDATA0:#x}]; "
-                        f"riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}; "
-                        f"lappend s [riscv dmi_read {DM_SBDATA0:#x}] [riscv dmi_read {DM_SBCS:#x}]; ")
+            counters = (f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_READ_ON_ADDR_AND_DATA | SBCS_ERRORS:#x}; "
+                        f"{t} riscv dmi_write {DM_SBADDRESS0:#x} {hit:#x}; lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}]; "
+                        f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}; "
+                        f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}] [{t} riscv dmi_read {DM_SBCS:#x}]; ")
         else:
             counters = f"lappend s {{*}}[{t} read_memory {hit:#x} 32 2] 0; "
         reply = self.command(f"halt; set s [{t} get_reg -force {{pc}}]; {counters}resume; set s")
@@ -194,19 +233,20 @@ class OpenOcdTarget:
         if sbcs & SBCS_ERRORS:
             raise TargetError(f"{self.url}: System Bus Access failed reading the XIP counters at {hit:#x} "
                               f"(sbcs {sbcs:#010x}: sberror {(sbcs >> 12) & 7}, sbbusyerror {(sbcs >> 22) & 1})")
-        return PcSample(pc, xip_hit, xip_acc)
+        return PcSample(pc, xip_hit, xip_acc, self.hart)
 
     def _probe_sba(self) -> bool:
         """Does the Debug Module offer 32-bit System Bus Access (sbcs.sbversion 1, sbaccess32)?"""
         try:
-            sbcs = int(self.command(f"riscv dmi_read {DM_SBCS:#x}").strip(), 16)
+            sbcs = int(self.command(f"{self.target_name} riscv dmi_read {DM_SBCS:#x}").strip(), 16)
         except (TargetError, ValueError):
             return False
         return (sbcs >> 29) == 1 and bool(sbcs & 4) and (sbcs >> 5) & 0x7F >= 32
 
 
 # RISC-V Debug Module registers (debug spec 0.13.2) the sampler drives through `riscv dmi_read/dmi_write`.
-DM_SBCS, DM_SBADDRESS0, DM_SBDATA0 = 0x38, 0x39, 0x3C
+DM_DMSTATUS, DM_SBCS, DM_SBADDRESS0, DM_SBDATA0 = 0x11, 0x38, 0x39, 0x3C
+DMSTATUS_ANYUNAVAIL = 1 << 12
 SBCS_WORD_AUTOINCREMENT = (2 << 17) | (1 << 16)                       # sbaccess 32-bit, sbautoincrement
 SBCS_READ_ON_ADDR_AND_DATA = SBCS_WORD_AUTOINCREMENT | (1 << 20) | (1 << 15)   # + sbreadonaddr, sbreadondata
 SBCS_ERRORS = (1 << 22) | (7 << 12)                                     # sbbusyerror, sberror

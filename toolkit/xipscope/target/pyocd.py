@@ -1,8 +1,9 @@
-"""`pyocd://[UID][?core=arm]`: Targets over pyOCD, for the RP2350's RISC-V cores and for its Arm cores.
+"""`pyocd://[UID][?core=arm][?hart=1]`: Targets over pyOCD, for the RP2350's RISC-V cores and for its Arm cores.
 
 RISC-V (the default): pyOCD connects the probe and the (ADIv6) DP with its own code, then we open the APB-AP at 0xa000
-and drive the RISC-V Debug Module behind it (riscv_dm.py); pyOCD has no RISC-V support of its own. Memory goes through
-System Bus Access, so it reads while the hart runs.
+and drive the RISC-V Debug Module behind it (riscv_dm.py); pyOCD has no RISC-V support of its own. `hart=0` (the
+default) or `hart=1` picks the Hazard3 hart. Memory goes through System Bus Access, so it reads while the hart runs.
+A chip booted in Arm mode holds its harts in reset: connecting says so, and how to switch.
 
 Arm (`?core=arm`): pyOCD's own `rp2350` target does everything (its ADIv6 discovery finds core 0's AHB-AP and the
 Cortex-M33 behind it): memory through the AHB-AP, also while the core runs, core registers, halt and resume. Which
@@ -24,7 +25,7 @@ from ..chip import rp2350 as rp
 from ..errors import TargetError
 from .base import ARM_REGISTERS, MEMORY, REGISTERS, RUN_CONTROL
 
-DM_AP_ADDRESS = 0xA000
+DM_AP_ADDRESS = rp.DM_AP_ADDRESS
 BLOCK_WORDS = 256
 REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip",
                  "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
@@ -34,19 +35,21 @@ class PcSample(NamedTuple):
     pc: int
     xip_hit: int
     xip_acc: int
+    hart: int = 0     # which hart the pc is from
 
 
 class PyocdTarget:
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
 
-    def __init__(self, probe, url: str | None = None, target_type: str = "cortex_m"):
+    def __init__(self, probe, url: str | None = None, target_type: str = "cortex_m", hart: int = 0):
         from pyocd.core.session import Session
         from pyocd.coresight.ap import APB_AP, APv2Address
 
         from .riscv_dm import RiscvDebugModule
 
-        self.url = url or f"pyocd://{probe.unique_id}"
+        self.url = url or f"pyocd://{probe.unique_id}" + (f"?hart={hart}" if hart else "")
         self.probe = probe
+        self.hart = hart
         # A session only as pyOCD's container for options and the DP; no core discovery (pyOCD has no RISC-V).
         self.session = Session(probe, auto_open=False, target_override=target_type)
         try:
@@ -55,7 +58,7 @@ class PyocdTarget:
             self.dp.connect()
             self.ap = APB_AP(self.dp, APv2Address(DM_AP_ADDRESS))
             self.ap.init()
-            self.dm = RiscvDebugModule(self.ap, f"{self.url} DM @ AP {DM_AP_ADDRESS:#x}")
+            self.dm = RiscvDebugModule(self.ap, f"{self.url} DM @ AP {DM_AP_ADDRESS:#x}", hart)
             self.dm.activate()
         except TargetError:
             probe.close()
@@ -95,7 +98,7 @@ class PyocdTarget:
         name = name.lower()
         self._require_halted(name)
         if name == "pc":
-            return self.dm.read_csr(0x7B1)       # dpc: the pc the hart halted at
+            return self.dm.read_csr(rv.CSRS["dpc"])       # the pc the hart halted at
         if name in rv.GPR_INDEX:
             return self.dm.read_gpr(rv.GPR_INDEX[name]) if rv.GPR_INDEX[name] else 0
         if name in rv.CSRS:
@@ -120,7 +123,7 @@ class PyocdTarget:
 
     def sample_pc_and_counters(self, counters_base: int = rp.XIP_CTRL_BASE) -> PcSample:
         """halt, dpc, XIP CTR_HIT/CTR_ACC, resume as one batch of deferred transfers (see riscv_dm.py)."""
-        return PcSample(*self.dm.sample_pc_and_counters(counters_base + rp.XIP_CTRL_CTR_HIT))
+        return PcSample(*self.dm.sample_pc_and_counters(counters_base + rp.XIP_CTRL_CTR_HIT), self.hart)
 
     def close(self) -> None:
         try:
@@ -230,17 +233,21 @@ def open_pyocd(rest: str, url: str):
     from pyocd.probe.aggregator import DebugProbeAggregator
 
     from ..sim.dap import UID_PREFIX, TwinDapProbe
+    from . import url_hart
     unique_id, _, query = rest.partition("?")
     core = parse_qs(query).get("core", [None])[-1]
     if core not in (None, "riscv", "arm"):
         raise TargetError(f"{url}: core={core} is not known; say core=riscv (the default) or core=arm")
+    hart = url_hart(query, url)
+    if core == "arm" and hart:
+        raise TargetError(f"{url}: hart= names a RISC-V hart; with core=arm pyOCD's rp2350 target drives Arm core 0")
     if unique_id.startswith(UID_PREFIX):
         probe = TwinDapProbe.get_probe_with_id(unique_id, is_explicit=True)
         twin_core = "riscv" if probe.dm is not None else "arm"
         if core not in (None, twin_core):
             raise TargetError(f"{url}: the twin runs {unique_id[len(UID_PREFIX):]} on its {twin_core} core, the "
                               f"architecture of the ELF; core={core} needs a firmware built for {core}")
-        return PyocdArmTarget(probe, url) if twin_core == "arm" else PyocdTarget(probe, url)
+        return PyocdArmTarget(probe, url) if twin_core == "arm" else PyocdTarget(probe, url, hart=hart)
 
     probes = DebugProbeAggregator.get_all_connected_probes(unique_id=unique_id or None)
     if len(probes) != 1:
@@ -249,4 +256,4 @@ def open_pyocd(rest: str, url: str):
                           f"found {found}; name one as pyocd://UID")
     if core == "arm":
         return PyocdArmTarget(probes[0], url)
-    return PyocdTarget(probes[0], url, target_type="rp2350")
+    return PyocdTarget(probes[0], url, target_type="rp2350", hart=hart)
