@@ -403,3 +403,25 @@ def test_toml_map_fifo_is_refused(run, tmp_path):
     ram.write_bytes(bytes(64))
     board = fifo(tmp_path / "board.toml")
     refused(run("dump", "--dump", f"{ram}@0x0", "--map", board, "0x0", "16"), "board.toml", "a FIFO")
+
+
+def test_snapshot_of_a_map_with_a_hostile_region_name_stays_in_its_directory(tmp_path):
+    """A user's TOML map may name a region `../../escape`: the writer must not use that as a file name."""
+    from xipscope.chip.memory_map import get_memory_map as load_map
+    from xipscope.snapshot import take_snapshot
+    from xipscope.target import open_target
+
+    board = tmp_path / "board.toml"
+    board.write_text('[[region]]\nname = "../../escape"\nstart = 0x20000000\nend = 0x20082000\nkind = "sram"\n')
+    target = open_target(f"sim://{Path(__file__).resolve().parent.parent / 'firmware' / 'amofault.elf'}")
+    try:
+        manifest = take_snapshot(target, tmp_path / "deep" / "snap", load_map(board), sizes={"../../escape": 4096})
+    finally:
+        target.close()
+    assert [r["file"] for r in manifest["regions"]] == ["regions/region-0.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.toml", "deep"]
+    snap = SnapshotTarget(tmp_path / "deep" / "snap")
+    try:
+        assert len(snap.read_memory(0x20000000, 4096)) == 4096
+    finally:
+        snap.close()
