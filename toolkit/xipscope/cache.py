@@ -14,7 +14,8 @@ def cache_root() -> Path:
 
 def content_hash(path) -> str:
     """blake2b-160 of the file's bytes, remembered beside its identity (device, inode, size, mtime) so that a warm
-    run does not read a 34 MB vmlinux again just to find its cache entries. OSError when it can't be read."""
+    run does not read a 34 MB vmlinux again just to find its cache entries. OSError when it can't be stat'ed, an
+    XipscopeError when it is not a regular file."""
     path = Path(path)
     st = path.stat()
     identity = f"{path.resolve()}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
@@ -25,8 +26,10 @@ def content_hash(path) -> str:
             return digest
     except OSError:
         pass
+    from .files import open_regular   # a FIFO or /dev/zero would be hashed for ever
+
     h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
+    with open_regular(path, "the file to hash") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     digest = h.hexdigest()

@@ -25,7 +25,7 @@ HASH_ALGORITHM = "blake2b-160"       # the digest of xipscope.cache.content_hash
 BLOCK = 1 << 20                      # bytes per read_memory call: large, so rsp:// pipelines its `m` packets
 PROBE_GRANULE = 4096                 # RAM that ends inside a map region is assumed to end on a 4 KiB boundary
 RAM_KINDS = ("sram", "xip-psram")
-SAFE_ANNEX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")   # a file name that stays where it is put
 
 
 def new_hash():
@@ -143,8 +143,10 @@ class _SnapshotWriter:
         """Read `size` bytes from the region's start in BLOCK reads into regions/NAME.bin; all-zero blocks become
         holes (a sparse file), so 64 MiB of mostly idle RAM costs little disk. The record is in the manifest from the
         first byte on, so a failed read leaves the part that was read, marked partial."""
+        # a user's TOML map names regions as it likes ("../x" too): only a plain name becomes a file name
+        stem = region.name if SAFE_NAME.match(region.name) else f"region-{len(self.manifest['regions'])}"
         record = {"name": region.name, "kind": region.kind, "start": region.start, "size": 0,
-                  "file": f"regions/{region.name}.bin", "hash": new_hash().hexdigest(), "extent": extent,
+                  "file": f"regions/{stem}.bin", "hash": new_hash().hexdigest(), "extent": extent,
                   "map_size": region.size, "partial": True}
         self.manifest["regions"].append(record)
         path = self.dir / record["file"]
@@ -205,8 +207,10 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     elf_record = None
     if elf is not None:
         from .cache import content_hash
+        from .elf.elf_reader import open_elf
         try:
-            elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}
+            with open_elf(elf):     # a regular file of a sane size (not /dev/zero, hashed for ever), or a SymbolError
+                elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}
         except OSError as e:
             raise SymbolError(f"cannot read the ELF {elf}: {e.strerror or e}") from None
     started = time.monotonic()
@@ -275,7 +279,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
 def _save_description(target, out_dir: Path, manifest: dict) -> None:
     """Keep the target description files exactly as the server sent them (rsp:// records them as it reads them)."""
     files = getattr(target, "description_files", None) or {}
-    if "target.xml" not in files or not all(SAFE_ANNEX.match(name) for name in files):
+    if "target.xml" not in files or not all(SAFE_NAME.match(name) for name in files):
         return
     (out_dir / "tdesc").mkdir(exist_ok=True)
     for name, data in files.items():

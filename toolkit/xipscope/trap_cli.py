@@ -26,7 +26,6 @@ def add_command(subparsers):
 
 def cmd_trap(args) -> int:
     import sys
-    from pathlib import Path
 
     from .elf import load_symbols
     from .trap import decode_oops, decode_trap, render_trap
@@ -46,11 +45,14 @@ def cmd_trap(args) -> int:
             raise
     try:
         if args.oops:
-            from .linux.oops import parse_oops
-            try:
-                text = sys.stdin.read() if args.oops == "-" else Path(args.oops).read_text(errors="replace")
-            except OSError as e:
-                raise XipscopeError(f"{args.oops}: cannot read the oops text ({e.strerror or e})") from None
+            from .files import read_regular
+            from .linux.oops import MAX_LOG_BYTES, parse_oops
+            if args.oops == "-":
+                text = sys.stdin.read(MAX_LOG_BYTES)
+            else:
+                text = read_regular(args.oops, "the oops text", max_size=MAX_LOG_BYTES, hint="Pipe a stream into "
+                                    "--oops - instead.", why="a kernel log may have (the printk ring is at "
+                                    "most 32 MiB)").decode(errors="replace")
             report = decode_oops(parse_oops(text), symbols, args.map, target=target, source=args.oops)
         else:
             if target.state() != "halted":

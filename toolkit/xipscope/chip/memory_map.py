@@ -15,6 +15,7 @@ the exclusive monitor covers it (atomics_ok). Built-in maps: `rp2350` and `qemu-
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from ..errors import XipscopeError
 from . import rp2350 as _rp
 
 KINDS = ("rom", "xip-flash", "xip-psram", "sram", "peripheral")
+# Both chips these maps describe address 32 bits: the RP2350 (Hazard3 RV32, Cortex-M33) and QEMU virt running the
+# rv32 fixture kernels. No region, saved snapshot region or memory image reaches past it.
+ADDRESS_BITS = 32
+ADDRESS_SPACE = 1 << ADDRESS_BITS
+MAX_MAP_FILE = 1 << 20       # a TOML map is a few [[region]] tables; a megabyte is thousands of them
 
 
 @dataclass(frozen=True)
@@ -149,21 +155,56 @@ def get_memory_map(name_or_path: str | Path = "rp2350") -> MemoryMap:
     if key in BUILTIN_MAPS:
         return MemoryMap(key, BUILTIN_MAPS[key]())
     path = Path(key)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise XipscopeError(f"memory map {key!r}: not a built-in map ({', '.join(BUILTIN_MAPS)}) and no such file")
     import tomllib
+
+    from ..files import read_regular_text
+    text = read_regular_text(path, "a memory map", max_size=MAX_MAP_FILE, why="a TOML memory map is allowed",
+                             hint="Pass a TOML file of [[region]] tables, or rp2350 or qemu-virt.")
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise XipscopeError(f"memory map {path}: cannot read it as TOML: {e}") from None
+    tables = data.get("region", [])
+    if not isinstance(tables, list):
+        raise XipscopeError(f"memory map {path}: 'region' should be an array of [[region]] tables, found "
+                            f"{_shown(tables)}")
     regions = []
-    for i, r in enumerate(data.get("region", [])):
-        try:
-            regions.append(Region(r["name"], int(r["start"]), int(r["end"]), r["kind"], bool(r.get("cached", False)),
-                                  bool(r.get("atomics_ok", False)), str(path)))
-        except KeyError as e:
-            raise XipscopeError(f"memory map {path}: region #{i} lacks {e.args[0]!r}; "
-                                "each [[region]] needs name, start, end and kind") from None
+    for i, r in enumerate(tables):
+        where = f"memory map {path}: region #{i}"
+        if not isinstance(r, dict):
+            raise XipscopeError(f"{where} should be a [[region]] table, found {_shown(r)}")
+        missing = [k for k in ("name", "start", "end", "kind") if k not in r]
+        if missing:
+            raise XipscopeError(f"{where} lacks {missing[0]!r}; each [[region]] needs name, start, end and kind")
+        for key, kind, ok in (("name", "a string", isinstance(r["name"], str)),
+                              ("kind", "a string", isinstance(r["kind"], str)),
+                              ("start", "an integer", _is_int(r["start"])), ("end", "an integer", _is_int(r["end"])),
+                              ("cached", "true or false", isinstance(r.get("cached", False), bool)),
+                              ("atomics_ok", "true or false", isinstance(r.get("atomics_ok", False), bool))):
+            if not ok:
+                raise XipscopeError(f"{where}: {key} should be {kind}, found {_shown(r[key])}")
+        if not 0 <= r["start"] < r["end"] <= ADDRESS_SPACE:
+            raise XipscopeError(f"{where} ({r['name']!r}): {_shown(r['start'])}..{_shown(r['end'])} should be a "
+                                f"range inside the {ADDRESS_BITS}-bit address space (0..{ADDRESS_SPACE:#x})")
+        if any(region.name == r["name"] for region in regions):
+            raise XipscopeError(f"{where}: name {_shown(r['name'])} is already taken; region names are unique")
+        regions.append(Region(r["name"], r["start"], r["end"], r["kind"], r.get("cached", False),
+                              r.get("atomics_ok", False), str(path)))
     if not regions:
         raise XipscopeError(f"memory map {path}: no [[region]] tables found")
-    return MemoryMap(data.get("name", path.stem), regions)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise XipscopeError(f"memory map {path}: name should be a string, found {_shown(name)}")
+    return MemoryMap(name, regions)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    """A value from a file as an error shows it: hex for integers, cut to a readable length."""
+    text = hex(value) if _is_int(value) and abs(value) < 1 << 128 else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

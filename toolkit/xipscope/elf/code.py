@@ -17,15 +17,17 @@ def read_elf_bytes(path: str | Path, address: int, size: int) -> bytes:
     """
     from elftools.elf.elffile import ELFFile
 
-    try:
-        with open(path, "rb") as f:
+    from .elf_reader import open_elf
+
+    with open_elf(path) as f:
+        try:
             for section in ELFFile(f).iter_sections():
                 start = section["sh_addr"]
                 if section["sh_type"] == "SHT_PROGBITS" and section["sh_flags"] & _SHF_ALLOC \
                         and start <= address < start + section["sh_size"]:
                     f.seek(section["sh_offset"] + address - start)   # seek, not .data(): vmlinux .text is megabytes
                     return f.read(min(size, start + section["sh_size"] - address))
-    except Exception as e:   # pyelftools and construct raise many types on a damaged file; all mean the same here
-        raise SymbolError(f"{path}: cannot read code from it ({type(e).__name__}: {e}); "
-                          "pass the ELF that ran") from None
+        except Exception as e:   # pyelftools and construct raise many types on a damaged file; all mean the same
+            raise SymbolError(f"{path}: cannot read code from it ({type(e).__name__}: {e}); "
+                              "pass the ELF that ran") from None
     return b""

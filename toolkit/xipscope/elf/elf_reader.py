@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SymbolError
+from ..files import open_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,6 +22,13 @@ _STT_NOTYPE, _STT_OBJECT, _STT_FUNC, _STT_GNU_IFUNC = 0, 1, 2, 10
 _SHF_EXECINSTR = 0x4
 _SHN_LORESERVE = 0xFF00
 _ELF_BIND = {0: BIND_LOCAL, 1: BIND_GLOBAL, 2: BIND_WEAK, 10: BIND_GLOBAL}  # 10 = STB_GNU_UNIQUE
+
+# The largest ELF read: an RP2350 vmlinux with full DWARF is ~40 MB, a firmware ELF far less. Anything bigger is
+# not the image that ran, and would be read (and parsed) whole.
+MAX_ELF_BYTES = 256 << 20
+ELF_LIMIT_WHY = "an ELF xipscope reads may have (an RP2350 vmlinux with DWARF is ~40 MB)"
+MAX_SYMBOLS = 2_000_000     # .symtab entries: an RP2350 vmlinux has ~30k, a 64-bit allyesconfig one under 1M
+ELF_HINT = "Pass the unstripped vmlinux (or firmware ELF) from the build directory, or its System.map."
 
 _ARCH_NAMES = {"EM_RISCV": "riscv", "EM_ARM": "arm", "EM_AARCH64": "aarch64", "EM_X86_64": "x86_64", "EM_386": "i386"}
 
@@ -48,6 +56,12 @@ def _fail(path: Path, found: str) -> SymbolError:
     return SymbolError(
         f"{path}: expected an ELF with a symbol table (e.g. vmlinux) or a System.map; found {found}. "
         "Pass the unstripped vmlinux from the kernel build directory, or its System.map.")
+
+
+def open_elf(path: str | Path, what: str = "an ELF"):
+    """The ELF (or System.map) at `path` open for reading, if it is a regular file of a sane size; else SymbolError.
+    Every reader of an ELF opens it here, so /dev/zero or a FIFO is refused instead of read for ever."""
+    return open_regular(path, what, max_size=MAX_ELF_BYTES, why=ELF_LIMIT_WHY, error=SymbolError, hint=ELF_HINT)
 
 
 def read_elf(path: Path, data: bytes) -> RawSymbols:
@@ -127,6 +141,8 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     off, size = symtab["sh_offset"], symtab["sh_size"]
     if symtab["sh_entsize"] != dt.itemsize:
         raise _fail(path, f".symtab entries of {symtab['sh_entsize']} bytes where {dt.itemsize} were expected")
+    if size // dt.itemsize > MAX_SYMBOLS:
+        raise _fail(path, f"a .symtab of {size // dt.itemsize:,} entries, more than the {MAX_SYMBOLS:,} any kernel has")
     syms = np.frombuffer(data, dtype=dt, count=size // dt.itemsize, offset=off)
     strtab_hdr = sections[symtab["sh_link"]] if symtab["sh_link"] < len(sections) else None
     if strtab_hdr is None or strtab_hdr["sh_type"] != "SHT_STRTAB":

@@ -119,8 +119,10 @@ def read_unit(elf_path, defined_near: str, structs: set[str], functions: set[str
     from elftools.common.exceptions import DWARFError, ELFError
     from elftools.elf.elffile import ELFFile
 
+    from .elf_reader import open_elf
+
     try:
-        with open(elf_path, "rb") as f:
+        with open_elf(elf_path) as f:
             elf = ELFFile(f)
             found: dict[str, Struct] = {}
             present: set[str] = set()

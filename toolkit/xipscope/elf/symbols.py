@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Iterable
 from ..errors import SymbolError
 from . import cache
 from ..cache import content_hash
-from .elf_reader import BIND_GLOBAL, BIND_LOCAL, BIND_WEAK, KIND_FUNC, KIND_OBJECT, RawSymbols
+from .elf_reader import (BIND_GLOBAL, BIND_LOCAL, BIND_WEAK, ELF_LIMIT_WHY, KIND_FUNC, KIND_OBJECT, MAX_ELF_BYTES,
+                         RawSymbols, open_elf)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,18 +236,21 @@ class SymbolIndex:
 
 def load_symbols(path: Path | str, cache_dir: Path | str | None = None) -> SymbolIndex:
     """The index for an ELF or a System.map (told apart by content), from the cache when this exact content was seen."""
+    from ..files import read_bounded
+
     path = Path(path)
-    try:
-        key = content_hash(path)   # remembered per file identity: a warm load doesn't read the file
-        directory = cache.cache_dir(cache_dir)
-        hit = cache.load(directory, key)
-        if hit is not None and _valid(*hit):
-            arrays, meta = hit
-            return SymbolIndex(arrays, meta, path, from_cache=True)
-        data = path.read_bytes()
-    except OSError as e:
-        raise SymbolError(f"{path}: expected a readable ELF or System.map; found {e.strerror or e}. "
-                          "Check the path.") from None
+    with open_elf(path, "a readable ELF or System.map") as f:     # a regular file of a sane size, or a SymbolError
+        try:
+            key = content_hash(path)   # remembered per file identity: a warm load doesn't read the file
+            directory = cache.cache_dir(cache_dir)
+            hit = cache.load(directory, key)
+            if hit is not None and _valid(*hit):
+                arrays, meta = hit
+                return SymbolIndex(arrays, meta, path, from_cache=True)
+            data = read_bounded(f, path, "a readable ELF or System.map", MAX_ELF_BYTES, ELF_LIMIT_WHY, SymbolError)
+        except OSError as e:
+            raise SymbolError(f"{path}: expected a readable ELF or System.map; found {e.strerror or e}. "
+                              "Check the path.") from None
     arrays, meta = _build(path, data)
     meta["content_hash"] = key
     cache.store(directory, key, arrays, meta)
@@ -254,7 +258,8 @@ def load_symbols(path: Path | str, cache_dir: Path | str | None = None) -> Symbo
 
 
 def _build(path: Path, data: bytes) -> tuple[dict, dict]:
-    from .system_map import looks_like_system_map, read_system_map
+    from ..files import check_size
+    from .system_map import MAX_SYSTEM_MAP_BYTES, looks_like_system_map, read_system_map
 
     if data[:4] == b"\x7fELF":
         from .elf_reader import read_elf
@@ -262,6 +267,8 @@ def _build(path: Path, data: bytes) -> tuple[dict, dict]:
         raw = read_elf(path, data)
         source = "elf"
     elif looks_like_system_map(data):
+        check_size(path, "a System.map", len(data), MAX_SYSTEM_MAP_BYTES,
+                   "a System.map may have (an RP2350 kernel's is under 1 MB)", SymbolError)
         raw = read_system_map(path, data)
         source = "system.map"
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -10,6 +11,10 @@ from .elf_reader import BIND_GLOBAL, BIND_LOCAL, BIND_WEAK, KIND_FUNC, KIND_OBJE
 
 _LINE = re.compile(rb"^([0-9a-fA-F]+) ([A-Za-z?]) (\S+)")
 _TEXT, _DATA = frozenset("tTwW"), frozenset("dDbBrRgGsSvV")
+MAX_ADDRESS_DIGITS = 16      # the index holds 64-bit addresses (nm prints 8 digits for rv32, 16 for 64-bit kernels)
+# The largest System.map read: an RP2350 kernel's is under 1 MB, a 64-bit defconfig's ~5 MB. Each line costs ~60 bytes
+# of Python objects while parsing (16 MiB of 6-byte lines peak near 200 MB), so this bounds memory too.
+MAX_SYSTEM_MAP_BYTES = 16 << 20
 
 
 def looks_like_system_map(data: bytes) -> bool:
@@ -27,7 +32,7 @@ def read_system_map(path: Path, data: bytes) -> RawSymbols:
     names: list[str] = []
     all_addrs: list[int] = []
     width = 0
-    for lineno, raw in enumerate(data.splitlines(), 1):
+    for lineno, raw in enumerate(io.BytesIO(data), 1):     # line by line: no list of every line at once
         if not raw.strip():
             continue
         m = _LINE.match(raw)
@@ -35,6 +40,10 @@ def read_system_map(path: Path, data: bytes) -> RawSymbols:
             raise SymbolError(f"{path}:{lineno}: expected a System.map line 'ADDRESS TYPE NAME'; found "
                               f"{raw[:80]!r}. Pass the System.map written by the same kernel build as the vmlinux.")
         hex_addr, letter = m.group(1), m.group(2).decode()
+        if len(hex_addr.lstrip(b"0")) > MAX_ADDRESS_DIGITS:
+            raise SymbolError(f"{path}:{lineno}: address {hex_addr[:24].decode()}{'...' if len(hex_addr) > 24 else ''}"
+                              f" is wider than 64 bits ({len(hex_addr)} hex digits); expected at most "
+                              f"{MAX_ADDRESS_DIGITS}. Pass the System.map written by the kernel build.")
         width = max(width, len(hex_addr))
         address = int(hex_addr, 16)
         if letter in "aAuUN":

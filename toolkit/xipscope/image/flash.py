@@ -29,6 +29,11 @@ class FileFlash:
     def __init__(self, chunks: list[tuple[int, bytes]], description: str):
         self.description = description
         runs = sorted((flash_offset(a), bytes(d)) for a, d in chunks if d)
+        for start, data in runs:
+            if start + len(data) > FLASH_WINDOW:
+                raise TargetError(f"{description}: {len(data)} bytes at flash offset {start:#x} run past the "
+                                  f"{FLASH_WINDOW >> 20} MiB flash window (CS0, XIP 0x10000000-0x10ffffff); "
+                                  "is the image's address right?")
         self._starts = [s for s, _ in runs]
         self._runs = runs
 

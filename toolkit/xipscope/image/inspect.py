@@ -89,8 +89,10 @@ def elf_entry(path: str | Path) -> int:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    from ..elf.elf_reader import open_elf
+
     try:
-        with open(path, "rb") as f:
+        with open_elf(path, "the kernel ELF") as f:
             return ELFFile(f)["e_entry"]
     except (OSError, ELFError) as e:
         raise SymbolError(f"cannot read {path} as an ELF: {e}; --elf takes the kernel's vmlinux") from None

@@ -30,11 +30,12 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
 
     `registers` (read at the end of the run; default meta.json's `registers`) let the livelock check name the lock.
     """
+    from ..files import output_dir
     from . import export, plots
 
     profile = an.load_profile(profile_dir, symbols, memory_map)
-    out = Path(out) if out is not None else Path(profile_dir) / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    # never written through a symlink that leaves the directory (a profile mailed in may hold DIR/report -> ~)
+    out = output_dir(out) if out is not None else output_dir(Path(profile_dir) / REPORT_DIR, base=profile_dir)
     frame = profile.samples
 
     by_region = an.share_by_region(frame)

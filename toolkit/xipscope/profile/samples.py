@@ -23,15 +23,19 @@ Analyses add columns in memory and never rewrite these files.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from ..errors import FormatError
+from ..files import open_regular, read_regular_text
 
 COLUMNS = ("t_ns", "pc", "halted_ns", "xip_hit", "xip_acc", "stack", "mcycle")
 COUNTER_SATURATED = 0xFFFFFFFF
 META_FILE = "meta.json"
 PARTS_DIR = "samples"
+MAX_META_BYTES = 4 << 20     # meta.json is a few KB (the memory map, a few hundred registers at most)
+MAX_PART_BYTES = 256 << 20   # a part holds flush_rows samples (8192 by default: ~100 KB, a few MB with stacks)
 
 
 def _schema():
@@ -93,20 +97,26 @@ def read_samples(directory: str | Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = sorted((Path(directory) / PARTS_DIR).glob("part-*.parquet"))
+    directory = Path(directory)
+    parts = sorted((directory / PARTS_DIR).glob("part-*.parquet"))
     if not parts:
         raise FormatError(f"{directory}: no samples (expected {PARTS_DIR}/part-*.parquet written by xipscope profile)")
     schema = _schema()
     tables = []
     for part in parts:
-        try:
-            table = pq.read_table(part)
-            for name in schema.names:   # parts written before a column existed: that column is null
-                if name not in table.column_names:
-                    table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
-            tables.append(table.select(schema.names).cast(schema))
-        except (pa.ArrowException, OSError) as e:
-            raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the others") from None
+        # A regular file inside the profile directory: a symlink to elsewhere or a FIFO is an error, not read.
+        with open_regular(part.relative_to(directory), "a sample part", base=directory, max_size=MAX_PART_BYTES,
+                          why="a sample part xipscope writes may have", error=FormatError,
+                          hint="Move it aside to read the others.") as f:
+            try:
+                table = pq.read_table(f)
+                for name in schema.names:   # parts written before a column existed: that column is null
+                    if name not in table.column_names:
+                        table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
+                tables.append(table.select(schema.names).cast(schema))
+            except (pa.ArrowException, OSError) as e:
+                raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the "
+                                  "others") from None
     return pa.concat_tables(tables).to_pandas()
 
 
@@ -118,13 +128,47 @@ def write_meta(directory: str | Path, meta: dict) -> None:
 
 
 def read_meta(directory: str | Path) -> dict:
-    path = Path(directory) / META_FILE
+    """meta.json of a profile directory, the keys the analyses use checked (FormatError naming the key and value)."""
+    directory = Path(directory)
+    path = directory / META_FILE
+    if not os.path.lexists(path):
+        raise FormatError(f"{directory}: no {META_FILE}; is this a directory written by xipscope profile?")
+    text = read_regular_text(META_FILE, "the profile's metadata", base=directory, max_size=MAX_META_BYTES,
+                             why="a profile's meta.json may have", error=FormatError)
     try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FormatError(f"{directory}: no {META_FILE}; is this a directory written by xipscope profile?") from None
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{path}: not JSON ({e})") from None
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise FormatError(f"{path}: not JSON ({str(e)[:80]})") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    for key, expected, ok in _META_CHECKS:
+        if meta.get(key) is not None and not ok(meta[key]):
+            raise FormatError(f"{path}: {key} should be {expected}, found {_shown(meta[key])}; the profile's "
+                              "metadata is damaged: fix that key, or remove it and pass the value on the command line")
     return meta
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) < 4096 and "\0" not in value
+
+
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _is_registers(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64
+                                           for v in value.values())
+
+
+# meta.json keys the analyses read (None, or absent, stands for "not recorded")
+_META_CHECKS = (("elf", "the path of the ELF that ran (a string)", _is_path),
+                ("elf_sha256", "64 lower-case hex digits (the ELF's sha256)", _is_sha256),
+                ("map", "a memory map name or TOML path (a string)", _is_path),
+                ("target", "the target URL (a string)", lambda v: isinstance(v, str)),
+                ("registers", "an object of register names and unsigned 64-bit values", _is_registers))
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

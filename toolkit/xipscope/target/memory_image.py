@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import mmap
+import os
 from pathlib import Path
 
+from ..chip.memory_map import ADDRESS_BITS, ADDRESS_SPACE
+from ..chip.rp2350 import XIP_CS_SIZE
 from ..errors import CapabilityError, TargetError
+from ..files import check_size, open_regular, read_bounded
 from .base import MEMORY
 
 
@@ -18,6 +22,9 @@ def parse_dump_spec(spec: str) -> tuple[Path, int]:
         base = int(address, 0)
     except ValueError:
         raise TargetError(f"--dump {spec!r}: {address!r} is not an address; write it like 0x80000000") from None
+    if not 0 <= base < ADDRESS_SPACE:
+        raise TargetError(f"--dump {spec!r}: {address} is outside the chip's {ADDRESS_BITS}-bit address space "
+                          f"(0..{ADDRESS_SPACE - 1:#x}); give the address of the image's first byte")
     return Path(path), base
 
 
@@ -30,11 +37,14 @@ class MemoryImageTarget:
         self.path = Path(path)
         self.base = base
         self.url = f"dump://{self.path}@{base:#x}"
-        try:
-            with open(self.path, "rb") as f:
-                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self.path.stat().st_size else b""
-        except OSError as e:
-            raise TargetError(f"cannot open RAM image {self.path}: {e.strerror}") from None
+        # mapped, not read: a 2 GiB dram image costs address space, not memory
+        with open_regular(self.path, "a RAM image", max_size=ADDRESS_SPACE - base, error=TargetError,
+                          why=f"fits between {base:#x} and the end of the chip's {ADDRESS_BITS}-bit address space") as f:
+            size = os.fstat(f.fileno()).st_size
+            try:
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            except OSError as e:
+                raise TargetError(f"cannot map RAM image {self.path}: {e.strerror}") from None
 
     @classmethod
     def from_spec(cls, spec: str) -> "MemoryImageTarget":
@@ -76,9 +86,12 @@ class MemoryImageTarget:
 
 
 def read_image_chunks(spec: str, default_base: int) -> tuple[list[tuple[int, bytes]], str]:
-    """The bytes of `FILE.uf2` or `FILE[@ADDR]` (a raw image; ADDR defaults to `default_base`) as (address, bytes)
-    runs, plus a one-line description of what was read."""
-    from .uf2 import parse_uf2
+    """The bytes of flash image `FILE.uf2` or `FILE[@ADDR]` (a raw image; ADDR defaults to `default_base`) as
+    (address, bytes) runs, plus a one-line description of what was read.
+
+    Bounded by the flash they stand for, before a byte is read: a raw image by one chip select's 16 MiB XIP window,
+    a UF2 by the blocks that fill it (256 bytes each, as picotool writes them)."""
+    from .uf2 import BLOCK_SIZE, PAGE_SIZE, UF2_MAGIC, parse_uf2
 
     path, sep, address = spec.rpartition("@")
     if not sep or not path or not _looks_like_address(address):
@@ -86,11 +99,15 @@ def read_image_chunks(spec: str, default_base: int) -> tuple[list[tuple[int, byt
     else:
         path, base = parse_dump_spec(spec)
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TargetError(f"cannot read image {path}: {e.strerror}") from None
-    if path.suffix.lower() == ".uf2" or data[:8] == bytes.fromhex("5546320a57515d9e"):
+    with open_regular(path, "a flash image", error=TargetError) as f:
+        head = f.read(len(UF2_MAGIC))
+        is_uf2 = path.suffix.lower() == ".uf2" or head == UF2_MAGIC
+        limit = XIP_CS_SIZE // PAGE_SIZE * BLOCK_SIZE if is_uf2 else XIP_CS_SIZE
+        why = (f"a UF2 filling a {XIP_CS_SIZE >> 20} MiB flash chip select takes ({PAGE_SIZE} bytes a block)" if is_uf2
+               else f"one flash chip select's XIP window holds ({XIP_CS_SIZE >> 20} MiB)")
+        check_size(path, "a flash image", os.fstat(f.fileno()).st_size, limit, why, TargetError)
+        data = head + read_bounded(f, path, "a flash image", limit - len(head), why, TargetError)
+    if is_uf2:
         if base is not None:
             raise TargetError(f"{spec}: a UF2 file carries its own addresses; drop the @ADDR")
         uf2 = parse_uf2(data, str(path))

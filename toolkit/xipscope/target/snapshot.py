@@ -3,6 +3,8 @@
 Memory is exactly what was saved: a read outside the saved regions is an error, never zeros. Registers come from the
 manifest. Opening checks the manifest's shape, each region file's size and its hash, so a damaged or truncated
 snapshot is refused with a message that says which file is wrong, instead of answering with wrong bytes later.
+A snapshot may come from anyone: its regions must lie inside the chip's address space and its memory map (checked
+before any file is hashed), and every file it names must be a regular file inside the directory (files.py).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import bisect
 import hashlib
 import json
 import mmap
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..chip.memory_map import ADDRESS_BITS, ADDRESS_SPACE
 from ..errors import CapabilityError, FormatError, TargetError
+from ..files import open_regular, read_regular, read_regular_text
 from .base import MEMORY, REGISTERS
 from .rsp import REGISTER_ALIASES, RegisterInfo
 
@@ -22,6 +27,8 @@ FORMAT = "xipscope-snapshot"         # repeated from xipscope/snapshot.py, which
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 HASH_CHUNK = 1 << 20
+MAX_MANIFEST = 16 << 20              # ~300 registers and a few regions take ~40 KB; far above any real manifest
+MAX_DESCRIPTION = 1 << 20            # one target description file (QEMU's riscv CSR file, the largest, is ~100 KB)
 
 
 @dataclass(frozen=True)
@@ -72,13 +79,11 @@ class _Checker:
 def load_manifest(directory: Path) -> dict:
     """The manifest of a snapshot directory, its shape checked (FormatError) but its files not yet (see SnapshotTarget)."""
     path = directory / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise TargetError(f"{directory} holds no {MANIFEST}: not a snapshot directory "
-                          "(write one with `xipscope snapshot --target URL --out DIR`)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise TargetError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+                          "(write one with `xipscope snapshot --target URL --out DIR`)")
+    text = read_regular_text(MANIFEST, "the snapshot manifest", base=directory, max_size=MAX_MANIFEST,
+                             why="a snapshot manifest is allowed", error=TargetError)
     try:
         manifest = json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -99,6 +104,18 @@ def load_manifest(directory: Path) -> dict:
         check.field(elf, "hash", "elf", "str")
     memory_map = check.field(manifest, "memory_map", "manifest", "dict")
     check.field(memory_map, "name", "memory_map", "str")
+    windows = {}       # the map's regions by name: where each saved region must lie
+    for i, record in enumerate(check.field(memory_map, "regions", "memory_map", "list")):
+        where = f"memory_map.regions[{i}]"
+        if not isinstance(record, dict):
+            raise check.fail(where, "an object", record)
+        name = check.field(record, "name", where, "str")
+        start = check.field(record, "start", where, "int")
+        end = check.field(record, "end", where, "int")
+        if not 0 <= start < end <= ADDRESS_SPACE:
+            raise check.fail(f"{where}.start/end", f"a range inside the chip's {ADDRESS_BITS}-bit address space",
+                             (start, end))
+        windows[name] = (start, end)
 
     regions = []
     for i, record in enumerate(check.field(manifest, "regions", "manifest", "list")):
@@ -110,8 +127,16 @@ def load_manifest(directory: Path) -> dict:
         size = check.field(record, "size", where, "int")
         file = check.field(record, "file", where, "str")
         digest = check.field(record, "hash", where, "str")
-        if not 0 <= start < 1 << 64 or not 0 <= size <= (1 << 64) - start:
-            raise check.fail(f"{where}.start/size", "a range inside the 64-bit address space", (start, size))
+        # Before any file is opened: a sparse file claiming 2**40 bytes would otherwise be hashed for hours.
+        if not 0 <= start < ADDRESS_SPACE or not 0 <= size <= ADDRESS_SPACE - start:
+            raise check.fail(f"{where}.start/size", f"a range inside the chip's {ADDRESS_BITS}-bit address space",
+                             (start, size))
+        if name not in windows:
+            raise check.fail(f"{where}.name", "the name of a region of memory_map", name)
+        low, high = windows[name]
+        if not (low <= start and start + size <= high):
+            raise check.fail(f"{where}.start/size", f"a range inside memory_map's {name} ({low:#x}..{high:#x})",
+                             (start, size))
         relative = PurePosixPath(file)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts or "\\" in file or "\0" in file:
             raise check.fail(f"{where}.file", "a path inside the snapshot directory", file)
@@ -151,11 +176,10 @@ def load_manifest(directory: Path) -> dict:
     return manifest
 
 
-def _file_hash(path: Path) -> str:
+def _file_hash(f) -> str:
     digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
-            digest.update(chunk)
+    for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -186,17 +210,13 @@ class SnapshotTarget:
 
     def _open_region(self, region: SavedRegion, verify: bool):
         path = self.directory / region.file
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise TargetError(f"{self.url}: region {region.name!r} should be in {path}, which cannot be read "
-                              f"({e.strerror}); the snapshot is incomplete") from None
-        with f:
-            actual = path.stat().st_size
+        with open_regular(region.file, f"the file of region {region.name!r}", base=self.directory,
+                          error=TargetError, hint="The snapshot is incomplete or not as xipscope wrote it.") as f:
+            actual = os.fstat(f.fileno()).st_size
             if actual != region.size:
                 raise TargetError(f"{self.url}: region {region.name!r} file {path} holds {actual} bytes, the manifest "
                                   f"says {region.size}; the file was truncated or replaced")
-            if verify and _file_hash(path) != region.hash:
+            if verify and _file_hash(f) != region.hash:
                 raise TargetError(f"{self.url}: region {region.name!r} file {path} does not match the hash in the "
                                   "manifest; its contents changed after the snapshot was taken")
             if region.size == 0:
@@ -295,10 +315,8 @@ class SnapshotTarget:
         """A target description file saved with the snapshot (`target.xml` and its includes), or None."""
         if annex not in self.manifest["target_description"]:
             return None
-        try:
-            return (self.directory / "tdesc" / annex).read_bytes()
-        except OSError as e:
-            raise TargetError(f"{self.url}: target description file tdesc/{annex} cannot be read ({e.strerror})")
+        return read_regular(f"tdesc/{annex}", "a target description file", base=self.directory,
+                            max_size=MAX_DESCRIPTION, why="a target description file is allowed", error=TargetError)
 
     def close(self) -> None:
         for data in self._maps:

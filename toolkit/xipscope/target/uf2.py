@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..chip.memory_map import ADDRESS_SPACE
 from ..errors import TargetError
 
 MAGIC_START0 = 0x0A324655
@@ -20,6 +21,7 @@ FLAG_FAMILY_ID_PRESENT = 0x00002000
 BLOCK_SIZE = 512
 DATA_SIZE = 476
 PAGE_SIZE = 256          # what picotool and elf2uf2 put in each block (one flash page)
+UF2_MAGIC = struct.pack("<II", MAGIC_START0, MAGIC_START1)     # a UF2 file's first 8 bytes
 
 FAMILY_IDS = {
     "rp2040": 0xE48BFF56,
@@ -55,13 +57,18 @@ def parse_uf2(data: bytes, name: str = "UF2 data") -> Uf2Image:
     image = Uf2Image([])
     for n in range(len(data) // BLOCK_SIZE):
         block = data[n * BLOCK_SIZE:(n + 1) * BLOCK_SIZE]
-        m0, m1, flags, address, size, _no, _count, family = _HEADER.unpack_from(block)
+        m0, m1, flags, address, size, number, count, family = _HEADER.unpack_from(block)
         end_magic = struct.unpack_from("<I", block, BLOCK_SIZE - 4)[0]
         if (m0, m1, end_magic) != (MAGIC_START0, MAGIC_START1, MAGIC_END):
             raise TargetError(f"{name}: block {n} (file offset {n * BLOCK_SIZE:#x}) lacks the UF2 magic numbers "
                               f"(found {m0:#010x} {m1:#010x} ... {end_magic:#010x}); is this a UF2 file?")
         if size > DATA_SIZE:
             raise TargetError(f"{name}: block {n} claims {size} payload bytes; a UF2 block holds at most {DATA_SIZE}")
+        if number >= count:
+            raise TargetError(f"{name}: block {n} (file offset {n * BLOCK_SIZE:#x}) is numbered {number} of {count} "
+                              "blocks; a UF2 block's number is below its file's block count. Is the file damaged?")
+        if address + size > ADDRESS_SPACE:
+            raise TargetError(f"{name}: block {n} puts {size} bytes at {address:#x}, past the 32-bit address space")
         image.blocks += 1
         if flags & FLAG_NOT_MAIN_FLASH:
             image.skipped += 1
