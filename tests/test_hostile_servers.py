@@ -284,7 +284,7 @@ def test_serve_refuses_a_description_symlinked_outside_the_snapshot(snapshot_dir
     copy = copy_snapshot(snapshot_dir, tmp_path)
     add_description(copy, lambda path: path.symlink_to(secret))
     result = serve_once(copy)
-    assert result.returncode == 1 and "outside the snapshot directory" in result.stderr, result.stderr
+    assert result.returncode == 1 and "found a path leading out of it" in result.stderr, result.stderr
     assert "tdesc/target.xml" in result.stderr and "Traceback" not in result.stderr
     assert "private key" not in result.stdout + result.stderr
 
@@ -297,7 +297,7 @@ def test_serve_refuses_a_tdesc_directory_symlinked_outside(snapshot_dir, tmp_pat
     (copy / "tdesc").symlink_to(elsewhere)
     add_description(copy, lambda path: None)
     result = serve_once(copy)
-    assert result.returncode == 1 and "outside the snapshot directory" in result.stderr, result.stderr
+    assert result.returncode == 1 and "found a path leading out of it" in result.stderr, result.stderr
 
 
 def test_serve_refuses_a_region_symlinked_outside_even_with_the_right_bytes(snapshot_dir, tmp_path):
@@ -308,7 +308,7 @@ def test_serve_refuses_a_region_symlinked_outside_even_with_the_right_bytes(snap
     shutil.move(copy / region, outside)
     (copy / region).symlink_to(outside)
     result = serve_once(copy)
-    assert result.returncode == 1 and "outside the snapshot directory" in result.stderr, result.stderr
+    assert result.returncode == 1 and "found a path leading out of it" in result.stderr, result.stderr
     assert region in result.stderr
 
 
@@ -316,7 +316,7 @@ def test_serve_refuses_a_fifo_description_at_once(snapshot_dir, tmp_path):
     copy = copy_snapshot(snapshot_dir, tmp_path)
     add_description(copy, os.mkfifo)
     result = serve_once(copy)          # a read of the FIFO would block forever; the timeout would fail the test
-    assert result.returncode == 1 and "should be a regular file, found a FIFO" in result.stderr, result.stderr
+    assert result.returncode == 1 and "FIFO" in result.stderr, result.stderr
 
 
 def test_serve_follows_symlinks_that_stay_inside(snapshot_dir, tmp_path):
