@@ -247,6 +247,15 @@ def test_elf_that_is_not_a_sane_regular_file_is_refused(run, tmp_path, make, exp
     refused(run("trap", "--oops", "-", "--elf", elf, stdin=OOPS_61), str(elf), expected)
 
 
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: "/dev/zero", "a character device"),
+    (lambda d: fifo(d / "fw.elf"), "a FIFO"),
+])
+def test_twin_firmware_that_is_not_a_regular_file_is_refused(run, tmp_path, make, expected):
+    firmware = make(tmp_path)
+    refused(run("sim", firmware, "--run"), str(firmware), expected)
+
+
 def test_system_map_address_wider_than_64_bits(run, tmp_path):
     smap = tmp_path / "System.map"
     smap.write_text("80000000 T _start\n1" + "0" * 20 + " T too_wide\n")
@@ -354,6 +363,16 @@ def test_report_is_not_written_through_a_file_symlink_in_its_directory(run, tmp_
     (profile / "report").mkdir()
     (profile / "report" / "summary.json").symlink_to(victim)
     refused(run("report", profile), "summary.json", "symlink leading out of")
+    assert victim.read_text() == "keep me"
+
+
+def test_compare_is_not_written_through_a_file_symlink_in_its_directory(run, tmp_path):
+    profile = make_profile(tmp_path / "prof")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "summary.json").symlink_to(victim)
+    refused(run("compare", profile, profile, "--out", tmp_path / "cmp"), "summary.json", "symlink leading out of")
     assert victim.read_text() == "keep me"
 
 

@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     except XipscopeError as e:
         print(f"xipscope {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print(f"xipscope {args.command}: error: ran out of memory; the input is larger than this machine can hold "
+              "(is it the file you meant?)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -11,6 +11,7 @@ import html
 import json
 from pathlib import Path
 
+from ..files import output_dir
 from . import analysis as an
 
 
@@ -53,8 +54,7 @@ def compare_profiles(dir_a: str | Path, dir_b: str | Path, out: str | Path, symb
 
     a = an.load_profile(dir_a, symbols_a, memory_map)
     b = an.load_profile(dir_b, symbols_b, memory_map)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     regions = region_deltas(a.samples, b.samples)
     functions = function_deltas(a.samples, b.samples)
     regions.to_csv(out / "regions.csv", float_format="%.6g")

@@ -101,7 +101,7 @@ def run(args) -> int:
             print(format_function_table(machine), end="")
         return 0
     except XipscopeError as e:
-        print(f"xipscope sim: {e}", file=sys.stderr)
+        print(f"xipscope sim: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

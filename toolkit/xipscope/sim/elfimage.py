@@ -33,8 +33,10 @@ def elf_machine(path: str | Path) -> str:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    from ..elf.elf_reader import open_elf
+
     try:
-        with open(path, "rb") as f:
+        with open_elf(path, "a firmware ELF") as f:
             return ELFFile(f)["e_machine"]
     except (OSError, ELFError) as e:
         raise SymbolError(f"cannot read firmware ELF {path}: {e}") from None
@@ -47,9 +49,11 @@ class ElfImage:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
+        from ..elf.elf_reader import open_elf
+
         self.path = Path(path)
         try:
-            with open(self.path, "rb") as f:
+            with open_elf(self.path, "a firmware ELF") as f:
                 elf = ELFFile(f)
                 if elf["e_machine"] != machine or elf.elfclass != 32:
                     hint = (f"the twin runs Arm firmware on its Arm core, behind its DAP face: pyocd://twin:{self.path}"
