@@ -19,12 +19,15 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import statistics
 import struct
 import time
+from binascii import unhexlify
 from dataclasses import dataclass
 
 from ..errors import CapabilityError, TargetError
-from .base import MEMORY, REGISTERS, RUN_CONTROL
+from .base import (MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
+                   describe_reads)
 from .rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, frame
 
 DEFAULT_PACKET_SIZE = 400   # what we assume when a server states no PacketSize (gdb's own default is similar)
@@ -240,10 +243,10 @@ def _error_reply(reply: bytes) -> bool:
     return len(reply) == 3 and reply[:1] == b"E" or reply.startswith(b"E.")
 
 
-class RspTarget:
+class RspTarget(Target):
     """A Target over the GDB remote protocol (all-stop mode, one hart)."""
 
-    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, SAMPLE})
 
     def __init__(self, host: str, port: int, timeout: float = 5.0):
         self.url = f"rsp://{host}:{port}"
@@ -416,6 +419,18 @@ class RspTarget:
                                   f"(wanted {size} bytes from {address:#x})")
         return bytes(out)
 
+    def write_memory(self, address: int, data: bytes) -> None:
+        """`M` in chunks that fit a packet (2 hex digits a byte), each answered OK before the next."""
+        self._require_halted("write memory")
+        for offset in range(0, len(data), self.max_read):
+            chunk = data[offset:offset + self.max_read]
+            reply = self._request(b"M%x,%x:%s" % (address + offset, len(chunk), chunk.hex().encode()),
+                                  f"OK to writing {len(chunk)} bytes at {address + offset:#x}")
+            if reply != b"OK":
+                raise TargetError(f"{self.url}: cannot write memory at {address + offset:#x} (wrote {offset} of "
+                                  f"{len(data)} bytes from {address:#x}; reply {_cut(reply)}); is that address "
+                                  "mapped and writable?")
+
     def _drain(self, replies: int) -> None:
         """Read the replies of requests still in flight so the stream stays in step."""
         for _ in range(replies):
@@ -461,22 +476,11 @@ class RspTarget:
             return self.last_stop
         return self._wait_stop(timeout)
 
-    # -- sampling (profile/sampler.py) --------------------------------------------------------------------------
+    # -- sampling (base.open_sampler) ---------------------------------------------------------------------------
 
-    def g_slices(self, names) -> dict[str, slice]:
-        """Where each named register sits in the hex text of a `g` reply, as read_registers() lays it out."""
-        wanted = {self.register_info(n).name: n for n in names}
-        slices: dict[str, slice] = {}
-        offset = 0
-        for reg in sorted(self.registers, key=lambda r: r.number):
-            width = reg.bits // 4
-            if reg.name in wanted:
-                slices[wanted[reg.name]] = slice(offset, offset + width)
-            offset += width
-        missing = set(names) - set(slices)
-        if missing:
-            raise TargetError(f"{self.url}: {', '.join(sorted(missing))} not in the 'g' register block")
-        return slices
+    def sampler(self, request: SampleRequest) -> "RspSampler":
+        """A sampler for `request` on this running target (left running): the layout read, pipelining probed."""
+        return RspSampler(self, request)
 
     def probe_pipelining(self) -> bool:
         """Does the server answer a `g` that follows the interrupt in the same write? Detected, not assumed.
@@ -488,7 +492,7 @@ class RspTarget:
         would reach the server after the `c`, and QEMU stops a running guest on any byte it receives. So pipelined
         samples leave replies unacked and rely on the server taking the next packet's '$' as the end of its wait for
         an ack, as the protocol's "abandon the previous response" rule in QEMU's gdbstub does. The probe tries exactly
-        that; a server that instead resends an unacked reply shows up as a reply out of step, which sample() reports.
+        that; a server that instead resends an unacked reply shows up as a reply out of step, which a sample reports.
         """
         self._require_running("probe pipelining")
         self.conn._write(bytes((INTERRUPT,)) + frame(b"g"))
@@ -502,60 +506,6 @@ class RspTarget:
         finally:
             self._state = "halted"
         return bool(reply) and not _error_reply(reply) and all(c in b"0123456789abcdefxABCDEF" for c in reply[:16])
-
-    def sample(self, reads: tuple = (), *, pipelined: bool = True, resume: bool = True,
-               singles: tuple = ()) -> tuple[bytes, list[bytes], list[int]]:
-        """One sample of a running target: interrupt, `g`, `p` for each register number in singles, `m` for each
-        (address, size) in reads, then continue.
-
-        Pipelined, all of it goes out in one write and the replies are read after it (one round trip); otherwise each
-        reply is awaited before the next request, as a strict server needs. Returns the `g` reply's hex text,
-        the bytes of each read and the value of each single register. With resume=False the target stays halted (the caller reads more, then resume()s).
-        The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a breakpoint won the race).
-        """
-        if self._state != "running":
-            self._require_running("sample")
-        conn = self.conn
-        if pipelined:
-            key = (reads, resume, singles)
-            burst = self._bursts.get(key)
-            if burst is None:
-                burst = (bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"p%x" % n) for n in singles)
-                         + b"".join(frame(b"m%x,%x" % r) for r in reads))
-                if resume:
-                    burst += frame(b"c")
-                self._bursts[key] = burst
-            conn._write(burst)
-            self._sample_stop(ack=False)
-            regs = conn.receive("the register block ('g') of a sample", ack=False)
-            ones = [conn.receive("a register ('p') of a sample", ack=False) for _ in singles]
-            mems = [conn.receive("a memory read of a sample", ack=False) for _ in reads]
-        else:
-            conn.interrupt()
-            self._sample_stop()
-            regs = conn.request(b"g", "the register block ('g') of a sample")
-            ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in singles]
-            mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in reads]
-            if resume:
-                conn.send(b"c")
-        if not resume:
-            self._state = "halted"
-        if _error_reply(regs) or not regs:
-            self._state = "halted" if not resume else self._state
-            raise TargetError(f"{self.url}: 'g' failed during sampling (reply {regs[:16]!r})")
-        try:
-            values = [int.from_bytes(bytes.fromhex(v.decode()), "little") for v in ones]
-        except ValueError:
-            raise TargetError(f"{self.url}: a register read ('p') during sampling failed (replies {ones})") from None
-        try:
-            data = [bytes.fromhex(m.decode()) for m in mems]
-        except ValueError:
-            raise TargetError(f"{self.url}: a memory read during sampling failed (replies {[m[:16] for m in mems]}); "
-                              f"are {', '.join(f'{a:#x}+{n}' for a, n in reads)} mapped?") from None
-        for (address, size), d in zip(reads, data):
-            if len(d) != size:
-                raise TargetError(f"{self.url}: wanted {size} bytes at {address:#x} during sampling, got {len(d)}")
-        return regs, data, values
 
     def _sample_stop(self, ack: bool = True) -> None:
         while True:
@@ -618,3 +568,175 @@ class RspTarget:
             pass  # the server is gone: closing is all that is left to do
         finally:
             self.conn.close()
+
+
+class RspSampler:
+    """rsp://'s batched sample (base.Sampler): interrupt, `g`, `p` for registers outside the `g` block, `m` for each
+    read, then `c`.
+
+    Pipelined (where probe_pipelining finds the server allows it, unless the request says pipeline=False), all of it
+    goes out in one write and the replies are read after it: one round trip a sample. Otherwise each reply is awaited
+    before the next request, as a strict server needs. How replies are awaited (blocked on or polled for) is
+    ReplyWaitChooser's choice. The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a
+    breakpoint won the race).
+    """
+
+    cycle_counter = "mcycle"
+
+    def __init__(self, target: RspTarget, request: SampleRequest):
+        self.target, self.request = target, request
+        if target.state() == "running":
+            target.halt()
+        # The register layout comes from the target description, which servers send only while halted.
+        pc_number = target.register_info("pc").number
+        in_block = [n for n in request.registers if target.register_info(n).number <= pc_number]
+        by_number = [n for n in request.registers if n not in in_block] + (["mcycle"] if request.cycles else [])
+        self._slices = self._g_slices(in_block)
+        self._singles = tuple(target.register_info(n).number for n in by_number)
+        self._single_names = tuple(by_number)
+        target.resume()
+        self.pipelined = target.probe_pipelining() if request.pipeline is not False else False   # halts the target
+        if target.state() != "running":
+            target.resume()
+        reads, singles = request.reads, self._singles
+        self._burst = (bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"p%x" % n) for n in singles)
+                       + b"".join(frame(b"m%x,%x" % r) for r in reads) + (frame(b"c") if request.resume else b""))
+        requests = 1 + len(singles) + len(reads)
+        self.transfers = 1 + requests + (1 if request.resume else 0)      # the interrupt, the requests, the `c`
+        # Waiting: the stop reply, each request's reply and, in ack mode, the ack of the `c`.
+        self.round_trips = 1 if self.pipelined else 1 + requests + (1 if request.resume and target.conn.ack_mode else 0)
+        counters = "".join(f", m ({name})" for name in describe_reads(request))
+        self.description = (f"rsp {'pipelined' if self.pipelined else 'waiting'}: interrupt, g{counters}"
+                            f"{', m (stack)' if not request.resume else ''}, c"
+                            + (" in one write, replies read after it" if self.pipelined and request.resume else
+                               " with the stack read after the g reply" if self.pipelined else ", each reply awaited")
+                            + (" (server in ack mode: replies acked by the next packet)"
+                               if target.conn.ack_mode and self.pipelined else "")
+                            + (f"; {', '.join(by_number)} by 'p'" if by_number else ""))
+        if request.pipeline and not self.pipelined:
+            self.description += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
+        self._wait = ReplyWaitChooser(self._take, target.conn, request.reply_wait)
+
+    def _g_slices(self, names) -> dict[str, slice]:
+        """Where each named register sits in the hex text of a `g` reply, as read_registers() lays it out."""
+        target = self.target
+        wanted = {target.register_info(n).name: n for n in names}
+        slices: dict[str, slice] = {}
+        offset = 0
+        for reg in sorted(target.registers, key=lambda r: r.number):
+            width = reg.bits // 4
+            if reg.name in wanted:
+                slices[wanted[reg.name]] = slice(offset, offset + width)
+            offset += width
+        missing = set(names) - set(slices)
+        if missing:
+            raise TargetError(f"{target.url}: {', '.join(sorted(missing))} not in the 'g' register block")
+        return slices
+
+    def take(self) -> Sample:
+        return self._wait()
+
+    def details(self) -> dict | None:
+        return {"reply_wait": self._wait.describe()}
+
+    def _take(self) -> Sample:
+        target, request = self.target, self.request
+        if target._state != "running":
+            target._require_running("sample")
+        conn = target.conn
+        reads, singles = request.reads, self._singles
+        if self.pipelined:
+            conn._write(self._burst)
+            target._sample_stop(ack=False)
+            regs = conn.receive("the register block ('g') of a sample", ack=False)
+            ones = [conn.receive("a register ('p') of a sample", ack=False) for _ in singles]
+            mems = [conn.receive("a memory read of a sample", ack=False) for _ in reads]
+        else:
+            conn.interrupt()
+            target._sample_stop()
+            regs = conn.request(b"g", "the register block ('g') of a sample")
+            ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in singles]
+            mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in reads]
+            if request.resume:
+                conn.send(b"c")
+        if not request.resume:
+            target._state = "halted"
+        if _error_reply(regs) or not regs:
+            raise TargetError(f"{target.url}: 'g' failed during sampling (reply {regs[:16]!r})")
+        try:
+            registers = {name: int.from_bytes(unhexlify(regs[where]), "little") for name, where in self._slices.items()}
+        except ValueError:
+            raise TargetError(f"{target.url}: the 'g' reply of a sample is not hex register data "
+                              f"({_cut(regs)})") from None
+        try:
+            values = [int.from_bytes(unhexlify(v), "little") for v in ones]
+        except ValueError:
+            raise TargetError(f"{target.url}: a register read ('p') during sampling failed (replies "
+                              f"{', '.join(_cut(v) for v in ones)})") from None
+        try:
+            data = tuple(unhexlify(m) for m in mems)
+        except ValueError:
+            raise TargetError(f"{target.url}: a memory read during sampling failed (replies "
+                              f"{', '.join(_cut(m) for m in mems)}); are "
+                              f"{', '.join(f'{a:#x}+{n}' for a, n in reads)} mapped?") from None
+        for (address, size), d in zip(reads, data):
+            if len(d) != size:
+                raise TargetError(f"{target.url}: wanted {size} bytes at {address:#x} during sampling, got {len(d)}")
+        cycles = None
+        if request.cycles:
+            cycles = values.pop() & 0xFFFFFFFF
+        registers.update(zip(self._single_names, values))
+        return Sample(registers, data, cycles, self.round_trips, self.transfers)
+
+
+def _cut(data: bytes, limit: int = 40) -> str:
+    """A reply as a person reads it in an error: its first `limit` bytes, and how long it was."""
+    shown = repr(bytes(data[:limit]))
+    return shown if len(data) <= limit else f"{shown}... ({len(data)} bytes)"
+
+
+class ReplyWaitChooser:
+    """Wraps an rsp:// take(): the first samples alternate, in blocks, between blocking on the server's replies and
+    polling for them (RspConnection.poll_replies); after that the faster way, by median time per sample, stays.
+
+    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs a raw pipelined loop
+    against QEMU pinned to the other CPU took 15,000 samples/s polling against 5,900 blocked, and sharing QEMU's CPU
+    polling fell to 340/s (bench/bench_profile.py measures xipscope both ways). So it is measured, not assumed, and
+    polling, which keeps a CPU busy, must win clearly (POLL_MARGIN) to be kept."""
+
+    ROUNDS = 2          # blocked-on, then polled, this many times
+    BLOCK = 128         # samples per block
+    POLL_MARGIN = 0.9   # polling stays only under this fraction of blocking's median sample time
+
+    def __init__(self, take, conn, mode: str = "auto"):
+        if mode not in ("auto", "block", "poll"):
+            raise TargetError(f"reply wait {mode!r}: say block, poll or auto")
+        self._take = take
+        self._conn = conn
+        self.mode = mode
+        self._times: dict[str, list[int]] = {"block": [], "poll": []}
+        self._calibrating = mode == "auto"
+        self._count = 0
+        conn.poll_replies = mode == "poll"
+
+    def __call__(self):
+        if not self._calibrating:
+            return self._take()
+        way = "poll" if (self._count // self.BLOCK) % 2 else "block"
+        self._conn.poll_replies = way == "poll"
+        t0 = time.perf_counter_ns()
+        sample = self._take()
+        self._times[way].append(time.perf_counter_ns() - t0)
+        self._count += 1
+        if self._count == 2 * self.ROUNDS * self.BLOCK:
+            block, poll = (statistics.median(self._times[w]) for w in ("block", "poll"))
+            self.mode = "poll" if poll < self.POLL_MARGIN * block else "block"
+            self._conn.poll_replies = self.mode == "poll"
+            self._calibrating = False
+        return sample
+
+    def describe(self) -> dict:
+        measured = {w: round(statistics.median(t) / 1000, 1) for w, t in self._times.items() if t}
+        return {"replies": ("polled" if self.mode == "poll" else "blocked on") if not self._calibrating
+                else "still calibrating", "chosen_by": "measurement" if measured else "request",
+                "median_sample_us": measured or None}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import CapabilityError, FormatError, TargetError
-from .base import MEMORY, REGISTERS
+from .base import MEMORY, REGISTERS, Target
 from .rsp import REGISTER_ALIASES, RegisterInfo
 
 FORMAT = "xipscope-snapshot"         # repeated from xipscope/snapshot.py, which this layer does not import
@@ -159,7 +159,7 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-class SnapshotTarget:
+class SnapshotTarget(Target):
     """A snapshot as a Target: always halted, memory only where saved, registers as they were."""
 
     capabilities = frozenset({MEMORY, REGISTERS})
@@ -281,7 +281,7 @@ class SnapshotTarget:
                 raise TypeError("a region's name, start or end is of the wrong type")
             return MemoryMap(saved["name"], [
                 Region(r["name"], r["start"], r["end"], r["kind"], bool(r.get("cached")), bool(r.get("atomics_ok")),
-                       f"{self.url} manifest") for r in saved["regions"]])
+                       f"{self.url} manifest") for r in saved["regions"]], saved.get("chip"))
         except (XipscopeError, KeyError, TypeError, AttributeError) as e:
             raise FormatError(f"{self.directory / MANIFEST}: memory_map is damaged ({e}); pass the map by name "
                               "(--map rp2350 or qemu-virt) instead") from None
