@@ -4,7 +4,7 @@ The workload is firmware/lrscspin.elf: a spinlock in PSRAM that never gets taken
 kernel stuck on a lock. Three ways to take a sample, all through the real openocd 0.12 on free loopback ports:
   - OpenOCD's `profile` command (halt, read pc, resume, 10 ms sleep; "<100 samples/s" on RISC-V): the anchor; its rate
     is the sample count in the gmon.out it writes over the measured time;
-  - openocd://: `sample_pc_and_counters()`, one Tcl script (one round trip) per sample: halt, pc, CTR_HIT/CTR_ACC, resume;
+  - openocd://: its sampler (TclSampler) for pc and the counters, one Tcl script (one round trip) per sample: halt, pc, CTR_HIT/CTR_ACC, resume;
   - rsp:// to OpenOCD's gdb port: interrupt, `p` pc, `c` (three round trips, no counters).
   - pyocd://: our Debug Module driver on pyOCD's DAP layer against the twin's DAP face (in this process): halt, dpc,
     counters and resume as one batch of deferred transfers.
@@ -34,7 +34,9 @@ from openocd_twin import openocd, twin_jtag  # noqa: E402
 from xipscope.sim.dap import TwinDapProbe  # noqa: E402
 from xipscope.sim.jtag import JtagServer  # noqa: E402
 from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
+from xipscope.chip import rp2350 as rp  # noqa: E402
 from xipscope.target import open_target  # noqa: E402
+from xipscope.target.base import SampleRequest  # noqa: E402
 from xipscope.target.pyocd import PyocdTarget  # noqa: E402
 
 FIRMWARE = REPO / "firmware" / "lrscspin.elf"
@@ -65,13 +67,16 @@ def anchor_rate(url: str, workdir: Path) -> float:
     finally:
         tcl.close()
 
+COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))
+
 
 def tcl_rate(url: str) -> float:
     tcl = open_target(url)
     try:
+        take = tcl.sampler(COUNTERS).take
         t0 = time.perf_counter()
         for _ in range(TCL_SAMPLES):
-            tcl.sample_pc_and_counters()
+            take()
         return TCL_SAMPLES / (time.perf_counter() - t0)
     finally:
         tcl.close()
@@ -99,10 +104,11 @@ def dmi_accesses_per_sample(workdir: Path) -> float:
         with openocd(server.port, workdir) as session:
             tcl = open_target(session.url)
             try:
-                tcl.sample_pc_and_counters()
+                take = tcl.sampler(COUNTERS).take
+                take()
                 before = server.dm.accesses
                 for _ in range(20):
-                    tcl.sample_pc_and_counters()
+                    take()
                 return (server.dm.accesses - before) / 20
             finally:
                 tcl.close()
@@ -115,11 +121,12 @@ def pyocd_rate() -> tuple[float, float, float]:
     probe = TwinDapProbe(Machine(FIRMWARE, uart_echo=lambda b: None))
     target = PyocdTarget(probe)
     try:
-        target.sample_pc_and_counters()
+        take = target.sampler(COUNTERS).take
+        take()
         trips, accesses = probe.round_trips, probe.dm.accesses
         t0 = time.perf_counter()
         for _ in range(TCL_SAMPLES):
-            target.sample_pc_and_counters()
+            take()
         elapsed = time.perf_counter() - t0
         return (TCL_SAMPLES / elapsed, (probe.round_trips - trips) / TCL_SAMPLES,
                 (probe.dm.accesses - accesses) / TCL_SAMPLES)
@@ -172,7 +179,7 @@ def main() -> int:
     print(f"PC sampling through openocd 0.12 on the {MODEL_NOTE}'s JTAG face, {FIRMWARE.name} running "
           f"(medians of {ROUNDS} rounds):")
     print(f"  OpenOCD `profile` (anchor)           {anchor:7.1f} samples/s")
-    print(f"  openocd:// sample_pc_and_counters    {tcl:7.1f} samples/s  = {tcl / anchor:.2f}x the anchor "
+    print(f"  openocd:// sampler (one Tcl script)  {tcl:7.1f} samples/s  = {tcl / anchor:.2f}x the anchor "
           "(1 Tcl round trip per sample, with CTR_HIT/CTR_ACC)")
     print(f"  rsp:// to OpenOCD's gdb port          {rsp:7.1f} samples/s  = {rsp / anchor:.2f}x the anchor "
           "(3 RSP round trips per sample, pc only)")

@@ -11,7 +11,9 @@ import json
 import re
 import subprocess
 import sys
+import struct
 import time
+import types
 
 import pytest
 
@@ -25,6 +27,17 @@ from xipscope.sim.elfimage import ElfImage
 from xipscope.sim.target import SimTarget
 from xipscope.target import open_target
 from xipscope.target.openocd import OpenOcdTarget
+from xipscope.target.base import SampleRequest
+
+
+COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))
+
+
+def counter_sample(sampler) -> types.SimpleNamespace:
+    """One sample of pc and the XIP counters (CTR_HIT, CTR_ACC) through the transport's batched sampler."""
+    sample = sampler.take()
+    hit, acc = struct.unpack("<II", sample.memory[0])
+    return types.SimpleNamespace(pc=sample.pc, xip_hit=hit, xip_acc=acc, round_trips=sample.round_trips)
 
 AMOFAULT = REPO / "firmware" / "amofault.elf"
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
@@ -175,12 +188,14 @@ def test_pc_samples_through_one_tcl_round_trip_follow_xipbench(tmp_path):
         try:
             assert tcl.state() == "halted"
             assert tcl.read_register("pc") == image.entry
-            samples = [tcl.sample_pc_and_counters()]   # the first also asks the DM whether it has SBA
+            sampler = tcl.sampler(COUNTERS)           # asks the DM whether it has SBA
+            samples = [counter_sample(sampler)]
             before = tcl.round_trips
             while len(samples) < 2000 and not park[0] <= samples[-1].pc < park[1]:
                 time.sleep(0.005)                      # the twin runs while the sampler sleeps, as a board would
-                samples.append(tcl.sample_pc_and_counters())
+                samples.append(counter_sample(sampler))
             assert tcl.round_trips - before == len(samples) - 1   # one Tcl round trip per sample
+            assert {s.round_trips for s in samples} == {1}        # and each sample says so
             assert tcl.state() == "running"
         finally:
             tcl.close()

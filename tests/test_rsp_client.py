@@ -11,9 +11,8 @@ import types
 import pytest
 
 from xipscope.errors import TargetError
-from xipscope.profile.sampler import ReplyWaitChooser
 from xipscope.target import open_target
-from xipscope.target.rsp import RspTarget
+from xipscope.target.rsp import ReplyWaitChooser, RspTarget
 from xipscope.target.rsp_packets import PacketParser, Packet, frame
 
 

@@ -70,3 +70,31 @@ def test_interrupt_and_hazard3_cause_names():
     assert r["explanation"].startswith("an interrupt, not a fault")
     r = decode(13, 0x10200010, None)
     assert r["cause_name"] == "load page fault" and any("Hazard3 never raises exception 13" in n for n in r["notes"])
+
+
+def test_a_users_toml_map_of_the_rp2350_gets_the_hazard3_rules(tmp_path):
+    """The chip a map names, not the map's name, says which rules apply: a user's own TOML map of the RP2350 (here
+    only flash and SRAM, under another name) gets Hazard3's cause names and notes; the same map without `chip` does
+    not, as a map of some other RISC-V chip should not."""
+    regions = ('[[region]]\nname = "flash"\nstart = 0x10000000\nend = 0x11000000\nkind = "xip-flash"\ncached = true\n'
+               '[[region]]\nname = "sram"\nstart = 0x20000000\nend = 0x20082000\nkind = "sram"\natomics_ok = true\n')
+    (tmp_path / "mine.toml").write_text('name = "my-board"\nchip = "rp2350"\n' + regions)
+    (tmp_path / "other.toml").write_text('name = "other-chip"\n' + regions)
+    text = oops_text(13, 0x10200010, None)
+    mine = decode_oops(parse_oops(text), None, str(tmp_path / "mine.toml")).to_json()
+    other = decode_oops(parse_oops(text), None, str(tmp_path / "other.toml")).to_json()
+    assert mine["memory_map"] == "my-board" and other["memory_map"] == "other-chip"
+    assert any("Hazard3 never raises exception 13" in n for n in mine["notes"])
+    assert any("Hazard3 writes mtval = 0" in n for n in mine["notes"])
+    assert not any("Hazard3" in n for n in other["notes"])
+    interrupt = oops_text(0x8000000B, 0x10200010, None)
+    assert "meinext" in decode_oops(parse_oops(interrupt), None, str(tmp_path / "mine.toml")).to_json()["cause_name"]
+    assert "meinext" not in decode_oops(parse_oops(interrupt), None, str(tmp_path / "other.toml")).to_json()["cause_name"]
+
+
+def test_a_map_naming_an_unknown_chip_is_a_clear_error(tmp_path):
+    from xipscope.chip.memory_map import get_memory_map
+    from xipscope.errors import XipscopeError
+    (tmp_path / "m.toml").write_text('chip = "rp9999"\n[[region]]\nname = "ram"\nstart = 0\nend = 0x1000\nkind = "sram"\n')
+    with pytest.raises(XipscopeError, match=r"chip 'rp9999' is not one xipscope knows \(rp2350\)"):
+        get_memory_map(tmp_path / "m.toml")

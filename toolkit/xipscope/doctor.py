@@ -545,8 +545,9 @@ def run_checks(ev: Evidence, checks=None) -> Diagnosis:
 def diagnose(target, symbols=None, memory_map: MemoryMap | None = None, samples: int = DEFAULT_SAMPLES,
              checks=None) -> Diagnosis:
     """Gather the evidence (halting briefly), run the checks, and leave the target running if it was."""
-    from .target.base import require_riscv
+    from .target.base import REGISTERS, require, require_riscv
     require_riscv(target, "doctor (its checks decode the RISC-V code at pc)")
+    require(target, REGISTERS, "doctor (it reads the CSRs)")     # a snapshot will do: its samples are skipped
     if memory_map is None:
         from .chip.memory_map import get_memory_map
         memory_map = get_memory_map("rp2350")
@@ -601,17 +602,15 @@ def cmd_doctor(args) -> int:
     from .chip.memory_map import get_memory_map
     from .elf.symbols import load_symbols
     from .target import open_target
+    from .target.base import FIRMWARE
 
     memory_map = get_memory_map(args.map)
-    elf = args.elf
-    if elf is None and args.target.startswith("sim://"):
-        elf = args.target[len("sim://"):]
-    symbols = load_symbols(elf) if elf else None
-    target = open_target(args.target, timeout=args.timeout)
-    try:
+    with open_target(args.target, timeout=args.timeout) as target:
+        elf = args.elf
+        if elf is None and FIRMWARE in target.capabilities:
+            elf = target.firmware     # the twin knows what it runs
+        symbols = load_symbols(elf) if elf else None
         diagnosis = diagnose(target, symbols, memory_map, samples=args.samples)
-    finally:
-        target.close()
     if args.json:
         sys.stdout.write(json.dumps(diagnosis.to_json(), indent=1) + "\n")
     else:

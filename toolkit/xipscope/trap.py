@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from . import livelock
 from .chip import rv_insn
 from .chip import riscv as rv
-from .chip.memory_map import BUILTIN_MAPS, MemoryMap, get_memory_map
+from .chip.memory_map import BUILTIN_MAPS, HAZARD3, MemoryMap, get_memory_map
 from .chip.riscv import EXCEPTION_NAMES, INTERRUPT_NAMES
 from .errors import SymbolError, TargetError, XipscopeError
+from .target.base import MODEL, REGISTERS, RUN_CONTROL, require
 
 if TYPE_CHECKING:
     from .elf import SymbolIndex
@@ -153,6 +154,7 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
     """Decode the trap a halted target holds: mcause/mepc/mstatus/mtval and the GPRs as they were at the trap."""
     from .target.base import require_riscv
     require_riscv(target, "trap decoding (mcause, mepc)")
+    require(target, REGISTERS, "trap decoding (mcause, mepc)")
     registers = dict(target.read_registers())
     csrs: dict[str, int | None] = {}
     notes = []
@@ -181,7 +183,7 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
         report.cause_name = "no trap taken since reset (mcause and mepc are 0)"
         report.trapped = False
         report.notes = notes
-        if target.url.startswith("sim://"):
+        if MODEL in target.capabilities and RUN_CONTROL in target.capabilities:
             report.notes.append("the twin opens halted at reset: to catch its trap, serve it (`xipscope sim FW "
                                 "--gdb-port N`), stop at the trap vector from gdb and run `xipscope trap --target "
                                 "rsp://127.0.0.1:N`")
@@ -251,7 +253,7 @@ def explain_trap(source: str, mcause: int, mepc: int, registers: dict[str, int],
     report.registers = registers
     insn = _instruction(report, read, symbols, oops_code=oops_code)
     _access(report, insn, registers, memory_map, symbols)
-    if memory_map.name == "rp2350" and report.mtval == 0:
+    if HAZARD3 in memory_map.rules and report.mtval == 0:
         report.notes.append(NOTE_MTVAL_ZERO)
     _explain(report, insn, memory_map, symbols)
     return report
@@ -279,7 +281,7 @@ def cause_name(code: int, interrupt: bool) -> str:
 def name_cause(mcause: int, memory_map: MemoryMap) -> str:
     """What `xipscope trap` calls an mcause value on this map: the spec's name, Hazard3's for its interrupts."""
     interrupt, code = bool(mcause >> 31), mcause & 0x7FFFFFFF
-    if interrupt and memory_map.name == "rp2350" and code in HAZARD3_INTERRUPTS:
+    if interrupt and HAZARD3 in memory_map.rules and code in HAZARD3_INTERRUPTS:
         return HAZARD3_INTERRUPTS[code]
     return cause_name(code, interrupt)
 
@@ -312,7 +314,7 @@ def _new_report(source, mcause, mepc, mstatus, mtval, mmap: MemoryMap, symbols) 
                         memory_map=mmap.name, **_place(symbols, mepc))
     region = mmap.find(mepc)
     report.mepc_region = region.name if region else "unmapped"
-    if mmap.name == "rp2350":
+    if HAZARD3 in mmap.rules:
         from .chip.rp2350 import HAZARD3_EXCEPTION_CAUSES
         if not interrupt and code not in HAZARD3_EXCEPTION_CAUSES:
             report.notes.append(f"Hazard3 never raises exception {code}: is mcause stale, or written by software?")

@@ -10,6 +10,10 @@ the exclusive monitor covers it (atomics_ok). Built-in maps: `rp2350` and `qemu-
     kind = "xip-flash"        # rom | xip-flash | xip-psram | sram | peripheral
     cached = true
     atomics_ok = false
+
+A map also says which chip it describes (`chip = "rp2350"` at the top of a TOML file; the built-in `rp2350` map does),
+and the chip says which rules apply to it (CHIP_RULES): a trap on a Hazard3 map gets Hazard3's facts (mtval always 0,
+the exceptions it raises, its interrupt names) whatever the map is called.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ KINDS = ("rom", "xip-flash", "xip-psram", "sram", "peripheral")
 ADDRESS_BITS = 32
 ADDRESS_SPACE = 1 << ADDRESS_BITS
 MAX_MAP_FILE = 1 << 20       # a TOML map is a few [[region]] tables; a megabyte is thousands of them
+HAZARD3 = "hazard3"     # the rules of RP2350's RISC-V cores (rp2350.md; chip/rp2350.py HAZARD3_*): trap.py applies them
+CHIP_RULES = {"rp2350": frozenset({HAZARD3})}    # which rule sets hold on each chip a map may name
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,13 @@ class Region:
 class MemoryMap:
     """Non-overlapping regions, looked up by address."""
 
-    def __init__(self, name: str, regions: list[Region]):
+    def __init__(self, name: str, regions: list[Region], chip: str | None = None):
+        if chip is not None and chip not in CHIP_RULES:
+            raise XipscopeError(f"memory map {name!r}: chip {chip!r} is not one xipscope knows "
+                                f"({', '.join(CHIP_RULES)}); leave `chip` out for a map of another chip")
         self.name = name
+        self.chip = chip
+        self.rules: frozenset[str] = CHIP_RULES.get(chip, frozenset())
         self.regions = sorted(regions, key=lambda r: r.start)
         for a, b in zip(self.regions, self.regions[1:]):
             if b.start < a.end:
@@ -97,7 +108,7 @@ class MemoryMap:
         return iter(self.regions)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "regions": [
+        return {"name": self.name, "chip": self.chip, "regions": [
             {"name": r.name, "start": r.start, "end": r.end, "kind": r.kind, "cached": r.cached,
              "atomics_ok": r.atomics_ok} for r in self.regions]}
 
@@ -147,13 +158,14 @@ def _qemu_virt_regions() -> list[Region]:
 
 
 BUILTIN_MAPS = {"rp2350": _rp2350_regions, "qemu-virt": _qemu_virt_regions}
+BUILTIN_CHIPS = {"rp2350": "rp2350"}     # the chip each built-in map describes (QEMU's virt board is no chip we know)
 
 
 def get_memory_map(name_or_path: str | Path = "rp2350") -> MemoryMap:
     """A built-in map by name (`rp2350`, `qemu-virt`) or a user's TOML file of [[region]] tables."""
     key = str(name_or_path)
     if key in BUILTIN_MAPS:
-        return MemoryMap(key, BUILTIN_MAPS[key]())
+        return MemoryMap(key, BUILTIN_MAPS[key](), BUILTIN_CHIPS.get(key))
     path = Path(key)
     if not os.path.lexists(path):
         raise XipscopeError(f"memory map {key!r}: not a built-in map ({', '.join(BUILTIN_MAPS)}) and no such file")
@@ -197,7 +209,10 @@ def get_memory_map(name_or_path: str | Path = "rp2350") -> MemoryMap:
     name = data.get("name", path.stem)
     if not isinstance(name, str):
         raise XipscopeError(f"memory map {path}: name should be a string, found {_shown(name)}")
-    return MemoryMap(name, regions)
+    chip = data.get("chip")
+    if chip is not None and not isinstance(chip, str):
+        raise XipscopeError(f"memory map {path}: chip should be a name such as \"rp2350\", found {_shown(chip)}")
+    return MemoryMap(name, regions, chip)
 
 
 def _is_int(value) -> bool:

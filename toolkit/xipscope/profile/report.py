@@ -137,7 +137,7 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
              f"<h1>xipscope profile report</h1><p>{len(profile.samples):,} samples from "
              f"<code>{e(str(meta.get('target', '?')))}</code>, symbols from <code>{e(str(summary['elf']))}</code>, "
              f"memory map <code>{e(profile.memory_map.name)}</code>.</p>"]
-    if "sim://" in str(meta.get("target", "")):
+    if meta.get("model"):     # the sampler records whether the target said it is a model
         parts.append("<p class='note'>The target is the RP2350 twin, a model: real RV32 code on unicorn with the "
                      "XIP cache and counters modelled from the datasheet; timings use assumed miss penalties.</p>")
     for note in profile.notes:

@@ -5,11 +5,11 @@ read, unwound locally with unwind.py), read XIP_CTRL CTR_HIT and CTR_ACC in one 
 XIP_CTRL, and let the core run on. Each sample records how long the core was held (halted_ns), so a report can state
 how intrusive the run was.
 
-Transports:
-- rsp:// gets a fast path (RspTarget.sample): the interrupt, `g`, the counter `m` and `c` go out in one write and the
-  replies are read after it, one round trip per sample. Whether the server allows that is probed at the start
-  (RspTarget.probe_pipelining), not assumed; where it does not, each reply is awaited (still no extra requests).
-- Any other Target (sim://, ...) is sampled through the protocol: halt(), read_register("pc"), read_memory(), resume().
+A sample is one SampleRequest (registers, the counter read, the cycle counter) handed to the target's sampler
+(target/base.py open_sampler): the transport plans how to take it (rsp:// pipelines it into one write, openocd:// into
+one Tcl script, pyocd:// into one batch of probe transfers) and counts the round trips and transfers each sample cost;
+a target without a sampler of its own is sampled through the protocol (halt, reads, resume). This module knows no
+transport.
 
 Counters are stored as read and never cleared (see samples.py): clearing them would race with firmware that reads them
 itself (xipbench does) and would cost a write per sample. Analyses take deltas and treat a saturated or backwards
@@ -28,13 +28,13 @@ from __future__ import annotations
 import hashlib
 import statistics
 import time
-from binascii import unhexlify
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..chip import rp2350 as rp
 from ..errors import TargetError
+from ..target.base import MODEL, PACING, SampleRequest, open_sampler, require_riscv
 from ..unwind import linux_stack_top, unwind_frame_pointers
 from .samples import SampleWriter, write_meta
 
@@ -111,154 +111,53 @@ def unwind_stack(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[in
     return unwind_frame_pointers(pc, sp, fp, ra, read_word=read_word, is_code=is_code).pcs[1:]
 
 
-def _rsp_sampler(target, where: dict, counters_at: int | None, stacks: bool, is_code, pipelined: bool,
-                 mcycle_regnum: int | None):
-    """take() -> (pc, stack, hit, acc, mcycle) over RspTarget.sample: one round trip per sample when pipelined."""
-    pc_at = where["pc"]
-    reads = ((counters_at, 8),) if counters_at is not None else ()
-    singles = (mcycle_regnum,) if mcycle_regnum is not None else ()
-    sample = target.sample
-
-    def take():
-        regs, mems, values = sample(reads, pipelined=pipelined, resume=not stacks, singles=singles)
-        pc = int.from_bytes(unhexlify(regs[pc_at]), "little")
-        hit = acc = stack = None
-        mcycle = values[0] & 0xFFFFFFFF if values else None
-        if mems:
-            c = mems[0]
-            hit = int.from_bytes(c[0:4], "little")
-            acc = int.from_bytes(c[4:8], "little")
-        if stacks:
-            try:
-                sp, fp, ra = (int.from_bytes(unhexlify(regs[where[n]]), "little") for n in ("sp", "fp", "ra"))
-                stack = unwind_stack(target, pc, sp, fp, ra, is_code)
-            finally:
-                target.resume()
-        return pc, stack, hit, acc, mcycle
-
-    return take
-
-
-class ReplyWaitChooser:
-    """Wraps an rsp:// take(): the first samples alternate, in blocks, between blocking on the server's replies and
-    polling for them (RspConnection.poll_replies); after that the faster way, by median time per sample, stays.
-
-    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs a raw pipelined loop
-    against QEMU pinned to the other CPU took 15,000 samples/s polling against 5,900 blocked, and sharing QEMU's CPU
-    polling fell to 340/s (bench/bench_profile.py measures xipscope both ways). So it is measured, not assumed, and polling, which keeps a CPU busy, must win
-    clearly (POLL_MARGIN) to be kept."""
-
-    ROUNDS = 2          # blocked-on, then polled, this many times
-    BLOCK = 128         # samples per block
-    POLL_MARGIN = 0.9   # polling stays only under this fraction of blocking's median sample time
-
-    def __init__(self, take, conn, mode: str = "auto"):
-        self._take = take
-        self._conn = conn
-        self.mode = mode
-        self._times: dict[str, list[int]] = {"block": [], "poll": []}
-        self._calibrating = mode == "auto"
-        self._count = 0
-        conn.poll_replies = mode == "poll"
-
-    def __call__(self):
-        if not self._calibrating:
-            return self._take()
-        way = "poll" if (self._count // self.BLOCK) % 2 else "block"
-        self._conn.poll_replies = way == "poll"
-        t0 = time.perf_counter_ns()
-        sample = self._take()
-        self._times[way].append(time.perf_counter_ns() - t0)
-        self._count += 1
-        if self._count == 2 * self.ROUNDS * self.BLOCK:
-            block, poll = (statistics.median(self._times[w]) for w in ("block", "poll"))
-            self.mode = "poll" if poll < self.POLL_MARGIN * block else "block"
-            self._conn.poll_replies = self.mode == "poll"
-            self._calibrating = False
-        return sample
-
-    def describe(self) -> dict:
-        measured = {w: round(statistics.median(t) / 1000, 1) for w, t in self._times.items() if t}
-        return {"replies": ("polled" if self.mode == "poll" else "blocked on") if not self._calibrating
-                else "still calibrating", "chosen_by": "measurement" if measured else "request",
-                "median_sample_us": measured or None}
-
-
-def _generic_sampler(target, counters_at: int | None, stacks: bool, is_code, cycles: bool):
-    """take() through the Target protocol, for transports without a fast path (sim:// and others). With cycles, the
-    cycle counter is mcycle, or the target's own (read_cycle_counter: DWT_CYCCNT on an Arm core)."""
-    read_cycles = getattr(target, "read_cycle_counter", None) or (lambda: target.read_register("mcycle"))
-
-    def take():
-        target.halt()
-        try:
-            hit = acc = stack = None
-            mcycle = read_cycles() & 0xFFFFFFFF if cycles else None
-            if stacks:
-                regs = target.read_registers()
-                pc = regs["pc"]
-                stack = unwind_stack(target, pc, regs["sp"], regs.get("fp", regs.get("s0", 0)), regs["ra"], is_code)
-            else:
-                pc = target.read_register("pc")
-            if counters_at is not None:
-                c = target.read_memory(counters_at, 8)
-                hit = int.from_bytes(c[0:4], "little")
-                acc = int.from_bytes(c[4:8], "little")
-        finally:
-            target.resume()
-        return pc, stack, hit, acc, mcycle
-
-    return take
-
-
 def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None,
                    cycles: bool = False, reply_wait: str = "auto"):
-    """(take, transport description) for this target; the target must be running (probing pipelining halts it).
-    reply_wait (rsp:// only): "block", "poll" or "auto" (measure both, keep the faster: ReplyWaitChooser)."""
-    from ..target.base import require_riscv
-    from ..target.rsp import RspTarget
-
+    """(take, sampler): take() -> (pc, stack, hit, acc, cycles) over the transport's sampler (target/base.py
+    open_sampler), which plans the halt, the reads and the resume; the target must be running (planning may halt and
+    resume it). pipeline and reply_wait are passed on to the transport (rsp:// uses them; others have no such choice).
+    """
     if stacks:
         require_riscv(target, "--stacks (RISC-V frame-pointer unwinding)")
-    if cycles and not hasattr(target, "read_cycle_counter"):
-        require_riscv(target, "--cycles (the mcycle CSR)")
     counters_at = counter_address(memory_map)
+    request = SampleRequest(registers=("pc", "sp", "fp", "ra") if stacks else ("pc",),
+                            reads=((counters_at, 8),) if counters_at is not None else (),
+                            read_names=("counters",) if counters_at is not None else (), cycles=cycles,
+                            resume=not stacks, pipeline=pipeline, reply_wait=reply_wait)
+    sampler = open_sampler(target, request)
     is_code = code_predicate(symbols, memory_map)
-    if isinstance(target, RspTarget):
-        if target.state() == "running":
-            target.halt()
-        # The register layout comes from the target description, which servers send only while halted.
-        where = target.g_slices(["pc", "sp", "fp", "ra"] if stacks else ["pc"])
-        mcycle_regnum = target.register_info("mcycle").number if cycles else None
-        target.resume()
-        allowed = target.probe_pipelining() if pipeline is not False else False   # halts the target
-        if target.state() != "running":
-            target.resume()
-        mode = "pipelined" if allowed else "waiting"
-        note = (f"rsp {mode}: interrupt, g{', m (counters)' if counters_at is not None else ''}"
-                f"{', m (stack)' if stacks else ''}, c"
-                + (" in one write, replies read after it" if allowed and not stacks else
-                   " with the stack read after the g reply" if allowed else ", each reply awaited")
-                + (" (server in ack mode: replies acked by the next packet)" if target.conn.ack_mode and allowed else "")
-                + ("; mcycle by 'p'" if cycles else ""))
-        if pipeline and not allowed:
-            note += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
-        take = _rsp_sampler(target, where, counters_at, stacks, is_code, allowed, mcycle_regnum)
-        return ReplyWaitChooser(take, target.conn, reply_wait), note
-    sample_once = getattr(target, "sample_pc_and_counters", None)   # openocd://, pyocd://
-    if sample_once is not None and counters_at is not None and not stacks and not cycles:
-        base = counters_at - rp.XIP_CTRL_CTR_HIT
+    grab = sampler.take
+    cost = sampler.cost = [0, 0, 0]        # samples, round trips, transfers (summed where the transport counts)
 
-        def take():
-            s = sample_once(base)
-            return s.pc, None, s.xip_hit, s.xip_acc, None
+    def take():
+        sample = grab()
+        registers, pc = sample.registers, sample.registers["pc"]
+        hit = acc = stack = None
+        if sample.memory:
+            c = sample.memory[0]
+            hit = int.from_bytes(c[0:4], "little")
+            acc = int.from_bytes(c[4:8], "little")
+        cost[0] += 1
+        if sample.round_trips is not None:
+            cost[1] += sample.round_trips
+        if sample.transfers is not None:
+            cost[2] += sample.transfers
+        if stacks:
+            try:
+                stack = unwind_stack(target, pc, registers["sp"], registers["fp"], registers["ra"], is_code)
+            finally:
+                target.resume()
+        return pc, stack, hit, acc, sample.cycles
 
-        return take, f"{target.url.split(':', 1)[0]}: halt, pc, counters, resume in one round trip " \
-                     "(sample_pc_and_counters)"
-    return _generic_sampler(target, counters_at, stacks, is_code, cycles), \
-        f"{target.url.split(':', 1)[0]}: halt, read pc{', stack' if stacks else ''}" \
-        f"{', ' + getattr(target, 'cycle_counter_name', 'mcycle') if cycles else ''}" \
-        f"{', counters' if counters_at is not None else ''}, resume through the Target protocol"
+    return take, sampler
+
+
+def _cost_per_sample(sampler) -> dict | None:
+    """Mean probe round trips and transfers per sample as the transport counted them (the probe model's input)."""
+    samples, trips, transfers = sampler.cost
+    if not samples:
+        return None
+    return {"round_trips": trips / samples if trips else None, "transfers": transfers / samples if transfers else None}
 
 
 def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float | None = None,
@@ -281,11 +180,11 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
-    if hasattr(target, "pace") and target.pacing() is None and started_halted:
+    paced = PACING in target.capabilities
+    if paced and target.pacing() is None and started_halted:
         # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
-        from ..sim.pacing import DEFAULT_CLOCK_HZ
-        target.pace(DEFAULT_CLOCK_HZ)
-    take, transport = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
+        target.pace()
+    take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                      cycles=cycles, reply_wait=reply_wait)
     if target.state() != "running":
         target.resume()
@@ -304,18 +203,18 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         "samples_requested": samples,
         "duration_requested_s": duration,
         "stacks": stacks,
-        "mcycle": f"low 32 bits of {getattr(target, 'cycle_counter_name', 'mcycle')} read with each sample (weight "
+        "mcycle": f"low 32 bits of {sampler.cycle_counter} read with each sample (weight "
                   "samples by its deltas)" if cycles else None,
         "stack_block_bytes": STACK_BLOCK if stacks else None,
-        "transport": transport,
+        "transport": sampler.description,
+        "model": MODEL in target.capabilities,     # the target is the twin: reports say so
         "halted_ns_meaning": "host-measured, from sending the halt until the sample's last reply arrived (pipelined: "
                              "the continue went out in the same write, so this is an upper bound)",
         "resumed_at_start": started_halted,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    pacing = getattr(target, "pacing", None)
-    if pacing is not None:
-        meta["sim_clock"] = pacing()
+    if paced:
+        meta["sim_clock"] = target.pacing()
 
     clock = time.perf_counter_ns
     add = writer.add
@@ -370,12 +269,14 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             "rate_hz_achieved": count / elapsed if elapsed > 0 else None,
             "schedule_resets": schedule_resets if period else None,
             "halted_ns": _halted_stats(halted, elapsed),
-            "reply_wait": take.describe() if isinstance(take, ReplyWaitChooser) else None,
+            "reply_wait": None,
+            **(sampler.details() or {}),
+            "cost_per_sample": _cost_per_sample(sampler),
             "ended_early": ended_early,
             "error": error,
         })
-        if pacing is not None and error is None:
-            meta["sim_clock"] = pacing()
+        if paced and error is None:
+            meta["sim_clock"] = target.pacing()
         write_meta(out_dir, meta)
         if progress is not None:
             progress(count, elapsed)

@@ -18,15 +18,17 @@ import threading
 import time
 
 from ..errors import TargetError
-from ..target.base import MEMORY, REGISTERS, RUN_CONTROL
+from ..target.base import FIRMWARE, MEMORY, MODEL, PACING, REGISTERS, RUN_CONTROL, WRITE_MEMORY, Target
 from .machine import MODEL_NOTE, Machine, RunResult
 from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
 SLICE = 50_000
 
 
-class SimTarget:
-    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+class SimTarget(Target):
+    # A model (reports say so), paced to a simulated clock on request (profile asks), and it knows its firmware
+    # (doctor takes its symbols from it); no batched sample: in-process, the protocol's calls cost no round trips.
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, MODEL, PACING, FIRMWARE})
 
     def __init__(self, firmware: str, *, clock_hz: float | None = None, **machine_kwargs):
         from urllib.parse import parse_qs
@@ -41,6 +43,7 @@ class SimTarget:
         if options:
             raise TargetError(f"{self.url}: unknown option(s) {', '.join(options)}; sim:// knows "
                               "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
+        self.firmware = firmware
         self.machine = Machine(firmware, **machine_kwargs)
         self.clock = SimClock(clock_hz) if clock_hz else None
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
@@ -57,6 +60,9 @@ class SimTarget:
     # --- Target protocol ---
     def read_memory(self, address: int, size: int) -> bytes:
         return self._between_slices(self.machine.read_memory, address, size)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self._between_slices(self.machine.write_memory, address, data)
 
     def read_registers(self) -> dict[str, int]:
         return self._between_slices(self.machine.read_registers)

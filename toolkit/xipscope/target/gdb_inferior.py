@@ -12,7 +12,7 @@ import gdb  # noqa: F401  (provided by gdb's embedded Python)
 
 from ..chip.riscv import GPR_NAMES
 from ..errors import CapabilityError, TargetError
-from .base import MEMORY, REGISTERS
+from .base import MEMORY, REGISTERS, WRITE_MEMORY, Target
 from .rsp import RegisterInfo
 
 # A row of `maint print remote-registers`: name, gdb's number, ..., size in bytes, type, the server's number.
@@ -20,8 +20,8 @@ REMOTE_REGISTER_ROW = re.compile(r"^ (\S+)\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s+\S+\s+(
 TDESC_REG = re.compile(r'<reg name="([^"]+)"[^>]*\bregnum="(\d+)"')
 
 
-class GdbInferiorTarget:
-    capabilities = frozenset({MEMORY, REGISTERS})
+class GdbInferiorTarget(Target):
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS})
 
     def __init__(self):
         inferior = gdb.selected_inferior()

@@ -12,13 +12,13 @@ import shutil
 import time
 
 from ..errors import CapabilityError, TargetError
-from .base import MEMORY, REGISTERS, RUN_CONTROL
+from .base import MEMORY, REGISTERS, RUN_CONTROL, Target
 
 GDB = "gdb-multiarch"
 REGISTER_ALIASES = {"s0": "fp", "x8": "fp"}
 
 
-class GdbMiTarget:
+class GdbMiTarget(Target):
     """One gdb-multiarch process, connected with `target remote` to HOST:PORT, driven in MI async mode."""
 
     capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
@@ -165,7 +165,7 @@ class GdbMiTarget:
 
     def close(self) -> None:
         try:
-            if self._gdb.gdb_process.poll() is None:
+            if self._gdb.gdb_process is not None and self._gdb.gdb_process.poll() is None:   # not closed yet
                 if self._state == "running":
                     self.halt()
                 self.command("-target-detach")

@@ -7,8 +7,9 @@ fork's `target/rp2350-riscv.cfg`; its `rp2350.cfg` defaults to the Cortex-M33 co
 
 Every request is one Tcl script wrapped in `catch`, so a failing command comes back as an error we can name instead of
 as plain text. OpenOCD 0.12 gives us `get_reg -force` (registers and CSRs by name, read from the hart, not the cache),
-`read_memory ADDR 32 COUNT` (words), `halt`/`resume` and `TARGET curstate`. `sample_pc_and_counters()` does a whole PC
-sample - halt, pc, XIP_CTRL CTR_HIT/CTR_ACC, resume - in one script, i.e. one round trip to OpenOCD.
+`read_memory ADDR 32 COUNT` (words), `halt`/`resume` and `TARGET curstate`. A sampler (TclSampler) takes a whole
+sample - halt, pc, the reads asked for (the profiler's: XIP_CTRL CTR_HIT/CTR_ACC), resume - in one script, i.e. one
+round trip to OpenOCD.
 
 OpenOCD 0.12 on RISC-V reads a word it cannot reach inside a multi-word `read_memory` as 0 and reports success
 (riscv-013.c read_memory_progbuf does so on purpose, for IDE memory views that read ahead); only a one-word read
@@ -20,12 +21,11 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import NamedTuple
 
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .base import MEMORY, REGISTERS, RUN_CONTROL
+from .base import MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target, describe_reads
 
 TERMINATOR = b"\x1a"
 DEFAULT_PORT = 6666
@@ -37,17 +37,10 @@ _OPENOCD_NAME = {"s0": "fp", "x8": "fp"}   # OpenOCD calls x8 "fp", like gdb's r
 _GET_REG = re.compile(r"(\S+) (0x[0-9a-fA-F]+)")
 
 
-class PcSample(NamedTuple):
-    pc: int
-    xip_hit: int    # raw XIP_CTRL CTR_HIT at the halt
-    xip_acc: int    # raw XIP_CTRL CTR_ACC at the halt
-    hart: int = 0   # which hart the pc is from
-
-
-class OpenOcdTarget:
+class OpenOcdTarget(Target):
     """One OpenOCD Tcl RPC connection; the RISC-V target for `hart`, made OpenOCD's current one, is what we talk to."""
 
-    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, SAMPLE})
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 5.0, hart: int = 0):
         self.url = f"openocd://{host}:{port}" + (f"?hart={hart}" if hart else "")
@@ -203,37 +196,9 @@ class OpenOcdTarget:
         self._sock.close()
 
     # --- beyond the protocol -------------------------------------------------------------------------------------
-    def sample_pc_and_counters(self, counters_base: int = rp.XIP_CTRL_BASE) -> PcSample:
-        """One PC sample of a running target in one Tcl round trip: halt, read pc and XIP_CTRL CTR_HIT/CTR_ACC,
-        resume. The counters are read while halted, so they belong to the same instant as the pc.
-
-        The counters go through the Debug Module's System Bus Access with raw `riscv dmi_write/dmi_read` (6 DMI
-        accesses), not `read_memory`, which on OpenOCD 0.12 takes ~55 (s0/s1 saves, dcsr and mstatus reads, a fence)
-        and leaves registers dirty for the resume to write back. Without SBA it falls back to `read_memory`.
-        A halted target is resumed by the sample: use it on a running one.
-        """
-        hit = counters_base + rp.XIP_CTRL_CTR_HIT
-        if self._has_sba is None:
-            self._has_sba = self._probe_sba()
-        t = self.target_name
-        if self._has_sba:
-            # The first sbcs write also clears (W1C) errors left from earlier accesses.
-            counters = (f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_READ_ON_ADDR_AND_DATA | SBCS_ERRORS:#x}; "
-                        f"{t} riscv dmi_write {DM_SBADDRESS0:#x} {hit:#x}; lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}]; "
-                        f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}; "
-                        f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}] [{t} riscv dmi_read {DM_SBCS:#x}]; ")
-        else:
-            counters = f"lappend s {{*}}[{t} read_memory {hit:#x} 32 2] 0; "
-        reply = self.command(f"halt; set s [{t} get_reg -force {{pc}}]; {counters}resume; set s")
-        numbers = re.findall(r"0x[0-9a-fA-F]+", reply)
-        if not reply.lstrip().startswith("pc ") or len(numbers) != 4:
-            raise TargetError(f"{self.url}: a PC sample came back as {reply[:80]!r}; expected "
-                              "'pc 0x... CTR_HIT CTR_ACC SBCS'")
-        pc, xip_hit, xip_acc, sbcs = (int(n, 16) for n in numbers)
-        if sbcs & SBCS_ERRORS:
-            raise TargetError(f"{self.url}: System Bus Access failed reading the XIP counters at {hit:#x} "
-                              f"(sbcs {sbcs:#010x}: sberror {(sbcs >> 12) & 7}, sbbusyerror {(sbcs >> 22) & 1})")
-        return PcSample(pc, xip_hit, xip_acc, self.hart)
+    def sampler(self, request: SampleRequest) -> "TclSampler":
+        """The batched sample (base.Sampler): one Tcl script, one round trip to OpenOCD, per sample."""
+        return TclSampler(self, request)
 
     def _probe_sba(self) -> bool:
         """Does the Debug Module offer 32-bit System Bus Access (sbcs.sbversion 1, sbaccess32)?"""
@@ -249,4 +214,81 @@ DM_DMSTATUS, DM_SBCS, DM_SBADDRESS0, DM_SBDATA0 = 0x11, 0x38, 0x39, 0x3C
 DMSTATUS_ANYUNAVAIL = 1 << 12
 SBCS_WORD_AUTOINCREMENT = (2 << 17) | (1 << 16)                       # sbaccess 32-bit, sbautoincrement
 SBCS_READ_ON_ADDR_AND_DATA = SBCS_WORD_AUTOINCREMENT | (1 << 20) | (1 << 15)   # + sbreadonaddr, sbreadondata
+SBCS_READ_ON_ADDR = SBCS_WORD_AUTOINCREMENT | (1 << 20)                 # + sbreadonaddr
 SBCS_ERRORS = (1 << 22) | (7 << 12)                                     # sbbusyerror, sberror
+
+
+class TclSampler:
+    """One sample of a running target in one Tcl round trip: halt, the registers by `get_reg -force`, each memory read,
+    resume. The reads are made while halted, so they belong to the same instant as the pc.
+
+    Word-aligned reads go through the Debug Module's System Bus Access with raw `riscv dmi_write/dmi_read` (for two
+    words 6 DMI accesses), not `read_memory`, which on OpenOCD 0.12 takes ~55 (s0/s1 saves, dcsr and mstatus reads, a
+    fence) and leaves registers dirty for the resume to write back. Without SBA, or unaligned, they go through
+    `read_memory`. Each read ends with sbcs read back, so a bus error is named.
+    """
+
+    cycle_counter = "mcycle"
+
+    def __init__(self, target: OpenOcdTarget, request: SampleRequest):
+        self.target, self.request = target, request
+        if target._has_sba is None:
+            target._has_sba = target._probe_sba()
+        t = target.target_name
+        self._names = list(request.registers) + (["mcycle"] if request.cycles else [])
+        wanted = " ".join(_OPENOCD_NAME.get(n.lower(), n.lower()) for n in self._names)
+        script = [f"halt; set s [{t} get_reg -force {{{wanted}}}]"]
+        for address, size in request.reads:
+            words = (size + 3) // 4
+            if target._has_sba and address % 4 == 0 and size % 4 == 0:
+                # The first sbcs write also clears (W1C) errors left from earlier accesses; sbreadondata stays on
+                # until the last word, so no read past the request reaches the bus.
+                on_data = SBCS_READ_ON_ADDR_AND_DATA if words > 1 else SBCS_READ_ON_ADDR
+                script.append(f"{t} riscv dmi_write {DM_SBCS:#x} {on_data | SBCS_ERRORS:#x}; "
+                              f"{t} riscv dmi_write {DM_SBADDRESS0:#x} {address:#x}")
+                script += [f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}]"] * (words - 1)
+                if words > 1:
+                    script.append(f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}")
+                script.append(f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}] [{t} riscv dmi_read {DM_SBCS:#x}]")
+            else:
+                first = address & ~3
+                words = (address + size - first + 3) // 4
+                script.append(f"lappend s {{*}}[{t} read_memory {first:#x} 32 {words}] 0")
+        script.append("resume; set s" if request.resume else "set s")
+        self._script = "; ".join(script)
+        self._words = [((address + size - (address & ~3) + 3) // 4) for address, size in request.reads]
+        what = ", ".join(self._names + describe_reads(request))
+        self.description = (f"openocd: halt, {what}{', resume' if request.resume else ''} in one round trip "
+                            "(one Tcl script)")
+
+    def take(self) -> Sample:
+        target, request = self.target, self.request
+        before = target.round_trips
+        reply = target.command(self._script)
+        tokens = reply.replace("{", " ").replace("}", " ").split()     # dmi_read's values come braced, with a newline
+        count = len(self._names)
+        try:
+            pairs = {name.lower(): int(value, 16) for name, value in zip(tokens[0:2 * count:2], tokens[1:2 * count:2])}
+            values = [pairs[_OPENOCD_NAME.get(n.lower(), n.lower())] for n in self._names]
+            numbers = [int(v, 16) for v in tokens[2 * count:]]
+        except (ValueError, KeyError):
+            numbers = values = None
+        if values is None or len(numbers) != sum(w + 1 for w in self._words):
+            raise TargetError(f"{target.url}: a sample came back as {reply[:80]!r}; expected "
+                              f"'{' 0x... '.join(self._names)} 0x...' then {sum(self._words)} words and sbcs")
+        registers = dict(zip(self._names, values))
+        cycles = registers.pop("mcycle") & 0xFFFFFFFF if request.cycles else None
+        memory = []
+        for (address, size), words in zip(request.reads, self._words):
+            chunk, sbcs = numbers[:words], numbers[words]
+            del numbers[:words + 1]
+            if sbcs & SBCS_ERRORS:
+                raise TargetError(f"{target.url}: System Bus Access failed reading {size} bytes at {address:#x} "
+                                  f"(sbcs {sbcs:#010x}: sberror {(sbcs >> 12) & 7}, sbbusyerror {(sbcs >> 22) & 1})")
+            data = b"".join(w.to_bytes(4, "little") for w in chunk)
+            skip = address - (address & ~3)
+            memory.append(data[skip:skip + size])
+        return Sample(registers, tuple(memory), cycles, target.round_trips - before, None)
+
+    def details(self) -> dict | None:
+        return None

@@ -17,13 +17,12 @@ are untested here (no board on this machine).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..chip import armv8m
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .base import ARM_REGISTERS, MEMORY, REGISTERS, RUN_CONTROL
+from .base import (ARM_REGISTERS, MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, ProtocolSampler, Sample,
+                   SampleRequest, Target, describe_reads)
 
 DM_AP_ADDRESS = rp.DM_AP_ADDRESS
 BLOCK_WORDS = 256
@@ -31,15 +30,8 @@ REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause"
                  "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
 
 
-class PcSample(NamedTuple):
-    pc: int
-    xip_hit: int
-    xip_acc: int
-    hart: int = 0     # which hart the pc is from
-
-
-class PyocdTarget:
-    capabilities = frozenset({MEMORY, REGISTERS, RUN_CONTROL})
+class PyocdTarget(Target):
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, SAMPLE})
 
     def __init__(self, probe, url: str | None = None, target_type: str = "cortex_m", hart: int = 0):
         from pyocd.core.session import Session
@@ -121,21 +113,49 @@ class PyocdTarget:
     def state(self) -> str:
         return "halted" if self.dm.is_halted() else "running"
 
-    def sample_pc_and_counters(self, counters_base: int = rp.XIP_CTRL_BASE) -> PcSample:
-        """halt, dpc, XIP CTR_HIT/CTR_ACC, resume as one batch of deferred transfers (see riscv_dm.py)."""
-        return PcSample(*self.dm.sample_pc_and_counters(counters_base + rp.XIP_CTRL_CTR_HIT), self.hart)
+    def sampler(self, request: SampleRequest):
+        """The batched sample (base.Sampler): pc and one two-word read, resumed after, go to the Debug Module as one
+        batch of deferred transfers (riscv_dm.py: one probe round trip); any other request through the protocol."""
+        if (request.registers == ("pc",) and len(request.reads) == 1 and request.reads[0][1] == 8
+                and request.reads[0][0] % 4 == 0 and not request.cycles and request.resume):
+            return _DmSampler(self, request)
+        return ProtocolSampler(self, request, round_trips=self._probe_round_trips())
+
+    def _probe_round_trips(self):
+        return (lambda: self.probe.round_trips) if hasattr(self.probe, "round_trips") else None
 
     def close(self) -> None:
+        if self.session is None:
+            return      # closed already
         try:
             self.probe.close()
         finally:
             self.session = None
 
 
-class PyocdArmTarget:
+class _DmSampler:
+    cycle_counter = "mcycle"
+
+    def __init__(self, target: PyocdTarget, request: SampleRequest):
+        self.target, self.address = target, request.reads[0][0]
+        self._round_trips = target._probe_round_trips()
+        self.description = (f"pyocd: halt, pc, {', '.join(describe_reads(request))}, resume in one round trip "
+                            "(one batch of Debug Module transfers)")
+
+    def take(self) -> Sample:
+        before = self._round_trips() if self._round_trips else None
+        pc, first, second = self.target.dm.sample_pc_and_counters(self.address)
+        trips = self._round_trips() - before if before is not None else None
+        return Sample({"pc": pc}, (first.to_bytes(4, "little") + second.to_bytes(4, "little"),), None, trips, None)
+
+    def details(self) -> dict | None:
+        return None
+
+
+class PyocdArmTarget(Target):
     """An RP2350 core in Arm mode through pyOCD's own `rp2350` target: memory, core registers, run control."""
 
-    capabilities = frozenset({MEMORY, ARM_REGISTERS, RUN_CONTROL})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, ARM_REGISTERS, RUN_CONTROL, SAMPLE})
     REGISTER_NAMES = tuple(f"r{i}" for i in range(13)) + ("sp", "lr", "pc", "xpsr", "msp", "psp")
     cycle_counter_name = "DWT_CYCCNT"       # what read_cycle_counter reads (profile --cycles names it in meta.json)
 
@@ -201,6 +221,13 @@ class PyocdArmTarget:
             self._pyocd("starting DWT_CYCCNT", self.soc.write32, armv8m.DWT_BASE, ctrl | armv8m.DWT_CTRL_CYCCNTENA)
             self._cycle_counter_started = True
         return self._pyocd("reading DWT_CYCCNT", self.soc.read32, armv8m.DWT_CYCCNT)
+
+    def sampler(self, request: SampleRequest) -> ProtocolSampler:
+        """Through the protocol (pyOCD's own calls), with DWT_CYCCNT as the cycle counter."""
+        return ProtocolSampler(self, request, read_cycles=self.read_cycle_counter,
+                               cycle_counter=self.cycle_counter_name,
+                               round_trips=(lambda: self.probe.round_trips) if hasattr(self.probe, "round_trips")
+                               else None)
 
     def halt(self) -> None:
         self._pyocd("halting", self.soc.halt)

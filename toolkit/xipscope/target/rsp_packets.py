@@ -36,11 +36,12 @@ def escape_binary(data: bytes) -> bytes:
     return bytes(out)
 
 
-def decode_payload(payload: bytes) -> bytes:
+def decode_payload(payload: bytes, limit: int | None = None) -> bytes:
     """Undo run-length encoding and escapes of a received packet body.
 
     RLE and escapes are undone in one left-to-right pass: `c*N` repeats `c` N-29 more times, and `}` escapes the
-    byte after it, which may itself be the character a following `*` repeats.
+    byte after it, which may itself be the character a following `*` repeats. With a limit, a body that expands past
+    `limit` bytes is refused (ValueError) instead of grown.
     """
     if ESCAPE not in payload and RLE_MARK not in payload:
         return payload
@@ -61,10 +62,16 @@ def decode_payload(payload: bytes) -> bytes:
                 raise ValueError(f"bad run-length count byte {payload[i + 1]:#x}")
             out += bytes((out[-1],)) * count
             i += 2
+            if limit is not None and len(out) > limit:
+                raise ValueError(f"run-length encoding expands the packet past {limit} bytes")
         else:
             out.append(b)
             i += 1
     return bytes(out)
+
+
+class PacketTooLong(ValueError):
+    """A packet went on past the parser's bound without its `#xx` end."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,13 @@ class PacketParser:
     """Incremental parser: feed bytes as they arrive, take acks, packets and interrupts as they complete.
 
     Items returned by `feed` are `b"+"`, `b"-"`, `b"\\x03"` or a Packet. Stray bytes between packets are dropped,
-    as gdb does.
+    as gdb does. With max_packet, a packet body that reaches that many bytes without its end raises PacketTooLong
+    (a client bounds what a server's reply may cost it; the packets before it in the same data are lost with it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_packet: int | None = None) -> None:
         self._buf = bytearray()
+        self.max_packet = max_packet
 
     def feed(self, data: bytes) -> list:
         self._buf += data
@@ -93,6 +102,9 @@ class PacketParser:
             if b == 0x24:  # '$'
                 end = buf.find(b"#", i + 1)
                 if end < 0 or end + 3 > len(buf):
+                    if self.max_packet is not None and (end if end >= 0 else len(buf)) - i - 1 > self.max_packet:
+                        del buf[:]
+                        raise PacketTooLong(f"over {self.max_packet} bytes without an end")
                     break  # incomplete: wait for more bytes
                 body = bytes(buf[i + 1:end])
                 try:

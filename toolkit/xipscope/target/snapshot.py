@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from ..chip.memory_map import ADDRESS_BITS, ADDRESS_SPACE
 from ..errors import CapabilityError, FormatError, TargetError
 from ..files import open_regular, read_regular, read_regular_text
-from .base import MEMORY, REGISTERS
+from .base import MEMORY, REGISTERS, Target
 from .rsp import REGISTER_ALIASES, RegisterInfo
 
 FORMAT = "xipscope-snapshot"         # repeated from xipscope/snapshot.py, which this layer does not import
@@ -183,7 +183,7 @@ def _file_hash(f) -> str:
     return digest.hexdigest()
 
 
-class SnapshotTarget:
+class SnapshotTarget(Target):
     """A snapshot as a Target: always halted, memory only where saved, registers as they were."""
 
     capabilities = frozenset({MEMORY, REGISTERS})
@@ -301,7 +301,7 @@ class SnapshotTarget:
                 raise TypeError("a region's name, start or end is of the wrong type")
             return MemoryMap(saved["name"], [
                 Region(r["name"], r["start"], r["end"], r["kind"], bool(r.get("cached")), bool(r.get("atomics_ok")),
-                       f"{self.url} manifest") for r in saved["regions"]])
+                       f"{self.url} manifest") for r in saved["regions"]], saved.get("chip"))
         except (XipscopeError, KeyError, TypeError, AttributeError) as e:
             raise FormatError(f"{self.directory / MANIFEST}: memory_map is damaged ({e}); pass the map by name "
                               "(--map rp2350 or qemu-virt) instead") from None
