@@ -130,3 +130,29 @@ def test_follow_refuses_a_ram_image(tmp_path):
     result = subprocess.run([sys.executable, "-m", "xipscope", "dmesg", "--follow", "--elf", "vmlinux", "--dump",
                              f"{image}@0x80000000"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "--follow watches a running kernel: give --target URL" in result.stderr
+
+
+def test_the_pre_5_10_log_buf_is_followed_by_its_seqs():
+    # No descriptor ring to watch: each poll reads __log_buf whole and prints the seqs not printed yet.
+    def image(first_seq: int, texts: list[str]) -> Memory:
+        memory = bytearray(0x400)
+        idx = 0x200                                   # past PRB_VAR, which RingMemory answers itself
+        for n, text in enumerate(texts):
+            raw = text.encode()
+            length = -(-(16 + len(raw)) // 4) * 4
+            struct.pack_into("<QHHHBB", memory, idx, 1000 * (first_seq + n), length, len(raw), 0, 0, (6 << 5) | 2)
+            memory[idx + 16:idx + 16 + len(raw)] = raw
+            idx += length
+        # log_buf, log_buf_len, log_first_idx, log_next_idx, log_first_seq
+        struct.pack_into("<IIIIQ", memory, 0, 0x200, 0x200, 0, idx - 0x200, first_seq)
+        return Memory(0, memory)
+
+    facts = KernelLogFacts("log_buf", {"log_buf": 0, "log_buf_len": 4, "log_first_idx": 8, "log_next_idx": 12,
+                                       "log_first_seq": 16}, 4, True, None, None)
+    texts = [f"line {i}" for i in range(9)]
+    target = RingMemory(image(0, texts[:3]), 0)
+    cursor = open_printk_cursor(target, facts)
+    assert texts_of(poll_printk_records(target, cursor)) == texts[:3]
+    assert poll_printk_records(target, cursor) == []
+    target.write(image(5, texts[5:]), 0)            # 3 and 4 dropped out of the buffer between the polls
+    assert texts_of(poll_printk_records(target, cursor)) == [LostRecords(2)] + texts[5:]

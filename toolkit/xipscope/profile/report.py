@@ -215,9 +215,9 @@ def _flame_html(profile) -> str:
     from .flame import flame_svg
 
     svg = flame_svg(collapsed_stacks(profile.samples, profile.symbols))
-    return ("<h2>Flame graph</h2><p>The sampled stacks (stacks.collapsed): each frame sits on its caller and is as wide "
-            "as the samples taken in it and its callees (counted, not cycle-weighted); callees side by side in name "
-            "order. Hover a frame for its count.</p>" + svg)
+    return ("<h2>Flame graph</h2><p>The sampled stacks (stacks.collapsed): each frame sits on its caller and is as "
+            "wide as the samples taken in it and its callees (counted, not cycle-weighted); callees side by side in "
+            "name order. Hover a frame for its count.</p>" + svg)
 
 
 def _annotated_html(profile, by_function, by_line, functions: int = ANNOTATED_FUNCTIONS) -> str:
