@@ -45,8 +45,15 @@ def open_memory_source(args):
 def cmd_dmesg(args) -> int:
     from .linux.printk import format_log, kernel_log_facts, read_kernel_log
 
+    if args.follow and args.dump:
+        raise XipscopeError("--follow watches a running kernel: give --target URL (a RAM image never changes)")
     facts = kernel_log_facts(args.elf)
     target = open_memory_source(args)
+    if args.follow:
+        try:
+            return follow_dmesg(args, target, facts)
+        finally:
+            target.close()
     try:
         log = read_kernel_log(target, facts, caller=args.caller)
     finally:
@@ -61,6 +68,39 @@ def cmd_dmesg(args) -> int:
             out.write(line + "\n")
     for note in log.notes:
         print(f"xipscope dmesg: {note}", file=sys.stderr)
+    return 0
+
+
+def follow_dmesg(args, target, facts) -> int:
+    """Print records as the kernel writes them until Ctrl-C, which ends the current poll cleanly (a target halted
+    for a poll is resumed before we stop)."""
+    import signal
+    import threading
+
+    from .linux.printk import LostRecords, follow_printk_records, format_record
+    from .target.base import RUN_CONTROL
+
+    if RUN_CONTROL in target.capabilities and target.state() == "halted":
+        # As `profile` does: a kernel stopped (e.g. by a GDB server as we attached) would write nothing to follow.
+        target.resume()
+        print(f"xipscope dmesg: resumed {target.url}, which was halted", file=sys.stderr)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        for event in follow_printk_records(target, facts, args.caller, from_start=args.follow == "all",
+                                           interval=args.interval, stop=stop):
+            if isinstance(event, LostRecords):
+                lines = [json.dumps({"lost": event.count}) if args.json else
+                         f"xipscope dmesg: {event.count} record(s) lost: overwritten before they were read"]
+            elif args.level is not None and event.level not in args.level:
+                continue
+            else:
+                lines = ([json.dumps(event.to_json(), ensure_ascii=False)] if args.json
+                         else format_record(event, True))
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
 
 
@@ -90,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the kernel records callers (CONFIG_PRINTK_CALLER); default: from DWARF or a .config "
                             "beside the symbols")
     dmesg.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
+    follow = dmesg.add_mutually_exclusive_group()
+    follow.add_argument("-w", "--follow", action="store_const", const="all", default=None,
+                        help="print the log, then each new record as the kernel writes it, until Ctrl-C (polls the "
+                             "ring's head: memory read while the core runs where the transport can, else a brief "
+                             "halt per poll; records overwritten between two polls are reported as lost)")
+    follow.add_argument("-W", "--follow-new", dest="follow", action="store_const", const="new",
+                        help="as --follow, printing only the records written from now on")
+    dmesg.add_argument("--interval", type=float, default=0.25, metavar="SECONDS",
+                       help="with --follow: seconds between two polls (default 0.25)")
     dmesg.set_defaults(func=cmd_dmesg)
 
     # In the order a user meets them: what the kernel said, why it died, where the time goes, why it hangs, then the

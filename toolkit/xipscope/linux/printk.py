@@ -473,3 +473,227 @@ def read_kernel_log(target, facts: KernelLogFacts, caller: bool | None = None) -
     first_seq = read_uint("log_first_seq", 8) if "log_first_seq" in facts.addresses else 0
     return read_log_buf(target, read_uint("log_buf", facts.word_size), read_uint("log_buf_len", 4),
                         read_uint("log_first_idx", 4), read_uint("log_next_idx", 4), facts.little_endian, first_seq)
+
+
+# -- following the log as the kernel writes it -----------------------------------------------------------------------
+
+@dataclass
+class LostRecords:
+    """Records the kernel wrote and then overwrote before a poll could read them."""
+    count: int
+
+
+@dataclass
+class PrintkCursor:
+    """Where a follower is in the log: the next descriptor id to read, and what it knows of the ring.
+
+    The ring's geometry is read once (and again when `prb` changes: a kernel that grows its log buffer at boot moves
+    it); an idle poll then reads only `prb` and the head and tail ids.
+    """
+    facts: KernelLogFacts
+    show_caller: bool
+    prb: int | None = None           # the value of `prb` the geometry below belongs to
+    count_bits: int = 0
+    size_bits: int = 0
+    descs: int = 0
+    infos: int = 0
+    data: int = 0
+    next_id: int | None = None       # the next descriptor id to print; None: start at the tail (or after the head)
+    from_start: bool = True
+    last_seq: int = -1               # the seq printed last: a moved ring is read on from after it
+    live: bool | None = None         # memory read while the core runs: None untried, False the transport can't
+    log_buf_next_seq: int | None = None    # the pre-5.10 format: the next seq to print
+
+
+def open_printk_cursor(target, facts: KernelLogFacts, caller: bool | None = None,
+                       from_start: bool = True) -> PrintkCursor:
+    """A cursor at the oldest record in the ring (from_start) or after the newest (only what is written next)."""
+    show = caller if caller is not None else bool(facts.has_caller)
+    return PrintkCursor(facts, show, from_start=from_start)
+
+
+def _poll_reads(target, cursor: PrintkCursor, body):
+    """body() with the target's memory readable: while the core runs where the transport reads memory then (tried
+    once; OpenOCD, pyOCD and the twin do), else inside one brief halt; a halted target stays halted."""
+    from ..target.base import RUN_CONTROL
+
+    if RUN_CONTROL not in getattr(target, "capabilities", ()) or target.state() != "running":
+        return body()
+    if cursor.live is not False:
+        try:
+            result = body()
+        except TargetError:
+            if cursor.live or target.state() != "running":
+                raise
+            cursor.live = False            # e.g. rsp:// (an all-stop GDB server): halt for each poll instead
+        else:
+            cursor.live = True
+            return result
+    target.halt()
+    try:
+        return body()
+    finally:
+        target.resume()
+
+
+def poll_printk_records(target, cursor: PrintkCursor) -> list:
+    """The records written since the cursor's last poll, oldest first, with a LostRecords where some were
+    overwritten before this poll could read them; advances the cursor. A record still being written is left for
+    the next poll."""
+    if cursor.facts.format != "printk_ringbuffer":
+        return _poll_log_buf(target, cursor)
+    events, state = _poll_reads(target, cursor, lambda: _read_new_records(target, cursor))
+    for name, value in state.items():
+        setattr(cursor, name, value)
+    return events
+
+
+def _read_new_records(target, cursor: PrintkCursor) -> tuple[list, dict]:
+    """One poll's reads, touching nothing in the cursor (a failed live read is retried halted): (events, updates)."""
+    facts, layout = cursor.facts, cursor.facts.layout
+    order = "little" if facts.little_endian else "big"
+    r = _Reader(layout.word, facts.little_endian)
+    word_mask = (1 << layout.word * 8) - 1
+    id_mask = word_mask >> 2
+    state_shift = layout.word * 8 - 2
+    prb = int.from_bytes(_read(target, facts.addresses["prb"], facts.word_size, "prb"), order)
+    geometry = {}
+    if prb != cursor.prb:
+        ring = _read(target, prb, layout.ring_size, "struct printk_ringbuffer")
+        count_bits, size_bits = r.u(ring, layout.count_bits, 4), r.u(ring, layout.size_bits, 4)
+        if not 0 < count_bits <= MAX_COUNT_BITS or not 0 < size_bits <= MAX_SIZE_BITS:
+            raise FormatError(f"printk ring at {prb:#x} has count_bits={count_bits}, size_bits={size_bits}: "
+                              f"not a printk_ringbuffer (wrong ELF for this memory?)")
+        geometry = {"prb": prb, "count_bits": count_bits, "size_bits": size_bits, "descs": r.ulong(ring, layout.descs),
+                    "infos": r.ulong(ring, layout.infos), "data": r.ulong(ring, layout.data)}
+        # A new ring (the first poll, or the kernel moved its log): read it from its tail, skipping what was printed.
+        geometry["next_id"] = None
+    g = {k: geometry.get(k, getattr(cursor, k)) for k in ("prb", "count_bits", "size_bits", "descs", "infos", "data",
+                                                          "next_id")}
+    count, size = 1 << g["count_bits"], 1 << g["size_bits"]
+    ids_at = min(layout.head_id, layout.tail_id)
+    ids_len = max(layout.head_id, layout.tail_id) + layout.word - ids_at
+
+    def head_and_tail() -> tuple[int, int]:
+        raw = _read(target, prb + ids_at, ids_len, "the ring's head and tail ids")
+        return (r.ulong(raw, layout.head_id - ids_at) & id_mask, r.ulong(raw, layout.tail_id - ids_at) & id_mask)
+
+    head_id, tail_id = head_and_tail()
+    fresh = g["next_id"] is None                   # nothing of this ring read yet: what was retired is no loss
+    next_id = g["next_id"]
+    if fresh:
+        next_id = tail_id if cursor.from_start or cursor.last_seq >= 0 else (head_id + 1) & id_mask
+    events: list = []
+    lost = 0
+    # ids next_id..head_id are new; next_id one past the head means nothing is.
+    pending = 0 if next_id == (head_id + 1) & id_mask else ((head_id - next_id) & id_mask) + 1
+    behind = (tail_id - next_id) & id_mask                   # ids the tail has passed since the last poll
+    if pending and behind and behind < pending:
+        if not fresh:
+            lost += behind
+        next_id, pending = tail_id, pending - behind
+    pending = min(pending, count)                            # head and tail read apart by a busy kernel
+    updates = dict(geometry)
+    if not pending:
+        updates["next_id"] = next_id
+        return events, updates
+
+    def span(base: int, item: int, what: str) -> bytes:
+        """The array entries of ids next_id..head_id, read as one or two blocks, at their index's place."""
+        buf = bytearray(count * item)
+        first = next_id & (count - 1)
+        n1 = min(pending, count - first)
+        buf[first * item:(first + n1) * item] = _read(target, base + first * item, n1 * item, what)
+        if pending > n1:
+            buf[0:(pending - n1) * item] = _read(target, base, (pending - n1) * item, what)
+        return bytes(buf)
+
+    descs = span(g["descs"], layout.desc_size, "the new descriptors")
+    infos = span(g["infos"], layout.info_size, "the new records' printk_info")
+    # The new records' text lies from the first one's begin to the last one's next (logical positions, in order).
+    blocks = []
+    for k in range(pending):
+        d = ((next_id + k) & (count - 1)) * layout.desc_size
+        if r.ulong(descs, d + layout.state_var) & id_mask == (next_id + k) & id_mask:
+            begin, nxt = r.ulong(descs, d + layout.lpos_begin), r.ulong(descs, d + layout.lpos_next)
+            if not (begin & 1 and nxt & 1):                 # (odd, odd): no data block
+                blocks.append((begin, nxt))
+    data = bytearray(size)
+    if blocks:
+        low = blocks[0][0]
+        extent = (blocks[-1][1] - low) & word_mask
+        if extent >= size:
+            data[:] = _read(target, g["data"], size, "the text data ring")
+        else:
+            start = low & (size - 1)
+            n1 = min(extent, size - start)
+            data[start:start + n1] = _read(target, g["data"] + start, n1, "the new records' text")
+            if extent > n1:
+                data[:extent - n1] = _read(target, g["data"], extent - n1, "the new records' text")
+    data = bytes(data)
+    # Anything the tail passed while we read may have been overwritten under us: count it lost, not garbled.
+    _, tail_after = head_and_tail()
+    overwritten = (tail_after - next_id) & id_mask
+    if overwritten > pending:
+        overwritten = 0
+    ident = next_id
+    for k in range(pending):
+        index = ident & (count - 1)
+        sv = r.ulong(descs, index * layout.desc_size + layout.state_var)
+        state = sv >> state_shift
+        if (sv & id_mask) == ident and state == DESC_RESERVED:
+            break                                           # being written: read it at the next poll
+        if (sv & id_mask) == ident and state == DESC_COMMITTED and ident == head_id:
+            break                                           # may still be extended (a continuation line)
+        if k < overwritten:
+            lost += 1
+        elif (sv & id_mask) != ident or state == DESC_REUSABLE:
+            lost += 0 if fresh else 1
+        else:
+            record = _ring_record(r, layout, infos, index, descs, data, g["size_bits"], cursor.show_caller,
+                                  ident, word_mask)
+            if record is None:
+                lost += 1
+            elif record.seq > cursor.last_seq or not fresh:
+                if lost:
+                    events.append(LostRecords(lost))
+                    lost = 0
+                events.append(record)
+                updates["last_seq"] = record.seq
+        ident = (ident + 1) & id_mask
+    if lost:
+        events.append(LostRecords(lost))
+    updates["next_id"] = ident
+    return events, updates
+
+
+def _poll_log_buf(target, cursor: PrintkCursor) -> list:
+    """The pre-5.10 `__log_buf` has no descriptor ring to watch: each poll reads it whole and keeps the new seqs."""
+    records = _poll_reads(target, cursor, lambda: read_kernel_log(target, cursor.facts)).records
+    if cursor.log_buf_next_seq is None:
+        cursor.log_buf_next_seq = (records[0].seq if cursor.from_start else records[-1].seq + 1) if records else 0
+    new = [record for record in records if record.seq >= cursor.log_buf_next_seq]
+    events: list = []
+    if new and new[0].seq > cursor.log_buf_next_seq:
+        events.append(LostRecords(new[0].seq - cursor.log_buf_next_seq))
+    events += new
+    if new:
+        cursor.last_seq = new[-1].seq
+        cursor.log_buf_next_seq = cursor.last_seq + 1
+    return events
+
+
+def follow_printk_records(target, facts: KernelLogFacts, caller: bool | None = None, from_start: bool = True,
+                          interval: float = 0.25, stop=None):
+    """Yield the kernel's records as it writes them (a LostRecords where some were overwritten between two polls),
+    polling every `interval` seconds until `stop` (an Event) is set or the caller stops iterating (Ctrl-C).
+    from_start: first the records already in the ring, as `dmesg --follow` does; else only the ones written next."""
+    import time
+
+    cursor = open_printk_cursor(target, facts, caller, from_start)
+    while stop is None or not stop.is_set():
+        yield from poll_printk_records(target, cursor)
+        if stop is not None:
+            stop.wait(interval)
+        else:
+            time.sleep(interval)

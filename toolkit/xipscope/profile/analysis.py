@@ -280,8 +280,23 @@ def share_by_function(frame: "pd.DataFrame", top: int | None = None) -> "pd.Data
     return table.head(top) if top else table
 
 
+def misses_by_sample(frame: "pd.DataFrame") -> "np.ndarray":
+    """XIP misses attributed to each sample: half of the interval before it and half of the one after (module
+    docstring); unknown intervals give nothing. All NaN when the run has no known interval (no counters)."""
+    import numpy as np
+
+    miss = frame["d_acc"].to_numpy() - frame["d_hit"].to_numpy()     # the interval ending at each sample
+    if len(miss) == 0 or np.isnan(miss).all():
+        return np.full(len(miss), np.nan)
+    half = np.nan_to_num(miss) / 2
+    out = half.copy()
+    out[:-1] += half[1:]
+    return out
+
+
 def share_by_line(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFrame":
-    """Samples per source line (most first) with the function they fell in."""
+    """Samples per source line (most first) with the function they fell in, and the XIP misses attributed to them
+    (misses_by_sample: NaN without counters)."""
     import numpy as np
     import pandas as pd
 
@@ -291,11 +306,14 @@ def share_by_line(frame: "pd.DataFrame", top: int | None = None) -> "pd.DataFram
     counts = np.bincount(which, minlength=len(pairs))
     w = frame["weight"].to_numpy()
     share = np.bincount(which, weights=w, minlength=len(pairs)) / max(w.sum(), 1e-300)
+    misses = misses_by_sample(frame)
     order = np.lexsort((-counts, -share))
     nf = len(frame["function"].cat.categories)
     out = pd.DataFrame({
         "function": np.asarray(frame["function"].cat.categories, dtype=object)[pairs[order] % nf].astype(str),
-        "samples": counts[order], "share": share[order]},
+        "samples": counts[order], "share": share[order],
+        "misses": np.bincount(which, weights=np.nan_to_num(misses), minlength=len(pairs))[order]
+        if not np.isnan(misses).all() else np.full(len(pairs), np.nan)},
         index=pd.Index(np.asarray(frame["line"].cat.categories, dtype=object)[pairs[order] // nf].astype(str),
                        name="line"))
     return out.head(top) if top else out

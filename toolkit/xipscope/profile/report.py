@@ -126,7 +126,14 @@ table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2
 table.t th:first-child,table.t td:first-child{text-align:left}table.t tr:nth-child(even){background:#f5f5f5}
 .note{background:#fff6d5;padding:.5em 1em;border-left:4px solid #e0b000}
 .alert{background:#fde2e2;padding:.5em 1em;border-left:4px solid #c00}img{max-width:100%}
-code{background:#f0f0f0;padding:0 3px}"""
+code{background:#f0f0f0;padding:0 3px}
+svg.flame{display:block;margin:.5em 0}svg.flame text{pointer-events:none;fill:#000}
+table.src{border-collapse:collapse;font-size:.8em;font-family:monospace;width:100%}
+table.src td{padding:0 6px;text-align:right;white-space:nowrap;vertical-align:top}
+table.src td.code{text-align:left;white-space:pre;width:100%}table.src tr.gap td{color:#999;text-align:left}
+table.src tr.hot td{background:#fde2e2}table.src tr.warm td{background:#fff6d5}"""
+
+ANNOTATED_FUNCTIONS = 3
 
 
 def render_html(profile, summary, tables, attribution, livelock, figures, stacks, top) -> str:
@@ -167,6 +174,8 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
 
     parts.append("<h2>Top functions</h2><img src='top_functions.png' alt='top functions by region'>")
     parts.append(_table_html(tables["by_function"], percent=("share",), rows=top))
+    if stacks:
+        parts.append(_flame_html(profile))
     if attribution is not None and len(attribution):
         level = attribution.attrs.get("level", 0.9)
         parts.append(
@@ -179,6 +188,8 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
 
     parts.append("<h2>Top source lines</h2>")
     parts.append(_table_html(tables["by_line"], percent=("share",), rows=top))
+    if profile.symbols is not None:
+        parts.append(_annotated_html(profile, tables["by_function"], tables["by_line"]))
 
     parts.append("<h2>Intrusiveness</h2>")
     parts.append(f"<p>Median halt per sample {_ns(intr['halted_ns_median'])} (95th percentile "
@@ -196,6 +207,60 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
         f"<tr><td>{e(str(k))}</td><td>{e(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
         for k, v in sorted(meta.items())) + "</table>")
     parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _flame_html(profile) -> str:
+    """The flame graph of the sampled stacks, drawn from the same collapsed stacks as stacks.collapsed."""
+    from .export import collapsed_stacks
+    from .flame import flame_svg
+
+    svg = flame_svg(collapsed_stacks(profile.samples, profile.symbols))
+    return ("<h2>Flame graph</h2><p>The sampled stacks (stacks.collapsed): each frame sits on its caller and is as "
+            "wide as the samples taken in it and its callees (counted, not cycle-weighted); callees side by side in "
+            "name order. Hover a frame for its count.</p>" + svg)
+
+
+def _annotated_html(profile, by_function, by_line, functions: int = ANNOTATED_FUNCTIONS) -> str:
+    """The source of the hottest functions, each line with its samples and attributed XIP misses."""
+    from .annotate import annotate_function, source_bases
+
+    e = html.escape
+    names = [f for f in by_function.index if f != an.NO_SYMBOL][:functions]
+    bases = source_bases(profile.directory, profile.elf_path)
+    has_misses = not by_line["misses"].isna().all()
+    parts = ["<h2>Annotated source</h2><p>The hottest functions' source, as <code>perf annotate</code> shows it: each "
+             "line with the samples whose pc fell on its code and their share of the run"
+             + (", and the XIP misses attributed to it (each interval's misses split half to the line of the sample "
+                "before it and half to the one after)" if has_misses else "") + ".</p>"]
+    for name in names:
+        found = annotate_function(by_line, name, profile.symbols, bases)
+        where = (f" in <code>{e(str(found.path))}</code>" if found.path else
+                 f"; source <code>{e(str(found.file))}</code> not found (looked under the working directory, the "
+                 "profile and the ELF's directories)" if found.file else "; the ELF has no line table for it")
+        parts.append(f"<h3 id='src-{e(name)}'>{e(name)}</h3><p>{found.samples:,} samples{where}.</p>")
+        if not found.lines and not found.inlined:
+            continue
+        peak = max([ln.samples for ln in found.lines + found.inlined if ln is not None] + [1])
+        rows = [f"<table class='src' data-function='{e(name, quote=True)}'><tr><th>samples</th><th>share</th>"
+                + ("<th>misses</th>" if has_misses else "") + "<th>line</th><th></th></tr>"]
+
+        def row(ln) -> str:
+            if ln is None:
+                return f"<tr class='gap'><td colspan='{5 if has_misses else 4}'>...</td></tr>"
+            heat = "hot" if ln.samples >= peak / 2 else "warm" if ln.samples else ""
+            return (f"<tr class='{heat}' data-file='{e(ln.file, quote=True)}' data-line='{ln.line}' "
+                    f"data-samples='{ln.samples}'><td>{ln.samples or ''}</td><td>{_pct(ln.share) if ln.samples else ''}"
+                    "</td>" + (f"<td>{'' if ln.misses != ln.misses or not ln.samples else f'{ln.misses:,.0f}'}</td>"
+                               if has_misses else "")
+                    + f"<td>{ln.line}</td><td class='code'>{e(ln.text) if ln.text is not None else ''}</td></tr>")
+
+        rows += [row(ln) for ln in found.lines]
+        if found.inlined:
+            rows.append(f"<tr class='gap'><td colspan='{5 if has_misses else 4}'>inlined from other files:</td></tr>")
+            rows += [row(ln).replace(f"<td>{ln.line}</td>", f"<td>{e(Path(ln.file).name)}:{ln.line}</td>")
+                     for ln in found.inlined]
+        parts.append("".join(rows) + "</table>")
     return "\n".join(parts)
 
 
