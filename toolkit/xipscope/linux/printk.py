@@ -501,7 +501,6 @@ class PrintkCursor:
     next_id: int | None = None       # the next descriptor id to print; None: start at the tail (or after the head)
     from_start: bool = True
     last_seq: int = -1               # the seq printed last: a moved ring is read on from after it
-    live: bool | None = None         # memory read while the core runs: None untried, False the transport can't
     log_buf_next_seq: int | None = None    # the pre-5.10 format: the next seq to print
 
 
@@ -513,22 +512,14 @@ def open_printk_cursor(target, facts: KernelLogFacts, caller: bool | None = None
 
 
 def _poll_reads(target, cursor: PrintkCursor, body):
-    """body() with the target's memory readable: while the core runs where the transport reads memory then (tried
-    once; OpenOCD, pyOCD and the twin do), else inside one brief halt; a halted target stays halted."""
-    from ..target.base import RUN_CONTROL
+    """body() with the target's memory readable: while the core runs where the transport says it reads memory then
+    (READ_WHILE_RUNNING: System Bus Access through pyOCD, the twin), else inside one brief halt; a halted target
+    stays halted."""
+    from ..target.base import READ_WHILE_RUNNING, RUN_CONTROL
 
-    if RUN_CONTROL not in getattr(target, "capabilities", ()) or target.state() != "running":
+    capabilities = getattr(target, "capabilities", ())
+    if RUN_CONTROL not in capabilities or READ_WHILE_RUNNING in capabilities or target.state() != "running":
         return body()
-    if cursor.live is not False:
-        try:
-            result = body()
-        except TargetError:
-            if cursor.live or target.state() != "running":
-                raise
-            cursor.live = False            # e.g. rsp:// (an all-stop GDB server): halt for each poll instead
-        else:
-            cursor.live = True
-            return result
     target.halt()
     try:
         return body()
@@ -549,7 +540,7 @@ def poll_printk_records(target, cursor: PrintkCursor) -> list:
 
 
 def _read_new_records(target, cursor: PrintkCursor) -> tuple[list, dict]:
-    """One poll's reads, touching nothing in the cursor (a failed live read is retried halted): (events, updates)."""
+    """One poll's reads, touching nothing in the cursor: (events, updates)."""
     facts, layout = cursor.facts, cursor.facts.layout
     order = "little" if facts.little_endian else "big"
     r = _Reader(layout.word, facts.little_endian)

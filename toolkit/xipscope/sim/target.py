@@ -18,7 +18,8 @@ import threading
 import time
 
 from ..errors import TargetError
-from ..target.base import FIRMWARE, MEMORY, MODEL, PACING, REGISTERS, RUN_CONTROL, WRITE_MEMORY, Target
+from ..target.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
+                           WRITE_MEMORY, Target)
 from .machine import MODEL_NOTE, Machine, RunResult
 from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
@@ -28,7 +29,7 @@ SLICE = 50_000
 class SimTarget(Target):
     # A model (reports say so), paced to a simulated clock on request (profile asks), and it knows its firmware
     # (doctor takes its symbols from it); no batched sample: in-process, the protocol's calls cost no round trips.
-    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, MODEL, PACING, FIRMWARE})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, READ_WHILE_RUNNING, MODEL, PACING, FIRMWARE})
 
     def __init__(self, firmware: str, *, clock_hz: float | None = None, **machine_kwargs):
         from urllib.parse import parse_qs

@@ -16,6 +16,7 @@ MEMORY = "memory"          # read_memory
 WRITE_MEMORY = "write-memory"   # write_memory
 REGISTERS = "registers"    # read_registers / read_register (GPRs, pc, CSRs by name)
 RUN_CONTROL = "run-control"  # halt / resume / state
+READ_WHILE_RUNNING = "read-while-running"   # read_memory works while the core runs (System Bus Access), no halt
 ARM_REGISTERS = "arm-registers"  # r0-r12, sp, lr, pc, xpsr, msp, psp instead of RISC-V's: an RP2350 core in Arm mode
 SAMPLE = "sample"          # sampler(request): halt, registers, memory reads (and resume) as one operation it plans
 MODEL = "model"            # the target is a model (the RP2350 twin): reports say so beside what it shows

@@ -21,8 +21,8 @@ from ..chip import armv8m
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .base import (ARM_REGISTERS, MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, ProtocolSampler, Sample,
-                   SampleRequest, Target, describe_reads)
+from .base import (ARM_REGISTERS, MEMORY, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY,
+                   ProtocolSampler, Sample, SampleRequest, Target, describe_reads)
 
 DM_AP_ADDRESS = rp.DM_AP_ADDRESS
 BLOCK_WORDS = 256
@@ -31,7 +31,7 @@ REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause"
 
 
 class PyocdTarget(Target):
-    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, SAMPLE})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, REGISTERS, RUN_CONTROL, READ_WHILE_RUNNING, SAMPLE})
 
     def __init__(self, probe, url: str | None = None, target_type: str = "cortex_m", hart: int = 0):
         from pyocd.core.session import Session
@@ -155,7 +155,7 @@ class _DmSampler:
 class PyocdArmTarget(Target):
     """An RP2350 core in Arm mode through pyOCD's own `rp2350` target: memory, core registers, run control."""
 
-    capabilities = frozenset({MEMORY, WRITE_MEMORY, ARM_REGISTERS, RUN_CONTROL, SAMPLE})
+    capabilities = frozenset({MEMORY, WRITE_MEMORY, ARM_REGISTERS, RUN_CONTROL, READ_WHILE_RUNNING, SAMPLE})
     REGISTER_NAMES = tuple(f"r{i}" for i in range(13)) + ("sp", "lr", "pc", "xpsr", "msp", "psp")
     cycle_counter_name = "DWT_CYCCNT"       # what read_cycle_counter reads (profile --cycles names it in meta.json)
 
