@@ -1,8 +1,9 @@
 """xipscope's gdb commands from a checkout: `source gdb_scripts/xipscope.py` in gdb-multiarch, then `help xs`.
 
 The commands live in the package (toolkit/xipscope/gdb/); this file only runs the package's loader,
-toolkit/xipscope/gdb/script.py (the file `xipscope gdb-script` prints), which puts the checkout's toolkit/ first on gdb's sys.path and, if gdb's Python lacks
-xipscope's libraries, the checkout's .venv (`make venv`; or $XIPSCOPE_VENV, or the active $VIRTUAL_ENV).
+toolkit/xipscope/gdb/script.py (the file `xipscope gdb-script` prints), which puts the checkout's toolkit/ first on
+gdb's sys.path and, if gdb's Python lacks xipscope's libraries, the checkout's .venv (`make venv`; or $XIPSCOPE_VENV,
+or the active $VIRTUAL_ENV).
 Installed with pip instead? `python import xipscope.gdb`, or `source` the path `xipscope gdb-script` prints.
 """
 

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(xipscope/gdb/script.py): it puts this xipscope, and the venv it is installed in, on gdb's own\n"
                     "Python path. Where gdb's Python imports xipscope already (e.g. `pip install --user` with the\n"
                     "Python gdb embeds), `python import xipscope.gdb` in gdb does the same.",
-        epilog="example:\n  gdb-multiarch firmware.elf -ex \"source $(xipscope gdb-script)\" -ex 'target remote :3333'\n"
+        epilog="example:\n"
+               "  gdb-multiarch firmware.elf -ex \"source $(xipscope gdb-script)\" -ex 'target remote :3333'\n"
                "  (gdb) help xs")
     gdb_script.set_defaults(func=cmd_gdb_script)
     return parser
