@@ -14,12 +14,15 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ..errors import XipscopeError
+
 # The third-party modules the xs commands import (ELF reading, instruction decoding, the profile's tables and plots).
 NEEDED = ("elftools", "numpy", "capstone", "pandas", "pyarrow", "matplotlib")
 
 
-class MissingDependencies(ImportError):
-    """gdb's Python finds xipscope but not the libraries it needs."""
+class MissingDependencies(XipscopeError, ImportError):
+    """gdb's Python finds xipscope but not the libraries it needs (an ImportError too: the loader, script.py, then
+    tries a venv)."""
 
 
 def _check_dependencies() -> None:
@@ -30,7 +33,8 @@ def _check_dependencies() -> None:
         raise MissingDependencies(
             f"xipscope.gdb: gdb's Python {version} imports xipscope from {package} but not {', '.join(missing)} "
             f"(xipscope's dependencies). Install xipscope for that Python (`python{version} -m pip install --user "
-            f"xipscope`), or source the file `xipscope gdb-script` prints from a venv made with Python {version}.",
+            f"--break-system-packages XIPSCOPE-DIR` on Debian), or source the file `xipscope gdb-script` prints "
+            f"from a venv made with Python {version}.",
             name=missing[0])
 
 
