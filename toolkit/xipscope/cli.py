@@ -14,6 +14,13 @@ TARGET_HELP = ("target URL: rsp://HOST:PORT (any GDB server: QEMU -gdb, OpenOCD 
                "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model), snapshot://DIR (a saved snapshot)")
 
 
+def cmd_gdb_script(args) -> int:
+    from pathlib import Path
+
+    print(Path(__file__).resolve().parent / "gdb" / "script.py")
+    return 0
+
+
 def open_memory_source(args):
     """The Target a command reads from: --target URL or --dump FILE@ADDR."""
     if args.dump:
@@ -42,13 +49,6 @@ def cmd_dmesg(args) -> int:
             out.write(line + "\n")
     for note in log.notes:
         print(f"xipscope dmesg: {note}", file=sys.stderr)
-    return 0
-
-
-def cmd_gdb_script(args) -> int:
-    from pathlib import Path
-
-    print(Path(__file__).resolve().parent / "gdb" / "script.py")
     return 0
 
 
