@@ -19,7 +19,6 @@ import time
 
 from ..errors import TargetError
 from ..target.base import MEMORY, REGISTERS, RUN_CONTROL
-from .firmware import find_firmware
 from .machine import MODEL_NOTE, Machine, RunResult
 from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
@@ -32,17 +31,20 @@ class SimTarget:
     def __init__(self, firmware: str, *, clock_hz: float | None = None, **machine_kwargs):
         from urllib.parse import parse_qs
 
+        from .firmware import find_firmware
+
         self.url = f"sim://{firmware}"
         firmware, _, query = firmware.partition("?")
         if not firmware:
             raise TargetError("sim:// needs a firmware ELF path, e.g. sim://firmware/xipbench.elf")
+        firmware = find_firmware(firmware)   # a bare name of a shipped example (sim://xipbench.elf) finds its copy
         options = parse_qs(query, keep_blank_values=True)
         if "flash" in options:   # sim://FW.elf?flash=IMAGE: program the flash from a UF2 or raw image first
             machine_kwargs.setdefault("flash_image", find_firmware(options.pop("flash")[-1]))
         if options:
             raise TargetError(f"{self.url}: unknown option(s) {', '.join(options)}; sim:// knows "
                               "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
-        self.machine = Machine(find_firmware(firmware), **machine_kwargs)
+        self.machine = Machine(firmware, **machine_kwargs)
         self.clock = SimClock(clock_hz) if clock_hz else None
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
         self._thread: threading.Thread | None = None
