@@ -13,16 +13,24 @@ APT_PACKAGES := gdb-multiarch qemu-system-misc gcc-riscv64-linux-gnu binutils-ri
 	binutils-arm-none-eabi openocd make xz-utils python3-venv chromium
 PYTEST_ARGS ?=
 
-.PHONY: test demo demo-kernel bench reports deps venv fixtures clean
+.PHONY: test demo demo-kernel bench reports deps deps-venv venv fixtures clean
 
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_install,PACKAGES): install those of PACKAGES that are missing.
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# Everything the tests, kernel fixtures, benchmarks and reports use (QEMU, toolchains, kernel source, chromium).
+deps:
+	@$(call apt_install,$(APT_PACKAGES))
+
+# What the venv, and so `make demo` (the twin is Python), needs: python3 -m venv.
+deps-venv:
+	@$(call apt_install,python3-venv)
+
+$(VENV)/.installed: pyproject.toml setup.py | deps-venv
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -36,7 +44,7 @@ fixtures: deps
 test: deps venv fixtures
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: deps venv
+demo: venv
 	rm -rf build/demo
 	$(PY) -m xipscope profile --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --cycles \
 		--duration 6 --rate 500 --out build/demo

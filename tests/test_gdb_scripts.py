@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from test_sim_gdb import XIPBENCH
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "gdb_scripts" / "xipscope.py"
+# gdb's Python (the system's) lacks xipscope's libraries: the script adds the venv these tests run in (a worktree has
+# no .venv of its own).
+GDB_ENV = dict(os.environ, XIPSCOPE_VENV=sys.prefix)
 
 
 def gdb_batch(*commands: str, elf: Path | None = None, port: int | None = None, timeout: float = 120) -> str:
@@ -26,7 +30,7 @@ def gdb_batch(*commands: str, elf: Path | None = None, port: int | None = None, 
         args += ["-ex", f"target remote 127.0.0.1:{port}"]
     for command in commands:
         args += ["-ex", command]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=GDB_ENV)
     return result.stdout + result.stderr
 
 

@@ -8,29 +8,17 @@ import sys
 
 from . import __version__
 from .errors import XipscopeError
+from .linux.printk import parse_levels  # the gdb commands use it too, so it lives in the library
 
 TARGET_HELP = ("target URL: rsp://HOST:PORT (any GDB server: QEMU -gdb, OpenOCD :3333, pyOCD gdbserver, "
                "xipscope sim), sim://FIRMWARE.elf (the RP2350 twin, a model), snapshot://DIR (a saved snapshot)")
 
 
-def parse_levels(text: str) -> set[int]:
-    """`err,warn` or `0-3` or `3,4`: the log levels to keep, as dmesg(1) names them."""
-    from .linux.printk import LEVEL_NAMES
+def cmd_gdb_script(args) -> int:
+    from pathlib import Path
 
-    levels: set[int] = set()
-    for item in text.split(","):
-        item = item.strip().lower()
-        if item in LEVEL_NAMES:
-            levels.add(LEVEL_NAMES.index(item))
-        elif "-" in item and all(p.isdigit() for p in item.split("-", 1)):
-            low, high = map(int, item.split("-", 1))
-            levels.update(range(low, high + 1))
-        elif item.isdigit() and int(item) < 8:
-            levels.add(int(item))
-        else:
-            raise argparse.ArgumentTypeError(
-                f"unknown level {item!r}; use {', '.join(LEVEL_NAMES)} or 0-7, comma-separated")
-    return levels
+    print(Path(__file__).resolve().parent / "gdb" / "script.py")
+    return 0
 
 
 def open_memory_source(args):
@@ -159,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_dump_command(commands)
     from .sim.cli import add_command as add_sim_command
     add_sim_command(commands)
+    gdb_script = commands.add_parser(
+        "gdb-script", help="print the path of the file that loads the xs commands into gdb-multiarch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print the path of the file to `source` in gdb-multiarch for the xs commands\n"
+                    "(xipscope/gdb/script.py): it puts this xipscope, and the venv it is installed in, on gdb's own\n"
+                    "Python path. Where gdb's Python imports xipscope already (e.g. `pip install --user` with the\n"
+                    "Python gdb embeds), `python import xipscope.gdb` in gdb does the same.",
+        epilog="example:\n"
+               "  gdb-multiarch firmware.elf -ex \"source $(xipscope gdb-script)\" -ex 'target remote :3333'\n"
+               "  (gdb) help xs")
+    gdb_script.set_defaults(func=cmd_gdb_script)
     return parser
 
 

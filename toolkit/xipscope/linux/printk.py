@@ -59,6 +59,27 @@ class PrintkLog:
     notes: list[str] = field(default_factory=list)
 
 
+def parse_levels(text: str) -> set[int]:
+    """`err,warn` or `0-3` or `3,4`: the log levels to keep, as dmesg(1) names them (an argparse `type=`, for
+    `xipscope dmesg --level` and `xs dmesg --level`)."""
+    import argparse
+
+    levels: set[int] = set()
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item in LEVEL_NAMES:
+            levels.add(LEVEL_NAMES.index(item))
+        elif "-" in item and all(p.isdigit() for p in item.split("-", 1)):
+            low, high = map(int, item.split("-", 1))
+            levels.update(range(low, high + 1))
+        elif item.isdigit() and int(item) < 8:
+            levels.add(int(item))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"unknown level {item!r}; use {', '.join(LEVEL_NAMES)} or 0-7, comma-separated")
+    return levels
+
+
 def format_timestamp(ts_ns: int) -> str:
     """`[%5lu.%06lu]` by the kernel's integer arithmetic (lx-dmesg's float is off by 1 us on some lines)."""
     return "[%5d.%06d]" % (ts_ns // 1_000_000_000, (ts_ns % 1_000_000_000) // 1000)

@@ -14,13 +14,19 @@ MODEL_NOTE = "RP2350 twin (a model)"   # repeated from machine.py so that --help
 
 
 def add_command(subparsers) -> argparse.ArgumentParser:
+    from .firmware import shipped_firmware, shipped_firmware_dir
+
+    shipped = shipped_firmware()
     p = subparsers.add_parser(
         "sim", help=f"run firmware on the {MODEL_NOTE}, or serve it to gdb",
         description=f"Run an RV32 firmware ELF on the {MODEL_NOTE}: unicorn executes the code; the XIP cache, its "
                     "CTR_HIT/CTR_ACC counters, UART0 and Hazard3's traps and counters are modelled from the facts "
                     "in chip/rp2350.py. Without --gdb-port it runs to the end and prints UART output and the ground "
-                    "truth per function.")
-    p.add_argument("firmware", help="firmware ELF (e.g. firmware/xipbench.elf)")
+                    "truth per function.",
+        epilog=(f"Example firmware shipped with xipscope, found by its bare name (e.g. `xipscope sim xipbench.elf "
+                f"--run`, `sim://xipbench.elf`) when no such file is in the current directory: {', '.join(shipped)} "
+                f"(in {shipped_firmware_dir()})." if shipped else None))
+    p.add_argument("firmware", help="firmware ELF (a path, or the bare name of a shipped one, e.g. xipbench.elf)")
     p.add_argument("--gdb-port", type=int, default=None, metavar="N",
                    help="serve the GDB remote protocol on 127.0.0.1:N (0 = any free port; the port is printed)")
     p.add_argument("--jtag-port", type=int, default=None, metavar="N",
@@ -36,7 +42,7 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                    help="stop a --run after about N instructions (default 50M)")
     p.add_argument("--flash", metavar="IMAGE",
                    help="program the twin's flash from IMAGE.uf2 or IMAGE.bin[@ADDR] first (the ELF's own bytes "
-                        "stand where both write), e.g. firmware/seedlayout.uf2")
+                        "stand where both write), e.g. seedlayout.uf2 (shipped, as the firmware is)")
     p.add_argument("--uart-log", metavar="FILE", help="also write UART0 output to FILE")
     p.add_argument("--quiet-uart", action="store_true", help="do not echo UART0 output while running")
     p.add_argument("--json", action="store_true", help="print the ground truth as JSON instead of a table")
@@ -64,6 +70,10 @@ def _machine_kwargs(args, uart_echo):
 
 def run(args) -> int:
     from ..errors import XipscopeError
+    from .firmware import find_firmware
+
+    args.firmware = find_firmware(args.firmware)
+    args.flash = find_firmware(args.flash) if args.flash else None
 
     log = open(args.uart_log, "wb") if args.uart_log else None
     out = sys.stdout

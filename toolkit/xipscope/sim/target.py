@@ -34,13 +34,16 @@ class SimTarget(Target):
     def __init__(self, firmware: str, *, clock_hz: float | None = None, **machine_kwargs):
         from urllib.parse import parse_qs
 
+        from .firmware import find_firmware
+
         self.url = f"sim://{firmware}"
         firmware, _, query = firmware.partition("?")
         if not firmware:
             raise TargetError("sim:// needs a firmware ELF path, e.g. sim://firmware/xipbench.elf")
+        firmware = find_firmware(firmware)   # a bare name of a shipped example (sim://xipbench.elf) finds its copy
         options = parse_qs(query, keep_blank_values=True)
         if "flash" in options:   # sim://FW.elf?flash=IMAGE: program the flash from a UF2 or raw image first
-            machine_kwargs.setdefault("flash_image", options.pop("flash")[-1])
+            machine_kwargs.setdefault("flash_image", find_firmware(options.pop("flash")[-1]))
         if options:
             raise TargetError(f"{self.url}: unknown option(s) {', '.join(options)}; sim:// knows "
                               "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")

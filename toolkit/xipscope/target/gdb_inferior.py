@@ -1,4 +1,4 @@
-"""A Target that reads through the gdb we run inside (`gdb.selected_inferior()` and gdb's registers), for gdb_scripts/.
+"""A Target that reads through the gdb we run inside (`gdb.selected_inferior()` and gdb's registers), for the xs commands (xipscope.gdb).
 
 Only importable inside gdb's embedded Python. Run control stays gdb's own (continue, Ctrl-C): the commands built on
 this target read a stopped program, as gdb's own commands do.
