@@ -58,10 +58,10 @@ def _fail(path: Path, found: str) -> SymbolError:
         "Pass the unstripped vmlinux from the kernel build directory, or its System.map.")
 
 
-def open_elf(path: str | Path, what: str = "an ELF"):
+def open_elf(path: str | Path, what: str = "an ELF", hint: str = ELF_HINT):
     """The ELF (or System.map) at `path` open for reading, if it is a regular file of a sane size; else SymbolError.
     Every reader of an ELF opens it here, so /dev/zero or a FIFO is refused instead of read for ever."""
-    return open_regular(path, what, max_size=MAX_ELF_BYTES, why=ELF_LIMIT_WHY, error=SymbolError, hint=ELF_HINT)
+    return open_regular(path, what, max_size=MAX_ELF_BYTES, why=ELF_LIMIT_WHY, error=SymbolError, hint=hint)
 
 
 def read_elf(path: Path, data: bytes) -> RawSymbols:

@@ -25,6 +25,7 @@ class Function:
     end: int
 
 
+FIRMWARE_HINT = "Name an RP2350 firmware ELF (`xipscope sim --help` lists the example firmware shipped with xipscope)."
 ARCHITECTURES = {"EM_RISCV": "RISC-V (rv32)", "EM_ARM": "Arm (Cortex-M33)"}
 
 
@@ -36,7 +37,7 @@ def elf_machine(path: str | Path) -> str:
     from ..elf.elf_reader import open_elf
 
     try:
-        with open_elf(path, "a firmware ELF") as f:
+        with open_elf(path, "a firmware ELF", FIRMWARE_HINT) as f:
             return ELFFile(f)["e_machine"]
     except (OSError, ELFError) as e:
         raise SymbolError(f"cannot read firmware ELF {path}: {e}") from None
@@ -53,7 +54,7 @@ class ElfImage:
 
         self.path = Path(path)
         try:
-            with open_elf(self.path, "a firmware ELF") as f:
+            with open_elf(self.path, "a firmware ELF", FIRMWARE_HINT) as f:
                 elf = ELFFile(f)
                 if elf["e_machine"] != machine or elf.elfclass != 32:
                     hint = (f"the twin runs Arm firmware on its Arm core, behind its DAP face: pyocd://twin:{self.path}"
