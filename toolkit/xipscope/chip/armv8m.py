@@ -11,6 +11,7 @@ CPACR = 0xE000ED88
 DHCSR, DCRSR, DCRDR, DEMCR = 0xE000EDF0, 0xE000EDF4, 0xE000EDF8, 0xE000EDFC
 DSCSR = 0xE000EE08
 DSCSR_CDS = 1 << 16                      # the core is in the Secure state
+DSCSR_CDSKEY = 1 << 17                   # a write changes CDS only with CDSKEY written 0 (pyOCD cortex_m_v8m.py)
 DBGKEY = 0xA05F
 C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 S_REGRDY, S_HALT, S_LOCKUP, S_SDE, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 19, 1 << 20, 1 << 24, 1 << 25
