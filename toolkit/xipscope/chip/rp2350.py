@@ -268,3 +268,24 @@ ACCESSCTRL_NO_PASSWORD = (ACCESSCTRL_GPIO_NSMASK0, ACCESSCTRL_GPIO_NSMASK1)
 # 'set_set_secure_mode'): when the core is Non-secure at connect it writes DSCSR to make it Secure, then, unless
 # LOCK.DEBUG is set, writes CFGRESET = 0xacce0001 ("Secure mode is only needed for the flash algo").
 PYOCD_RP2350_SECURE_MODE_TASK = "set_set_secure_mode"
+
+# --- The SW-DP (rp2350.md "Debug access"; raspberrypi/openocd tcl/target/rp2350.cfg) ----------------------------------
+DPIDR = 0x4C013477
+# One multidrop SW-DP (SWD protocol version 2) for the whole chip; the cores are APs behind it. The fork's
+# rp2350.cfg selects it in multidrop mode with `-dp-id 0x0040927 -instance-id 0`, i.e. TARGETSEL 0x00040927; by
+# default it connects without TARGETSEL (a lone DP answers a DPIDR read right after a line reset).
+DP_TARGETID = 0x00040927        # TDESIGNER 0x493 (Raspberry Pi), TPARTNO 0x0004; TREVISION (31:28) ASSUMED 0
+DP_TINSTANCE = 0
+DP_TARGETSEL = (DP_TINSTANCE << 28) | (DP_TARGETID & 0x0FFFFFFF)
+# RP2040's multidrop IDs, which select nothing on an RP2350 (RP2040 datasheet 2.3.4; pyOCD target_rp2.py
+# RP2040Base.Targetsel). The RP2350 has no Rescue DP: rescue is RP-AP CTRL.RESCUE_RESTART (rp2350.cfg rescue_reset).
+RP2040_TARGETSEL_CORE0, RP2040_TARGETSEL_CORE1, RP2040_TARGETSEL_RESCUE = 0x01002927, 0x11002927, 0xF1002927
+# A multidrop SW-DP (SWD protocol version 2) comes out of a cold reset in the dormant state, so a host must send the
+# selection alert and the SWD activation code before it answers (pyOCD target_rp2.py: "An SW-DPv2 implementing
+# multi-drop SWD will cold reset into dormant mode"; ADIv5.2 B5.3). pyOCD's rp2350 target sends no TARGETSEL: its DP
+# connect tries the JTAG-to-SWD sequence twice, then falls back to dormant-to-SWD (coresight/dap.py DPConnector).
+DP_POWER_ON_DORMANT = True
+# INFERRED: how long the power-up ACKs take (implementation defined): the twin withholds them from the first
+# CTRL/STAT read after a request changes, so a driver must poll; and an AP access before CDBGPWRUPACK gets FAULT and
+# sets STICKYERR (the APs sit in the debug power domain, which is off until the ACK).
+DP_POWER_ACK_DELAY_READS = 1
