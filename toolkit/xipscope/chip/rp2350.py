@@ -236,3 +236,56 @@ DM_BUSY_ACCESSES = 1
 # The RISC-V Debug Module's APB-AP (rp2350.md "Debug access"): AP address 0xa000, DM register n at byte address 4n.
 DM_AP_ADDRESS = 0xA000
 
+
+# --- ACCESSCTRL at 0x40060000 (pico-sdk src/rp2350/hardware_regs/include/hardware/regs/accessctrl.h) ---------------
+# Who (core 0, core 1, DMA, debugger) may reach each peripheral, and at which security/privilege levels. The twin
+# models the registers below; the other peripheral registers (from 0x20 on) are not modelled.
+ACCESSCTRL_BASE = 0x40060000
+ACCESSCTRL_LOCK = 0x00            # reset 0x4 (DMA locked, RO); a LOCK bit once 1 stays 1 until a full reset
+ACCESSCTRL_FORCE_CORE_NS = 0x04
+ACCESSCTRL_CFGRESET = 0x08        # "Write 1 to reset all ACCESSCTRL configuration, except for the LOCK and
+                                  # FORCE_CORE_NS registers" (self-clearing); not writable by a locked-out master
+ACCESSCTRL_GPIO_NSMASK0, ACCESSCTRL_GPIO_NSMASK1 = 0x0C, 0x10
+ACCESSCTRL_ROM, ACCESSCTRL_XIP_MAIN, ACCESSCTRL_SRAM0 = 0x14, 0x18, 0x1C
+ACCESSCTRL_LOCK_CORE0, ACCESSCTRL_LOCK_CORE1, ACCESSCTRL_LOCK_DMA, ACCESSCTRL_LOCK_DEBUG = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+# offset -> (writable bits, reset value), as accessctrl.h gives them (ROM, XIP_MAIN, SRAM0: "Defaults to fully open
+# access", DBG DMA CORE1 CORE0 SP SU NSP NSU = 0xff).
+ACCESSCTRL_REGISTERS = {
+    ACCESSCTRL_LOCK: (0x0000000B, 0x00000004),            # LOCK_DMA is RO
+    ACCESSCTRL_FORCE_CORE_NS: (0x00000002, 0x00000000),
+    ACCESSCTRL_GPIO_NSMASK0: (0xFFFFFFFF, 0x00000000),
+    ACCESSCTRL_GPIO_NSMASK1: (0xFF00FFFF, 0x00000000),
+    ACCESSCTRL_ROM: (0x000000FF, 0x000000FF),
+    ACCESSCTRL_XIP_MAIN: (0x000000FF, 0x000000FF),
+    ACCESSCTRL_SRAM0: (0x000000FF, 0x000000FF),
+}
+# Every write to ACCESSCTRL carries this password in its top 16 bits (pico-sdk rp2350 platform_defs.h
+# ACCESSCTRL_PASSWORD_BITS; the bootrom resets ACCESSCTRL with PASSWORD | CFGRESET). INFERRED: a write without it
+# is ignored; GPIO_NSMASK0/1 take none (their fields reach bit 31, where the password would go).
+ACCESSCTRL_PASSWORD = 0xACCE0000
+ACCESSCTRL_NO_PASSWORD = (ACCESSCTRL_GPIO_NSMASK0, ACCESSCTRL_GPIO_NSMASK1)
+# pyOCD's `rp2350` target (pyocd/target/family/target_rp2.py, RP2350._set_secure_mode, an init task named
+# 'set_set_secure_mode'): when the core is Non-secure at connect it writes DSCSR to make it Secure, then, unless
+# LOCK.DEBUG is set, writes CFGRESET = 0xacce0001 ("Secure mode is only needed for the flash algo").
+PYOCD_RP2350_SECURE_MODE_TASK = "set_set_secure_mode"
+
+# --- The SW-DP (rp2350.md "Debug access"; raspberrypi/openocd tcl/target/rp2350.cfg) ----------------------------------
+DPIDR = 0x4C013477
+# One multidrop SW-DP (SWD protocol version 2) for the whole chip; the cores are APs behind it. The fork's
+# rp2350.cfg selects it in multidrop mode with `-dp-id 0x0040927 -instance-id 0`, i.e. TARGETSEL 0x00040927; by
+# default it connects without TARGETSEL (a lone DP answers a DPIDR read right after a line reset).
+DP_TARGETID = 0x00040927        # TDESIGNER 0x493 (Raspberry Pi), TPARTNO 0x0004; TREVISION (31:28) ASSUMED 0
+DP_TINSTANCE = 0
+DP_TARGETSEL = (DP_TINSTANCE << 28) | (DP_TARGETID & 0x0FFFFFFF)
+# RP2040's multidrop IDs, which select nothing on an RP2350 (RP2040 datasheet 2.3.4; pyOCD target_rp2.py
+# RP2040Base.Targetsel). The RP2350 has no Rescue DP: rescue is RP-AP CTRL.RESCUE_RESTART (rp2350.cfg rescue_reset).
+RP2040_TARGETSEL_CORE0, RP2040_TARGETSEL_CORE1, RP2040_TARGETSEL_RESCUE = 0x01002927, 0x11002927, 0xF1002927
+# A multidrop SW-DP (SWD protocol version 2) comes out of a cold reset in the dormant state, so a host must send the
+# selection alert and the SWD activation code before it answers (pyOCD target_rp2.py: "An SW-DPv2 implementing
+# multi-drop SWD will cold reset into dormant mode"; ADIv5.2 B5.3). pyOCD's rp2350 target sends no TARGETSEL: its DP
+# connect tries the JTAG-to-SWD sequence twice, then falls back to dormant-to-SWD (coresight/dap.py DPConnector).
+DP_POWER_ON_DORMANT = True
+# INFERRED: how long the power-up ACKs take (implementation defined): the twin withholds them from the first
+# CTRL/STAT read after a request changes, so a driver must poll; and an AP access before CDBGPWRUPACK gets FAULT and
+# sets STICKYERR (the APs sit in the debug power domain, which is off until the ACK).
+DP_POWER_ACK_DELAY_READS = 1

@@ -9,7 +9,10 @@ built for. Modelled, from the ARMv8-M architecture (DDI0553) as pyOCD uses it:
     runs Secure), CPUID of a Cortex-M33 r1p0 (ASSUMED revision), ID_PFR1 with the Security Extension;
   - the PPB ROM table, SCS, DWT and FPB as CoreSight components with their ID registers, so pyOCD's own discovery
     finds the core;
-  - ACCESSCTRL's LOCK and CFGRESET, which pyOCD's rp2350 target touches on connect (reads 0, writes accepted);
+  - DSCSR.CDS, the core's Security state: Secure unless a test sets `secure = False` (unicorn runs the same code
+    either way); a debugger's write with CDSKEY 0 changes it while the core is halted;
+  - ACCESSCTRL (chip/rp2350.py): LOCK, FORCE_CORE_NS, CFGRESET, GPIO_NSMASK0/1, ROM, XIP_MAIN, SRAM0, with the
+    password and the LOCK bits; what it grants is recorded, not enforced (every access is allowed);
   - DWT_CYCCNT counts the model's cycles while DEMCR.TRCENA and DWT_CTRL.CYCCNTENA are set (not while halted);
   - XIP: instruction fetch accounted per 32-bit word of each translated block as it is entered, data accesses as they
     happen, through the cache model (cache.py); every instruction one cycle plus XIP miss stalls (counters.Timing).
@@ -30,7 +33,7 @@ from ..chip import rp2350 as rp
 from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V2, ARCHID_FPB_V2, ARCHID_V8M_DEBUG,
                            CPACR, CPUID, C_DEBUGEN, C_HALT, C_STEP, DBGKEY, DCRDR, DCRSR, DCRSR_REGWNR, DEMCR,
                            DEMCR_TRCENA, DEMCR_VC_CORERESET, DEVARCH_PRESENT, DFSR, DFSR_HALTED, DFSR_VCATCH, DHCSR,
-                           DSCSR, DSCSR_CDS, DWT_BASE, DWT_CTRL_CYCCNTENA, DWT_CYCCNT, FPB_BASE, ID_PFR1,
+                           DSCSR, DSCSR_CDS, DSCSR_CDSKEY, DWT_BASE, DWT_CTRL_CYCCNTENA, DWT_CYCCNT, FPB_BASE, ID_PFR1,
                            PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY, S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR,
                            coresight_id)
 from ..errors import TargetError
@@ -46,7 +49,6 @@ CPUID_CORTEX_M33_R1P0 = 0x411FD210      # implementer Arm, variant 1, ARMv8-M, p
 ID_PFR1_SECURITY = 0x00000210            # M-profile programmers' model, Security Extension implemented
 DWT_CTRL_4_COMPARATORS = 4 << 28
 FPB_CTRL_V2_4_CODE = (1 << 28) | (4 << 4)   # FPBv2, four instruction comparators
-ACCESSCTRL_BASE = 0x40060000
 
 PART_CORTEX_M33 = 0xD21
 PART_PPB_ROM_TABLE = 0x4C9                   # ASSUMED part number of the M33's PPB ROM table
@@ -68,6 +70,46 @@ def _regsel_table():
 
 
 REGISTER_NAMES = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "xpsr": 16, "msp": 17, "psp": 18}
+
+
+class AccessCtrl:
+    """ACCESSCTRL's registers (a model, chip/rp2350.py): written by core 0 or the debugger, each write with the
+    password; a master whose LOCK bit is set is ignored; CFGRESET puts everything but LOCK and FORCE_CORE_NS back to
+    reset. `cfgresets` counts the CFGRESETs that took effect."""
+
+    LOCK_OF = {"core0": rp.ACCESSCTRL_LOCK_CORE0, "core1": rp.ACCESSCTRL_LOCK_CORE1, "debug": rp.ACCESSCTRL_LOCK_DEBUG}
+
+    def __init__(self):
+        self.registers = {offset: reset for offset, (_bits, reset) in rp.ACCESSCTRL_REGISTERS.items()}
+        self.cfgresets = 0
+
+    def read(self, offset: int) -> int:
+        if offset == rp.ACCESSCTRL_CFGRESET:
+            return 0                                           # self-clearing
+        if offset not in self.registers:
+            raise TargetError(f"{MODEL_NOTE}: ACCESSCTRL register {offset:#x} is not modelled")
+        return self.registers[offset]
+
+    def write(self, offset: int, value: int, master: str) -> None:
+        if self.registers[rp.ACCESSCTRL_LOCK] & self.LOCK_OF[master]:
+            return
+        if offset not in rp.ACCESSCTRL_NO_PASSWORD and value & 0xFFFF0000 != rp.ACCESSCTRL_PASSWORD:
+            return
+        if offset == rp.ACCESSCTRL_CFGRESET:
+            if value & 1:
+                kept = (rp.ACCESSCTRL_LOCK, rp.ACCESSCTRL_FORCE_CORE_NS)
+                for reg, (_bits, reset) in rp.ACCESSCTRL_REGISTERS.items():
+                    if reg not in kept:
+                        self.registers[reg] = reset
+                self.cfgresets += 1
+            return
+        if offset not in self.registers:
+            raise TargetError(f"{MODEL_NOTE}: ACCESSCTRL register {offset:#x} is not modelled")
+        bits = rp.ACCESSCTRL_REGISTERS[offset][0]
+        if offset == rp.ACCESSCTRL_LOCK:       # LOCK bits only ever go from 0 to 1
+            self.registers[offset] |= value & bits
+        else:
+            self.registers[offset] = (self.registers[offset] & ~bits) | (value & bits)
 
 
 class ArmCore:
@@ -106,6 +148,8 @@ class ArmCore:
         self.demcr = 0
         self.dcrdr = 0
         self.vtor = rp.XIP_BASE
+        self.secure = True                     # the Security state DSCSR.CDS reports (the bootrom enters Secure)
+        self.accessctrl = AccessCtrl()
         self.ppb_writes: dict[int, int] = {}   # DWT/FPB and other registers kept as written
         self._cyccnt_mark = (0, 0)             # (DWT_CYCCNT, cycles) when it last started, stopped or was written
         self.memory = TwinMemory()
@@ -299,8 +343,8 @@ class ArmCore:
             return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
         if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
             return self.uart.peek(address - rp.UART0_BASE)
-        if ACCESSCTRL_BASE <= address < ACCESSCTRL_BASE + 0x1000:
-            return 0                              # LOCK: nothing locked
+        if rp.ACCESSCTRL_BASE <= address < rp.ACCESSCTRL_BASE + 0x1000:
+            return self.accessctrl.read(address - rp.ACCESSCTRL_BASE)
         raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
 
     def write_word(self, address: int, value: int) -> None:
@@ -313,7 +357,9 @@ class ArmCore:
             self.xip_ctrl.write(address - rp.XIP_CTRL_BASE, value)
         elif rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
             self.uart.write(address - rp.UART0_BASE, value)
-        elif not ACCESSCTRL_BASE <= address < ACCESSCTRL_BASE + 0x1000:   # CFGRESET: accepted, nothing to reset
+        elif rp.ACCESSCTRL_BASE <= address < rp.ACCESSCTRL_BASE + 0x1000:   # only the debugger writes here
+            self.accessctrl.write(address - rp.ACCESSCTRL_BASE, value, "debug")
+        else:
             raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
 
     # --- the PPB: SCS debug registers, DWT, FPB, ROM table ------------------------------------------------------------
@@ -330,7 +376,8 @@ class ArmCore:
             value |= S_RESET_ST if self.reset_since_read else 0
             self.retired_since_read = self.reset_since_read = False
             return value
-        fixed = {CPUID: CPUID_CORTEX_M33_R1P0, ID_PFR1: ID_PFR1_SECURITY, DSCSR: DSCSR_CDS, CPACR: 0,
+        fixed = {CPUID: CPUID_CORTEX_M33_R1P0, ID_PFR1: ID_PFR1_SECURITY, DSCSR: DSCSR_CDS if self.secure else 0,
+                 CPACR: 0,
                  AIRCR: 0xFA050000, VTOR: self.vtor, DFSR: self.dfsr, DEMCR: self.demcr, DCRDR: self.dcrdr,
                  DWT_BASE: DWT_CTRL_4_COMPARATORS | self.ppb_writes.get(DWT_BASE, 0) & 0xFFFF,
                  FPB_BASE: FPB_CTRL_V2_4_CODE | self.ppb_writes.get(FPB_BASE, 0) & 0x1}
@@ -395,6 +442,11 @@ class ArmCore:
                 self.reset()
         elif address == VTOR:
             self.vtor = value & ~0x7F
+        elif address == DSCSR:
+            # CDS changes only with CDSKEY written 0 (DDI0553 DSCSR; pyOCD's rp2350 target writes it so).
+            # INFERRED: only in Debug state; a write while the core runs is ignored.
+            if not value & DSCSR_CDSKEY and self.halted:
+                self.secure = bool(value & DSCSR_CDS)
         else:
             self.ppb_writes[address] = value & 0xFFFFFFFF
 

@@ -11,6 +11,11 @@ The other APs of the chip (core 1, the RP-AP at 0x80000, the other architecture'
 lists only the modelled AP, and an access anywhere else faults. Transfers queue in the probe and run as one batch when
 a result is needed or on flush(), like a CMSIS-DAP probe's packets; `round_trips` counts the batches. The core runs
 on a background thread in slices of about 2 ms between batches.
+
+The SW-DP is as strict as the chip's where pyOCD's connect meets it (DapPort): it powers on dormant, wakes on the
+selection alert and SWD activation code sent with swj_sequence, answers a DPIDR read first after a line reset, is
+deselected by a TARGETSEL naming another target, acknowledges power-up only after a request and a CTRL/STAT read,
+and faults AP accesses before that.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import time
 from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
+from ..chip import armv8m
+from ..chip import rp2350 as rp
 from ..chip.armv8m import ARCHID_MEM_AP, ARCHID_ROM_TABLE, DEVARCH_PRESENT, PPB_ROM_TABLE, coresight_id
 from ..errors import TargetError
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
 
-DPIDR = 0x4C013477
+DPIDR = rp.DPIDR
 DPIDR1 = 0x20                 # 32-bit AP addresses, no ERRMODE
 BASEPTR0 = 0x00000001         # valid, base 0: the ROM table
 DM_AP = 0xA000                # the APB-AP in front of the RISC-V Debug Module
@@ -35,8 +42,7 @@ AP_WINDOW = 0x1000
 
 # DP register addresses (bits 3:2) and CTRL/STAT fields.
 DP_ABORT_IDR, DP_CTRL_STAT, DP_SELECT, DP_RDBUFF = 0x0, 0x4, 0x8, 0xC
-CSYSPWRUPREQ, CDBGPWRUPREQ = 1 << 30, 1 << 28
-STICKYERR = 1 << 5
+CSYSPWRUPREQ, CDBGPWRUPREQ, STICKYERR = armv8m.CSYSPWRUPREQ, armv8m.CDBGPWRUPREQ, armv8m.CTRL_STAT_STICKYERR
 
 # APv2 MEM-AP registers (offsets inside the AP's 4 KiB window) and CoreSight identification.
 CSW, TAR, DRW, BD0, TRR, CFG, BASE, IDR = 0xD00, 0xD04, 0xD0C, 0xD10, 0xD24, 0xDF4, 0xDF8, 0xDFC
@@ -192,35 +198,157 @@ class CoreAhbAp(MemAp):
 
 
 class DapPort:
-    """The wire-level model: DP registers, SELECT, and the ROM table and APs, each in its 4 KiB of AP space."""
+    """The wire-level model: the SW-DP's line states, its registers and SELECT, and the ROM table and APs, each in its
+    4 KiB of AP space.
+
+    Line states (chip/armv8m.py, chip/rp2350.py): "dormant" at power-on (a multidrop SW-DP) until the selection alert
+    and the SWD activation code; "unreset" after them, until a line reset; "reset" after a line reset, until a DPIDR read (or a TARGETSEL
+    write naming this DP); "active"; "deselected" after a TARGETSEL naming another target, until the next line reset.
+    A dormant, unreset or deselected DP does not drive the line: every transfer ends without an ACK. Before CDBGPWRUPACK the APs
+    FAULT and set STICKYERR."""
+
+    WINDOW = 256                # bits of line history kept to recognise sequences
 
     def __init__(self, aps: dict[int, object]):
         self.aps = aps
         self.select = 0
-        self.ctrl_stat = 0
+        self.ctrl_stat = 0                 # the power-up requests and STICKYERR
+        self.acks = 0                      # the power-up ACKs as they stand
+        self._ack_delay = 0
+        self.line = "dormant" if rp.DP_POWER_ON_DORMANT else "reset"
+        self._ones = 0                     # consecutive SWDIO-high cycles
+        self._recent = 0                   # the last WINDOW bits, newest at the top
+        self._alert_at = None              # bits since the selection alert ended, while dormant
+        self.sequences: list[str] = []     # what the line saw, in order: for tests and error messages
 
+    # --- the line: swj_sequence bits, LSB first --------------------------------------------------------------------
+    def line_bits(self, length: int, bits: int) -> None:
+        for i in range(length):
+            self._bit((bits >> i) & 1)
+
+    def _bit(self, bit: int) -> None:
+        self._recent = (self._recent >> 1) | (bit << (self.WINDOW - 1))
+        self._ones = self._ones + 1 if bit else 0
+        if self._ones == armv8m.SWD_LINE_RESET_ONES:
+            self.sequences.append("line reset")
+            if self.line != "dormant":
+                self.line = "reset"
+        elif self.line == "dormant":
+            self._dormant_bit()
+        elif self._last(66) == (armv8m.SWD_TO_DORMANT << 50) | ((1 << 50) - 1):   # a line reset, then 0xe3bc
+            self.sequences.append("SWD to dormant")
+            self.line = "dormant"
+
+    def _last(self, n: int) -> int:
+        return self._recent >> (self.WINDOW - n)
+
+    def _dormant_bit(self) -> None:
+        if self._last(armv8m.SWD_SELECTION_ALERT_BITS) == armv8m.SWD_SELECTION_ALERT:
+            self.sequences.append("selection alert")
+            self._alert_at = 0
+            return
+        if self._alert_at is None:
+            return
+        self._alert_at += 1
+        if self._alert_at == 12:           # 4 cycles low, then the 8-bit activation code
+            code, low = self._last(12) >> 4, self._last(12) & 0xF
+            if low == 0 and code == armv8m.SWD_ACTIVATION_SWD:
+                self.sequences.append("SWD activation")
+                self.line = "unreset"      # in SWD, answering nothing until a line reset
+            self._alert_at = None
+
+    # --- SWD packets sent as raw bits (swd_sequence): the TARGETSEL write ------------------------------------------
+    def swd_packets(self, sequences) -> list[bytes]:
+        """A TARGETSEL write as raw bits: the request 0x99, 5 cycles the host reads (turnaround, the ACK no target
+        drives, turnaround), 32 data bits and their parity; the line, undriven, reads as ones (the pull-up)."""
+        sequences = [tuple(seq) for seq in sequences]
+        if len(sequences) < 3 or sequences[0] != (8, armv8m.SWD_TARGETSEL_REQUEST) or sequences[1] != (5,) \
+                or len(sequences[2]) != 2 or sequences[2][0] != 33:
+            raise _fault(f"swd_sequence {sequences}: the model takes only a TARGETSEL write as raw bits")
+        data = sequences[2][1]
+        value = data & 0xFFFFFFFF
+        if (data >> 32) & 1 == bin(value).count("1") & 1:
+            self.sequences.append(f"TARGETSEL {value:#010x}")
+            self._targetsel(value)
+        else:
+            self.sequences.append(f"TARGETSEL {value:#010x} with bad parity (ignored)")
+        return [b"\xff" * ((seq[0] + 7) // 8) for seq in sequences if len(seq) == 1]
+
+    def _targetsel(self, value: int) -> None:
+        """ADIv5.2 B4.3.4: right after a line reset a TARGETSEL naming another target deselects this DP."""
+        if self.line != "reset":
+            return                           # only a TARGETSEL right after a line reset selects or deselects
+        ours = (value & armv8m.TARGETSEL_ID_MASK) == (rp.DP_TARGETID & armv8m.TARGETSEL_ID_MASK) \
+            and value >> 28 == rp.DP_TINSTANCE
+        if not ours:
+            self.line = "deselected"
+
+    def _no_ack(self, what: str) -> exceptions.TransferError:
+        state = {"dormant": "dormant (it wakes on the selection alert and the SWD activation code, then a line reset)",
+                 "deselected": "deselected by a TARGETSEL naming another target (a line reset selects it again)",
+                 "unreset": "in SWD but waiting for a line reset"}[self.line]
+        return exceptions.TransferError(f"{MODEL_NOTE}: {what}: no ACK: the SW-DP is {state}")
+
+    def _transfer(self, what: str, is_dpidr_read: bool = False) -> None:
+        """The line-state rules every transfer passes first."""
+        if self.line in ("dormant", "deselected", "unreset"):
+            raise self._no_ack(what)
+        if self.line == "reset":
+            if not is_dpidr_read:
+                raise _fault(f"{what} before the DPIDR read that must follow a line reset")
+            self.line = "active"
+
+    # --- DP registers ------------------------------------------------------------------------------------------------
     def read_dp(self, addr: int) -> int:
         bank = self.select & 0xF
+        self._transfer(f"DP read {addr:#x}", is_dpidr_read=addr == DP_ABORT_IDR and bank == 0)
         if addr == DP_ABORT_IDR:
             return {0: DPIDR, 1: DPIDR1, 2: BASEPTR0, 3: 0}.get(bank, 0)
         if addr == DP_CTRL_STAT:
+            if bank == armv8m.DP_BANK_TARGETID:
+                return rp.DP_TARGETID
+            if bank == armv8m.DP_BANK_DLPIDR:
+                return (rp.DP_TINSTANCE << 28) | armv8m.DLPIDR_PROTVSN_SWD_V2
             if bank != 0:
                 return 0
-            # Power-up acknowledges follow the requests at once.
-            return self.ctrl_stat | ((self.ctrl_stat & CSYSPWRUPREQ) << 1) | ((self.ctrl_stat & CDBGPWRUPREQ) << 1)
+            return self.ctrl_stat | self._read_acks()
         return 0
 
+    def _read_acks(self) -> int:
+        """Each ACK follows its request, withheld from the first CTRL/STAT read after a request changed."""
+        if self._ack_delay:
+            self._ack_delay -= 1
+        else:
+            self.acks = (self.ctrl_stat & (CSYSPWRUPREQ | CDBGPWRUPREQ)) << 1
+        return self.acks
+
     def write_dp(self, addr: int, value: int) -> None:
+        if addr == armv8m.DP_TARGETSEL:
+            # No target drives the ACK of a TARGETSEL write: a probe sees none, the DP acts on it all the same.
+            self.sequences.append(f"TARGETSEL {value:#010x}")
+            self._targetsel(value)
+            raise exceptions.TransferError(f"{MODEL_NOTE}: TARGETSEL write {value:#010x}: no ACK (no target drives "
+                                           f"it, ADIv5.2 B4.3.4); send it with swd_sequence and ignore the response")
+        self._transfer(f"DP write {addr:#x}")
         if addr == DP_ABORT_IDR:
-            if value & (1 << 2):        # STKERRCLR
+            if value & armv8m.ABORT_STKERRCLR:
                 self.ctrl_stat &= ~STICKYERR
         elif addr == DP_CTRL_STAT and self.select & 0xF == 0:
-            self.ctrl_stat = value & (CSYSPWRUPREQ | CDBGPWRUPREQ)
+            requests = value & (CSYSPWRUPREQ | CDBGPWRUPREQ)
+            if requests != self.ctrl_stat & (CSYSPWRUPREQ | CDBGPWRUPREQ):
+                self._ack_delay = rp.DP_POWER_ACK_DELAY_READS
+            self.ctrl_stat = (self.ctrl_stat & STICKYERR) | requests
         elif addr == DP_SELECT:
             self.select = value
 
-    def _ap(self, addr: int):
+    # --- APs ---------------------------------------------------------------------------------------------------------
+    def _ap(self, addr: int, what: str):
+        self._transfer(what)
         full = (self.select & ~0xF) | (addr & 0xC)
+        if not self.acks & armv8m.CDBGPWRUPACK:
+            self.ctrl_stat |= STICKYERR
+            raise _fault(f"{what} at AP address {full:#x} before the debug power domain is up (CDBGPWRUPACK 0): "
+                         "set CTRL/STAT.CDBGPWRUPREQ and wait for the ACK")
         ap = self.aps.get(full & ~(AP_WINDOW - 1))
         if ap is None:
             self.ctrl_stat |= STICKYERR
@@ -229,7 +357,7 @@ class DapPort:
         return ap, full & (AP_WINDOW - 1)
 
     def read_ap(self, addr: int) -> int:
-        ap, reg = self._ap(addr)
+        ap, reg = self._ap(addr, "AP read")
         try:
             return ap.read(reg)
         except exceptions.TransferFaultError:
@@ -237,7 +365,7 @@ class DapPort:
             raise
 
     def write_ap(self, addr: int, value: int) -> None:
-        ap, reg = self._ap(addr)
+        ap, reg = self._ap(addr, "AP write")
         try:
             ap.write(reg, value)
         except exceptions.TransferFaultError:
@@ -328,7 +456,10 @@ class TwinDapProbe(DebugProbe):
 
     @property
     def capabilities(self):
-        return {DebugProbe.Capability.BANKED_DP_REGISTERS, DebugProbe.Capability.APv2_ADDRESSES}
+        # SWJ and SWD sequences as a CMSIS-DAP probe has them: pyOCD sends the line reset, the dormant wake-up and
+        # TARGETSEL through them, and the DP model (DapPort) acts on what it receives.
+        return {DebugProbe.Capability.BANKED_DP_REGISTERS, DebugProbe.Capability.APv2_ADDRESSES,
+                DebugProbe.Capability.SWJ_SEQUENCE, DebugProbe.Capability.SWD_SEQUENCE}
 
     # --- life cycle ---
     def open(self) -> None:
@@ -364,7 +495,16 @@ class TwinDapProbe(DebugProbe):
         pass
 
     def swj_sequence(self, length: int, bits: int) -> None:
-        pass
+        """Bits on SWDIO, LSB first, after the transfers already queued (as a probe sends its packets in order)."""
+        self.flush()
+        with self._lock:
+            self.port.line_bits(length, bits)
+
+    def swd_sequence(self, sequences):
+        """Raw SWD bits (pyOCD's RP2040 targets send TARGETSEL so): (status 0, the bits read for each input)."""
+        self.flush()
+        with self._lock:
+            return 0, self.port.swd_packets(sequences)
 
     def reset(self) -> None:
         pass

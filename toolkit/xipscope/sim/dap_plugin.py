@@ -35,4 +35,5 @@ class TwinProbePlugin(Plugin):
     @property
     def description(self) -> str:
         from .machine import MODEL_NOTE
-        return f"{MODEL_NOTE}: the RISC-V Debug Module behind an ADIv6 DP and the APB-AP at 0xa000"
+        return (f"{MODEL_NOTE}: an ADIv6 SW-DP with the RISC-V Debug Module's APB-AP (0xa000) or core 0's AHB-AP "
+                "(0x2000)")

@@ -7,7 +7,8 @@ A chip booted in Arm mode holds its harts in reset: connecting says so, and how 
 
 Arm (`?core=arm`): pyOCD's own `rp2350` target does everything (its ADIv6 discovery finds core 0's AHB-AP and the
 Cortex-M33 behind it): memory through the AHB-AP, also while the core runs, core registers, halt and resume. Which
-xipscope features apply in Arm mode is target/base.py's ARM_MODE_FEATURES.
+xipscope features apply in Arm mode is target/base.py's ARM_MODE_FEATURES. One of its connect steps is left out:
+with a Non-secure core it would switch the core to Secure and reset ACCESSCTRL (AttachWithoutSecureMode).
 
 The twin's DAP face (sim/dap.py, a model) is a pyOCD probe too: `pyocd://twin:FIRMWARE.elf` runs the firmware on the
 core its ELF is built for, so an Arm ELF gives the Arm path. For a real probe, pyOCD's `rp2350` target is the
@@ -152,6 +153,19 @@ class _DmSampler:
         return None
 
 
+class AttachWithoutSecureMode:
+    """A pyOCD session delegate that drops the `rp2350` target's secure-mode step from its connect sequence.
+
+    That step (RP2350._set_secure_mode, "only needed for the flash algo") finds a core running Non-secure, writes
+    DSCSR to make it Secure, and writes ACCESSCTRL CFGRESET, which puts every ACCESSCTRL setting the firmware made
+    (peripheral and GPIO security, bus masters' access) back to reset. Attaching to profile must change neither.
+    Memory still reads through the AHB-AP; regions the firmware closed to the debugger stay closed."""
+
+    def will_init_target(self, target, init_sequence) -> None:
+        if init_sequence.has_task(rp.PYOCD_RP2350_SECURE_MODE_TASK):
+            init_sequence.remove_task(rp.PYOCD_RP2350_SECURE_MODE_TASK)
+
+
 class PyocdArmTarget(Target):
     """An RP2350 core in Arm mode through pyOCD's own `rp2350` target: memory, core registers, run control."""
 
@@ -165,8 +179,10 @@ class PyocdArmTarget(Target):
         self.url = url or f"pyocd://{probe.unique_id}?core=arm"
         self.probe = probe
         self._cycle_counter_started = False
-        # connect_mode=attach: a profiler or a log reader must not stop the core it connects to.
+        # connect_mode=attach: a profiler or a log reader must not stop the core it connects to, nor change its
+        # Security state or ACCESSCTRL (AttachWithoutSecureMode).
         self.session = Session(probe, target_override="rp2350", connect_mode="attach")
+        self.session.delegate = AttachWithoutSecureMode()
         try:
             self.session.open()
             self.soc = self.session.target
