@@ -14,6 +14,17 @@ from qemu import KernelBuild, boot_kernel, built_kernel  # noqa: E402
 from servers import twin_gdb_server  # noqa: E402
 
 
+KERNEL_FIXTURES = frozenset({"dwarf_kernel", "nodwarf_kernel", "kernel_builds", "booted_kernel", "dwarf_qemu"})
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that builds or boots a kernel, directly or through another fixture, is marked `kernel`, so
+    `pytest -m "not kernel"` runs without building one (a marker written by hand was missed in five files)."""
+    for item in items:
+        if KERNEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kernel)
+
+
 @pytest.fixture(scope="session")
 def dwarf_kernel() -> KernelBuild:
     return built_kernel("dwarf")
