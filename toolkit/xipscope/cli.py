@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile_command(commands)
     from .profile.cli import add_command as add_report_commands
     add_report_commands(commands)
+    from .probe_latency import add_command as add_probe_latency_command
+    add_probe_latency_command(commands)
     from .doctor import add_command as add_doctor_command
     add_doctor_command(commands)
     from .snapshot import add_command as add_snapshot_commands

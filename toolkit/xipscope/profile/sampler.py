@@ -18,7 +18,16 @@ interval as unknown.
 Samples go to disk in Parquet parts as they are taken (SampleWriter), and meta.json is written at the end, also when the
 target dies (with the error) or the user stops the run (Ctrl-C: the sample in progress completes, then the run ends).
 
-With a rate, samples follow a fixed schedule (a late one does not shift the rest). Where the spacing is uneven anyway
+With a rate, samples follow a schedule fixed in advance (a late one does not shift the rest), jittered by default: each
+interval is uniform in JITTER x the period, from a seeded generator whose seed meta.json records (`--seed` repeats a
+run's spacing, `--no-jitter` keeps the period exactly). A fixed rate can lock in phase with a periodic tick (Linux's
+250 Hz timer): every sample then lands at the same point of the tick, and the handler gets all of them or none.
+
+Where the target counts its probe's work (pyocd://: target/counting_probe.py), meta.json's `probe_model` prices the
+counts per sample with the probe model (probe_model.py, a model: the user's figures from `xipscope probe-latency`, else
+the Raspberry Pi Debug Probe's): modelled samples/s and halted time per sample on a board behind that probe.
+
+Where the spacing is uneven anyway
 (a loaded host, a slow probe), cycles=True reads mcycle with each sample: weighting each sample by the cycles since the
 previous one keeps the estimate honest (on the twin under a load of 6 on 2 cores: TV 0.024 weighted, 0.039 not).
 """
@@ -26,6 +35,8 @@ previous one keeps the estimate honest (on the twin under a load of 6 on 2 cores
 from __future__ import annotations
 
 import hashlib
+import random
+import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -42,6 +53,19 @@ COUNTER_POLICY = "raw readings, deltas in analysis (never cleared by the sampler
 COUNTER_REGION = "xip_ctrl"         # the memory map region whose presence means CTR_HIT/CTR_ACC can be read
 STACK_BLOCK = 512                   # bytes of stack read in one transfer from sp; frames beyond it are read one by one
 CODE_KINDS = ("rom", "xip-flash", "xip-psram", "sram")
+JITTER = (0.5, 1.5)                 # sampling intervals, uniform in this range x the period, unless --no-jitter
+
+
+def sample_intervals(period_ns: int, seed: int | None):
+    """The intervals between scheduled samples, for ever: the period itself (seed None: a fixed rate), else uniform
+    in JITTER x the period from random.Random(seed), so the same seed gives the same spacing."""
+    if seed is None:
+        while True:
+            yield period_ns
+    rng = random.Random(seed)
+    low, high = JITTER
+    while True:
+        yield round(period_ns * rng.uniform(low, high))
 
 
 @dataclass
@@ -164,10 +188,13 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                    samples: int | None = None, rate_hz: float | None = None, stacks: bool = False, symbols=None,
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
                    cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192,
-                   reply_wait: str = "auto") -> SampleRun:
+                   reply_wait: str = "auto", jitter: bool = True, seed: int | None = None,
+                   probe_model=None) -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, or `stop` (an Event) is set.
 
-    rate_hz paces the samples (None: as fast as the transport allows). cycles=True also reads mcycle with each
+    rate_hz paces the samples (None: as fast as the transport allows), with intervals jittered around the period
+    unless jitter=False; seed repeats a run's intervals (None: a fresh one, recorded in meta.json). probe_model prices
+    the probe work the target counts (probe_model.ProbeModel; None: probe_model.load_model()). cycles=True also reads mcycle with each
     sample (one more register read), so analyses can weight samples by the cycles between them. progress(count, elapsed_s) is called about ten
     times a second. A target that fails mid-run leaves every sample taken on disk and meta.json saying what happened;
     the TargetError is raised after that, naming the directory.
@@ -188,6 +215,12 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                                      cycles=cycles, reply_wait=reply_wait)
     if target.state() != "running":
         target.resume()
+    if rate_hz and jitter and seed is None:
+        seed = secrets.randbits(32)
+    jittered = bool(rate_hz and jitter)
+    if probe_model is None:
+        from ..probe_model import load_model
+        probe_model = load_model()
 
     meta = {
         "tool": f"xipscope {__version__}",
@@ -200,6 +233,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         "counters": {"address": counter_address(memory_map), "policy": COUNTER_POLICY}
         if counter_address(memory_map) is not None else None,
         "rate_hz_requested": rate_hz,
+        "jitter": {"seed": seed, "intervals": f"uniform in [{JITTER[0]}, {JITTER[1]}] x the period "
+                                              "(random.Random(seed); --seed repeats them)"} if jittered else None,
         "samples_requested": samples,
         "duration_requested_s": duration,
         "stacks": stacks,
@@ -219,6 +254,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     clock = time.perf_counter_ns
     add = writer.add
     period = int(1e9 / rate_hz) if rate_hz else 0
+    intervals = sample_intervals(period, seed if jittered else None)
+    counts_before = _probe_counts(target)
     count = 0
     schedule_resets = 0
     halted: list[int] = []
@@ -244,7 +281,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                 elif now - next_t > period:
                     next_t = now
                     schedule_resets += 1
-                next_t += period
+                next_t += next(intervals)
             t0 = clock()
             pc, stack, hit, acc, mcycle = take()
             t1 = clock()
@@ -272,6 +309,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             "reply_wait": None,
             **(sampler.details() or {}),
             "cost_per_sample": _cost_per_sample(sampler),
+            "probe_model": _probe_model(target, counts_before, count, probe_model),
             "ended_early": ended_early,
             "error": error,
         })
@@ -285,6 +323,18 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     if ended_early == "interrupted":
         raise KeyboardInterrupt
     return SampleRun(out_dir, meta)
+
+
+def _probe_model(target, before, samples: int, model) -> dict | None:
+    """The probe model's price of the run's counted probe work per sample, where the target counts it."""
+    if before is None or not samples:
+        return None
+    return model.price(_probe_counts(target) - before, samples)
+
+
+def _probe_counts(target):
+    counts = getattr(target, "probe_counts", None)     # Target.probe_counts (base.py); None where not counted
+    return counts() if counts is not None else None
 
 
 def _halted_stats(halted: list[int], elapsed_s: float) -> dict | None:
@@ -316,6 +366,11 @@ def add_command(commands) -> None:
     amount.add_argument("--duration", type=float, metavar="S", help="sample for S seconds (default 5)")
     amount.add_argument("--samples", type=int, metavar="N", help="take N samples")
     p.add_argument("--rate", type=float, metavar="HZ", help="samples per second (default: as fast as the transport allows)")
+    p.add_argument("--no-jitter", action="store_true",
+                   help="with --rate: sample at exactly the period (default: intervals uniform in 0.5-1.5x the "
+                        "period, so samples can't lock in phase with a periodic tick)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="with --rate: the jitter's seed, to repeat a run's spacing (default: a fresh one, in meta.json)")
     p.add_argument("--stacks", action="store_true", help="also unwind the frame-pointer chain at each sample")
     p.add_argument("--cycles", action="store_true",
                    help="also read mcycle at each sample, so the report can weight samples by the cycles between them")
@@ -357,7 +412,8 @@ def cmd_profile(args) -> int:
             run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
                                  progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
-                                 cycles=args.cycles, map_name=args.map, reply_wait=args.reply_wait)
+                                 cycles=args.cycles, map_name=args.map, reply_wait=args.reply_wait,
+                                 jitter=not args.no_jitter, seed=args.seed)
     finally:
         signal.signal(signal.SIGINT, previous)
         target.close()
@@ -365,6 +421,12 @@ def cmd_profile(args) -> int:
     print(f"xipscope profile: {meta['samples']} samples in {meta['duration_s']:.2f} s "
           f"({meta['rate_hz_achieved'] or 0:.0f}/s) via {meta['transport']}"
           + (f"; ended early: {meta['ended_early']}" if meta["ended_early"] else ""), file=sys.stderr)
+    modelled = meta.get("probe_model")
+    if modelled:
+        print(f"xipscope profile: probe model (a model, not timed): {modelled['samples_per_s']:,.0f} samples/s and "
+              f"{modelled['halted_us']:.0f} us halted a sample on a board behind a probe at "
+              f"{modelled['latency_us']:.0f} us a round trip, {modelled['wire_hz'] / 1e6:g} MHz wire "
+              f"({modelled['per_sample']['round_trips']:.1f} round trips a sample)", file=sys.stderr)
     from .cli import print_report
     return print_report(args.out, symbols, memory_map)
 

@@ -8,6 +8,12 @@ dmi (0x11), BYPASS (0x1f), IR length 5. DMI accesses go to debug_module.DebugMod
 RP2350 itself offers SWD only; this JTAG path exists so that Debian's stock OpenOCD 0.12 can drive the same Debug
 Module the board has (reached there through the APB-AP at 0xa000). While the hart runs, the server simulates it in
 slices and looks at the socket between slices, as the GDB server does.
+
+For the probe model (probe_model.py) the TAP counts what a probe would spend (`counts`, a ProbeCounts): wire bits are
+TCK rising edges; round trips are the TDO reads OpenOCD waits for. OpenOCD's bitbang driver (src/jtag/drivers/
+bitbang.c, bitbang_scan) queues an 'R' per captured bit and collects them all when the scan ends, blocking on the
+socket then (remote_bitbang_read_sample): one wait per scan that captures TDO, counted as the shift state is left.
+An 'R' outside a shift state (OpenOCD sends none) counts as a wait of its own. Transfers are DMI accesses.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import socket
 import sys
 import time
 
+from ..probe_model import ProbeCounts
 from ..target.server import Listener
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
@@ -45,8 +52,10 @@ NEXT_STATE = (
 class Tap:
     """One TAP with the RISC-V DTM behind it. `feed(bytes)` takes remote_bitbang commands and returns TDO replies."""
 
-    def __init__(self, dm: DebugModule):
+    def __init__(self, dm: DebugModule, counts: ProbeCounts | None = None):
         self.dm = dm
+        self.counts = counts if counts is not None else ProbeCounts()
+        self._captured = 0        # TDO reads answered in the current shift state (OpenOCD collects them at its end)
         self.state = TLR
         self.ir = IR_IDCODE
         self.ir_shift = 0
@@ -61,12 +70,17 @@ class Tap:
         out = bytearray()
         state = self.state
         tck = self.tck
+        counts = self.counts
         for byte in data:
             if 48 <= byte <= 55:                       # '0'..'7': set pins
                 bits = byte - 48
                 new_tck = bits >> 2
                 if new_tck and not tck:
+                    counts.wire_bits += 1
                     tms = (bits >> 1) & 1
+                    if tms and self._captured and (state == SH_DR or state == SH_IR):
+                        counts.round_trips += 1        # the scan ends: OpenOCD now waits for its TDO bits
+                        self._captured = 0
                     if state == SH_DR:
                         self.dr = (self.dr >> 1) | ((bits & 1) << (self.dr_length - 1))
                     elif state == SH_IR:
@@ -86,10 +100,13 @@ class Tap:
             elif byte == 82:                           # 'R': TDO is the low bit of the register being shifted
                 if state == SH_DR:
                     out.append(48 + (self.dr & 1))
+                    self._captured += 1
                 elif state == SH_IR:
                     out.append(48 + (self.ir_shift & 1))
+                    self._captured += 1
                 else:
                     out.append(48)
+                    counts.round_trips += 1
             elif byte == 81:                           # 'Q'
                 self.quit = True
                 break
@@ -117,6 +134,8 @@ class Tap:
         op = self.dr & 3
         data = (self.dr >> 2) & 0xFFFFFFFF
         address = (self.dr >> 34) & ((1 << DMI_ABITS) - 1)
+        if op:
+            self.counts.transfers += 1
         if op == 1:
             self.dmi_data = self.dm.read(address)
         elif op == 2:
@@ -136,6 +155,7 @@ class JtagServer:
         self._listener = Listener(port, "--jtag-port", f"{MODEL_NOTE}: ")
         self.port = self._listener.port
         self._budget = 5_000
+        self.counts = ProbeCounts()      # probe work over every session (the probe model's input)
 
     def _run_slice(self) -> None:
         """One slice of the running hart, sized so that it takes about SLICE_SECONDS (an lr.w spin loop costs ~100x
@@ -155,7 +175,7 @@ class JtagServer:
                              idle_wait=lambda: 0 if self.dm.needs_simulation else IDLE_POLL_S)
 
     def _session(self, conn: socket.socket) -> None:
-        tap = Tap(self.dm)
+        tap = Tap(self.dm, self.counts)
         dm = self.dm
         while not tap.quit and not self._listener.closed:
             timeout = 0 if dm.needs_simulation else IDLE_POLL_S

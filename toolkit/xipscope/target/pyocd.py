@@ -277,6 +277,7 @@ def open_pyocd(rest: str, url: str):
 
     from ..sim.dap import UID_PREFIX, TwinDapProbe
     from . import url_hart
+    from .counting_probe import CountingProbe     # the probe model's counts (probe_model.py), on any probe
     unique_id, _, query = rest.partition("?")
     core = parse_qs(query).get("core", [None])[-1]
     if core not in (None, "riscv", "arm"):
@@ -285,7 +286,7 @@ def open_pyocd(rest: str, url: str):
     if core == "arm" and hart:
         raise TargetError(f"{url}: hart= names a RISC-V hart; with core=arm pyOCD's rp2350 target drives Arm core 0")
     if unique_id.startswith(UID_PREFIX):
-        probe = TwinDapProbe.get_probe_with_id(unique_id, is_explicit=True)
+        probe = CountingProbe(TwinDapProbe.get_probe_with_id(unique_id, is_explicit=True))
         twin_core = "riscv" if probe.dm is not None else "arm"
         if core not in (None, twin_core):
             raise TargetError(f"{url}: the twin runs {unique_id[len(UID_PREFIX):]} on its {twin_core} core, the "
@@ -297,6 +298,7 @@ def open_pyocd(rest: str, url: str):
         found = ", ".join(p.unique_id for p in probes) or "none"
         raise TargetError(f"{url}: expected exactly one debug probe{' with id ' + unique_id if unique_id else ''}, "
                           f"found {found}; name one as pyocd://UID")
+    probe = CountingProbe(probes[0])
     if core == "arm":
-        return PyocdArmTarget(probes[0], url)
-    return PyocdTarget(probes[0], url, target_type="rp2350", hart=hart)
+        return PyocdArmTarget(probe, url)
+    return PyocdTarget(probe, url, target_type="rp2350", hart=hart)

@@ -1,0 +1,173 @@
+"""Samples per second as a user's probe would deliver them: each transport's sample counted at the probe's face and
+priced by the probe model (toolkit/xipscope/probe_model.py, a model: nothing here is timed except OpenOCD `profile`'s
+own wall-clock rate, printed beside for reference).
+
+Faces: pyocd:// through the counting wrapper on the twin's DAP face (RISC-V: the batched Debug Module sample; Arm:
+pyOCD's rp2350 target through the protocol); openocd:// (its Tcl sampler), rsp:// to OpenOCD's gdb port, and
+OpenOCD's own `profile` through Debian's openocd on the twin's JTAG face, counted there (TCK cycles; every TDO read
+OpenOCD waits for is a round trip). OpenOCD `profile` is priced with its 10 ms sleep per sample, from the marginal
+counts between a short and a long run (its set-up left out). Medians of ROUNDS runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "toolkit"))
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_openocd import gmon_samples  # noqa: E402
+from openocd_twin import openocd  # noqa: E402
+
+from xipscope.chip import rp2350 as rp  # noqa: E402
+from xipscope.chip.memory_map import get_memory_map  # noqa: E402
+from xipscope.probe_model import ProbeCounts, ProbeModel  # noqa: E402
+from xipscope.profile.sampler import choose_sampler  # noqa: E402
+from xipscope.sim.jtag import JtagServer  # noqa: E402
+from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
+from xipscope.target import open_target  # noqa: E402
+from xipscope.target.base import SampleRequest  # noqa: E402
+
+XIPBENCH = REPO / "firmware" / "xipbench.elf"
+ARMXIP = REPO / "firmware" / "armxip.elf"
+ROUNDS = 3
+SAMPLES = 30
+OPENOCD_PROFILE_SLEEP_S = 0.010     # src/target/target.c, handle_profile_command: alive_sleep(10) per sample on RISC-V
+PROFILE_SECONDS = (1, 3)
+COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))
+
+
+def per_sample(counts: ProbeCounts, samples: int) -> dict:
+    return {"round_trips": counts.round_trips / samples, "packets": counts.packets / samples,
+            "wire_bits": counts.wire_bits / samples}
+
+
+def pyocd_counts(firmware: Path) -> dict:
+    """Per-sample counts of `xipscope profile`'s sample (pc and the XIP counters) through pyocd:// on the twin."""
+    with open_target(f"pyocd://twin:{firmware}") as target:
+        take, _ = choose_sampler(target, get_memory_map("rp2350"), stacks=False)
+        take()
+        before = target.probe_counts()
+        for _ in range(SAMPLES):
+            take()
+        return per_sample(target.probe_counts() - before, SAMPLES)
+
+
+def jtag_counts(workdir: Path) -> tuple[dict, dict, dict, float]:
+    """Per-sample counts at the twin's JTAG face for openocd://'s sampler, rsp:// to OpenOCD's gdb port and OpenOCD's
+    own `profile` (marginal, per gmon.out sample), and `profile`'s measured wall-clock rate."""
+    server = JtagServer(Machine(XIPBENCH, uart_echo=lambda b: None), 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with openocd(server.port, workdir) as session:
+            with open_target(session.url) as tcl:
+                take = tcl.sampler(COUNTERS).take
+                take()
+                before = server.counts.copy()
+                for _ in range(SAMPLES):
+                    take()
+                tcl_sample = per_sample(server.counts - before, SAMPLES)
+
+                runs = []
+                for seconds in PROFILE_SECONDS:
+                    before = server.counts.copy()
+                    out = workdir / f"gmon-{seconds}.out"
+                    t0 = time.perf_counter()
+                    tcl.command(f"profile {seconds} {out}")
+                    elapsed = time.perf_counter() - t0
+                    runs.append((server.counts - before, gmon_samples(out), elapsed))
+            (short, short_n, _), (long, long_n, long_s) = runs
+            profile_sample = per_sample(long - short, max(long_n - short_n, 1))
+            profile_wall = long_n / long_s
+
+            gdb = open_target(session.gdb_url)      # attaching halts the hart
+            try:
+                gdb.resume()
+                gdb.halt()
+                gdb.read_register("pc")
+                before = server.counts.copy()
+                for _ in range(SAMPLES):
+                    gdb.resume()
+                    gdb.halt()
+                    gdb.read_register("pc")
+                rsp_sample = per_sample(server.counts - before, SAMPLES)
+            finally:
+                gdb.close()
+    finally:
+        server.close()
+        thread.join(timeout=10)
+    return tcl_sample, rsp_sample, profile_sample, profile_wall
+
+
+def median_counts(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def main() -> int:
+    model = ProbeModel()
+    measured: dict[str, list[dict]] = {"riscv": [], "arm": [], "tcl": [], "rsp": [], "profile": []}
+    walls = []
+    with TemporaryDirectory() as tmp:
+        for i in range(ROUNDS):
+            measured["riscv"].append(pyocd_counts(XIPBENCH))
+            measured["arm"].append(pyocd_counts(ARMXIP))
+            tcl, rsp, profile, wall = jtag_counts(Path(tmp))
+            measured["tcl"].append(tcl)
+            measured["rsp"].append(rsp)
+            measured["profile"].append(profile)
+            walls.append(wall)
+            print(f"round {i + 1}: counted", flush=True)
+    rows = [
+        ("pyocd:// RISC-V, pc + XIP counters (twin DAP face)", "riscv", 0.0, True),
+        ("pyocd://?core=arm, pc + XIP counters (twin Arm core)", "arm", 0.0, True),
+        ("openocd:// Tcl sampler, pc + XIP counters (JTAG face)", "tcl", 0.0, False),
+        ("rsp:// to OpenOCD's gdb port, pc only (JTAG face)", "rsp", 0.0, False),
+        ("OpenOCD `profile`, pc only, + its 10 ms sleep (JTAG face)", "profile", OPENOCD_PROFILE_SLEEP_S, False),
+    ]
+    counts = {key: median_counts(measured[key]) for _, key, _, _ in rows}
+
+    def rate(key, sleep):
+        c = counts[key]
+        return 1 / model.sample_s(c["round_trips"], c["wire_bits"], sleep)
+
+    anchor = rate("profile", OPENOCD_PROFILE_SLEEP_S)
+    print(f"\nProbe model (a model, nothing timed): {model.latency_s * 1e6:.0f} us a round trip, "
+          f"{model.wire_hz / 1e6:g} MHz wire (SWD for pyocd://, JTAG TCK for the OpenOCD rows); "
+          f"{model.source}. Counts are medians of {ROUNDS} rounds of {SAMPLES} samples on the {MODEL_NOTE}.")
+    header = ("transport", "round trips", "packets", "wire bits", "model samples/s", "model halted us",
+              "x OpenOCD profile", "x 1-RT ceiling")
+    table = []
+    for name, key, sleep, usb in rows:
+        c = counts[key]
+        r = rate(key, sleep)
+        halted = model.halted_s(c["round_trips"], c["wire_bits"]) * 1e6
+        table.append((name, f"{c['round_trips']:.1f}", f"{c['packets']:.1f}" if usb else "-",
+                      f"{c['wire_bits']:,.0f}", f"{r:,.1f}", f"{halted:,.0f}", f"{r / anchor:.1f}x",
+                      f"{r / model.ceiling_hz(c['wire_bits']):.2f}x"))
+    widths = [max(len(str(row[i])) for row in table + [header]) for i in range(len(header))]
+    for row in [header] + table:
+        print("  " + "  ".join(str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))))
+    print(f"  OpenOCD `profile` measured on the twin (wall clock, host time): {statistics.median(walls):.1f} "
+          f"samples/s (median of {ROUNDS})")
+    for name, key, _, _ in rows[:2]:
+        c = counts[key]
+        r = rate(key, 0.0)
+        ceiling = r / model.ceiling_hz(c["wire_bits"])
+        met = c["round_trips"] <= 1 and ceiling >= 0.9 and r / anchor >= 10
+        print(f"  goal for {name.split(',')[0]}: 1 round trip, >= 0.9x the ceiling, >= 10x OpenOCD profile: "
+              f"{'met' if met else 'not met'} ({c['round_trips']:.1f} round trips, {ceiling:.2f}x, "
+              f"{r / anchor:.1f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
