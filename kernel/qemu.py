@@ -31,6 +31,11 @@ class KernelBuild:
         return self.dir / "System.map"
 
     @property
+    def dtb(self) -> Path:
+        """The RP2350 kernels' device tree (pico2, pico2-stock); the QEMU kernels have none (QEMU makes its own)."""
+        return self.dir / "pico2.dtb"
+
+    @property
     def build_dir(self) -> Path:
         """The kernel's out-of-tree build directory (holds vmlinux-gdb.py and scripts/gdb for lx-dmesg)."""
         return Path((self.dir / "build-dir").read_text().strip())
