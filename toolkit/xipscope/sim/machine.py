@@ -859,7 +859,9 @@ class Machine:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
     def run_slice(self, budget: int) -> str:
-        """One slice of at most about `budget` instructions; the faces call this between requests."""
+        """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
+        is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
+        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
         with self.lock:
             if self._halt_requested:
                 return "halt"
