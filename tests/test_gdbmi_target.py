@@ -93,7 +93,9 @@ def test_profile_through_gdb_agrees_with_rsp(icount_qemu, tmp_path):
     and guest time tied to guest instructions (-icount, see icount_qemu), so the share of time the guest spends in
     its timer tick does not grow with the host's load or with how long each transport halts it.
     Tolerance on the top function's share: 0.15 (sampling noise alone is about 0.03: binomial, p ~ 0.9, 300 samples
-    each, the difference of two). The test checks that gdb:// halts longer per sample, as the explanation says."""
+    each, the difference of two; measured under load: __delay 0.99-1.0 through both). Which transport halts longer
+    per sample no longer matters, and is not asserted: on an idle host gdb:// does (2.5-3.1 ms against 0.4-0.5 ms),
+    on a loaded one scheduling dominates both (seen: rsp:// 28 ms, gdb:// 24 ms)."""
     import pandas as pd
 
     from xipscope.chip.memory_map import get_memory_map
@@ -116,10 +118,8 @@ def test_profile_through_gdb_agrees_with_rsp(icount_qemu, tmp_path):
         results[url.split(":")[0]] = (len(names), names.notna().mean(), shares.index[0], shares.iloc[0],
                                       run.meta["halted_ns"]["median"])
         print(url.split(":")[0], results[url.split(":")[0]], shares.head(3).to_dict())
-    (rsp_n, rsp_known, rsp_top, rsp_share, rsp_halt), (gdb_n, gdb_known, gdb_top, gdb_share, gdb_halt) = \
-        results["rsp"], results["gdb"]
+    (rsp_n, rsp_known, rsp_top, rsp_share, _), (gdb_n, gdb_known, gdb_top, gdb_share, _) = results["rsp"], results["gdb"]
     assert rsp_n == gdb_n == 300
     assert rsp_known == gdb_known == 1.0          # every pc is in a kernel function
     assert rsp_top == gdb_top == "__delay"
     assert rsp_share > 0.6 and gdb_share > 0.6 and abs(rsp_share - gdb_share) < 0.15
-    assert gdb_halt > rsp_halt
