@@ -78,8 +78,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0):
-    """Boot `build` until its panic line; yield a RunningKernel; always stop QEMU afterwards."""
+def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0, qemu_args: tuple[str, ...] = ()):
+    """Boot `build` until its panic line; yield a RunningKernel; always stop QEMU afterwards. qemu_args are added
+    to QEMU's command line (e.g. -icount, so that guest time follows instructions, not the host's wall clock)."""
     def panicked(kernel: RunningKernel) -> bool:
         deadline = time.monotonic() + timeout
         while PANIC_LINE not in kernel.console_text():
@@ -92,7 +93,7 @@ def boot_kernel(build: KernelBuild, workdir: Path, timeout: float = 60.0):
         time.sleep(0.2)  # let the panic lines after the first finish printing
         return True
 
-    with _qemu(build, workdir, [], panicked) as kernel:
+    with _qemu(build, workdir, list(qemu_args), panicked) as kernel:
         yield kernel
 
 

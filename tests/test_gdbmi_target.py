@@ -71,16 +71,31 @@ def test_unreachable_server_is_a_clear_error():
         open_target(f"gdb://127.0.0.1:{free_port()}")
 
 
-def test_profile_through_gdb_agrees_with_rsp(dwarf_qemu, tmp_path):
-    """The panicked kernel spins in panic()'s mdelay loop: profiled at 100 Hz for 3 s through each transport, both
-    put the same function on top and symbolize every sample.
+@pytest.fixture(scope="module")
+def icount_qemu(dwarf_kernel, tmp_path_factory):
+    """The DWARF kernel booted to its panic in QEMU with -icount: guest time advances one nanosecond per instruction,
+    not with the host's wall clock. Without it a loaded host runs fewer guest instructions per wall-clock timer tick,
+    so more of the guest's time goes to the tick (seen: handle_exception on top at 62-67% under load, __delay at
+    87-99% on an idle host), and where samples land depends on the machine's load, not on the transport."""
+    from qemu import boot_kernel
 
-    Tolerance on the top function's share: 0.25. Sampling noise alone is about 0.03 (binomial, p ~ 0.9, 300 samples
-    each, the difference of two). The rest is real and one-sided: a gdb:// sample holds the core for several MI round
-    trips (median 2.5-3.1 ms) instead of one RSP round trip (0.4-0.5 ms on this loaded 2-core host), so the kernel's
-    timer tick is more often due when the core resumes and more samples land in handle_exception and the tick code
-    (6 runs: __delay 0.87-0.997 through rsp://, 0.82-0.96 through gdb://; differences 0.02-0.13, one run above 0.15).
-    The test checks that explanation too: gdb:// halts longer per sample."""
+    with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-icount"),
+                     qemu_args=("-icount", "shift=0,sleep=off")) as qemu:
+        yield qemu
+
+
+def test_profile_through_gdb_agrees_with_rsp(icount_qemu, tmp_path):
+    """The panicked kernel spins in panic()'s mdelay loop: 300 samples at 100/s through each transport both put
+    the same function on top and symbolize every sample.
+
+    On a footing that holds on a loaded host: a sample count, not a duration (a gdb:// sample holds the core for
+    several MI round trips, 2.5-3.1 ms idle and over 10 ms loaded, so a loaded host takes fewer samples a second),
+    and guest time tied to guest instructions (-icount, see icount_qemu), so the share of time the guest spends in
+    its timer tick does not grow with the host's load or with how long each transport halts it.
+    Tolerance on the top function's share: 0.15 (sampling noise alone is about 0.03: binomial, p ~ 0.9, 300 samples
+    each, the difference of two; measured under load: __delay 0.99-1.0 through both). Which transport halts longer
+    per sample no longer matters, and is not asserted: on an idle host gdb:// does (2.5-3.1 ms against 0.4-0.5 ms),
+    on a loaded one scheduling dominates both (seen: rsp:// 28 ms, gdb:// 24 ms)."""
     import pandas as pd
 
     from xipscope.chip.memory_map import get_memory_map
@@ -88,14 +103,14 @@ def test_profile_through_gdb_agrees_with_rsp(dwarf_qemu, tmp_path):
     from xipscope.profile.sampler import sample_profile
     from xipscope.profile.samples import read_samples
 
-    symbols = load_symbols(dwarf_qemu.build.vmlinux)
+    symbols = load_symbols(icount_qemu.build.vmlinux)
     results = {}
-    for url in (dwarf_qemu.url, gdb_url(dwarf_qemu)):
+    for url in (icount_qemu.url, gdb_url(icount_qemu)):
         target = open_target(url)
         out = tmp_path / url.split(":")[0]
         try:
-            run = sample_profile(target, out, memory_map=get_memory_map("qemu-virt"), duration=3.0, rate_hz=100,
-                                 symbols=symbols, elf=dwarf_qemu.build.vmlinux)
+            run = sample_profile(target, out, memory_map=get_memory_map("qemu-virt"), samples=300, rate_hz=100,
+                                 symbols=symbols, elf=icount_qemu.build.vmlinux)
         finally:
             target.close()
         names = pd.Series(symbols.symbolize(read_samples(out)["pc"].to_numpy()).function)
@@ -103,10 +118,8 @@ def test_profile_through_gdb_agrees_with_rsp(dwarf_qemu, tmp_path):
         results[url.split(":")[0]] = (len(names), names.notna().mean(), shares.index[0], shares.iloc[0],
                                       run.meta["halted_ns"]["median"])
         print(url.split(":")[0], results[url.split(":")[0]], shares.head(3).to_dict())
-    (rsp_n, rsp_known, rsp_top, rsp_share, rsp_halt), (gdb_n, gdb_known, gdb_top, gdb_share, gdb_halt) = \
-        results["rsp"], results["gdb"]
-    assert rsp_n > 200 and gdb_n > 200            # the goal rate, 100/s, is met through both
+    (rsp_n, rsp_known, rsp_top, rsp_share, _), (gdb_n, gdb_known, gdb_top, gdb_share, _) = results["rsp"], results["gdb"]
+    assert rsp_n == gdb_n == 300
     assert rsp_known == gdb_known == 1.0          # every pc is in a kernel function
     assert rsp_top == gdb_top == "__delay"
-    assert rsp_share > 0.6 and gdb_share > 0.6 and abs(rsp_share - gdb_share) < 0.25
-    assert gdb_halt > rsp_halt
+    assert rsp_share > 0.6 and gdb_share > 0.6 and abs(rsp_share - gdb_share) < 0.15

@@ -6,6 +6,10 @@ The twin is served by its GDB server in a separate process (as a board behind a 
 clock (sim/pacing.py), so a halt lands at the simulated cycle of the moment it was asked for. Samples are taken as fast
 as rsp:// allows, with mcycle read at each one: weighting each sample by the cycles since the previous one makes the
 estimate independent of how evenly the sampler managed to space its samples on a loaded host.
+
+Nothing here assumes an idle host: amounts are sample counts or "until the firmware is done" (the paced clock stops
+while the core is halted, and a loaded host halts longer per sample, so a duration covers less of the run), and the
+checks are on samples weighted by simulated cycles, not on wall-clock rates.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +42,40 @@ def monitor(target: RspTarget, command: str) -> str:
     return bytes.fromhex(reply.decode()).decode()
 
 
-def profile_twin(out: Path, clock_hz: float, **sampling):
-    """Profile xipbench from reset on the twin's GDB server; then its ground truth for exactly the run sampled."""
+def stop_when_done(uart_log: Path, stop: threading.Event, finished: threading.Event) -> None:
+    """Set `stop` once xipbench has printed its last line to the twin's UART log (or the run has finished)."""
+    while not finished.is_set():
+        if uart_log.exists() and b"xipbench: done" in uart_log.read_bytes():
+            stop.set()
+            return
+        finished.wait(0.05)
+
+
+def profile_twin(out: Path, clock_hz: float, until_done: bool = False, **sampling):
+    """Profile xipbench from reset on the twin's GDB server; then its ground truth for exactly the run sampled.
+    until_done: sample until the firmware has printed its last line (`samples` then only caps the run)."""
+    uart_log = out.parent / f"{out.name}-uart.log"
     server = subprocess.Popen([sys.executable, "-m", "xipscope", "sim", str(XIPBENCH), "--gdb-port", "0",
-                               "--clock-hz", str(clock_hz)], stdout=subprocess.PIPE, text=True,
-                              env={"PYTHONPATH": str(REPO / "toolkit"), "PATH": "/usr/bin:/bin"})
+                               "--clock-hz", str(clock_hz), "--uart-log", str(uart_log)], stdout=subprocess.PIPE,
+                              text=True, env={"PYTHONPATH": str(REPO / "toolkit"), "PATH": "/usr/bin:/bin"})
+    stop, finished = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=stop_when_done, args=(uart_log, stop, finished), daemon=True)
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline()).group(1))
         target = RspTarget("127.0.0.1", port)
         try:
             symbols = load_symbols(XIPBENCH)
+            if until_done:
+                watcher.start()
             run = sample_profile(target, out, memory_map=get_memory_map("rp2350"), cycles=True, symbols=symbols,
-                                 elf=XIPBENCH, **sampling)
+                                 elf=XIPBENCH, stop=stop if until_done else None, **sampling)
             target.halt()   # the truth includes the few hundred cycles run after the last sample: negligible
             truth = json.loads(monitor(target, "stats-json"))
             clock = monitor(target, "clock")
         finally:
             target.close()
     finally:
+        finished.set()
         server.kill()
         server.wait()
         server.stdout.close()
@@ -74,19 +95,26 @@ def profiled(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory):
-    """All of xipbench at 500 samples/s, the twin paced to 1 MHz (about 1,500 cycles between samples): every phase,
+    """All of xipbench at 500 samples/s, the twin paced to 1 MHz (up to 2,000 cycles between samples): every phase,
     for the counters. Hit rates do not depend on where samples land, only on reading the counters inside a phase.
-    A sample count, not a duration: the paced clock stops while the core is halted, so a slow host that halts longer
-    per sample needs more wall time to cover xipbench's 4.2 M cycles, and a count gives it that."""
-    return profile_twin(tmp_path_factory.mktemp("twin") / "whole", 1e6, samples=8000, rate_hz=500)
+    Until the firmware is done, not a duration or a fixed count: the paced clock stops while the core is halted, so
+    a loaded host that halts longer per sample runs fewer cycles between samples (down to a few hundred when the
+    halt takes longer than the 2 ms period) and needs more samples to cover xipbench's 4.2 M cycles. The cap only
+    bounds a run that never finishes."""
+    return profile_twin(tmp_path_factory.mktemp("twin") / "whole", 1e6, until_done=True, samples=200_000,
+                        rate_hz=500)
 
 
 def test_sampled_time_by_function_matches_the_twins_cycles(profiled):
     df, truth, meta, clock = profiled
     assert len(df) == SAMPLES and meta["transport"].startswith("rsp pipelined")
-    # The twin kept its clock (a starved host makes it slip; mcycle weights still count the slipped cycles).
+    # A host too loaded to simulate 300 kHz makes the clock slip (counted); the mcycle weights count the cycles
+    # actually run whatever the slips, so the estimate below holds either way. What holds on any host: the clock
+    # accounts for its slips.
+    slips = int(re.search(r"'slips': (\d+)", clock).group(1))
     slipped = int(re.search(r"'slipped_cycles': (\d+)", clock).group(1))
-    assert slipped < 0.05 * int(re.search(r"cycles (\d+)", clock).group(1)), clock
+    assert (slips == 0) == (slipped == 0), clock
+    print(f"\nclock: {clock.strip()}")
     cycles = pd.Series({f["name"]: f["cycles"] for f in truth["functions"] if f["name"] != "_park"})
     true_share = cycles / cycles.sum()
     running = df[df["function"] != "_park"]        # parked in wfi: the twin simulates nothing, the truth has no cycles
@@ -102,9 +130,17 @@ def test_sampled_time_by_function_matches_the_twins_cycles(profiled):
 
 
 def _phases(df: pd.DataFrame) -> list[pd.DataFrame]:
-    """Samples split where the counters went backwards (xipbench clears them as each phase starts), keeping the
-    stretches that ran a work_* function."""
-    reset = (df["xip_acc"].diff() < 0).cumsum()
+    """Samples split where the counters were cleared (xipbench clears them as each phase starts), keeping the
+    stretches that ran a work_* function.
+
+    Within a phase both counters only grow, and every hit is an access: a reading with fewer accesses or hits than
+    the one before, or with more new hits than new accesses, comes after a clear. That finds a clear even when no
+    sample landed between one phase's work and the next's (a loaded host halts late now and then, so an interval
+    can span the few thousand cycles of phase() in between): sram-fit reads 3 accesses, 2 hits in work_sram and
+    sram-thrash 3 and 3. A sample in another work_* function than the one before starts a stretch too."""
+    d_acc, d_hit = df["xip_acc"].diff(), df["xip_hit"].diff()
+    work = df["function"].where(df["function"].str.startswith("work_", na=False)).ffill()
+    reset = ((d_acc < 0) | (d_hit < 0) | (d_hit > d_acc) | (work.notna() & (work != work.shift()))).cumsum()
     stretches = [g for _, g in df.groupby(reset)]
     return [g for g in stretches if g["function"].str.startswith("work_", na=False).any()]
 
@@ -136,7 +172,11 @@ def test_per_phase_hit_rates_match_the_twins_exact_counters(whole_run):
         if name.startswith("sram"):
             continue    # the next test: the few accesses there are phase()'s own, around the call
         assert abs(sampled - exact) < 0.002, (name, sampled, exact)
-        assert 0.9 * int(acc) < last["xip_acc"] <= int(acc)
+        # The accesses after that reading are those of the one interval that crossed the phase's end: at most two
+        # per cycle (a fetch word and a data access per instruction, each at least a cycle). On an idle host that
+        # interval is about 2,000 cycles; a loaded one can halt later, and its weight says by how much.
+        crossing = df.loc[df.index[df.index.get_loc(last.name) + 1], "weight"]
+        assert 0 <= int(acc) - last["xip_acc"] <= 2 * crossing, (name, last["xip_acc"], acc, crossing)
 
 
 def test_sram_phases_make_no_xip_accesses_of_their_own(whole_run):

@@ -38,6 +38,15 @@ def arm_target():
     target.close()
 
 
+def until(condition, what: str, safety_s: float = 120.0) -> None:
+    """Wait for `condition()` to hold: progress is asserted, not a rate, so a loaded host only makes it take longer.
+    The safety bound only turns a regression into a failure instead of a hang."""
+    deadline = time.monotonic() + safety_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {safety_s:.0f} s"
+        time.sleep(0.01)
+
+
 def function_at(image: ElfImage, address: int) -> str | None:
     i = image.function_index(address)
     return image.functions[i].name if i >= 0 else None
@@ -102,8 +111,8 @@ def test_pyocd_steps_and_resets_the_arm_core():
         assert soc.read_core_register("pc") == image.symbol("_start") & ~1
         assert soc.read_core_register("sp") == 0x20080000 and soc.read_core_register("xpsr") == 1 << 24
         soc.resume()
-        time.sleep(0.2)
-        assert int.from_bytes(soc.read_memory_block8(image.symbol("rounds"), 4), "little") > 0
+        until(lambda: int.from_bytes(soc.read_memory_block8(image.symbol("rounds"), 4), "little") > 0,
+              "armxip completes a round after reset and resume")
 
 
 def test_memory_and_registers_through_pyocds_rp2350_target(arm_target):
@@ -117,8 +126,8 @@ def test_memory_and_registers_through_pyocds_rp2350_target(arm_target):
                 assert t.read_memory(segment["p_paddr"], segment["p_filesz"]) == segment.data()
     rounds = image.symbol("rounds")
     first = int.from_bytes(t.read_memory(rounds, 4), "little")
-    time.sleep(0.3)
-    assert int.from_bytes(t.read_memory(rounds, 4), "little") > first   # the loop goes on while we read
+    until(lambda: int.from_bytes(t.read_memory(rounds, 4), "little") > first,
+          "the loop goes on while we read")
     with pytest.raises(TargetError, match="while the core runs"):
         t.read_register("pc")
 
@@ -153,11 +162,12 @@ def test_profile_in_arm_mode_weighs_samples_by_dwt_cyccnt(tmp_path):
 
     out = tmp_path / "arm"
     result = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", f"pyocd://twin:{ARMXIP}",
-                             "--elf", str(ARMXIP), "--rate", "200", "--duration", "4", "--cycles", "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
+                             "--elf", str(ARMXIP), "--rate", "200", "--samples", "600", "--cycles", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     meta = read_meta(out)
-    assert meta["samples"] > 300 and "DWT_CYCCNT" in meta["mcycle"] and meta["error"] is None
+    # A sample count, not a duration: a loaded host takes fewer samples a second, and as many in the end.
+    assert meta["samples"] == 600 and "DWT_CYCCNT" in meta["mcycle"] and meta["error"] is None
     frame = load_profile(out, ARMXIP).samples
     assert set(frame["function"]) <= set(PHASES) | {"main", "__sram_spin_veneer", "_start"}
     weights = frame["weight"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe", "flashwrite_hang", "flashwrite_ok")
+ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe", "flashwrite_hang", "flashwrite_ok", "flasherase_ramvec")
 ARM_ELFS = ("armxip",)      # Arm mode (Cortex-M33): the twin's DAP face under pyOCD's own rp2350 target
 
 

@@ -273,6 +273,8 @@ def check_direct_mode(ev: Evidence) -> list[Finding]:
     if mtvec is not None and (mtvec & ~3) == ev.pc and rp.xip_blocked_by_direct_mode(ev.pc):
         evidence.append(f"mtvec = {ev.where(mtvec & ~3)}: the trap vector is in flash too, so every fault "
                         "re-enters it and faults again; mepc now holds the vector, not the first fault")
+    elif mtvec is not None and cause == rp.CAUSE_FETCH_FAULT and mepc is not None:
+        evidence += _handler_retry_loop(ev, mtvec & ~3, mepc)
     evidence += _caller_lines(ev)
     return [Finding(
         "xip-in-direct-mode", "critical",
@@ -283,6 +285,23 @@ def check_direct_mode(ev: Evidence) -> list[Finding]:
         "handlers (or keep interrupts off), and the source data: copy data that lives in flash to RAM before the "
         "flash call (the Zephyr fix, PR 68951). Park the other core, or use the boot ROM's flash functions "
         "from SRAM as pico-sdk's flash_range_program does.")]
+
+
+def _handler_retry_loop(ev: Evidence, handler: int, mepc: int) -> list[str]:
+    """The trap vector outside XIP runs, and returns to mepc, whose fetch faults again: a trap loop that never
+    parks (RTOSes that keep their vector table in RAM do this with a handler that retries a bus fault)."""
+    if rp.xip_blocked_by_direct_mode(handler):
+        return []
+    fn = ev.function(handler)
+    pcs = ev.pc_samples + [ev.pc]
+    looping = [pc for pc in pcs if pc == mepc or (ev.function(pc) == fn if fn else 0 <= pc - handler < LOOP_SPAN)]
+    if 2 * len(looping) <= len(pcs) or all(pc == mepc for pc in looping):
+        return []
+    before, after = ev.reg("minstret_before"), ev.reg("minstret")
+    moving = f"; minstret {before} -> {after}: it keeps retiring instructions" if None not in (before, after) else ""
+    return [f"mtvec = {ev.where(handler)}: the trap handler is outside XIP, so it runs, and returns to mepc, whose "
+            f"fetch faults again: a trap loop ({len(looping)} of {len(pcs)} PC samples, the final pc included, in "
+            f"the handler or at mepc{moving})"]
 
 
 def check_lrsc_livelock(ev: Evidence) -> list[Finding]:

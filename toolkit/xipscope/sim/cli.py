@@ -97,17 +97,22 @@ def run(args) -> int:
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)
             return 0
         from .machine import Machine
-        from .report import format_function_table, stats_json
+        from .report import format_function_table, stats_json, trap_loop_text
 
         machine = Machine(args.firmware, **_machine_kwargs(args, echo))
         if not args.json:
             print(f"== {MODEL_NOTE}: running {args.firmware} (UART0 output follows)", flush=True)
         result = machine.run(args.max_instructions)
+        # The run stops by itself (idle, trap-loop) or at its budget; a firmware spinning through its trap handler
+        # runs to the budget, as a board spins until halted, and the trap loop is named beside the stop.
+        loop = trap_loop_text(machine) if result.reason == "budget" else None
         if args.json:
-            print(json.dumps(stats_json(machine) | {"stop": result.reason}, indent=1))
+            print(json.dumps(stats_json(machine) | {"stop": result.reason, "trap_loop": loop}, indent=1))
         else:
             print(f"== {MODEL_NOTE}: stopped ({result.reason}) at pc {result.pc:#010x} after "
                   f"{result.instructions} instructions")
+            if loop is not None:
+                print(f"== {loop}")
             print(format_function_table(machine), end="")
         return 0
     except XipscopeError as e:

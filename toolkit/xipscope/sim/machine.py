@@ -39,6 +39,9 @@ from .peripherals import Qmi, Uart, XipCtrl
 
 MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
+HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
+TRAP_HISTORY = 4096          # traps kept in Machine.traps (the latest); a firmware in a trap loop takes millions
+REPEATED_TRAP = 100          # the same trap this many times in a row, and nothing else: a trap loop (repeated_trap)
 
 # Block record fields (a list, for speed in the hook).
 (B_COUNT, B_N, B_SIZE, B_ADDR, B_INSNS, B_SEGS, B_FIDX, B_ATOMIC, B_LINE_INFO, B_LINES, B_WORDS, B_CACHED, B_CS,
@@ -126,7 +129,9 @@ class Machine:
         self.xip_ctrl = XipCtrl(self.cache)
         self.qmi = Qmi()
         self._xip_checks = [False]     # a list cell the hot hooks hold: True while QMI state can fault XIP accesses
-        self.traps: list[Trap] = []
+        self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
+        self.trap_count = 0            # every trap taken since power-on
+        self._trap_run: list = [None, 0]   # [(cause, epc) of the latest trap, times taken in a row]
         self.trace: list | None = [] if trace else None
         self.breakpoints: set[int] = set()
         self.lock = threading.RLock()   # faces serialise on it: one slice or one request at a time
@@ -270,20 +275,25 @@ class Machine:
 
         def on_block(_uc, address, size, _ud):
             try:
-                if pending[0] is not None:
-                    machine._apply_pending()
-                if xip_checks[0] and machine.xip_unavailable(address):
-                    # The block's first fetch is refused: an instruction access fault before anything retires.
-                    machine._take_trap(rp.CAUSE_FETCH_FAULT, address)
-                    return
-                b = blocks.get(address)
-                if b is None or b[B_SIZE] != size:
-                    b = decode(address, size)
+                # The budget is looked at before anything else, so that no block, and no trap entered from this
+                # hook, starts once the slice has spent it (trap entries are charged to it in _take_trap): a
+                # firmware looping through its trap handler ends its slice like any other loop.
                 if st[0] <= 0:
                     if machine._stop_reason is None:
                         machine._stop_reason = "budget"
                     uclib.uc_emu_stop(uch)
                     return
+                if pending[0] is not None:
+                    machine._apply_pending()
+                if xip_checks[0] and machine.xip_unavailable(address):
+                    # The block's first fetch is refused: an instruction access fault before anything of it
+                    # retires. The block before it retired whole: nothing of it is taken back.
+                    last[0] = None
+                    machine._take_trap(rp.CAUSE_FETCH_FAULT, address)
+                    return
+                b = blocks.get(address)
+                if b is None or b[B_SIZE] != size:
+                    b = decode(address, size)
                 n = b[B_N]
                 st[0] -= n
                 st[1] += n
@@ -528,14 +538,12 @@ class Machine:
     def _unretire_from(self, epc: int) -> None:
         """The instructions of the current block from `epc` on did not retire (a trap or a stop cut the block)."""
         b, live = self._last
-        if b is None:
-            return
+        if b is None or not b[B_ADDR] <= epc < b[B_ADDR] + b[B_SIZE]:
+            return   # epc is not in the current block: the block retired whole (it jumped to epc, or trapped after it)
         insns = b[B_INSNS]
         i = 0
         while i < live and insns[i][0] < epc:
             i += 1
-        if not (b[B_ADDR] <= epc < b[B_ADDR] + b[B_SIZE]) and i >= live:
-            return
         for _a, f in insns[i:live]:
             self._f_instr_adj[f] -= 1
         gone = live - i
@@ -572,12 +580,31 @@ class Machine:
         uc.reg_write(UC_RISCV_REG_MCAUSE, cause)
         uc.reg_write(UC_RISCV_REG_MEPC, epc)
         uc.reg_write(UC_RISCV_REG_MTVAL, rp.HAZARD3_MTVAL_HARDWIRED)
-        self.traps.append(Trap(cause, epc, self._st[1]))
+        self._record_trap(Trap(cause, epc, self._st[1]))
+        self._st[0] -= 1   # entering the handler is work the slice's budget pays for, though no instruction retires
         handler = uc.reg_read(UC_RISCV_REG_MTVEC) & ~3   # direct mode: exceptions always go to the base
         if handler == epc:
             # The handler itself faults at its first instruction: a real core would spin here forever.
             self._request_stop("trap-loop")
         uc.reg_write(UC_RISCV_REG_PC, handler)
+
+    def _record_trap(self, trap: Trap) -> None:
+        self.trap_count += 1
+        run = self._trap_run
+        key = (trap.cause, trap.epc)
+        if run[0] == key:
+            run[1] += 1
+        else:
+            run[0], run[1] = key, 1
+        self.traps.append(trap)
+        if len(self.traps) >= 2 * TRAP_HISTORY:
+            del self.traps[:TRAP_HISTORY]   # memory stays bounded however long a firmware loops through traps
+
+    def repeated_trap(self) -> tuple[Trap, int] | None:
+        """(the latest trap, times taken in a row) when the latest REPEATED_TRAP or more traps were all the same
+        (cause and epc): the firmware loops through its trap handler back to an instruction that traps again."""
+        n = self._trap_run[1]
+        return (self.traps[-1], n) if n >= REPEATED_TRAP else None
 
     def _apply_pending(self) -> None:
         from unicorn.riscv_const import UC_RISCV_REG_MSTATUS
@@ -742,9 +769,10 @@ class Machine:
         return self._st[1] + self._st[2]
 
     def request_halt(self) -> None:
-        """Ask a running slice to stop at the next block boundary (safe from another thread)."""
+        """Ask a running slice to stop at the next block boundary (safe from another thread). Whatever loop the
+        firmware is in (its trap handler included), every block starts in the block hook, which stops the run."""
         self._halt_requested = True
-        self._st[0] = 0
+        self._st[0] = HALTED_BUDGET
 
     def clear_halt_request(self) -> None:
         """Forget a halt request once the faces have acted on it (before running again)."""
@@ -791,7 +819,7 @@ class Machine:
         with self.lock:
             pc = self._pc()
             before = self._st[1]
-            traps_before = len(self.traps)
+            traps_before = self.trap_count
             if pc in self.breakpoints:
                 self._uc.ctl_set_exits(sorted(self.breakpoints - {pc}))
             self._stop_reason = None
@@ -803,7 +831,7 @@ class Machine:
                 if pc in self.breakpoints:
                     self._uc.ctl_set_exits(sorted(self.breakpoints))
             b = self._last[0]
-            if b is not None and b[B_ADDR] == pc and len(self.traps) == traps_before:
+            if b is not None and b[B_ADDR] == pc and self.trap_count == traps_before:
                 # unicorn may have counted the whole block at its start: only the first instruction ran.
                 half = self._insn_at(pc) & 0xFFFF
                 self._unretire_from(pc + rv.insn_length(half))
@@ -831,12 +859,16 @@ class Machine:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
     def run_slice(self, budget: int) -> str:
-        """One slice of at most about `budget` instructions; the faces call this between requests."""
+        """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
+        is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
+        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
         with self.lock:
             if self._halt_requested:
                 return "halt"
             self._stop_reason = None
             self._st[0] = budget
+            if self._halt_requested:    # asked for since the look above: the hook must see it
+                self._st[0] = HALTED_BUDGET
             self._last[0] = None
             pc = self._pc()
             self._emu(pc)

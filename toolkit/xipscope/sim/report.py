@@ -32,8 +32,44 @@ def format_function_table(m: Machine, limit: int | None = None) -> str:
     ctr_acc, ctr_hit = m.cache.read_counter(0), m.cache.read_counter(1)
     lines.append(f"XIP_CTRL CTR_ACC={ctr_acc} CTR_HIT={ctr_hit} (since the firmware last cleared them)")
     if m.traps:
-        lines.append("traps: " + ", ".join(f"mcause {t.cause} at {t.epc:#x}" for t in m.traps))
+        lines.append(format_traps(m))
     return "\n".join(lines) + "\n"
+
+
+def format_traps(m: Machine) -> str:
+    """`traps: mcause 5 at 0x20000100, mcause 1 at 0x100002ba (x 90909 in a row)`: runs of the same trap counted."""
+    runs: list[list] = []
+    for t in m.traps:
+        if runs and runs[-1][0] == (t.cause, t.epc):
+            runs[-1][1] += 1
+        else:
+            runs.append([(t.cause, t.epc), 1])
+    text = ", ".join(f"mcause {c} at {e:#x}" + (f" (x {n} in a row)" if n > 1 else "") for (c, e), n in runs)
+    kept = "" if m.trap_count == len(m.traps) else f" (the latest {len(m.traps)} of {m.trap_count})"
+    return f"traps{kept}: {text}"
+
+
+def trap_loop_text(m: Machine) -> str | None:
+    """One line naming a trap loop the run ended in (Machine.repeated_trap), else None."""
+    from ..chip import riscv as rv
+
+    repeated = m.repeated_trap()
+    if repeated is None:
+        return None
+    trap, n = repeated
+    mtvec = m.read_register("mtvec") & ~3
+    return (f"trap loop: the last {n} traps were all mcause {trap.cause} "
+            f"({rv.EXCEPTION_NAMES.get(trap.cause, 'unknown cause')}) at mepc = {_where(m, trap.epc)}: the handler "
+            f"at mtvec = {_where(m, mtvec)} returns to an instruction that traps again (a board spins here until a "
+            "debugger halts it)")
+
+
+def _where(m: Machine, address: int) -> str:
+    i = m.elf.function_index(address)
+    if i < 0 or i >= len(m.elf.functions):
+        return f"{address:#010x}"
+    fn = m.elf.functions[i]
+    return f"{address:#010x} {fn.name}+{address - fn.start:#x}"
 
 
 def stats_json(m: Machine) -> dict:
@@ -45,6 +81,7 @@ def stats_json(m: Machine) -> dict:
         "cycles": m.cycles,
         "functions": [vars(r) | {"hit_rate": r.hit_rate} for r in m.function_stats()],
         "devices": m.region_stats(),
-        "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in m.traps],
+        "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in m.traps],   # the latest
+        "trap_count": m.trap_count,
         "uart": m.uart.text(),
     }
