@@ -1,7 +1,8 @@
 """ARMv8-M debug registers (Armv8-M Architecture Reference Manual, DDI0553: the System Control Space, DWT, FPB),
 as a debugger reaches them through an AHB-AP: what the Arm-mode twin (sim/arm_core.py) models and pyocd:// reads.
-pyOCD itself drives halt, registers and memory; xipscope reads DWT_CYCCNT for --cycles. With them, the CoreSight
-identification registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
+pyOCD drives halt, registers and memory, except in the profile sample, which xipscope batches itself (DHCSR,
+DCRSR/DCRDR, DFSR, DWT_CYCCNT, DWT_PCSR: target/pyocd.py _ArmSampler). With them, the CoreSight identification
+registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
 
 CPUID = 0xE000ED00
 ICSR, VTOR, AIRCR = 0xE000ED04, 0xE000ED08, 0xE000ED0C
