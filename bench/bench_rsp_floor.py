@@ -120,7 +120,8 @@ def main() -> None:
                 result = runs[name]()
                 if name == "xipscope profile":
                     result, wait = result
-                    waits.append(f"{wait['replies']} ({', '.join(f'{w} {us:.0f} us' for w, us in (wait['us_per_sample'] or {}).items())})")
+                    measured = ", ".join(f"{w} {us:.0f} us" for w, us in (wait["us_per_sample"] or {}).items())
+                    waits.append(f"{wait['replies']} ({measured})")
                 got[name] = result
                 rates[name].append(result)
             ratios.append(got["xipscope profile"] / max(got["raw blocking"], got["raw polling"]))

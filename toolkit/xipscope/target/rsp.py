@@ -26,7 +26,6 @@ import functools
 import os
 import re
 import socket
-import statistics
 import struct
 import time
 from binascii import unhexlify
