@@ -117,6 +117,20 @@ def test_the_reply_wait_choice_follows_a_change():
     assert takes.ways[-5:] == ["block"] * 5
 
 
+def test_the_reply_wait_choice_weighs_every_block_since_the_last():
+    """One fast block of polling after a slow one does not carry the choice: the first polled block costs 1,000 us a
+    sample (and ends after 20, having taken as long as a blocked block), the second 100 us; over both, polling costs
+    314 us a sample against blocking's 300, so blocking stays."""
+    takes = CostedTakes({"block": 300, "poll": 1000})
+    chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    while not chooser.choices:
+        if takes.ways.count("poll") == 20:
+            takes.cost["poll"] = 100
+        chooser()
+    assert takes.ways[:-1].count("poll") == 20 + chooser.BLOCK
+    assert chooser.mode == "block"
+
+
 def test_the_reply_wait_can_be_fixed():
     conn = types.SimpleNamespace(poll_replies=None)
     chooser = ReplyWaitChooser(lambda: conn.poll_replies, conn, "poll")

@@ -987,6 +987,7 @@ class ReplyWaitChooser:
         self._plan = ["block", "poll"] * self.ROUNDS       # the ways still to measure, a block each
         self._latest: dict[str, float] = {}                # ns per sample of each way's latest block
         self._spent = {"block": [0, 0], "poll": [0, 0]}    # ns and samples in all blocks of each way
+        self._round = {"block": [0, 0], "poll": [0, 0]}    # the same since the last choice: what the next one weighs
         self._steady = 0            # samples left before the next check
         self._way: str | None = None    # the way of the block being measured
         self._started = self._count = 0
@@ -1003,7 +1004,8 @@ class ReplyWaitChooser:
 
     def _measure(self, now: int) -> None:
         """Before a sample, while measuring: count it in the block in progress, or end that block (full, or lost) and
-        start the next, or, with every planned block measured, choose and go on steadily for RECHECK samples."""
+        start the next, or, with every planned block measured, choose by the time per sample of each way over the
+        blocks since the last choice, and go on steadily for RECHECK samples."""
         if self._way is not None:
             elapsed = now - self._started     # the block's samples so far, all of their time, the caller's included
             other = self._latest.get("poll" if self._way == "block" else "block")
@@ -1011,10 +1013,13 @@ class ReplyWaitChooser:
                 self._count += 1
                 return
             self._latest[self._way] = elapsed / self._count
-            self._spent[self._way][0] += elapsed
-            self._spent[self._way][1] += self._count
+            for spent in (self._spent[self._way], self._round[self._way]):
+                spent[0] += elapsed
+                spent[1] += self._count
         if not self._plan:
-            self.mode = "poll" if self._latest["poll"] < self.POLL_MARGIN * self._latest["block"] else "block"
+            (block_ns, blocked), (poll_ns, polled) = self._round["block"], self._round["poll"]
+            self.mode = "poll" if poll_ns / polled < self.POLL_MARGIN * block_ns / blocked else "block"
+            self._round = {"block": [0, 0], "poll": [0, 0]}
             self.choices += 1
             self._conn.poll_replies = self.mode == "poll"
             self._way = None
