@@ -55,7 +55,7 @@ def test_samples_symbolize_to_kernel_functions(dwarf_qemu, symbols, tmp_path):
     assert meta["elf_sha256"] and meta["counters"] is None and meta["halted_ns"]["median"] > 0
     # Blocking on replies and polling for them were both measured on the first samples, and one was kept.
     assert meta["reply_wait"]["replies"] in ("polled", "blocked on")
-    assert meta["reply_wait"]["median_sample_us"].keys() == {"block", "poll"}
+    assert meta["reply_wait"]["us_per_sample"].keys() == {"block", "poll"}
 
 
 def _after_prologue(vmlinux: Path, symbols, function: str) -> int:
