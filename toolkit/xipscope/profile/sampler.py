@@ -31,8 +31,9 @@ With `until`, a duration or count only caps the run, and meta.json says when the
 
 On a model (MODEL: the twin), the model's exact counts at the start and the end go to truth.json, so the report sets
 the samples beside the truth. On a paced model (PACING) the clock stops while the core is halted, so a sampling
-interval counts from the resume, not on a fixed wall-clock schedule: each interval is the same simulated time however
-long the host took over a halt, and the number of samples over a workload does not depend on the host's load.
+interval counts from the resume, not on a fixed wall-clock schedule, and the sampler tells the model the interval
+(halt_after): each halt lands at the simulated cycle its interval ends on, however late a loaded host asks, so where
+samples land and how many a workload gets do not depend on the host.
 meta.json's `halted_target` is the halted share as the twin sees it: the wall time it was held halted against the
 cycles it ran at its nominal clock (host-measured halts, which include simulating the cycles due at each halt, are
 `halted_ns`).
@@ -350,8 +351,11 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                 ended_early = "stopped by the user"
                 break
             if period and from_resume:
-                # Running time: the next halt one interval after the last resume (the sample's end).
-                next_t = (t1 if count else start) + next(intervals)
+                # Running time: the next halt one interval after the last resume (the sample's end), at the
+                # simulated cycle of that interval however late the host asks (halt_after).
+                interval = next(intervals)
+                target.halt_after(interval / 1e9)
+                next_t = (t1 if count else start) + interval
                 if now < next_t:
                     time.sleep((next_t - now) / 1e9)
             elif period:

@@ -21,7 +21,8 @@ ARM_REGISTERS = "arm-registers"  # r0-r12, sp, lr, pc, xpsr, msp, psp instead of
 SAMPLE = "sample"          # sampler(request): halt, registers, memory reads (and resume) as one operation it plans
 MODEL = "model"            # the target is a model (the RP2350 twin): reports say so beside what it shows, and set
                            # samples beside ground_truth() (dict: its exact cycles and XIP counts per function)
-PACING = "pacing"          # pace(clock_hz=None) / pacing(): a model run to a nominal simulated clock (sim/pacing.py)
+PACING = "pacing"          # pace(clock_hz=None) / pacing(): a model run to a nominal simulated clock (sim/pacing.py);
+                           # halt_after(seconds): the next halt lands that much running time after the resume
 FIRMWARE = "firmware"      # `firmware`: the path of the ELF the target runs (the twin knows it; a board does not)
 STOP_REASON = "stop-reason"  # stop_reason(): why the core stopped by itself ("idle": parked in wfi for good,
                            # "trap-loop", "breakpoint"), else None: `profile --until exit` asks it
