@@ -135,7 +135,7 @@ def summary_text(summary: dict, top: int = 8) -> str:
     if truth:
         lines.append(f"against the model's truth ({truth['model']}, {truth['cycles']:,} cycles): total variation "
                      f"distance {truth['tv_functions']:.3f} by function, {truth['tv_regions']:.3f} by region"
-                     + ("" if truth["weighted"] else " (samples not weighted by cycles: profile with --cycles)"))
+                     + (" (samples weighted by cycles)" if truth["weighted"] else ""))
         lines.append(f"  {'sampled':>7} {'truth':>7}  {'hit rate':>8} {'truth':>7}")
         for r in truth["functions"][:top]:
             lines.append(f"  {_pct(r['sampled_share']):>7} {_pct(r['true_share']):>7}  "
