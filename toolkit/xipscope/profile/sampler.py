@@ -25,7 +25,7 @@ run's spacing, `--no-jitter` keeps the period exactly). A fixed rate can lock in
 
 A run ends after a duration, a sample count, or `until` a condition on the target: "exit" (the target says its core
 stopped by itself: the twin's firmware ended and parked in wfi, or a trap loop; STOP_REASON), "idle" (the pc stayed
-within IDLE_SPAN bytes, a park or `wfi` loop, for IDLE_SAMPLES samples in a row: any target) or a function's name
+within IDLE_SPAN bytes, a `j .` spin or a loop around a `wfi`, for IDLE_SAMPLES samples in a row: any target) or a function's name
 (the first sample whose pc is in it: a sample must land there, so name a function the workload stays in or ends in).
 With `until`, a duration or count only caps the run, and meta.json says when the cap came first.
 
@@ -61,7 +61,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..chip import rp2350 as rp
-from ..errors import TargetError
+from ..errors import SymbolError, TargetError
 from ..target.base import MODEL, PACING, STOP_REASON, SampleRequest, open_sampler, require, require_riscv
 from ..unwind import linux_stack_top, unwind_frame_pointers
 from .samples import SampleWriter, write_meta
@@ -197,8 +197,36 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
     return take, sampler
 
 
-def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_SAMPLES):
-    """check(pc) -> why the run ends (a sentence) or None, for `until` = "exit", "idle" or a function's name."""
+PARK_INSNS = (0x10500073, 0x0000006F, 0xA001)    # wfi, `j .` (jal x0, 0) and its compressed form (c.j 0)
+
+
+def _is_park(target, elf, lo: int, hi: int) -> bool:
+    """Does the code from lo to hi (and the instruction before: a halted wfi shows the pc after it) hold a `wfi` or a
+    jump to itself? Read from the target where it reads while running, else from the ELF; unknown is no."""
+    from ..chip import riscv as rv
+    from ..target.base import READ_WHILE_RUNNING
+
+    start, size = lo - 4, hi - lo + 8
+    code = b""
+    try:
+        if READ_WHILE_RUNNING in target.capabilities:
+            code = target.read_memory(start, size)
+        elif elf is not None:
+            from ..elf.code import read_elf_bytes
+            code = read_elf_bytes(elf, start, size)
+    except (TargetError, SymbolError):
+        return False
+    words = [int.from_bytes(code[i:i + 4], "little") for i in range(0, max(len(code) - 3, 0), 2)]
+    halves = [int.from_bytes(code[i:i + 2], "little") for i in range(0, max(len(code) - 1, 0), 2)]
+    return rv.INSN_WFI in words or PARK_INSNS[1] in words or PARK_INSNS[2] in halves
+
+
+def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_SAMPLES, elf=None):
+    """check(pc) -> why the run ends (a sentence) or None, for `until` = "exit", "idle" or a function's name.
+
+    Idle is the pc within IDLE_SPAN bytes for idle_samples samples in a row around a `wfi` or a `j .`: a hot loop
+    can stay as close (xipbench's copy loop; on the twin a halt lands on a translated block's start, so a one-block
+    loop shows one pc), and is not idle."""
     if until == UNTIL_EXIT:
         require(target, STOP_REASON, "--until exit (the target saying its core stopped by itself)")
 
@@ -209,11 +237,17 @@ def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_S
     if until == UNTIL_IDLE:
         recent: deque[int] = deque(maxlen=idle_samples)
 
+        parks: dict[tuple[int, int], bool] = {}
+
         def check(pc: int) -> str | None:
             recent.append(pc)
-            if len(recent) == idle_samples and max(recent) - min(recent) <= IDLE_SPAN:
-                return (f"idle: the pc stayed within {max(recent) - min(recent)} bytes of {min(recent):#x} for "
-                        f"{idle_samples} samples")
+            lo, hi = min(recent), max(recent)
+            if len(recent) < idle_samples or hi - lo > IDLE_SPAN:
+                return None
+            if (lo, hi) not in parks:
+                parks[lo, hi] = _is_park(target, elf, lo, hi)
+            if parks[lo, hi]:
+                return f"idle: the pc stayed within {hi - lo} bytes of {lo:#x} for {idle_samples} samples"
             return None
         return check
     if symbols is None:
@@ -281,7 +315,7 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         target.pace()
     take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                      cycles=cycles, reply_wait=reply_wait)
-    until_met = until_condition(target, until, symbols, idle_samples) if until else None
+    until_met = until_condition(target, until, symbols, idle_samples, elf) if until else None
     from_resume = paced and target.pacing() is not None   # a paced model: intervals count running time (docstring)
     if rate_hz and jitter and seed is None:
         seed = secrets.randbits(32)
@@ -326,12 +360,16 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     # mcycle has no reading before it) is one period, not the time spent setting up.
     truth_before = target.ground_truth() if MODEL in target.capabilities and hasattr(target, "ground_truth") else None
     clock_before = target.pacing() if paced else None
+    period = int(1e9 / rate_hz) if rate_hz else 0
+    intervals = sample_intervals(period, seed if jittered else None)
+    scheduled = period and from_resume      # the interval the next resume starts, told to the model before it
+    interval = next(intervals) if scheduled else 0
+    if scheduled:
+        target.halt_after(interval / 1e9)
     if target.state() != "running":
         target.resume()
     clock = time.perf_counter_ns
     add = writer.add
-    period = int(1e9 / rate_hz) if rate_hz else 0
-    intervals = sample_intervals(period, seed if jittered else None)
     counts_before = _probe_counts(target)
     count = 0
     schedule_resets = 0
@@ -350,14 +388,15 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             if stop is not None and stop.is_set():
                 ended_early = "stopped by the user"
                 break
-            if period and from_resume:
-                # Running time: the next halt one interval after the last resume (the sample's end), at the
-                # simulated cycle of that interval however late the host asks (halt_after).
-                interval = next(intervals)
-                target.halt_after(interval / 1e9)
+            if scheduled:
+                # Running time: the next halt one interval after the last resume (the sample's end); the model
+                # stops at that interval's cycle however late the host asks, and is told the next interval now,
+                # before this sample's resume starts it.
                 next_t = (t1 if count else start) + interval
                 if now < next_t:
                     time.sleep((next_t - now) / 1e9)
+                interval = next(intervals)
+                target.halt_after(interval / 1e9)
             elif period:
                 # A fixed schedule: a late sample does not move the ones after it, so the spacing averages out to
                 # the period; only a run more than a period behind gives up the lost slots (counted).

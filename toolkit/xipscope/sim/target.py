@@ -24,12 +24,6 @@ from .machine import MODEL_NOTE, Machine, RunResult
 from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
 
 SLICE = 50_000
-# Paced, the in-process twin simulates while running only once this much simulated time is due (else at a halt, up
-# to the halt's cycle): the sampler and the simulation share the GIL, and a twin simulating while the sampler waits
-# for its next halt delays that halt by however long the model's Python code holds the GIL (up to the 5 ms switch
-# interval), longer in miss-heavy code: samples then land past such code (xipbench at 1,000 samples/s on a host
-# loaded 6 on 2 cores: TV 0.056, copy_words 17% against 21%). A sampler faster than this never meets the simulation.
-LAZY_S = 0.1
 
 
 class SimTarget(Target):
@@ -59,7 +53,8 @@ class SimTarget(Target):
         self.machine = Machine(firmware, **machine_kwargs)
         self.clock = SimClock(clock_hz) if clock_hz else None
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
-        self._halt_after: float | None = None  # halt_after(): the next halt's running time since the resume
+        self._halt_after: float | None = None  # the next halt's running time since the last resume (halt_after)
+        self._after_next: float | None = None  # halt_after() given, for the run that the next resume starts
         self._resumed_at = 0.0                 # wall time of the last resume (the clock's anchor)
         self._thread: threading.Thread | None = None
         self._running = False
@@ -108,7 +103,8 @@ class SimTarget(Target):
             return
         if self.clock is not None:
             # the run loop runs on to this moment's simulated cycle (or the one halt_after() asked for), then stops
-            after, self._halt_after = self._halt_after, None
+            # (kept until the next resume replaces it: the loop, still running until _running drops, stays capped)
+            after = self._halt_after
             self._halt_at = self._resumed_at + after if after is not None else time.perf_counter()
         else:
             self.machine.request_halt()   # unpaced: cut the slice short at the next block boundary
@@ -132,6 +128,7 @@ class SimTarget(Target):
         self._running = True
         self._wake.clear()
         self._halt_at = None
+        self._halt_after, self._after_next = self._after_next, None
         self.last_stop = None
         self.machine.clear_halt_request()
         if self.clock is not None:
@@ -170,9 +167,12 @@ class SimTarget(Target):
         return self.clock.stats() | {"cycles": self.machine.cycles, "halted_s": self._halted_s}
 
     def halt_after(self, seconds: float) -> None:
-        """Paced: the next halt() stops the core `seconds` of running time after the last resume, at that simulated
-        cycle, whenever the host gets round to asking (a sampler's schedule: where samples land then depends on the
-        schedule alone). The lazy paced loop (LAZY_S) has not simulated that far unless the host stalled longer."""
+        """Paced: from the next resume on, the first halt() stops the core `seconds` of running time after that
+        resume, at that simulated cycle, whenever the host gets round to asking (a sampler's schedule, given before
+        the resume so that the run loop never runs past it meanwhile). In-process the sampler and the model share the GIL: a halt stamped when halt() is called lands
+        late by however long the model's Python code held the GIL, longer in miss-heavy code (xipbench at 1,000
+        samples/s on a host loaded 6 on 2 cores: TV 0.056, copy_words 17% against 21%); scheduled, where samples
+        land depends on the schedule alone."""
         self._halt_after = seconds
 
     def stop_reason(self) -> str | None:
@@ -213,8 +213,7 @@ class SimTarget(Target):
         """Keep the core within a short slice of its clock (sim/pacing.py); a halt runs it on to the simulated
         cycle of the moment halt() was called, and stops there."""
         m, clock = self.machine, self.clock
-        idle = catching_up = False
-        lazy = max(clock.min_slice, int(clock.hz * LAZY_S))
+        idle = False
         while True:
             with self._requests:
                 self._requests.wait_for(lambda: self._waiting == 0)
@@ -228,12 +227,12 @@ class SimTarget(Target):
                 self._wake.wait()     # parked in wfi: nothing changes until a halt
                 continue
             lag = clock.behind(m.cycles, time.perf_counter())
-            wait_for = clock.min_slice if catching_up else lazy
-            if lag < wait_for:
-                catching_up = False
-                self._wake.wait((wait_for - lag) / clock.hz)
+            after = self._halt_after
+            if after is not None:    # a sampler's scheduled halt (halt_after): never run past its cycle
+                lag = min(lag, clock.due(self._resumed_at + after) - m.cycles)
+            if lag < clock.min_slice:
+                self._wake.wait((clock.min_slice - lag) / clock.hz)
                 continue
-            catching_up = True
             reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
             if reason in ("breakpoint", "trap-loop"):
                 self.last_stop = reason
