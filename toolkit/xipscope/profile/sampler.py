@@ -232,7 +232,7 @@ def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_S
 
         def check(pc: int) -> str | None:
             reason = target.stop_reason()
-            return f"exit: the core stopped by itself ({reason}) at pc {pc:#x}" if reason else None
+            return f"exit: the core stopped by itself ({reason}) after the last sample (pc {pc:#x})" if reason else None
         return check
     if until == UNTIL_IDLE:
         recent: deque[int] = deque(maxlen=idle_samples)
