@@ -9,7 +9,9 @@ broken twin cannot hang the suite (the boot takes about 23 M instructions, about
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,3 +87,54 @@ def test_dmesg_from_a_snapshot_taken_through_the_gdb_server(pico2_panicked, tmp_
     assert taken.returncode == 0, taken.stderr
     ours = check_dmesg(build, ["--target", f"snapshot://{out}"], console)
     print(f"dmesg from snapshot://{out}: {len(ours)} lines, the same as the twin's UART")
+
+
+# pico2-stock: its first AMO (amoor.w in set_cpu_online.part.0, on __cpu_online_mask in PSRAM) faults, and its fault
+# path's AMOs fault again. A breakpoint on the trap entry counts the faults, so the state the commands read is
+# reproducible: the first hit is the first fault, and after NESTED hits NESTED - 1 trap frames are on the stack.
+NESTED = 12
+
+
+def stop_at_trap_entry(port: int, address: int, hits: int) -> None:
+    target = RspTarget("127.0.0.1", port)
+    target.set_breakpoint(address)
+    for _ in range(hits):
+        target.resume()
+        target.wait_for_stop(timeout=300)
+        assert target.read_register("pc") == address
+    target.disconnect()     # halted at the trap entry, the breakpoint kept
+
+
+def test_trap_and_doctor_name_the_stock_kernels_first_fault(tmp_path):
+    from xipscope.elf import load_symbols
+
+    build = built_kernel("pico2-stock")
+    symbols = load_symbols(build.vmlinux)
+    entry, online_mask = symbols.address_of("handle_exception"), symbols.address_of("__cpu_online_mask")
+    uart_log = tmp_path / "uart.log"
+    with twin_kernel_server(build, uart_log) as port:
+        url = f"rsp://127.0.0.1:{port}"
+        stop_at_trap_entry(port, entry, 1)
+        trap = xipscope("trap", "--target", url, "--elf", build.vmlinux, "--json")
+        assert trap.returncode == 0, trap.stderr
+        report = json.loads(trap.stdout)
+        assert report["cause_code"] == 7 and report["cause_name"] == "store/AMO access fault" and report["mtval"] == 0
+        assert report["function"].startswith("set_cpu_online.part.0+"), report["function"]
+        assert re.fullmatch(r"amoor\.w\S* \w+, \w+, \(\w+\)", report["instruction"]), report["instruction"]
+        assert report["fault_address"] == online_mask and report["fault_symbol"] == "__cpu_online_mask"
+        assert report["fault_region"] == "psram"
+
+        stop_at_trap_entry(port, entry, NESTED - 1)
+        doctor = xipscope("doctor", "--target", url, "--elf", build.vmlinux, "--samples", "0", "--json")
+        assert doctor.returncode == 0, doctor.stderr
+        findings = json.loads(doctor.stdout)["findings"]
+        first = findings[0]
+        assert first["id"] == "nested-kernel-traps" and first["severity"] == "critical", findings
+        evidence = "\n".join(first["evidence"])
+        assert re.search(r"outermost trap frame .*: mcause = 7 \(store/AMO access fault\), mepc = 0x[0-9a-f]{8} "
+                         r"set_cpu_online\.part\.0\+0x[0-9a-f]+ .*mtval = 0x0", evidence), evidence
+        assert re.search(r"`amoor\.w\S* [^`]+`, to 0x11207110: psram .*\(__cpu_online_mask\)", evidence), evidence
+        assert f"{NESTED} faults nested: {NESTED - 1} trap frames saved" in evidence, evidence
+        assert "the log ring (prb) holds no record: the kernel died before its banner" in evidence
+        assert uart_log.read_text() == ""       # and indeed the twin's UART printed nothing
+        print(f"xipscope doctor on {url}:\n" + "\n".join(first["evidence"]))
