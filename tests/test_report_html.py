@@ -131,7 +131,9 @@ def collapsed_from_frames(frames: list, total: int) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def stacks_report(tmp_path_factory):
     """xipbench profiled on the in-process twin (a model) with --stacks, as `xipscope profile` does it. xipbench is
-    built without frame pointers, so its stacks are one frame deep; the nesting is tested on a synthetic profile."""
+    built without frame pointers, so its stacks are one frame deep; the nesting is tested on a synthetic profile.
+    At 500 samples/s of the twin's paced 1 MHz clock, 400 samples span 0.8 M simulated cycles: past _start's copy
+    loops into work_flash, whatever the host's load (each sample lands at its scheduled simulated cycle)."""
     from xipscope.chip.memory_map import get_memory_map
     from xipscope.elf.symbols import load_symbols
     from xipscope.profile.sampler import sample_profile
@@ -141,8 +143,8 @@ def stacks_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("stacks")
     target = open_target(f"sim://{xipbench}")
     try:
-        sample_profile(target, out, memory_map=get_memory_map("rp2350"), samples=400, stacks=True, cycles=True,
-                       symbols=load_symbols(xipbench), elf=xipbench)
+        sample_profile(target, out, memory_map=get_memory_map("rp2350"), samples=400, rate_hz=500, stacks=True,
+                       cycles=True, symbols=load_symbols(xipbench), elf=xipbench)
     finally:
         target.close()
     return write_report(out)
