@@ -164,6 +164,9 @@ def test_a_profile_of_the_boot_and_the_twins_truth_name_the_same_code(tmp_path):
     build = built_kernel("pico2")
     symbols = load_symbols(build.vmlinux)
     with twin_kernel_server(build, tmp_path / "uart.log") as port:
+        # Past the timer's start first, so the run holds thousands of emulated AMOs however fast the host samples
+        # (400 samples from reset, on a loaded host, could end before the exception path is among the 20 hottest).
+        run_until_console_has(port, tmp_path / "uart.log", "Calibrating delay loop")
         target = RspTarget("127.0.0.1", port)
         try:
             sample_profile(target, tmp_path / "profile", memory_map=get_memory_map("rp2350"), cycles=True,
