@@ -173,7 +173,7 @@ class SimTarget(Target):
         late by however long the model's Python code held the GIL, longer in miss-heavy code (xipbench at 1,000
         samples/s on a host loaded 6 on 2 cores: TV 0.056, copy_words 17% against 21%); scheduled, where samples
         land depends on the schedule alone."""
-        self._halt_after = seconds
+        self._after_next = seconds
 
     def stop_reason(self) -> str | None:
         """Why the core stopped by itself: "idle" (parked in wfi with nothing to wake it: the firmware ended),
