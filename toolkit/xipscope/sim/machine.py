@@ -31,11 +31,12 @@ from pathlib import Path
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
+from .bus import Bus
 from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
 from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
 from .memory import TwinMemory
-from .peripherals import Qmi, Uart, XipCtrl
+from .peripherals import Qmi, Uart, XipCtrl, XipMaintenance
 
 MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
@@ -128,11 +129,12 @@ class Machine:
         self.uart = Uart(echo=uart_echo)
         self.xip_ctrl = XipCtrl(self.cache)
         self.qmi = Qmi()
-        self._xip_checks = [False]     # a list cell the hot hooks hold: True while QMI state can fault XIP accesses
+        self._xip_checks = self.qmi.xip_checks   # the hot hooks hold the cell: True while QMI state can fault XIP
         self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
         self.trap_count = 0            # every trap taken since power-on
         self._trap_run: list = [None, 0]   # [(cause, epc) of the latest trap, times taken in a row]
         self.trace: list | None = [] if trace else None
+        self.xip_maintenance = XipMaintenance(self.cache, self.trace)
         self.breakpoints: set[int] = set()
         self.lock = threading.RLock()   # faces serialise on it: one slice or one request at a time
 
@@ -166,31 +168,15 @@ class Machine:
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self.memory = TwinMemory()
-        self._map_memory()
+        self.memory.map_into(self._uc)
+        self.bus = Bus(self)
+        self.bus.map_into(self._uc)
         self.flash_image = self._load_flash_image(flash_image) if flash_image else None
         self.memory.load_segments(self.elf)
         self._install_hooks()
         self.reset()
 
     # --- setup ---------------------------------------------------------------------------------------------------
-    def _map_memory(self) -> None:
-        uc = self._uc
-        self.memory.map_into(uc)
-        uc.mmio_map(rp.XIP_ALIASES["maintenance"], rp.XIP_ALIAS_SIZE,
-                    lambda uc, off, size, ud: 0, None, self._mmio_maintenance_write, None)
-        uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
-                    lambda uc, off, size, value, ud: self.uart.write(off, value), None)
-        uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
-                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.xip_ctrl, off, value), None)
-        uc.mmio_map(rp.XIP_QMI_BASE, 0x1000, lambda uc, off, size, ud: self.qmi.read(off), None,
-                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.qmi, off, value), None)
-
-    def _qmi_or_ctrl_write(self, peripheral, offset: int, value: int) -> None:
-        peripheral.write(offset, value)
-        if peripheral is self.qmi:
-            self._xip_checks[0] = self.qmi.direct_mode or any(
-                rp.atrans_size_pages(a) < rp.QMI_ATRANS_WINDOW // rp.QMI_ATRANS_PAGE for a in self.qmi.atrans)
-
     def xip_unavailable(self, address: int) -> str | None:
         """Why the QMI would bus-fault an access to `address` now ('direct mode', 'ATRANSn size'), or None."""
         if self.qmi.direct_mode and rp.xip_blocked_by_direct_mode(address):
@@ -379,7 +365,7 @@ class Machine:
             try:
                 alias = (address >> 26) & 3
                 if alias == 2:
-                    return  # maintenance alias: an operation, not an XIP access (INFERRED); see _mmio_maintenance_write
+                    return  # maintenance alias: an operation, not an XIP access (INFERRED); see peripherals.XipMaintenance
                 if xip_checks[0] and machine.xip_unavailable(address):
                     pc = machine._pc()
                     write = access == UC_MEM_WRITE or rv.decode_amo(machine._insn_at(pc)) in ("amo", "sc")
@@ -641,16 +627,13 @@ class Machine:
         return False
 
     def read_memory_word_for_lr(self, address: int) -> int:
-        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            return self.uart.read(address - rp.UART0_BASE)
-        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
-        return int.from_bytes(self.read_memory(address, 4), "little")
+        value = self.bus.read(address)
+        return value if value is not None else int.from_bytes(self.read_memory(address, 4), "little")
 
     def _on_direct_csr_write(self, uc, access: int, address: int, size: int, value: int, _ud) -> None:
         """Direct mode switched on by code running from XIP: that code's very next fetch is refused."""
         try:
-            self._qmi_or_ctrl_write(self.qmi, rp.QMI_DIRECT_CSR, value)
+            self.qmi.write(rp.QMI_DIRECT_CSR, value)
             pc = self._pc()
             if self.qmi.direct_mode and self.xip_unavailable(pc):
                 self._take_trap(rp.CAUSE_FETCH_FAULT, pc + rv.insn_length(self._insn_at(pc) & 0xFFFF),
@@ -739,11 +722,6 @@ class Machine:
         old = self.counters.read(which, now)
         mask = 0xFFFFFFFF << shift
         self.counters.write(which, (old & ~mask) | (value << shift), now)
-
-    def _mmio_maintenance_write(self, uc, offset: int, size: int, value: int, _ud) -> None:
-        op = self.cache.maintain(offset)
-        if self.trace is not None:
-            self.trace.append(("maint", offset, op))
 
     # --- running ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -898,24 +876,15 @@ class Machine:
                 out += ctypes.string_at(ctypes.addressof(buf) + off, n)
                 a += n
                 continue
-            reg = self._peripheral_read(a & ~3)
+            reg = self.bus.peek(a & ~3)
             if reg is None:
                 raise TargetError(f"{MODEL_NOTE}: nothing at {a:#x} (read of {size} bytes at {address:#x}); "
-                                  "modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, UART0, XIP_CTRL, QMI")
+                                  f"modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, {self.bus.names()}")
             word = reg.to_bytes(4, "little")
             n = min(end - a, 4 - (a & 3))
             out += word[a & 3:(a & 3) + n]
             a += n
         return bytes(out)
-
-    def _peripheral_read(self, address: int) -> int | None:
-        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            return self.uart.peek(address - rp.UART0_BASE)
-        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
-        if rp.XIP_QMI_BASE <= address < rp.XIP_QMI_BASE + 0x1000:
-            return self.qmi.peek(address - rp.XIP_QMI_BASE)
-        return None
 
     def write_memory(self, address: int, data: bytes) -> None:
         with self.lock:
@@ -931,15 +900,12 @@ class Machine:
                     a += n
                     i += n
                     continue
-                periph = (self.xip_ctrl if rp.XIP_CTRL_BASE <= a < rp.XIP_CTRL_BASE + 0x1000 else
-                          self.qmi if rp.XIP_QMI_BASE <= a < rp.XIP_QMI_BASE + 0x1000 else None)
-                if periph is not None and a % 4 == 0 and len(data) - i >= 4:
-                    self._qmi_or_ctrl_write(periph, a & 0xFFF, int.from_bytes(data[i:i + 4], "little"))
+                if a % 4 == 0 and len(data) - i >= 4 and self.bus.poke(a, int.from_bytes(data[i:i + 4], "little")):
                     a += 4
                     i += 4
                     continue
                 raise TargetError(f"{MODEL_NOTE}: cannot write {len(data)} bytes at {address:#x}: {a:#x} is not "
-                                  "memory the twin models (or not a whole XIP_CTRL or QMI register)")
+                                  f"memory the twin models (or not a whole register of {self.bus.names()})")
 
     def read_register(self, name: str) -> int:
         from unicorn.riscv_const import UC_RISCV_REG_PC
