@@ -37,6 +37,7 @@ from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
 from .memory import TwinMemory
 from .peripherals import Qmi, Uart, XipCtrl, XipMaintenance
+from .runner import StopReason
 
 MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
@@ -101,7 +102,7 @@ class FunctionStats:
 
 @dataclass
 class RunResult:
-    reason: str          # idle | breakpoint | halt | budget | step | trap-loop
+    reason: StopReason
     instructions: int    # retired during this run
     pc: int
 
@@ -160,11 +161,11 @@ class Machine:
         self._all_blocks: dict[tuple[int, int], list] = {}
         self._pc_fidx: dict[int, int] = {}
         self._pending_mstatus: list = [None]
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._fault: _Fault | None = None
         self._hook_error: BaseException | None = None
         self._halt_requested = False
-        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (reason "ebreak")
+        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (StopReason.EBREAK)
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self.memory = TwinMemory()
@@ -266,7 +267,7 @@ class Machine:
                 # firmware looping through its trap handler ends its slice like any other loop.
                 if st[0] <= 0:
                     if machine._stop_reason is None:
-                        machine._stop_reason = "budget"
+                        machine._stop_reason = StopReason.BUDGET
                     uclib.uc_emu_stop(uch)
                     return
                 if pending[0] is not None:
@@ -551,7 +552,7 @@ class Machine:
         if cause == rp.CAUSE_BREAKPOINT and self.ebreak_halts:
             # Debug mode instead of the trap handler (a debugger's software breakpoint): pc stays on the ebreak.
             uc.reg_write(UC_RISCV_REG_PC, epc)
-            self._request_stop("ebreak")
+            self._request_stop(StopReason.EBREAK)
             return
         mstatus = self._pending_mstatus[0]
         if mstatus is None:
@@ -571,7 +572,7 @@ class Machine:
         handler = uc.reg_read(UC_RISCV_REG_MTVEC) & ~3   # direct mode: exceptions always go to the base
         if handler == epc:
             # The handler itself faults at its first instruction: a real core would spin here forever.
-            self._request_stop("trap-loop")
+            self._request_stop(StopReason.TRAP_LOOP)
         uc.reg_write(UC_RISCV_REG_PC, handler)
 
     def _record_trap(self, trap: Trap) -> None:
@@ -598,7 +599,7 @@ class Machine:
         if value is not None:
             self._uc.reg_write(UC_RISCV_REG_MSTATUS, value)
 
-    def _request_stop(self, reason: str) -> None:
+    def _request_stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._uclib.uc_emu_stop(self._uch)
@@ -640,7 +641,7 @@ class Machine:
                                 in_memory_hook=True)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _on_intr(self, uc, intno: int, _ud) -> None:
         try:
@@ -652,7 +653,7 @@ class Machine:
             self._take_trap(cause, epc)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _on_bad_access(self, uc, access: int, address: int, size: int, value: int, _ud) -> bool:
         from unicorn import UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED
@@ -675,7 +676,7 @@ class Machine:
             self._emulate_csr(address)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _emulate_csr(self, address: int) -> bool:
         """Run a Zicsr instruction on a CSR the twin owns; False if the instruction at `address` is not one."""
@@ -814,7 +815,7 @@ class Machine:
                 half = self._insn_at(pc) & 0xFFFF
                 self._unretire_from(pc + rv.insn_length(half))
             self._st[0] = 0
-            return RunResult("step", self._st[1] - before, self._pc())
+            return RunResult(StopReason.STEP, self._st[1] - before, self._pc())
 
     def run(self, max_instructions: int | None = None) -> RunResult:
         """Run until idle, a breakpoint, a halt request, a trap loop, or about `max_instructions` (block granularity)."""
@@ -823,26 +824,26 @@ class Machine:
         if self._pc() in self.breakpoints:
             r = self.step()
             if r.pc in self.breakpoints:
-                return RunResult("breakpoint", self._st[1] - start, r.pc)
+                return RunResult(StopReason.BREAKPOINT, self._st[1] - start, r.pc)
         while True:
             done = self._st[1] - start
             if max_instructions is not None and done >= max_instructions:
-                return RunResult("budget", done, self._pc())
+                return RunResult(StopReason.BUDGET, done, self._pc())
             if self._halt_requested:
-                return RunResult("halt", done, self._pc())
+                return RunResult(StopReason.HALT, done, self._pc())
             budget = SLICE_INSTRUCTIONS if max_instructions is None else min(SLICE_INSTRUCTIONS,
                                                                              max_instructions - done)
             reason = self.run_slice(budget)
-            if reason != "budget":
+            if reason != StopReason.BUDGET:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
-    def run_slice(self, budget: int) -> str:
+    def run_slice(self, budget: int) -> StopReason:
         """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
         is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
         any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
         with self.lock:
             if self._halt_requested:
-                return "halt"
+                return StopReason.HALT
             self._stop_reason = None
             self._st[0] = budget
             if self._halt_requested:    # asked for since the look above: the hook must see it
@@ -851,16 +852,16 @@ class Machine:
             pc = self._pc()
             self._emu(pc)
             reason = self._stop_reason
-            if reason == "budget" and self._halt_requested:
-                reason = "halt"
+            if reason == StopReason.BUDGET and self._halt_requested:
+                reason = StopReason.HALT
             if reason is not None:
                 return reason
             pc = self._pc()
             if pc in self.breakpoints:
-                return "breakpoint"
+                return StopReason.BREAKPOINT
             if self._is_idle(pc):
-                return "idle"
-            return "budget"
+                return StopReason.IDLE
+            return StopReason.BUDGET
 
     # --- a debugger's view ---------------------------------------------------------------------------------------------
     def read_memory(self, address: int, size: int) -> bytes:
@@ -969,7 +970,7 @@ class Machine:
             self.write_register(f"a{i}", a)
         self.write_register("pc", address)
         result = self.run(max_instructions)
-        if result.reason != "idle":
+        if result.reason != StopReason.IDLE:
             raise TargetError(f"{MODEL_NOTE}: call of {function} stopped ({result.reason}) at pc {result.pc:#x}")
         return self.read_register("a0")
 

@@ -21,9 +21,8 @@ from ..errors import TargetError
 from ..target.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
                            WRITE_MEMORY, Target)
 from .machine import MODEL_NOTE, Machine, RunResult
-from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
-
-SLICE = 50_000
+from .pacing import DEFAULT_CLOCK_HZ
+from .runner import Runner, StopReason
 
 
 class SimTarget(Target):
@@ -49,14 +48,12 @@ class SimTarget(Target):
                               "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
         self.firmware = firmware
         self.machine = Machine(firmware, **machine_kwargs)
-        self.clock = SimClock(clock_hz) if clock_hz else None
+        self.runner = Runner(self.machine, clock_hz=clock_hz)
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
         self._thread: threading.Thread | None = None
         self._running = False
         self._wake = threading.Event()
-        self._requests = threading.Condition()   # requests waiting for the lock (see _between_slices)
-        self._waiting = 0
-        self.last_stop: str | None = None
+        self.last_stop: StopReason | None = None
 
     def __repr__(self) -> str:
         return f"<SimTarget {self.url} ({MODEL_NOTE}) {self.state()}>"
@@ -75,26 +72,15 @@ class SimTarget(Target):
         return self._between_slices(self.machine.read_register, name)
 
     def _between_slices(self, request, *args):
-        """Serve a request under the twin's lock, holding the run loop off until it is served.
-
-        Python's locks are not fair: a run loop that releases the lock and takes it straight back for its next slice
-        would starve a reader until the firmware parked itself. So a waiting request makes the loop wait too.
-        """
-        with self._requests:
-            self._waiting += 1
-        try:
-            with self.machine.lock:
-                return request(*args)
-        finally:
-            with self._requests:
-                self._waiting -= 1
-                self._requests.notify_all()
+        """Serve a request between slices, ahead of the run loop (the runner's fair gate)."""
+        with self.runner.request():
+            return request(*args)
 
     def halt(self) -> None:
         thread = self._thread
         if thread is None:
             return
-        if self.clock is not None:
+        if self.runner.clock is not None:
             self._halt_at = time.perf_counter()   # the run loop runs on to this moment's simulated cycle, then stops
         else:
             self.machine.request_halt()   # unpaced: cut the slice short at the next block boundary
@@ -103,7 +89,7 @@ class SimTarget(Target):
         thread.join()
         self._thread = None
         self.machine.clear_halt_request()
-        self.last_stop = self.last_stop or "halt"
+        self.last_stop = self.last_stop or StopReason.HALT
 
     def resume(self) -> None:
         if self._thread is not None:
@@ -116,10 +102,8 @@ class SimTarget(Target):
         self._halt_at = None
         self.last_stop = None
         self.machine.clear_halt_request()
-        if self.clock is not None:
-            self.clock.start(self.machine.cycles)
-        loop = self._paced_loop if self.clock is not None else self._loop
-        self._thread = threading.Thread(target=loop, name="xipscope-sim", daemon=True)
+        self.runner.started()
+        self._thread = threading.Thread(target=self._loop, name="xipscope-sim", daemon=True)
         self._thread.start()
 
     def state(self) -> str:
@@ -140,7 +124,12 @@ class SimTarget(Target):
         (None: unpaced). The target must be halted."""
         if self._thread is not None:
             raise TargetError(f"{self.url}: halt the target before changing its pacing")
-        self.clock = SimClock(clock_hz) if clock_hz else None
+        self.runner.pace(clock_hz)
+
+    @property
+    def clock(self):
+        """The simulated clock the twin is paced to (sim/pacing.py), or None: unpaced."""
+        return self.runner.clock
 
     def pacing(self) -> dict | None:
         """How the twin's clock ran (for a profile's meta.json): nominal Hz and any slips, or None when unpaced."""
@@ -151,48 +140,32 @@ class SimTarget(Target):
         return self.machine.uart.text()
 
     def _loop(self) -> None:
-        m = self.machine
-        while self._running:
-            with self._requests:
-                self._requests.wait_for(lambda: self._waiting == 0)
-            reason = m.run_slice(SLICE)
-            if reason in ("breakpoint", "trap-loop"):
-                self.last_stop = reason
-                self._running = False
-                return
-            if reason == "idle":
-                # Parked in wfi: nothing can change until someone halts us.
-                self.last_stop = "idle"
-                self._wake.wait()
-            elif reason == "halt":
-                return
-
-    def _paced_loop(self) -> None:
-        """Keep the core within a short slice of its clock (sim/pacing.py); a halt runs it on to the simulated
-        cycle of the moment halt() was called, and stops there."""
-        m, clock = self.machine, self.clock
+        """Run the core in slices until it stops by itself or is halted. Paced, a halt runs it on to the simulated
+        cycle of the moment halt() was called, and stops there; unpaced, halt() cuts the slice short."""
+        runner = self.runner
         idle = False
         while True:
-            with self._requests:
-                self._requests.wait_for(lambda: self._waiting == 0)
+            runner.gate.wait_clear()
             if not self._running:
                 if self._halt_at is not None and not idle:
-                    reason = run_to_cycle(m, clock.stop_at(m.cycles, self._halt_at), clock)
-                    if reason in ("breakpoint", "trap-loop", "idle"):
+                    reason = runner.run_to(self._halt_at)
+                    if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP, StopReason.IDLE):
                         self.last_stop = reason
                 return
             if idle:
                 self._wake.wait()     # parked in wfi: nothing changes until a halt
                 continue
-            lag = clock.behind(m.cycles, time.perf_counter())
-            if lag < clock.min_slice:
-                self._wake.wait((clock.min_slice - lag) / clock.hz)
+            wait = runner.due_in()
+            if wait:
+                self._wake.wait(wait)
                 continue
-            reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
-            if reason in ("breakpoint", "trap-loop"):
+            reason = runner.run_slice()
+            if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP):
                 self.last_stop = reason
                 self._running = False
                 return
-            if reason == "idle":
-                self.last_stop = "idle"
+            if reason == StopReason.IDLE:
+                self.last_stop = reason
                 idle = True
+            elif reason == StopReason.HALT:
+                return
