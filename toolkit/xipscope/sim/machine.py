@@ -1021,8 +1021,7 @@ class Machine:
         self._uc = None  # unicorn frees its state with the object
 
 
-REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip", "mcountinhibit",
-                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+REGISTER_CSRS = rv.REGISTER_CSRS   # the CSRs read_registers() gives (faces import it from here)
 
 
 def region_of(address: int) -> str:
