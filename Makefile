@@ -1,5 +1,6 @@
 # make test   install what is missing (Debian packages, .venv, kernel fixtures), then run the test suite
-# make demo   the main job on the built-in default target: profile xipbench on the RP2350 twin (a model) and report
+# make demo   the main job on the built-in default target: profile all of xipbench on the RP2350 twin (a model), to
+#             its end, and report it beside the twin's exact truth (only python3-venv from apt)
 # make demo-kernel  boot the test Linux kernel in QEMU and read its log with xipscope dmesg
 # make bench  run the benchmarks against the anchors, measured in the same run
 # make reports  regenerate the example reports in reports/ with the project's own commands
@@ -46,8 +47,8 @@ test: deps venv fixtures
 
 demo: venv
 	rm -rf build/demo
-	$(PY) -m xipscope profile --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --cycles \
-		--duration 6 --rate 500 --out build/demo
+	$(PY) -m xipscope profile --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --until exit \
+		--rate 500 --out build/demo
 
 demo-kernel: deps venv
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) kernel/demo.py

@@ -45,8 +45,8 @@ def xipscope_rounds(port: int, map_name: str, samples: int, pipeline: bool, work
         halted.append(run.meta["halted_ns"]["median"] / 1000)
         transport = run.meta["transport"]
         wait = run.meta["reply_wait"]
-        replies = f"{wait['replies']} (median us/sample: " + \
-            ", ".join(f"{w} {us:.0f}" for w, us in wait["median_sample_us"].items()) + ")"
+        replies = f"{wait['replies']} (us/sample: " + \
+            ", ".join(f"{w} {us:.0f}" for w, us in wait["us_per_sample"].items()) + ")"
     return statistics.median(rates), statistics.median(halted), transport, replies
 
 

@@ -228,8 +228,8 @@ CASES = {
                              r"target.xml: an <xi:include> without href"),
     "description that never ends": (endless_description, "trap", r"the target description goes on past 4 MiB"),
     "a 1 MiB reply to an 8-byte read": (megabyte_reply, "profile", r"a packet longer than a reply can be \(over 8192 "
-                                                                   r"bytes without an end\) while waiting for a "
-                                                                   r"memory read of a sample"),
+                                                                   r"bytes without an end\) while waiting for the "
+                                                                   r"replies to a sample's 'g', 'm' \(counters\)"),
     "a packet that never ends": (never_ending_packet, "profile", r"a packet longer than a reply can be"),
     "a reply longer than asked": (longer_than_asked, "profile", r"wanted 8 bytes at 0x[0-9a-f]+ during sampling, "
                                                                 r"got 12"),

@@ -344,6 +344,43 @@ def test_xipscope_trap_gives_the_same_answer_through_openocd_its_gdb_port_and_th
         assert {k: answer[k] for k in keys} == {k: first[k] for k in keys}, name
 
 
+def test_a_sample_by_debug_module_accesses_leaves_openocds_view_whole(tmp_path):
+    """The sampler's Debug Module script on lrscspin (a hart spinning in spin_lock, which never touches s0): pc in
+    spin_lock, mcycle between OpenOCD's readings of it before and after, SBA counters; OpenOCD still sees the hart running; and s0 (saved and put back
+    around the program buffer run) and mtvec (read by OpenOCD's own program buffer, after ours wrote it) read the same
+    through OpenOCD before and after."""
+    image = ElfImage(REPO / "firmware" / "lrscspin.elf")
+    spin = function_span(image, "spin_lock")
+    with twin_jtag(REPO / "firmware" / "lrscspin.elf", "--quiet-uart") as jtag_port, \
+            openocd(jtag_port, tmp_path) as session:
+        tcl = open_target(session.url)
+        try:
+            time.sleep(0.2)      # main reaches spin_lock
+            tcl.halt()
+            before = {name: tcl.read_register(name) for name in ("s0", "mtvec", "mcycle")}
+            assert spin[0] <= tcl.read_register("pc") < spin[1]
+            tcl.resume()
+            sampler = tcl.sampler(SampleRequest(reads=COUNTERS.reads, read_names=("counters",), cycles=True))
+            assert sampler.by_debug_module and "Debug Module accesses" in sampler.description
+            samples = [sampler.take() for _ in range(30)]
+            assert tcl.state() == "running"          # OpenOCD never saw the hart halted
+            tcl.halt()
+            after = {name: tcl.read_register(name) for name in ("s0", "mtvec", "mcycle")}
+            tcl.resume()
+        finally:
+            tcl.close()
+    assert (after["s0"], after["mtvec"]) == (before["s0"], before["mtvec"]) and before["mtvec"] != 0
+    assert all(spin[0] <= s.pc < spin[1] for s in samples), [hex(s.pc) for s in samples]
+    assert {s.round_trips for s in samples} == {1}
+    # mcycle as OpenOCD reads it before and after bounds every sample's (lrscspin leaves mcountinhibit as reset
+    # leaves it, so the twin's mcycle may stand still: then all of them are that one value).
+    assert all(before["mcycle"] <= s.cycles <= after["mcycle"] for s in samples), (before, after, samples[:3])
+    assert all(len(s.memory[0]) == 8 for s in samples)
+    hits = [int.from_bytes(s.memory[0][:4], "little") for s in samples]
+    accesses = [int.from_bytes(s.memory[0][4:], "little") for s in samples]
+    assert all(h <= a for h, a in zip(hits, accesses))
+
+
 def test_xipscope_profile_through_openocd_takes_one_round_trip_per_sample(tmp_path):
     """xipbench profiled from its entry through OpenOCD's Tcl port (one round trip a sample) and through its gdb port:
     both see xipbench's workers and its XIP counters; the Tcl path says it used the one-round-trip sample."""

@@ -58,35 +58,84 @@ def test_polled_replies_read_the_same_memory(qemu_target, dwarf_qemu):
     assert qemu_target.read_register("pc") == qemu_target.read_registers()["pc"]
 
 
-@pytest.mark.parametrize("fast_way", ["block", "poll"])
-def test_the_reply_wait_chooser_keeps_the_faster_way(fast_way):
-    """ReplyWaitChooser's decision alone: a take() that is 30x slower one way than the other (sleeps, no server)."""
-    conn = types.SimpleNamespace(poll_replies=None)
-    ways = []
+class CostedTakes:
+    """A take() for ReplyWaitChooser alone (no server): each sample costs what `cost[way]` says (us) on a clock that
+    only these samples move, so the chooser's decisions are exact, not subject to the machine's load."""
 
-    def take():
-        way = "poll" if conn.poll_replies else "block"
-        ways.append(way)
-        time.sleep(0.0001 if way == fast_way else 0.003)
+    def __init__(self, cost: dict[str, int]):
+        self.conn = types.SimpleNamespace(poll_replies=None)
+        self.cost = cost
+        self.ways: list[str] = []
+        self.now = 0
+
+    def clock(self) -> int:
+        return self.now
+
+    def take(self) -> str:
+        way = "poll" if self.conn.poll_replies else "block"
+        self.ways.append(way)
+        self.now += self.cost[way] * 1000
         return way
 
-    chooser = ReplyWaitChooser(take, conn)
-    calibration = 2 * chooser.ROUNDS * chooser.BLOCK
-    for _ in range(calibration + 5):
+
+@pytest.mark.parametrize("fast_way", ["block", "poll"])
+def test_the_reply_wait_chooser_keeps_the_faster_way(fast_way):
+    """Blocks alternate, blocked-on first; a block of the way that is losing ends once it took as long as a whole
+    block of the other way: at 100 us against 3,000 us a sample, the slow way's blocks after the first end after
+    3 samples (64 x 100 us is over after the third 3,000 us sample)."""
+    slow_way = {"poll": "block", "block": "poll"}[fast_way]
+    takes = CostedTakes({fast_way: 100, slow_way: 3000})
+    chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    while not chooser.choices:
         chooser()
-    assert ways[:calibration].count("poll") == ways[:calibration].count("block") == calibration // 2
-    assert ways[calibration:] == [fast_way] * 5 and chooser.mode == fast_way
+    block = chooser.BLOCK
+    # block-first order: with the slow way measured first, its 128 samples come before anything is known.
+    first_slow = block if slow_way == "block" else 3
+    measured, first_chosen = takes.ways[:-1], takes.ways[-1]    # the sample that made the choice went the chosen way
+    assert measured.count(fast_way) == 2 * block and measured.count(slow_way) == first_slow + 3
+    assert first_chosen == fast_way
+    assert [chooser() for _ in range(5)] == [fast_way] * 5 and chooser.mode == fast_way
     described = chooser.describe()
     assert described["replies"] == {"poll": "polled", "block": "blocked on"}[fast_way]
-    slow_way = {"poll": "block", "block": "poll"}[fast_way]
-    assert described["median_sample_us"][slow_way] > 10 * described["median_sample_us"][fast_way]
+    assert described["us_per_sample"] == {fast_way: 100.0, slow_way: 3000.0}
+    assert described["checks"] == 0
+
+
+def test_the_reply_wait_choice_follows_a_change():
+    """Every RECHECK samples one block of each way is measured again: when polling turns slow (the OS put us on the
+    server's CPU), the next check finds it and the sampler blocks from then on."""
+    takes = CostedTakes({"block": 300, "poll": 100})
+    chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    chooser.RECHECK = 500
+    while not chooser.choices:
+        chooser()
+    assert chooser.mode == "poll"
+    takes.cost["poll"] = 2000
+    for _ in range(chooser.RECHECK + 2 * chooser.BLOCK):
+        chooser()
+    assert chooser.mode == "block" and chooser.describe()["checks"] == 1
+    assert takes.ways[-5:] == ["block"] * 5
+
+
+def test_the_reply_wait_choice_weighs_every_block_since_the_last():
+    """One fast block of polling after a slow one does not carry the choice: the first polled block costs 1,000 us a
+    sample (and ends after 20, having taken as long as a blocked block), the second 100 us; over both, polling costs
+    314 us a sample against blocking's 300, so blocking stays."""
+    takes = CostedTakes({"block": 300, "poll": 1000})
+    chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    while not chooser.choices:
+        if takes.ways.count("poll") == 20:
+            takes.cost["poll"] = 100
+        chooser()
+    assert takes.ways[:-1].count("poll") == 20 + chooser.BLOCK
+    assert chooser.mode == "block"
 
 
 def test_the_reply_wait_can_be_fixed():
     conn = types.SimpleNamespace(poll_replies=None)
     chooser = ReplyWaitChooser(lambda: conn.poll_replies, conn, "poll")
     assert [chooser() for _ in range(3)] == [True] * 3
-    assert chooser.describe() == {"replies": "polled", "chosen_by": "request", "median_sample_us": None}
+    assert chooser.describe() == {"replies": "polled", "chosen_by": "request", "us_per_sample": None, "checks": None}
 
 
 @pytest.mark.kernel

@@ -25,6 +25,12 @@ def test_escapes_round_trip_the_bytes_that_must_be_escaped():
     assert decode_payload(escaped) == data
 
 
+@given(st.binary(max_size=1000))
+def test_checksum_is_the_byte_sum_modulo_256(data):
+    assert checksum(data) == sum(data) % 256     # Adler-32 in 256-byte pieces: the sums stay exact, 0xff bytes too
+    assert checksum(b"\xff" * 257) == (257 * 255) % 256
+
+
 @given(st.binary(max_size=300))
 def test_escape_then_decode_is_identity(data):
     assert decode_payload(escape_binary(data)) == data

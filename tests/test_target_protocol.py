@@ -87,7 +87,7 @@ def test_an_rsp_sample_says_what_it_cost(sim_server, pipeline, round_trips):
         samples = [sampler.take() for _ in range(20)]
         assert target.state() == "running"
         assert sampler.details() == {"reply_wait": {"replies": "blocked on", "chosen_by": "request",
-                                                    "median_sample_us": None}}
+                                                    "us_per_sample": None, "checks": None}}
     assert {(s.round_trips, s.transfers) for s in samples} == {(round_trips, 4)}
     pcs = [s.pc for s in samples]
     assert all(0x10000000 <= pc < 0x20082000 for pc in pcs), [hex(pc) for pc in pcs]

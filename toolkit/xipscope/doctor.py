@@ -77,6 +77,13 @@ class Evidence:
         skip = address & 3
         return out[skip:skip + size]
 
+    def read(self, address: int, size: int) -> bytes | None:
+        """`size` bytes of target memory in one read; None where it can't be read."""
+        try:
+            return self._target.read_memory(address, size)
+        except TargetError:
+            return None
+
     def where(self, address: int) -> str:
         """`0x10000068 trap_entry+0x0 (firmware/start.S:40), flash`: symbol and region of an address."""
         text = f"{address:#010x}"
@@ -379,6 +386,63 @@ def check_pending_trap(ev: Evidence) -> list[Finding]:
                     evidence, f"{advice} (`xipscope trap --target URL --elf ELF` adds the backtrace.)")]
 
 
+def check_nested_kernel_traps(ev: Evidence) -> list[Finding]:
+    """A Linux kernel whose fault path faulted again: the trap frames it pushed, and the first cause, which is in the
+    outermost one (linux/trap_frames.py). On an RP2350 with the kernel in PSRAM that is the first AMO, and the
+    fault path's own AMOs (debug_locks_off's xchg) nest the faults until the stack runs over the kernel's data."""
+    from .linux.trap_frames import PT_SIZE_ON_STACK, find_kernel_trap_frames
+
+    sp = ev.reg("sp")
+    if ev.symbols is None or sp is None or not ev.symbols.symbols_named("handle_exception"):
+        return []      # not a RISC-V Linux kernel (its trap entry names it)
+    frames = find_kernel_trap_frames(ev.read, sp, lambda a: ev.function(a) is not None)
+    pending = _exception_recorded(ev) is not None and ev.function(ev.pc) == ev.function((ev.reg("mtvec") or 0) & ~3)
+    depth = len(frames) + (1 if pending else 0)
+    if depth < 2 or not frames:
+        return []
+    first = frames[-1]
+    cause = first.cause & 0x7FFFFFFF
+    report = explain_trap(ev.url, first.cause, first.epc, first.registers,
+                          lambda address, size: ev.code(address, size) or None, ev.memory_map, ev.symbols,
+                          mstatus=first.status, mtval=first.badaddr)
+    evidence = [f"the outermost trap frame the kernel saved (struct pt_regs at {first.address:#010x}): mcause = "
+                f"{cause} ({report.cause_name}), mepc = {ev.where(first.epc)}, mtval = {first.badaddr:#x}"]
+    if report.instruction:
+        text = f"the instruction at mepc is `{report.instruction}`"
+        if report.fault_address is not None:
+            text += f", to {ev.memory_map.describe(report.fault_address)}" + (
+                f" ({report.fault_symbol})" if report.fault_symbol else "")
+        evidence.append(text)
+    nested = [ev.function(f.epc) or f"{f.epc:#x}" for f in reversed(frames[:-1])]
+    evidence.append(f"{depth} faults nested: {len(frames)} trap frames saved between {frames[0].address:#010x} and "
+                    f"{first.address + PT_SIZE_ON_STACK:#010x}" + (", and one being taken at pc" if pending else "")
+                    + (f"; the faults after the first at: {', '.join(dict.fromkeys(nested))}" if nested else ""))
+    evidence += _log_ring_lines(ev)
+    advice = " ".join(report.explanation) or "Fix the first fault; the others are its fault path faulting again."
+    return [Finding("nested-kernel-traps", "critical",
+                    f"the kernel's first fault, {report.cause_name} at {ev.where(first.epc)}, nested {depth} deep",
+                    evidence, f"The first fault is the cause; the nested ones are its fault path faulting again. "
+                              f"{advice}")]
+
+
+def _log_ring_lines(ev: Evidence) -> list[str]:
+    """What the kernel's log ring holds: empty means the kernel died before printing its banner."""
+    from .errors import XipscopeError
+    from .linux.printk import kernel_log_facts, read_kernel_log
+
+    if not ev.symbols.symbols_named("prb"):
+        return []
+    try:
+        log = read_kernel_log(ev._target, kernel_log_facts(ev.symbols.path))
+    except XipscopeError as e:
+        return [f"the log ring could not be read: {e}"]
+    if not log.records:
+        return ["the log ring (prb) holds no record: the kernel died before its banner (start_kernel's first "
+                "printk, `Linux version ...`), so `xipscope dmesg` has nothing to show and the console printed "
+                "nothing"]
+    return [f"the log ring holds {len(log.records)} records; the last: {log.records[-1].text!r}"]
+
+
 _ACCESS_TEXT = {"amo": "an AMO", "lr": "an lr.w", "sc": "an sc.w", "load": "a load", "store": "a store"}
 
 
@@ -537,6 +601,8 @@ def check_counters(ev: Evidence) -> list[Finding]:
 CHECKS = [
     ("XIP accessed while QMI direct mode is on (the flash-write hang rule)", check_direct_mode, "xip_qmi"),
     ("LR/SC loops on addresses outside SRAM (livelock)", check_lrsc_livelock, None),
+    ("a Linux kernel's nested faults and its first cause (the outermost trap frame)", check_nested_kernel_traps,
+     None),
     ("a pending trap with the core parked (mcause/mepc)", check_pending_trap, None),
     ("the Linux panic loop", check_panic_loop, None),
     ("XIP window settings: ATRANS sizes, M0/M1 RFMT/RCMD continuous read, XIP_CTRL alias bits", check_xip_windows,

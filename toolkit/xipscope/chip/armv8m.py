@@ -1,7 +1,8 @@
 """ARMv8-M debug registers (Armv8-M Architecture Reference Manual, DDI0553: the System Control Space, DWT, FPB),
 as a debugger reaches them through an AHB-AP: what the Arm-mode twin (sim/arm_core.py) models and pyocd:// reads.
-pyOCD itself drives halt, registers and memory; xipscope reads DWT_CYCCNT for --cycles. With them, the CoreSight
-identification registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
+pyOCD drives halt, registers and memory, except in the profile sample, which xipscope batches itself (DHCSR,
+DCRSR/DCRDR, DFSR, DWT_CYCCNT, DWT_PCSR: target/pyocd.py _ArmSampler). With them, the CoreSight identification
+registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
 
 CPUID = 0xE000ED00
 ICSR, VTOR, AIRCR = 0xE000ED04, 0xE000ED08, 0xE000ED0C
@@ -15,15 +16,27 @@ DSCSR_CDSKEY = 1 << 17                   # a write changes CDS only with CDSKEY 
 DBGKEY = 0xA05F
 C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 S_REGRDY, S_HALT, S_LOCKUP, S_SDE, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 19, 1 << 20, 1 << 24, 1 << 25
-DFSR_HALTED, DFSR_VCATCH = 1 << 0, 1 << 3
+DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4
+DFSR_ALL = DFSR_HALTED | DFSR_BKPT | DFSR_DWTTRAP | DFSR_VCATCH | DFSR_EXTERNAL   # W1C: pyOCD's resume clears them
 DEMCR_VC_CORERESET = 1 << 0
 AIRCR_VECTKEY, AIRCR_SYSRESETREQ = 0x05FA, 1 << 2
 DCRSR_REGWNR = 1 << 16
+# DCRSR.REGSEL of the core registers xipscope reads (ARMv8-M; pyOCD's CortexMCoreRegisterInfo uses the same numbers):
+# 15 is DebugReturnAddress, the pc the core resumes at.
+DCRSR_REGSEL = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "xpsr": 16, "msp": 17, "psp": 18}
 
 SCS_BASE, DWT_BASE, FPB_BASE, PPB_ROM_TABLE = 0xE000E000, 0xE0001000, 0xE0002000, 0xE00FF000
 DWT_CYCCNT = DWT_BASE + 0x4
 DWT_CTRL_CYCCNTENA = 1 << 0
-DEMCR_TRCENA = 1 << 24
+DEMCR_TRCENA = 1 << 24     # the DWT's global enable: with it clear, DWT registers read UNKNOWN (ARMv7-M/v8-M DEMCR)
+# DWT_PCSR, the PC sample register: an IMPLEMENTATION DEFINED option (ARMv6-M ARM DDI0419C C1.7.2; "the ARMv8-M
+# optional DWT_PCSR", Cortex-M23 TRM DDI0550C 7.1.3). Read while the core runs it returns the address of a recently
+# executed instruction, no halt; PCSR_NO_SAMPLE (0xFFFFFFFF) in Debug state or where non-invasive debug is not
+# permitted (DDI0419C C1.7.2). OpenOCD's Cortex-M `profile` samples it when it reads non-zero and halts otherwise
+# ("PCSR sampling not supported on this processor", src/target/cortex_m.c, cortex_m_profiling): an absent PCSR reads 0.
+# Whether RP2350's Cortex-M33 configuration has it is not yet known (no board here to read it on).
+DWT_PCSR = DWT_BASE + 0x1C
+PCSR_NO_SAMPLE = 0xFFFFFFFF
 
 # CoreSight identification: the DEVARCH archids pyOCD's discovery matches, and the ID registers of a 4 KiB block.
 ARM_JEP106 = (0x4, 0x3B)                    # continuation code, identity code

@@ -150,6 +150,41 @@ PL011_FR_RXFE = 1 << 4
 PL011_FR_TXFF = 1 << 5
 PL011_FR_TXFE = 1 << 7
 
+# --- SIO's RISC-V platform timer (linux-on-rp2350.md "SIO platform timer", pico-sdk hardware/regs/sio.h) -------------
+SIO_RISCV_SOFTIRQ = 0x1A0          # CORE0_SET bit 0, CORE1_SET bit 1 (read: pending), CORE0_CLR bit 8, CORE1_CLR bit 9
+SOFTIRQ_CORE0_SET = 1 << 0
+SOFTIRQ_CORE1_SET = 1 << 1
+SOFTIRQ_CORE0_CLR = 1 << 8
+SOFTIRQ_CORE1_CLR = 1 << 9
+SIO_MTIME_CTRL = 0x1A4
+MTIME_CTRL_EN = 1 << 0
+MTIME_CTRL_FULLSPEED = 1 << 1     # 1: MTIME counts clk_sys cycles instead of the 1 MHz ticks
+MTIME_CTRL_DBGPAUSE_CORE0 = 1 << 2
+MTIME_CTRL_DBGPAUSE_CORE1 = 1 << 3
+MTIME_CTRL_RESET = 0xD            # EN, DBGPAUSE_CORE0/1: MTIME stops while a debugger holds a core halted
+SIO_MTIME = 0x1B0                 # MTIME / MTIMEH: one 64-bit count shared by both cores
+SIO_MTIMEH = 0x1B4
+SIO_MTIMECMP = 0x1B8              # MTIMECMP / MTIMECMPH: per core (each core sees its own here)
+SIO_MTIMECMPH = 0x1BC
+MTIMECMP_RESET = 0xFFFFFFFF       # both halves
+MTIME_TICK_HZ = 1_000_000         # the TICKS generator's 1 MHz (device tree timebase-frequency = <1000000>)
+CLK_SYS_DEFAULT_HZ = 150_000_000  # the boards' clk_sys (linux-on-rp2350.md "Real-board timings at 150 MHz")
+# Machine-mode interrupts (Hazard3 csr.adoc; RISC-V privileged spec): mie/mip bit n is interrupt code n; mcause has
+# bit 31 set. The twin raises the software (RISCV_SOFTIRQ) and timer (MTIME >= MTIMECMP) interrupts; no Xh3irq.
+MIE_MSIE = 1 << 3
+MIE_MTIE = 1 << 7
+CAUSE_INTERRUPT = 1 << 31
+CAUSE_MACHINE_SOFTWARE_IRQ = CAUSE_INTERRUPT | 3    # 0x80000003
+CAUSE_MACHINE_TIMER_IRQ = CAUSE_INTERRUPT | 7       # 0x80000007
+
+# --- How the Linux ports boot (linux-on-rp2350.md "Boot"): the bootloader copies Image to PSRAM and jumps to it in
+# M-mode with a0 = 0 and a1 = the DTB, used in place in flash.
+LINUX_IMAGE_ADDR = 0x11000000
+LINUX_DTB_ADDR = 0x10010000
+# arch/riscv/include/asm/image.h: struct riscv_image_header: magic "RISCV\0\0\0" at 48, magic2 "RSC\x05" at 56.
+RISCV_IMAGE_MAGIC = (48, b"RISCV\0\0\0")
+RISCV_IMAGE_MAGIC2 = (56, b"RSC\x05")
+
 # --- Atomics (rp2350.md "Atomics outside SRAM", DS 2.1.6.2 / 2.2.2) --------------------------------------------------
 EXCLUSIVE_MONITOR_RANGE = (SRAM_BASE, SRAM_END)   # amo*.w elsewhere -> mcause 7; lr.w elsewhere sets no reservation
 

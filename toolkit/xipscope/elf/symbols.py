@@ -163,6 +163,15 @@ class SymbolIndex:
                 return self._symbol(j)
         return None
 
+    def code_extents(self) -> list[tuple[str, int, int]]:
+        """(name, start, end) of each piece of code the index attributes to one function, in address order: what
+        symbolize() answers, as a list. Assembly routines without a type (the kernel's handle_exception, _start)
+        and unsized ones, bounded by the next symbol, are among them, as nm/addr2line-based tools attribute them;
+        the twin's ground truth per function takes its functions from here so that it names code as we do."""
+        a = self._a
+        return [(self.names[int(a["sym_name"][i])], int(b), int(e))
+                for b, e, i in zip(a["seg_start"].tolist(), a["seg_end"].tolist(), a["seg_sym"].tolist())]
+
     # --- addresses -> names and lines
 
     def symbolize(self, addresses: "Iterable[int] | np.ndarray") -> Symbolized:

@@ -228,14 +228,21 @@ def share_by_region(frame: "pd.DataFrame") -> "pd.DataFrame":
     out = pd.DataFrame({"samples": np.bincount(cat, minlength=n)}, index=pd.Index(CATEGORIES, name="category"))
     w = frame["weight"].to_numpy()
     out["share"] = np.bincount(cat, weights=w, minlength=n) / max(w.sum(), 1e-300)
-    d_acc, d_hit = frame["d_acc"].to_numpy(), frame["d_hit"].to_numpy()
-    pure = np.zeros(len(frame), bool)
-    pure[1:] = cat[1:] == cat[:-1]
-    known = pure & ~np.isnan(d_acc)
-    out["accesses"] = np.bincount(cat[known], d_acc[known], minlength=n).astype(np.int64)
-    out["hits"] = np.bincount(cat[known], d_hit[known], minlength=n).astype(np.int64)
+    out["accesses"], out["hits"] = interval_counts(frame, cat, n)
     out["hit_rate"] = out["hits"] / out["accesses"].where(out["accesses"] > 0)
     return out
+
+
+def interval_counts(frame: "pd.DataFrame", codes: "np.ndarray", n: int):
+    """XIP (accesses, hits) per code (0..n-1) over the known intervals whose two samples have the same code."""
+    import numpy as np
+
+    d_acc, d_hit = frame["d_acc"].to_numpy(), frame["d_hit"].to_numpy()
+    pure = np.zeros(len(frame), bool)
+    pure[1:] = codes[1:] == codes[:-1]
+    known = pure & ~np.isnan(d_acc)
+    return (np.bincount(codes[known], d_acc[known], minlength=n).astype(np.int64),
+            np.bincount(codes[known], d_hit[known], minlength=n).astype(np.int64))
 
 
 def share_by_map_region(frame: "pd.DataFrame") -> "pd.DataFrame":
@@ -373,6 +380,83 @@ def intrusiveness(frame: "pd.DataFrame") -> dict:
             "halted_ns_median": float(np.median(h)) if len(h) else None,
             "halted_ns_p95": float(np.percentile(h, 95)) if len(h) else None,
             "halted_share": float(h.sum() / span) if span > 0 else None}
+
+
+# --- a model's truth beside the samples ---------------------------------------------------------------------------
+
+TRUTH_COUNTS = ("instructions", "cycles", "fetch_accesses", "fetch_hits", "data_accesses", "data_hits")
+
+
+def total_variation(p, q) -> float:
+    """Total variation distance between two distributions given as {outcome: share} (pandas Series or dicts):
+    half the summed absolute differences over every outcome of either; 0 = the same, 1 = disjoint."""
+    keys = set(p.keys()) | set(q.keys())
+    return 0.5 * sum(abs(float(p.get(k, 0.0)) - float(q.get(k, 0.0))) for k in keys)
+
+
+def truth_delta(truth: dict) -> "pd.DataFrame":
+    """Per function, the model's counts over the sampled run (truth.json's `after` less its `before`), with its
+    start address; functions that did not run in between are left out."""
+    import pandas as pd
+
+    def table(stats):
+        rows = {f["name"]: [f.get("start", 0)] + [f.get(k, 0) for k in TRUTH_COUNTS] for f in stats["functions"]}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["start", *TRUTH_COUNTS])
+
+    counts = list(TRUTH_COUNTS)
+    after = table(truth["after"])
+    before = table(truth.get("before") or {"functions": []}).reindex(after.index, fill_value=0)
+    out = after.copy()
+    out[counts] = after[counts] - before[counts]
+    out.index.name = "function"
+    return out[out["instructions"] > 0]
+
+
+def versus_truth(frame: "pd.DataFrame", truth: dict, memory_map: "MemoryMap") -> dict:
+    """The samples beside a model's exact counts: per function and per region (category), the sampled share
+    (cycle-weighted when the run read mcycle) and the true share of cycles, the sampled hit rate (intervals wholly
+    in it) and the true one, and the total variation distance of each distribution from the truth."""
+    import numpy as np
+    import pandas as pd
+
+    exact = truth_delta(truth)
+    cycles = exact["cycles"].astype(float)
+    acc = exact["fetch_accesses"] + exact["data_accesses"]
+    hits = exact["fetch_hits"] + exact["data_hits"]
+    _, _, category = region_codes(exact["start"].to_numpy(dtype=np.uint64), memory_map)
+    exact["category"] = [CATEGORIES[c] for c in category]
+
+    f_codes = frame["function"].cat.codes.to_numpy().astype(np.int64)
+    names = [str(c) for c in frame["function"].cat.categories]
+    w = frame["weight"].to_numpy()
+    f_share = pd.Series(np.bincount(f_codes, weights=w, minlength=len(names)) / max(w.sum(), 1e-300), index=names)
+    f_acc, f_hit = interval_counts(frame, f_codes, len(names))
+    f_rate = pd.Series(np.where(f_acc > 0, f_hit / np.maximum(f_acc, 1), np.nan), index=names)
+    true_share = cycles / max(cycles.sum(), 1e-300)
+    index = true_share.index.union(f_share[f_share > 0].index)
+    functions = pd.DataFrame({
+        "sampled_share": f_share.reindex(index, fill_value=0.0), "true_share": true_share.reindex(index, fill_value=0.0),
+        "sampled_hit_rate": f_rate.reindex(index), "true_hit_rate": (hits / acc.where(acc > 0)).reindex(index),
+        "true_cycles": cycles.reindex(index, fill_value=0).astype(np.int64)}, index=pd.Index(index, name="function"))
+    functions = functions.sort_values("true_share", ascending=False)
+
+    by_region = share_by_region(frame)
+    grouped = exact.groupby("category")
+    r_cycles = grouped["cycles"].sum()
+    r_acc = (grouped["fetch_accesses"].sum() + grouped["data_accesses"].sum())
+    r_hits = (grouped["fetch_hits"].sum() + grouped["data_hits"].sum())
+    regions = pd.DataFrame({
+        "sampled_share": by_region["share"], "true_share": (r_cycles / max(r_cycles.sum(), 1)).reindex(CATEGORIES),
+        "sampled_hit_rate": by_region["hit_rate"], "true_hit_rate": (r_hits / r_acc.where(r_acc > 0)).reindex(
+            CATEGORIES)}, index=pd.Index(CATEGORIES, name="category")).fillna({"true_share": 0.0})
+    regions = regions[(regions["sampled_share"] > 0) | (regions["true_share"] > 0)]
+    sampled_rate = hit_rate(frame)
+    return {"model": truth.get("model"), "weighted": weighted(frame), "cycles": int(cycles.sum()),
+            "tv_functions": total_variation(functions["sampled_share"], functions["true_share"]),
+            "tv_regions": total_variation(regions["sampled_share"], regions["true_share"]),
+            "hit_rate": {"sampled": sampled_rate["hit_rate"],
+                         "true": float(hits.sum() / acc.sum()) if acc.sum() else None},
+            "functions": functions, "regions": regions}
 
 
 # --- attribution of misses ---------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@ plots) and files a program reads (summary.json, CSV tables, speedscope JSON and 
 
 meta.json keys read here (all optional): `elf` (path of the image that ran: absolute, or relative to the profile
 directory, else to the working directory), `elf_sha256` (checked against the ELF used), `map` (memory map name or
-TOML path), `target`, `registers` (name -> value at the run's last halt: lets the LR/SC check name the lock);
-every other key is shown in the report's metadata table as it is.
+TOML path), `target`, `registers` (name -> value at the run's last halt: lets the LR/SC check name the lock), `truth` (the
+file beside it with a model's exact counts: the report then sets the samples beside them), `halted_target` (the
+halted share as a paced model saw it); every other key is shown in the report's metadata table as it is.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
     if registers is None and isinstance(profile.meta.get("registers"), dict):
         registers = profile.meta["registers"]
     livelock = an.detect_lrsc_livelock(frame, profile.elf_path, profile.symbols, profile.memory_map, registers)
+    truth = _versus_truth(profile)
 
     tables = {"by_region": by_region, "by_map_region": by_map_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
     if attribution is not None and len(attribution):
         tables["miss_attribution"] = attribution
+    if truth is not None:
+        tables["truth_by_function"], tables["truth_by_region"] = truth["functions"], truth["regions"]
     export.write_csv(tables, out)
     stacks = export.has_stacks(frame)
     if stacks:
@@ -69,11 +73,28 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
                "intrusiveness": intrusion, "notes": profile.notes,
                "livelock": livelock.to_json() if livelock else None,
                "by_region": _records(by_region), "top_functions": _records(by_function.head(top)),
-               "miss_attribution": _records(attribution) if attribution is not None and len(attribution) else None}
+               "miss_attribution": _records(attribution) if attribution is not None and len(attribution) else None,
+               "truth": {**{k: v for k, v in truth.items() if k not in ("functions", "regions")},
+                         "functions": _records(truth["functions"]), "regions": _records(truth["regions"])}
+               if truth is not None else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
     path = out / "report.html"
     path.write_text(render_html(profile, summary, tables, attribution, livelock, figures, stacks, top))
     return path
+
+
+def _versus_truth(profile) -> dict | None:
+    """The samples beside the model's exact counts, when the run was on a model that saved them (meta `truth`)."""
+    name = profile.meta.get("truth")
+    if not name:
+        return None
+    from ..errors import FormatError
+    from ..files import read_regular_text
+    from .samples import MAX_META_BYTES
+    truth = json.loads(read_regular_text(Path(name).name, "the model's truth", base=profile.directory,
+                                         max_size=MAX_META_BYTES, why="a profile's truth.json may have",
+                                         error=FormatError))
+    return an.versus_truth(profile.samples, truth, profile.memory_map)
 
 
 def _json_default(value):
@@ -96,9 +117,34 @@ def summary_text(summary: dict, top: int = 8) -> str:
     if rate["hit_rate"] is not None:
         lines.append(f"XIP hit rate {_pct(rate['hit_rate'])}: {rate['hits']:,} hits of {rate['accesses']:,} accesses")
     halted = summary["intrusiveness"]
-    if halted.get("halted_ns_median") is not None:
+    seen = summary["meta"].get("halted_target")
+    if seen and seen.get("share") is not None:
+        lines.append(f"halted {_pct(seen['share'])} of the run as the target saw it ({seen['halted_s']:.2f} s held "
+                     f"halted against {seen['cycles']:,} cycles run at its clock); host time: "
+                     + (f"{halted['halted_ns_median'] / 1000:.0f} us per sample (median), "
+                        f"{_pct(halted.get('halted_share'))} of the run" if halted.get("halted_ns_median") is not None
+                        else "n/a"))
+    elif halted.get("halted_ns_median") is not None:
         lines.append(f"halted {halted['halted_ns_median'] / 1000:.0f} us per sample (median), "
                      f"{_pct(halted.get('halted_share'))} of the run")
+    meta = summary["meta"]
+    if meta.get("until"):
+        lines.append(f"until {meta['until']}: " + (f"not met: {meta['ended_early']}" if meta.get("ended_early")
+                                                   else str(meta.get("stop_reason"))))
+    truth = summary.get("truth")
+    if truth:
+        lines.append(f"against the model's truth ({truth['model']}, {truth['cycles']:,} cycles): total variation "
+                     f"distance {truth['tv_functions']:.3f} by function, {truth['tv_regions']:.3f} by region"
+                     + (" (samples weighted by cycles)" if truth["weighted"] else ""))
+        lines.append(f"  {'sampled':>7} {'truth':>7}  {'hit rate':>8} {'truth':>7}")
+        for r in truth["functions"][:top]:
+            lines.append(f"  {_pct(r['sampled_share']):>7} {_pct(r['true_share']):>7}  "
+                         f"{_pct(r['sampled_hit_rate']):>8} {_pct(r['true_hit_rate']):>7}  {r['function']}")
+        for r in truth["regions"]:
+            lines.append(f"  {_pct(r['sampled_share']):>7} {_pct(r['true_share']):>7}  "
+                         f"{_pct(r['sampled_hit_rate']):>8} {_pct(r['true_hit_rate']):>7}  region {r['category']}")
+        rate = truth["hit_rate"]
+        lines.append(f"  XIP hit rate sampled {_pct(rate['sampled'])}, truth {_pct(rate['true'])}")
     if summary.get("livelock"):
         lines.append("LR/SC: " + summary["livelock"]["explanation"])
     lines += [f"note: {note}" for note in summary["notes"]]
@@ -153,6 +199,18 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
         cls = "note" if livelock.verdict == "contention" else "alert"
         parts.append(f"<h2>LR/SC loop</h2><p class='{cls}'><b>{e(livelock.verdict)}</b>: {e(livelock.explanation)}</p>")
 
+    if "truth_by_function" in tables:
+        truth = summary["truth"]
+        parts.append(f"<h2>Against the model's truth</h2><p class='note'>The twin counted every cycle and XIP access "
+                     f"of the run ({truth['cycles']:,} cycles): beside each sampled share is the true share of cycles, "
+                     f"beside each sampled hit rate (intervals wholly in it) the true one. Total variation distance "
+                     f"from the truth: <b>{truth['tv_functions']:.3f}</b> by function, <b>{truth['tv_regions']:.3f}"
+                     f"</b> by region (0 = the same distribution). XIP hit rate sampled "
+                     f"{_pct(truth['hit_rate']['sampled'])}, truth {_pct(truth['hit_rate']['true'])}.</p>")
+        rates = ("sampled_share", "true_share", "sampled_hit_rate", "true_hit_rate")
+        parts.append(_table_html(tables["truth_by_region"], percent=rates))
+        parts.append(_table_html(tables["truth_by_function"], percent=rates, rows=top))
+
     parts.append("<h2>XIP cache</h2>")
     if rate["has_counters"]:
         parts.append(f"<p>Hit rate {_pct(rate['hit_rate'])}: {rate['hits']:,} hits of {rate['accesses']:,} "
@@ -200,6 +258,8 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
              "over_time.csv"]
     if attribution is not None and len(attribution):
         files.append("miss_attribution.csv")
+    if "truth_by_function" in tables:
+        files += ["truth_by_function.csv", "truth_by_region.csv"]
     if stacks:
         files += ["profile.speedscope.json (open at speedscope.app)", "stacks.collapsed (flamegraph.pl, inferno)"]
     parts.append("<h2>Files</h2><ul>" + "".join(f"<li>{e(f)}</li>" for f in files) + "</ul>")

@@ -23,6 +23,21 @@ interval is uniform in JITTER x the period, from a seeded generator whose seed m
 run's spacing, `--no-jitter` keeps the period exactly). A fixed rate can lock in phase with a periodic tick (Linux's
 250 Hz timer): every sample then lands at the same point of the tick, and the handler gets all of them or none.
 
+A run ends after a duration, a sample count, or `until` a condition on the target: "exit" (the target says its core
+stopped by itself: the twin's firmware ended and parked in wfi, or a trap loop; STOP_REASON), "idle" (the pc stayed
+within IDLE_SPAN bytes, a `j .` spin or a loop around a `wfi`, for IDLE_SAMPLES samples in a row: any target) or a function's name
+(the first sample whose pc is in it: a sample must land there, so name a function the workload stays in or ends in).
+With `until`, a duration or count only caps the run, and meta.json says when the cap came first.
+
+On a model (MODEL: the twin), the model's exact counts at the start and the end go to truth.json, so the report sets
+the samples beside the truth. On a paced model (PACING) the clock stops while the core is halted, so a sampling
+interval counts from the resume, not on a fixed wall-clock schedule, and the sampler tells the model the interval
+(halt_after): each halt lands at the simulated cycle its interval ends on, however late a loaded host asks, so where
+samples land and how many a workload gets do not depend on the host.
+meta.json's `halted_target` is the halted share as the twin sees it: the wall time it was held halted against the
+cycles it ran at its nominal clock (host-measured halts, which include simulating the cycles due at each halt, are
+`halted_ns`).
+
 Where the target counts its probe's work (pyocd://: target/counting_probe.py), meta.json's `probe_model` prices the
 counts per sample with the probe model (probe_model.py, a model: the user's figures from `xipscope probe-latency`, else
 the Raspberry Pi Debug Probe's): modelled samples/s and halted time per sample on a board behind that probe.
@@ -37,15 +52,17 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+import json
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..chip import rp2350 as rp
-from ..errors import TargetError
-from ..target.base import MODEL, PACING, SampleRequest, open_sampler, require_riscv
+from ..errors import SymbolError, TargetError
+from ..target.base import MODEL, PACING, STOP_REASON, SampleRequest, open_sampler, require, require_riscv
 from ..unwind import linux_stack_top, unwind_frame_pointers
 from .samples import SampleWriter, write_meta
 
@@ -54,6 +71,10 @@ COUNTER_REGION = "xip_ctrl"         # the memory map region whose presence means
 STACK_BLOCK = 512                   # bytes of stack read in one transfer from sp; frames beyond it are read one by one
 CODE_KINDS = ("rom", "xip-flash", "xip-psram", "sram")
 JITTER = (0.5, 1.5)                 # sampling intervals, uniform in this range x the period, unless --no-jitter
+UNTIL_EXIT, UNTIL_IDLE = "exit", "idle"
+IDLE_SPAN = 8                       # bytes: a park loop (`wfi; j .-4`) or a `j .` spin fits in them
+IDLE_SAMPLES = 20                   # samples in a row inside IDLE_SPAN make the target idle
+TRUTH_FILE = "truth.json"           # a model's exact counts at the start and the end of the run
 
 
 def sample_intervals(period_ns: int, seed: int | None):
@@ -176,6 +197,85 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
     return take, sampler
 
 
+PARK_INSNS = (0x10500073, 0x0000006F, 0xA001)    # wfi, `j .` (jal x0, 0) and its compressed form (c.j 0)
+
+
+def _is_park(target, elf, lo: int, hi: int) -> bool:
+    """Does the code from lo to hi (and the instruction before: a halted wfi shows the pc after it) hold a `wfi` or a
+    jump to itself? Read from the target where it reads while running, else from the ELF; unknown is no."""
+    from ..chip import riscv as rv
+    from ..target.base import READ_WHILE_RUNNING
+
+    start, size = lo - 4, hi - lo + 8
+    code = b""
+    try:
+        if READ_WHILE_RUNNING in target.capabilities:
+            code = target.read_memory(start, size)
+        elif elf is not None:
+            from ..elf.code import read_elf_bytes
+            code = read_elf_bytes(elf, start, size)
+    except (TargetError, SymbolError):
+        return False
+    words = [int.from_bytes(code[i:i + 4], "little") for i in range(0, max(len(code) - 3, 0), 2)]
+    halves = [int.from_bytes(code[i:i + 2], "little") for i in range(0, max(len(code) - 1, 0), 2)]
+    return rv.INSN_WFI in words or PARK_INSNS[1] in words or PARK_INSNS[2] in halves
+
+
+def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_SAMPLES, elf=None):
+    """check(pc) -> why the run ends (a sentence) or None, for `until` = "exit", "idle" or a function's name.
+
+    Idle is the pc within IDLE_SPAN bytes for idle_samples samples in a row around a `wfi` or a `j .`: a hot loop
+    can stay as close (xipbench's copy loop; on the twin a halt lands on a translated block's start, so a one-block
+    loop shows one pc), and is not idle."""
+    if until == UNTIL_EXIT:
+        require(target, STOP_REASON, "--until exit (the target saying its core stopped by itself)")
+
+        def check(pc: int) -> str | None:
+            reason = target.stop_reason()
+            return f"exit: the core stopped by itself ({reason}) after the last sample (pc {pc:#x})" if reason else None
+        return check
+    if until == UNTIL_IDLE:
+        recent: deque[int] = deque(maxlen=idle_samples)
+
+        parks: dict[tuple[int, int], bool] = {}
+
+        def check(pc: int) -> str | None:
+            recent.append(pc)
+            lo, hi = min(recent), max(recent)
+            if len(recent) < idle_samples or hi - lo > IDLE_SPAN:
+                return None
+            if (lo, hi) not in parks:
+                parks[lo, hi] = _is_park(target, elf, lo, hi)
+            if parks[lo, hi]:
+                return f"idle: the pc stayed within {hi - lo} bytes of {lo:#x} for {idle_samples} samples"
+            return None
+        return check
+    if symbols is None:
+        raise ValueError(f"--until {until}: a function's name needs the ELF's symbols")
+    found = [s for s in symbols.symbols_named(until) if s.kind == "function"]
+    if not found:
+        symbols.address_of(until)     # the project's error, naming what was expected (raises)
+        raise TargetError(f"--until {until}: expected a function; {until} is a data symbol or label")
+    ranges = [(s.address, s.address + max(s.size, 2)) for s in found]
+
+    def check(pc: int) -> str | None:
+        return f"reached {until} (pc {pc:#x})" if any(lo <= pc < hi for lo, hi in ranges) else None
+    return check
+
+
+def _halted_target(before: dict | None, after: dict | None) -> dict | None:
+    """The halted share as a paced twin sees it: wall time held halted against the cycles run at its clock."""
+    if not before or not after or "halted_s" not in after:
+        return None
+    halted = after["halted_s"] - before["halted_s"]
+    running = (after["cycles"] - before["cycles"]) / after["clock_hz"]
+    return {"halted_s": halted, "cycles": after["cycles"] - before["cycles"], "running_s_at_clock": running,
+            "share": halted / (halted + running) if halted + running > 0 else None,
+            "meaning": "the twin's view: wall time held halted (from each halt's cycle to the resume) against the "
+                       "cycles it ran at its nominal clock; host-measured halts (halted_ns) also hold the host "
+                       "simulating the cycles due at each halt"}
+
+
 def _cost_per_sample(sampler) -> dict | None:
     """Mean probe round trips and transfers per sample as the transport counted them (the probe model's input)."""
     samples, trips, transfers = sampler.cost
@@ -189,8 +289,10 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
                    cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192,
                    reply_wait: str = "auto", jitter: bool = True, seed: int | None = None,
-                   probe_model=None) -> SampleRun:
-    """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, or `stop` (an Event) is set.
+                   probe_model=None, until: str | None = None, idle_samples: int = IDLE_SAMPLES) -> SampleRun:
+    """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, `until` is met ("exit",
+    "idle" or a function's name: see the module docstring; a duration or count then caps it) or `stop` (an Event) is
+    set.
 
     rate_hz paces the samples (None: as fast as the transport allows), with intervals jittered around the period
     unless jitter=False; seed repeats a run's intervals (None: a fresh one, recorded in meta.json). probe_model prices
@@ -199,8 +301,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     times a second. A target that fails mid-run leaves every sample taken on disk and meta.json saying what happened;
     the TargetError is raised after that, naming the directory.
     """
-    if duration is None and samples is None:
-        raise ValueError("give duration or samples")
+    if duration is None and samples is None and until is None:
+        raise ValueError("give duration, samples or until")
     out_dir = Path(out_dir)
     # Imported now, not at the first flush, where they would stall sampling for a second (pyarrow pulls in pandas).
     import pandas  # noqa: F401
@@ -213,8 +315,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         target.pace()
     take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                      cycles=cycles, reply_wait=reply_wait)
-    if target.state() != "running":
-        target.resume()
+    until_met = until_condition(target, until, symbols, idle_samples, elf) if until else None
+    from_resume = paced and target.pacing() is not None   # a paced model: intervals count running time (docstring)
     if rate_hz and jitter and seed is None:
         seed = secrets.randbits(32)
     jittered = bool(rate_hz and jitter)
@@ -237,6 +339,9 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                                               "(random.Random(seed); --seed repeats them)"} if jittered else None,
         "samples_requested": samples,
         "duration_requested_s": duration,
+        "until": until,
+        "schedule": "each interval from the previous resume (a paced model's clock stops while halted)"
+        if from_resume and rate_hz else None,
         "stacks": stacks,
         "mcycle": f"low 32 bits of {sampler.cycle_counter} read with each sample (weight "
                   "samples by its deltas)" if cycles else None,
@@ -251,15 +356,25 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     if paced:
         meta["sim_clock"] = target.pacing()
 
-    clock = time.perf_counter_ns
-    add = writer.add
+    # The model's truth and clock as the run starts, then the core runs: the first sample's interval (weight 0, its
+    # mcycle has no reading before it) is one period, not the time spent setting up.
+    truth_before = target.ground_truth() if MODEL in target.capabilities and hasattr(target, "ground_truth") else None
+    clock_before = target.pacing() if paced else None
     period = int(1e9 / rate_hz) if rate_hz else 0
     intervals = sample_intervals(period, seed if jittered else None)
+    scheduled = period and from_resume      # the interval the next resume starts, told to the model before it
+    interval = next(intervals) if scheduled else 0
+    if scheduled:
+        target.halt_after(interval / 1e9)
+    if target.state() != "running":
+        target.resume()
+    clock = time.perf_counter_ns
+    add = writer.add
     counts_before = _probe_counts(target)
     count = 0
     schedule_resets = 0
     halted: list[int] = []
-    ended_early = error = None
+    ended_early = error = stop_reason = None
     start = clock()
     deadline = start + int(duration * 1e9) if duration is not None else None
     limit = samples if samples is not None else -1
@@ -273,7 +388,16 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             if stop is not None and stop.is_set():
                 ended_early = "stopped by the user"
                 break
-            if period:
+            if scheduled:
+                # Running time: the next halt one interval after the last resume (the sample's end); the model
+                # stops at that interval's cycle however late the host asks, and is told the next interval now,
+                # before this sample's resume starts it.
+                next_t = (t1 if count else start) + interval
+                if now < next_t:
+                    time.sleep((next_t - now) / 1e9)
+                interval = next(intervals)
+                target.halt_after(interval / 1e9)
+            elif period:
                 # A fixed schedule: a late sample does not move the ones after it, so the spacing averages out to
                 # the period; only a run more than a period behind gives up the lost slots (counted).
                 if now < next_t:
@@ -288,6 +412,10 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
             halted.append(t1 - t0)
             count += 1
+            if until_met is not None:
+                stop_reason = until_met(pc)
+                if stop_reason is not None:
+                    break
             if progress is not None and t1 >= next_progress:
                 progress(count, (t1 - start) / 1e9)
                 next_progress = t1 + 100_000_000
@@ -300,6 +428,13 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     finally:
         elapsed = (clock() - start) / 1e9
         writer.close()
+        if until and stop_reason is None and ended_early is None:
+            ended_early = f"the {'duration' if count != limit else 'sample count'} ran out before --until {until}"
+        clock_after = target.pacing() if paced and error is None else None
+        if truth_before is not None and error is None:
+            truth_after = target.ground_truth()
+            (out_dir / TRUTH_FILE).write_text(json.dumps(
+                {"model": truth_after.get("model"), "before": truth_before, "after": truth_after}, indent=1) + "\n")
         meta.update({
             "samples": count,
             "duration_s": elapsed,
@@ -311,10 +446,13 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
             "cost_per_sample": _cost_per_sample(sampler),
             "probe_model": _probe_model(target, counts_before, count, probe_model),
             "ended_early": ended_early,
+            "stop_reason": stop_reason or ended_early or ("duration" if count != limit else "sample count"),
             "error": error,
+            "truth": TRUTH_FILE if truth_before is not None and error is None else None,
         })
-        if paced and error is None:
-            meta["sim_clock"] = target.pacing()
+        if clock_after is not None:
+            meta["sim_clock"] = clock_after
+            meta["halted_target"] = _halted_target(clock_before, clock_after)
         write_meta(out_dir, meta)
         if progress is not None:
             progress(count, elapsed)
@@ -363,8 +501,15 @@ def add_command(commands) -> None:
                         "or sim://FIRMWARE.elf (the RP2350 twin, a model, in-process)")
     p.add_argument("--elf", required=True, metavar="FILE", help="the ELF running on the target (for symbols and the hash)")
     amount = p.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=float, metavar="S", help="sample for S seconds (default 5)")
-    amount.add_argument("--samples", type=int, metavar="N", help="take N samples")
+    amount.add_argument("--duration", type=float, metavar="S",
+                        help="sample for S seconds (default 5 without --until; with it, a cap)")
+    amount.add_argument("--samples", type=int, metavar="N", help="take N samples (with --until, a cap)")
+    p.add_argument("--until", metavar="exit|idle|FUNCTION",
+                   help="run the workload to its end: exit (the target says its core stopped by itself, e.g. the "
+                        "twin's firmware ended), idle (the pc stays in a park or wfi loop for --idle-samples "
+                        "samples), or FUNCTION (a sample lands in it)")
+    p.add_argument("--idle-samples", type=int, default=IDLE_SAMPLES, metavar="N",
+                   help=f"with --until idle: samples in a row within {IDLE_SPAN} bytes (default {IDLE_SAMPLES})")
     p.add_argument("--rate", type=float, metavar="HZ", help="samples per second (default: as fast as the transport allows)")
     p.add_argument("--no-jitter", action="store_true",
                    help="with --rate: sample at exactly the period (default: intervals uniform in 0.5-1.5x the "
@@ -397,7 +542,7 @@ def cmd_profile(args) -> int:
 
     memory_map = get_memory_map(args.map)
     symbols = load_symbols(args.elf)
-    duration = args.duration if args.duration is not None or args.samples is not None else 5.0
+    duration = args.duration if args.duration is not None or args.samples is not None or args.until else 5.0
     stop = threading.Event()
 
     def on_sigint(_signum, _frame):
@@ -413,14 +558,17 @@ def cmd_profile(args) -> int:
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
                                  progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
                                  cycles=args.cycles, map_name=args.map, reply_wait=args.reply_wait,
-                                 jitter=not args.no_jitter, seed=args.seed)
+                                 jitter=not args.no_jitter, seed=args.seed, until=args.until,
+                                 idle_samples=args.idle_samples)
     finally:
         signal.signal(signal.SIGINT, previous)
         target.close()
     meta = run.meta
     print(f"xipscope profile: {meta['samples']} samples in {meta['duration_s']:.2f} s "
           f"({meta['rate_hz_achieved'] or 0:.0f}/s) via {meta['transport']}"
-          + (f"; ended early: {meta['ended_early']}" if meta["ended_early"] else ""), file=sys.stderr)
+          + (f"; ended early: {meta['ended_early']}" if meta["ended_early"] else "")
+          + (f"; until {meta['until']}: {meta['stop_reason']}" if meta["until"] and not meta["ended_early"] else ""),
+          file=sys.stderr)
     modelled = meta.get("probe_model")
     if modelled:
         print(f"xipscope profile: probe model (a model, not timed): {modelled['samples_per_s']:,.0f} samples/s and "
@@ -439,7 +587,7 @@ class _progress_bar:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.by_samples = samples is not None
-        self.total = samples if self.by_samples else duration
+        self.total = samples if self.by_samples else duration     # None (--until alone): no end known
         self.bar = Progress(TextColumn("[bold]profile"), BarColumn(), TextColumn("{task.fields[count]} samples"),
                             TextColumn("{task.fields[rate]}/s"), TimeElapsedColumn(),
                             console=Console(stderr=True))
@@ -452,7 +600,7 @@ class _progress_bar:
 
     def update(self, count: int, elapsed: float) -> None:
         rate = f"{count / elapsed:,.0f}" if elapsed > 0 else "-"
-        self.bar.update(self.task, completed=count if self.by_samples else min(elapsed, self.total),
+        self.bar.update(self.task, completed=count if self.by_samples else min(elapsed, self.total or elapsed),
                         count=count, rate=rate)
 
     def __exit__(self, *exc):

@@ -14,6 +14,11 @@ built for. Modelled, from the ARMv8-M architecture (DDI0553) as pyOCD uses it:
   - ACCESSCTRL (chip/rp2350.py): LOCK, FORCE_CORE_NS, CFGRESET, GPIO_NSMASK0/1, ROM, XIP_MAIN, SRAM0, with the
     password and the LOCK bits; what it grants is recorded, not enforced (every access is allowed);
   - DWT_CYCCNT counts the model's cycles while DEMCR.TRCENA and DWT_CTRL.CYCCNTENA are set (not while halted);
+  - DWT_PCSR, an option of the architecture, off by default (`pcsr=True` turns it on; whether RP2350's M33 has it is
+    not yet known): reads 0 when absent or while DEMCR.TRCENA is clear (the model's choice of UNKNOWN), 0xFFFFFFFF
+    while halted, else the pc the core stands at between slices (ASSUMED: the next instruction, not the last one run);
+  - one injected fault a real part gives only by chance: `slow_register_transfers = N` leaves the next N DCRSR
+    transfers incomplete (S_REGRDY reads clear, DCRDR keeps its old value) until the next DCRSR write;
   - XIP: instruction fetch accounted per 32-bit word of each translated block as it is entered, data accesses as they
     happen, through the cache model (cache.py); every instruction one cycle plus XIP miss stalls (counters.Timing).
     When a slice ends inside a block, the instructions not executed are taken back, the fetches are not.
@@ -31,11 +36,11 @@ from pathlib import Path
 
 from ..chip import rp2350 as rp
 from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V2, ARCHID_FPB_V2, ARCHID_V8M_DEBUG,
-                           CPACR, CPUID, C_DEBUGEN, C_HALT, C_STEP, DBGKEY, DCRDR, DCRSR, DCRSR_REGWNR, DEMCR,
-                           DEMCR_TRCENA, DEMCR_VC_CORERESET, DEVARCH_PRESENT, DFSR, DFSR_HALTED, DFSR_VCATCH, DHCSR,
-                           DSCSR, DSCSR_CDS, DSCSR_CDSKEY, DWT_BASE, DWT_CTRL_CYCCNTENA, DWT_CYCCNT, FPB_BASE, ID_PFR1,
-                           PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY, S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR,
-                           coresight_id)
+                           CPACR, CPUID, C_DEBUGEN, C_HALT, C_STEP, DBGKEY, DCRDR, DCRSR, DCRSR_REGSEL, DCRSR_REGWNR,
+                           DEMCR, DEMCR_TRCENA, DEMCR_VC_CORERESET, DEVARCH_PRESENT, DFSR, DFSR_HALTED, DFSR_VCATCH,
+                           DHCSR, DSCSR, DSCSR_CDS, DSCSR_CDSKEY, DWT_BASE, DWT_CTRL_CYCCNTENA, DWT_CYCCNT, DWT_PCSR,
+                           FPB_BASE, ID_PFR1, PCSR_NO_SAMPLE, PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY,
+                           S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR, coresight_id)
 from ..errors import TargetError
 from .bus import Bus
 from .cache import XipCache
@@ -70,7 +75,7 @@ def _regsel_table():
     return table
 
 
-REGISTER_NAMES = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "xpsr": 16, "msp": 17, "psp": 18}
+REGISTER_NAMES = DCRSR_REGSEL
 
 
 class AccessCtrl:
@@ -123,7 +128,7 @@ class ArmCore:
     """The twin of core 0 of an RP2350 in Arm mode, with flash, 8 MiB PSRAM, SRAM and the peripherals its bus maps
     (bus.py: UART0, XIP_CTRL, ACCESSCTRL) (a model)."""
 
-    def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0):
+    def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0, pcsr: bool = False):
         from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
         from unicorn.arm_const import UC_CPU_ARM_CORTEX_M33
 
@@ -155,6 +160,10 @@ class ArmCore:
         self.dfsr = 0
         self.demcr = 0
         self.dcrdr = 0
+        self.pcsr = pcsr                       # DWT_PCSR implemented (an option; see the module docstring)
+        self.debug_entries = 0                 # times the core entered Debug state (halts, steps, catches)
+        self.slow_register_transfers = 0       # injected fault: DCRSR transfers left incomplete (module docstring)
+        self._register_transfer_done = True    # S_REGRDY: the last DCRSR transfer completed
         self.vtor = rp.XIP_BASE
         self.secure = True                     # the Security state DSCSR.CDS reports (the bootrom enters Secure)
         self.accessctrl = AccessCtrl()
@@ -303,6 +312,7 @@ class ArmCore:
     def _enter_halt(self, reason: int) -> None:
         """Debug state: S_HALT, and C_HALT reads 1 (the PE sets it on entry, after a step too), DFSR says why."""
         self.halted = True
+        self.debug_entries += 1
         self.dhcsr_control |= C_HALT
         self.dfsr |= reason
 
@@ -362,7 +372,8 @@ class ArmCore:
         if ids is not None:
             return ids
         if address == DHCSR:
-            value = (self.dhcsr_control & 0xFFFF) | S_REGRDY | S_SDE
+            value = (self.dhcsr_control & 0xFFFF) | S_SDE
+            value |= S_REGRDY if self._register_transfer_done else 0
             value |= S_HALT if self.halted else 0
             value |= S_LOCKUP if self.lockup else 0
             value |= S_RETIRE_ST if self.retired_since_read else 0
@@ -378,6 +389,10 @@ class ArmCore:
             return fixed[address]
         if address == DWT_CYCCNT:
             return self._cyccnt()
+        if address == DWT_PCSR:
+            if not (self.pcsr and self.demcr & DEMCR_TRCENA):
+                return 0
+            return PCSR_NO_SAMPLE if self.halted else self.pc
         return self.ppb_writes.get(address, 0)
 
     def _component_ids(self, block: int, offset: int) -> int | None:
@@ -411,6 +426,10 @@ class ArmCore:
         elif address == DCRSR:
             regsel = value & 0x7F
             reg = self._regsel.get(regsel)
+            self._register_transfer_done = not self.slow_register_transfers
+            if self.slow_register_transfers:       # the injected fault: this transfer does not complete
+                self.slow_register_transfers -= 1
+                return
             if value & DCRSR_REGWNR:
                 if reg is not None:
                     data = self.dcrdr & ~1 if reg == UC_ARM_REG_PC else self.dcrdr

@@ -25,6 +25,7 @@ DEVICES = (
     ("uart0", "uart"),
     ("xip_ctrl", "xip_ctrl"),
     ("xip_qmi", "qmi"),
+    ("sio", "sio_timer"),       # the RISC-V platform timer and software interrupt only (sio_timer.py)
 )
 
 

@@ -43,6 +43,13 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--flash", metavar="IMAGE",
                    help="program the twin's flash from IMAGE.uf2 or IMAGE.bin[@ADDR] first (the ELF's own bytes "
                         "stand where both write), e.g. seedlayout.uf2 (shipped, as the firmware is)")
+    p.add_argument("--kernel", metavar="IMAGE",
+                   help="boot a Linux Image as the RP2350 ports' bootloader does: IMAGE in PSRAM at 0x11000000 "
+                        "(the positional ELF is then its vmlinux, for symbols), M-mode, a0 = 0, a1 = the --dtb")
+    p.add_argument("--dtb", metavar="FILE",
+                   help="a flattened device tree put in flash at 0x10010000 (a1 points there), e.g. pico2.dtb")
+    p.add_argument("--clk-sys-hz", type=int, default=None, metavar="HZ",
+                   help="clk_sys of the twin: MTIME's 1 MHz is counted in these simulated cycles (default 150 MHz)")
     p.add_argument("--uart-log", metavar="FILE", help="also write UART0 output to FILE")
     p.add_argument("--quiet-uart", action="store_true", help="do not echo UART0 output while running")
     p.add_argument("--json", action="store_true", help="print the ground truth as JSON instead of a table")
@@ -65,7 +72,11 @@ def _machine_kwargs(args, uart_echo):
     defaults = Timing()
     timing = Timing(args.flash_miss_cycles if args.flash_miss_cycles is not None else defaults.flash_miss_cycles,
                     args.psram_miss_cycles if args.psram_miss_cycles is not None else defaults.psram_miss_cycles)
-    return {"timing": timing, "seed": args.seed, "uart_echo": uart_echo, "flash_image": args.flash}
+    kwargs = {"timing": timing, "seed": args.seed, "uart_echo": uart_echo, "flash_image": args.flash,
+              "kernel_image": args.kernel, "dtb": args.dtb}
+    if args.clk_sys_hz is not None:
+        kwargs["clk_hz"] = args.clk_sys_hz
+    return kwargs
 
 
 def run(args) -> int:

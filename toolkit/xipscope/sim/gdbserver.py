@@ -210,18 +210,19 @@ class _Session:
 
     def _monitor(self, command: str) -> str:
         m = self.m
+        words = command.split()
         if command in ("", "help"):
-            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json (the same as JSON), uart (output so far), clock (pacing)\n"
+            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json [N] (the same as JSON; N: a summary, the N hottest functions and latest traps), uart (output so far), clock (pacing)\n"
         elif command == "stats":
             from .report import format_function_table
             text = format_function_table(m)
         elif command == "uart":
             text = m.uart.text()
-        elif command == "stats-json":
+        elif words[:1] == ["stats-json"] and (len(words) == 1 or len(words) == 2 and words[1].isdigit()):
             import json
 
             from .report import stats_json
-            text = json.dumps(stats_json(m)) + "\n"
+            text = json.dumps(stats_json(m, int(words[1]) if len(words) == 2 else None)) + "\n"
         elif command == "clock":
             clock = self.server.clock
             text = (f"{clock.stats()}\n" if clock is not None else "unpaced\n") + f"cycles {m.cycles}\n"

@@ -6,10 +6,17 @@ Every modelled behaviour comes from a fact in chip/rp2350.py (rp2350.md). Where 
     in address order; data accesses are accounted as they happen;
   - every instruction costs one cycle; an XIP access not served by the cache stalls for its region's miss penalty
     (counters.Timing; assumed values);
-  - only M-mode is modelled (ecall -> mcause 11); no interrupts are raised;
+  - only M-mode is modelled (ecall -> mcause 11);
+  - interrupts: the SIO timer (mcause 0x80000007) and software (0x80000003) interrupts (sio_timer.py), taken at the
+    start of a translated block, never inside one: a block is at most a few hundred instructions, and while an
+    interrupt is pending but masked the twin looks again every IRQ_POLL_CYCLES, so an interrupt is taken at most
+    that many cycles plus one block after it is both pending and enabled. unicorn ignores writes to mip (2.1.4),
+    so the twin enters the handler itself, as for AMO faults. `wfi` with an interrupt due sleeps until it is due
+    (the sleep is simulated cycles, charged to the function holding the wfi);
   - debugger reads and writes have no cache or counter side effects, except that a debugger write to CTR_HIT/CTR_ACC
     clears it as any write does;
-  - a core parked in `wfi` with nothing to wake it is "idle": the twin stops simulating it;
+  - a core parked in `wfi` with nothing that can wake it (no enabled interrupt pending or due) is "idle": the twin
+    stops simulating it;
   - QMI (peripherals.Qmi): while DIRECT_CSR.EN = 1, XIP fetches fault with mcause 1 and XIP loads with mcause 5
     (stores and AMOs with 7), cache hits included (INFERRED: the datasheet does not say whether hits still succeed);
     a fetch is checked when a translated block is entered, and an EN write from code in XIP faults the very next
@@ -38,12 +45,15 @@ from .elfimage import ElfImage
 from .memory import TwinMemory
 from .peripherals import Qmi, Uart, XipCtrl, XipMaintenance
 from .runner import StopReason
+from .sio_timer import SioTimer
 
 MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
 TRAP_HISTORY = 4096          # traps kept in Machine.traps (the latest); a firmware in a trap loop takes millions
 REPEATED_TRAP = 100          # the same trap this many times in a row, and nothing else: a trap loop (repeated_trap)
+IRQ_POLL_CYCLES = 64         # while an interrupt is pending but masked, the block hook looks again this often
+NEVER = 1 << 62              # a cycle count the twin never reaches
 
 # Block record fields (a list, for speed in the hook).
 (B_COUNT, B_N, B_SIZE, B_ADDR, B_INSNS, B_SEGS, B_FIDX, B_ATOMIC, B_LINE_INFO, B_LINES, B_WORDS, B_CACHED, B_CS,
@@ -118,7 +128,9 @@ class Machine:
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
-                 trace: bool = False, uart_echo=None, flash_image: str | None = None):
+                 trace: bool = False, uart_echo=None, flash_image: str | None = None,
+                 kernel_image: str | Path | None = None, dtb: str | Path | None = None,
+                 clk_hz: int = rp.CLK_SYS_DEFAULT_HZ):
         from unicorn import Uc, UC_ARCH_RISCV, UC_MODE_RISCV32
         from unicorn.unicorn_py3.unicorn import uclib
 
@@ -130,6 +142,10 @@ class Machine:
         self.uart = Uart(echo=uart_echo)
         self.xip_ctrl = XipCtrl(self.cache)
         self.qmi = Qmi()
+        self._irq_at = [0]             # a list cell the block hook holds: the cycle count at which it looks at interrupts
+        self.sio_timer = SioTimer(lambda: self.cycles, clk_hz, on_change=self._replan_interrupts)
+        self.kernel_image = Path(kernel_image) if kernel_image else None
+        self.dtb = Path(dtb) if dtb else None
         self._xip_checks = self.qmi.xip_checks   # the hot hooks hold the cell: True while QMI state can fault XIP
         self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
         self.trap_count = 0            # every trap taken since power-on
@@ -173,7 +189,12 @@ class Machine:
         self.bus = Bus(self)
         self.bus.map_into(self._uc)
         self.flash_image = self._load_flash_image(flash_image) if flash_image else None
-        self.memory.load_segments(self.elf)
+        if self.kernel_image is not None:
+            self._load_kernel_image(self.kernel_image)   # the ELF gives symbols only: its bytes are the Image's
+        else:
+            self.memory.load_segments(self.elf)
+        if self.dtb is not None:
+            self._load_dtb(self.dtb)
         self._install_hooks()
         self.reset()
 
@@ -202,6 +223,31 @@ class Machine:
                                   f"twin's flash (0x10000000-{rp.XIP_BASE + len(self.memory.flash):#x} or its aliases)")
             ctypes.memmove(ctypes.addressof(self.memory.flash) + phys, data, len(data))
         return description
+
+    def _load_kernel_image(self, path: Path) -> None:
+        """Put a Linux Image where the ports' bootloader copies it (PSRAM at 0x11000000), checked against the ELF
+        that names its symbols (linked there) and its RISC-V image header."""
+        data = path.read_bytes()
+        for off, magic in (rp.RISCV_IMAGE_MAGIC, rp.RISCV_IMAGE_MAGIC2):
+            if data[off:off + len(magic)] != magic:
+                raise TargetError(f"{path}: not a RISC-V Linux Image (expected {magic!r} at byte {off} of its header, "
+                                  f"found {data[off:off + len(magic)]!r}); pass arch/riscv/boot/Image")
+        if self.elf.entry != rp.LINUX_IMAGE_ADDR:
+            raise TargetError(f"{self.firmware}: linked at {self.elf.entry:#x}, but the Image is loaded at "
+                              f"{rp.LINUX_IMAGE_ADDR:#x} (PSRAM, as the board's bootloader does); pass the vmlinux "
+                              "of a kernel built with PAGE_OFFSET/PHYS_RAM_BASE 0x11000000")
+        if len(data) > len(self.memory.psram):
+            raise TargetError(f"{path}: {len(data)} bytes do not fit the twin's {len(self.memory.psram)} bytes of PSRAM")
+        ctypes.memmove(self.memory.psram, data, len(data))
+
+    def _load_dtb(self, path: Path) -> None:
+        """Put a flattened device tree in flash at 0x10010000, where the ports' bootloader leaves it (used in place)."""
+        data = path.read_bytes()
+        if data[:4] != b"\xd0\x0d\xfe\xed":
+            raise TargetError(f"{path}: not a flattened device tree (expected magic d00dfeed, found "
+                              f"{data[:4].hex() or 'an empty file'}); pass the .dtb dtc made")
+        where = self.memory.backing(rp.LINUX_DTB_ADDR)
+        ctypes.memmove(ctypes.addressof(where[0]) + where[1], data, len(data))
 
     def _install_hooks(self) -> None:
         from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ,
@@ -259,6 +305,7 @@ class Machine:
         uclib, uch = self._uclib, self._uch
         machine = self
         xip_checks = self._xip_checks
+        irq_at = self._irq_at
 
         def on_block(_uc, address, size, _ud):
             try:
@@ -272,6 +319,8 @@ class Machine:
                     return
                 if pending[0] is not None:
                     machine._apply_pending()
+                if st[1] + st[2] >= irq_at[0] and machine._interrupt_at_block(address):
+                    return   # the handler runs instead of this block: nothing of it retired
                 if xip_checks[0] and machine.xip_unavailable(address):
                     # The block's first fetch is refused: an instruction access fault before anything of it
                     # retires. The block before it retired whole: nothing of it is taken back.
@@ -569,7 +618,10 @@ class Machine:
         uc.reg_write(UC_RISCV_REG_MTVAL, rp.HAZARD3_MTVAL_HARDWIRED)
         self._record_trap(Trap(cause, epc, self._st[1]))
         self._st[0] -= 1   # entering the handler is work the slice's budget pays for, though no instruction retires
-        handler = uc.reg_read(UC_RISCV_REG_MTVEC) & ~3   # direct mode: exceptions always go to the base
+        mtvec = uc.reg_read(UC_RISCV_REG_MTVEC)
+        handler = mtvec & ~3   # direct mode, and exceptions in vectored mode, go to the base
+        if cause & rp.CAUSE_INTERRUPT and mtvec & 1:
+            handler += 4 * (cause & ~rp.CAUSE_INTERRUPT)
         if handler == epc:
             # The handler itself faults at its first instruction: a real core would spin here forever.
             self._request_stop(StopReason.TRAP_LOOP)
@@ -592,6 +644,54 @@ class Machine:
         (cause and epc): the firmware loops through its trap handler back to an instruction that traps again."""
         n = self._trap_run[1]
         return (self.traps[-1], n) if n >= REPEATED_TRAP else None
+
+    # --- interrupts (sio_timer.py; the module docstring says when they are taken) -------------------------------------
+    def pending_interrupts(self) -> int:
+        """mip as Hazard3 shows it: MTIP while MTIME >= MTIMECMP, MSIP while core 0's RISCV_SOFTIRQ bit is set."""
+        t = self.sio_timer
+        return (rp.MIE_MTIE if t.timer_pending() else 0) | (rp.MIE_MSIE if t.software_pending() else 0)
+
+    def _replan_interrupts(self) -> None:
+        self._irq_at[0] = 0   # look at the next block
+
+    def _interrupt_at_block(self, address: int) -> bool:
+        """At the start of the block at `address`: take an interrupt that is pending and enabled (True), or plan the
+        next look: when the timer becomes due, or soon while one is pending but masked (mie or mstatus.MIE)."""
+        from unicorn.riscv_const import UC_RISCV_REG_MIE, UC_RISCV_REG_MSTATUS
+
+        uc = self._uc
+        now = self.cycles
+        pending = self.pending_interrupts()
+        if not pending:
+            due = self.sio_timer.timer_due()
+            self._irq_at[0] = NEVER if due is None else due
+            return False
+        self._irq_at[0] = now + IRQ_POLL_CYCLES
+        enabled = pending & uc.reg_read(UC_RISCV_REG_MIE)
+        if not enabled or not uc.reg_read(UC_RISCV_REG_MSTATUS) & rv.MSTATUS_MIE:
+            return False
+        # Priority (privileged spec): software before timer.
+        cause = rp.CAUSE_MACHINE_SOFTWARE_IRQ if enabled & rp.MIE_MSIE else rp.CAUSE_MACHINE_TIMER_IRQ
+        self._last[0] = None   # the block about to start does not run: the one before it retired whole
+        self._take_trap(cause, address)
+        return True
+
+    def _sleep_in_wfi(self, pc: int) -> bool:
+        """The core stopped in `wfi` (pc just after it): sleep until an interrupt enabled in mie is pending, in
+        simulated time, and go on (the handler is entered at the next block if mstatus.MIE allows). False if
+        nothing enabled can ever wake it (idle)."""
+        from unicorn.riscv_const import UC_RISCV_REG_MIE
+
+        mie = self._uc.reg_read(UC_RISCV_REG_MIE)
+        if not self.pending_interrupts() & mie:
+            due = self.sio_timer.timer_due() if mie & rp.MIE_MTIE else None
+            if due is None or due >= NEVER:
+                return False
+            sleep = max(0, due - self.cycles)
+            self._st[2] += sleep
+            self._f_stall[self._fidx_at(pc - 4)] += sleep
+        self._irq_at[0] = 0
+        return True
 
     def _apply_pending(self) -> None:
         from unicorn.riscv_const import UC_RISCV_REG_MSTATUS
@@ -732,6 +832,10 @@ class Machine:
         for i in range(1, 32):
             self._uc.reg_write(_gpr_const(i), 0)
         self._uc.reg_write(UC_RISCV_REG_PC, self.elf.entry)
+        if self.dtb is not None:
+            # The ports' bootloader: a0 = 0 (the kernel reads mhartid itself), a1 = the DTB in flash.
+            self._uc.reg_write(_gpr_const(rv.GPR_INDEX["a1"]), rp.LINUX_DTB_ADDR)
+        self._irq_at[0] = 0
 
     @property
     def pc(self) -> int:
@@ -860,7 +964,7 @@ class Machine:
             if pc in self.breakpoints:
                 return StopReason.BREAKPOINT
             if self._is_idle(pc):
-                return StopReason.IDLE
+                return StopReason.BUDGET if self._sleep_in_wfi(pc) else StopReason.IDLE
             return StopReason.BUDGET
 
     # --- a debugger's view ---------------------------------------------------------------------------------------------
@@ -917,6 +1021,8 @@ class Machine:
         if name in rv.GPR_INDEX:
             i = rv.GPR_INDEX[name]
             return self._uc.reg_read(_gpr_const(i)) if i else 0
+        if name == "mip":
+            return self.pending_interrupts()   # unicorn's mip stays 0: the twin raises its interrupts itself
         if name in rv.CSRS:
             csr = rv.CSRS[name]
             if csr in EMULATED_CSRS:

@@ -72,16 +72,25 @@ def _where(m: Machine, address: int) -> str:
     return f"{address:#010x} {fn.name}+{address - fn.start:#x}"
 
 
-def stats_json(m: Machine) -> dict:
-    return {
+def stats_json(m: Machine, limit: int | None = None) -> dict:
+    """The ground truth as JSON. With `limit`, a summary short enough for one GDB reply (a kernel has thousands of
+    functions and traps): the `limit` functions with the most cycles, hottest first, the latest `limit` traps, and
+    no UART text (`monitor uart` gives it)."""
+    functions, traps = m.function_stats(), list(m.traps)
+    if limit is not None:
+        functions = sorted(functions, key=lambda r: r.cycles, reverse=True)[:limit]
+        traps = traps[-limit:] if limit else []
+    stats = {
         "model": MODEL_NOTE,
         "firmware": str(m.firmware),
         "timing": {"flash_miss_cycles": m.timing.flash_miss_cycles, "psram_miss_cycles": m.timing.psram_miss_cycles},
         "instructions": m.instructions,
         "cycles": m.cycles,
-        "functions": [vars(r) | {"hit_rate": r.hit_rate} for r in m.function_stats()],
+        "functions": [vars(r) | {"hit_rate": r.hit_rate} for r in functions],
         "devices": m.region_stats(),
-        "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in m.traps],   # the latest
+        "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in traps],   # the latest
         "trap_count": m.trap_count,
-        "uart": m.uart.text(),
     }
+    if limit is None:
+        stats["uart"] = m.uart.text()
+    return stats

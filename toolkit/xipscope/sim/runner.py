@@ -90,25 +90,33 @@ class Runner:
     def pace(self, clock_hz: float | None) -> None:
         self.clock = SimClock(clock_hz) if clock_hz else None
 
-    def started(self) -> None:
-        """The core starts running (every resume): a paced clock anchors here, as halted time is not simulated."""
+    def started(self, now: float | None = None) -> None:
+        """The core starts running (every resume, at wall time `now`, default now): a paced clock anchors here, as
+        halted time is not simulated."""
         if self.clock is not None:
-            self.clock.start(self.machine.cycles)
+            self.clock.start(self.machine.cycles, now)
 
-    def due_in(self) -> float:
-        """Seconds until a slice is due: 0 unpaced, or once a paced core is at least a short slice behind its clock."""
+    def due_in(self, limit: int | None = None) -> float:
+        """Seconds until a slice is due: 0 unpaced, or once a paced core is at least a short slice behind its clock
+        (and, given a `limit` cycle it must not run past, at least a short slice short of it)."""
         clock = self.clock
         if clock is None:
             return 0.0
-        lag = clock.behind(self.machine.cycles, time.perf_counter())
+        lag = self._lag(limit)
         return 0.0 if lag >= clock.min_slice else (clock.min_slice - lag) / clock.hz
 
-    def run_slice(self):
-        """One slice: the budget unpaced, else up to the cycle now due (at most the clock's longest slice)."""
+    def _lag(self, limit: int | None) -> int:
+        """Paced: the cycles due and not yet run, no further than `limit` (a cycle the core must not run past)."""
+        m = self.machine
+        lag = self.clock.behind(m.cycles, time.perf_counter())
+        return lag if limit is None else min(lag, limit - m.cycles)
+
+    def run_slice(self, limit: int | None = None):
+        """One slice: the budget unpaced, else up to the cycle now due (at most the clock's longest slice, and not
+        past `limit`: a halt scheduled at that cycle, see SimTarget.halt_after)."""
         m, clock = self.machine, self.clock
         if clock is not None:
-            lag = clock.behind(m.cycles, time.perf_counter())
-            return run_to_cycle(self.core, m.cycles + min(lag, clock.max_slice), clock)
+            return run_to_cycle(self.core, m.cycles + min(self._lag(limit), clock.max_slice), clock)
         if self.slice_seconds is None:
             return self.core.run_slice(self.budget)
         with m.lock:

@@ -19,14 +19,19 @@ RUN_CONTROL = "run-control"  # halt / resume / state
 READ_WHILE_RUNNING = "read-while-running"   # read_memory works while the core runs (System Bus Access), no halt
 ARM_REGISTERS = "arm-registers"  # r0-r12, sp, lr, pc, xpsr, msp, psp instead of RISC-V's: an RP2350 core in Arm mode
 SAMPLE = "sample"          # sampler(request): halt, registers, memory reads (and resume) as one operation it plans
-MODEL = "model"            # the target is a model (the RP2350 twin): reports say so beside what it shows
-PACING = "pacing"          # pace(clock_hz=None) / pacing(): a model run to a nominal simulated clock (sim/pacing.py)
+MODEL = "model"            # the target is a model (the RP2350 twin): reports say so beside what it shows, and set
+                           # samples beside ground_truth() (dict: its exact cycles and XIP counts per function)
+PACING = "pacing"          # pace(clock_hz=None) / pacing(): a model run to a nominal simulated clock (sim/pacing.py);
+                           # halt_after(seconds): the next halt lands that much running time after the resume
 FIRMWARE = "firmware"      # `firmware`: the path of the ELF the target runs (the twin knows it; a board does not)
+STOP_REASON = "stop-reason"  # stop_reason(): why the core stopped by itself ("idle": parked in wfi for good,
+                           # "trap-loop", "breakpoint"), else None: `profile --until exit` asks it
 
 CAPABILITY_NAMES = {
     MEMORY: "reading memory", WRITE_MEMORY: "writing memory", REGISTERS: "RISC-V registers and CSRs by name",
     RUN_CONTROL: "halt, resume and run state", ARM_REGISTERS: "Arm core registers", SAMPLE: "a batched sample",
     MODEL: "being a model", PACING: "pacing to a simulated clock", FIRMWARE: "knowing its firmware",
+    STOP_REASON: "saying why the core stopped by itself",
 }
 
 # What xipscope gives on an RP2350 core in Arm mode (pyocd://...?core=arm, through pyOCD's own rp2350 target).

@@ -210,7 +210,15 @@ class OpenOcdTarget(Target):
 
 # RISC-V Debug Module registers (debug spec 0.13.2) the sampler drives through `riscv dmi_read/dmi_write`.
 DM_DMSTATUS, DM_SBCS, DM_SBADDRESS0, DM_SBDATA0 = 0x11, 0x38, 0x39, 0x3C
+DM_DATA0, DM_DMCONTROL, DM_ABSTRACTCS, DM_COMMAND, DM_PROGBUF0 = 0x04, 0x10, 0x16, 0x17, 0x20
 DMSTATUS_ANYUNAVAIL = 1 << 12
+DMSTATUS_ALLHALTED = 1 << 9
+DMCONTROL_DMACTIVE, DMCONTROL_HALTREQ, DMCONTROL_RESUMEREQ = 1, 1 << 31, 1 << 30
+ABSTRACTCS_CMDERR = 7 << 8
+# Access Register commands on s0 (x8, regno 0x1008), 32 bits: read it into data0, write it from data0; postexec
+# runs the program buffer after the transfer (alone: without one).
+COMMAND_READ_S0, COMMAND_WRITE_S0 = (2 << 20) | (1 << 17) | 0x1008, (2 << 20) | (1 << 17) | (1 << 16) | 0x1008
+COMMAND_POSTEXEC = 1 << 18
 SBCS_WORD_AUTOINCREMENT = (2 << 17) | (1 << 16)                       # sbaccess 32-bit, sbautoincrement
 SBCS_READ_ON_ADDR_AND_DATA = SBCS_WORD_AUTOINCREMENT | (1 << 20) | (1 << 15)   # + sbreadonaddr, sbreadondata
 SBCS_READ_ON_ADDR = SBCS_WORD_AUTOINCREMENT | (1 << 20)                 # + sbreadonaddr
@@ -218,13 +226,22 @@ SBCS_ERRORS = (1 << 22) | (7 << 12)                                     # sbbusy
 
 
 class TclSampler:
-    """One sample of a running target in one Tcl round trip: halt, the registers by `get_reg -force`, each memory read,
-    resume. The reads are made while halted, so they belong to the same instant as the pc.
+    """One sample of a running target in one Tcl round trip. The reads are made while halted, so they belong to the
+    same instant as the pc.
 
-    Word-aligned reads go through the Debug Module's System Bus Access with raw `riscv dmi_write/dmi_read` (for two
-    words 6 DMI accesses), not `read_memory`, which on OpenOCD 0.12 takes ~55 (s0/s1 saves, dcsr and mstatus reads, a
-    fence) and leaves registers dirty for the resume to write back. Without SBA, or unaligned, they go through
-    `read_memory`. Each read ends with sbcs read back, so a bus error is named.
+    Where it can (System Bus Access, word-aligned reads, pc and mcycle only, the hart resumed after), the script is the
+    Debug Module sequence itself through `riscv dmi_write/dmi_read`: haltreq; dmstatus; dpc (and mcycle) through the
+    program buffer, s0 saved and put back through data0; abstractcs; each read by SBA; resumereq. OpenOCD's own
+    `halt`/`get_reg`/`resume` cost more at the probe (OpenOCD 0.12 counted at the twin's JTAG face: 127 round trips a
+    sample against 92; bench/bench_openocd_floor.py), and OpenOCD never sees the hart halted, as the whole script
+    runs between its polls. OpenOCD drops its program-buffer cache when `riscv dmi_write` writes progbuf (riscv.c,
+    the riscv_dmi_write handler), so its own later programs are written afresh. While OpenOCD itself holds the hart
+    halted, the script goes through `halt`/`get_reg -force`/`resume` instead, as it does for other registers, without
+    SBA, or with the hart left halted (--stacks).
+
+    SBA reads (6 DM accesses for two words, not `read_memory`'s ~55 on OpenOCD 0.12, which also leaves registers
+    dirty for the resume to write back) end with sbcs read back, so a bus error is named. Without SBA, or unaligned,
+    they go through `read_memory`.
     """
 
     cycle_counter = "mcycle"
@@ -235,36 +252,36 @@ class TclSampler:
             target._has_sba = target._probe_sba()
         t = target.target_name
         self._names = list(request.registers) + (["mcycle"] if request.cycles else [])
+        self._words = [((address + size - (address & ~3) + 3) // 4) for address, size in request.reads]
+        by_sba = target._has_sba and all(a % 4 == 0 and n % 4 == 0 for a, n in request.reads)
         wanted = " ".join(_OPENOCD_NAME.get(n.lower(), n.lower()) for n in self._names)
         script = [f"halt; set s [{t} get_reg -force {{{wanted}}}]"]
         for address, size in request.reads:
-            words = (size + 3) // 4
-            if target._has_sba and address % 4 == 0 and size % 4 == 0:
-                # The first sbcs write also clears (W1C) errors left from earlier accesses; sbreadondata stays on
-                # until the last word, so no read past the request reaches the bus.
-                on_data = SBCS_READ_ON_ADDR_AND_DATA if words > 1 else SBCS_READ_ON_ADDR
-                script.append(f"{t} riscv dmi_write {DM_SBCS:#x} {on_data | SBCS_ERRORS:#x}; "
-                              f"{t} riscv dmi_write {DM_SBADDRESS0:#x} {address:#x}")
-                script += [f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}]"] * (words - 1)
-                if words > 1:
-                    script.append(f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}")
-                script.append(f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}] [{t} riscv dmi_read {DM_SBCS:#x}]")
+            if by_sba:
+                script.append(_sba_read(t, address, size))
             else:
                 first = address & ~3
                 words = (address + size - first + 3) // 4
                 script.append(f"lappend s {{*}}[{t} read_memory {first:#x} 32 {words}] 0")
         script.append("resume; set s" if request.resume else "set s")
-        self._script = "; ".join(script)
-        self._words = [((address + size - (address & ~3) + 3) // 4) for address, size in request.reads]
+        self.openocd_script = self._script = "; ".join(script)     # through OpenOCD's halt/get_reg/resume
+        self.by_debug_module = by_sba and request.resume and list(request.registers) == ["pc"]
+        if self.by_debug_module:
+            # OpenOCD's view decides, at no cost to the probe: a hart it holds halted is sampled its way.
+            self._script = (f"if {{[{t} curstate] eq {{halted}}}} {{{self._script}}} "
+                            f"else {{{_dm_sample(t, target.hart, request)}}}")
         what = ", ".join(self._names + describe_reads(request))
         self.description = (f"openocd: halt, {what}{', resume' if request.resume else ''} in one round trip "
-                            "(one Tcl script)")
+                            + ("(one Tcl script of Debug Module accesses)" if self.by_debug_module else
+                               "(one Tcl script)"))
 
     def take(self) -> Sample:
         target, request = self.target, self.request
         before = target.round_trips
         reply = target.command(self._script)
         tokens = reply.replace("{", " ").replace("}", " ").split()     # dmi_read's values come braced, with a newline
+        if tokens[:1] == [_DM_MARK]:
+            return self._from_debug_module(tokens[1:], reply, target.round_trips - before)
         count = len(self._names)
         try:
             pairs = {name.lower(): int(value, 16) for name, value in zip(tokens[0:2 * count:2], tokens[1:2 * count:2])}
@@ -277,17 +294,90 @@ class TclSampler:
                               f"'{' 0x... '.join(self._names)} 0x...' then {sum(self._words)} words and sbcs")
         registers = dict(zip(self._names, values))
         cycles = registers.pop("mcycle") & 0xFFFFFFFF if request.cycles else None
+        return Sample(registers, self._memory(numbers), cycles, target.round_trips - before, None)
+
+    def _from_debug_module(self, tokens: list[str], reply: str, round_trips: int) -> Sample:
+        """dmstatus, dpc, [mcycle], abstractcs, then each read's words and sbcs, as _dm_sample's script lists them."""
+        target, request = self.target, self.request
+        try:
+            numbers = [int(v, 16) for v in tokens]
+        except ValueError:
+            numbers = []
+        head = 4 if request.cycles else 3
+        if len(numbers) != head + sum(w + 1 for w in self._words):
+            raise TargetError(f"{target.url}: a sample came back as {reply[:80]!r}; expected dmstatus, dpc"
+                              f"{', mcycle' if request.cycles else ''}, abstractcs, then {sum(self._words)} words "
+                              "and sbcs")
+        dmstatus, pc, abstractcs = numbers[0], numbers[1], numbers[head - 1]
+        if not dmstatus & DMSTATUS_ALLHALTED or abstractcs & ABSTRACTCS_CMDERR:
+            raise TargetError(f"{target.url}: the hart did not halt for a sample, or reading dpc through the program "
+                              f"buffer failed (dmstatus {dmstatus:#010x}, abstractcs {abstractcs:#010x}: cmderr "
+                              f"{(abstractcs >> 8) & 7}); it was told to resume and cmderr was cleared")
+        cycles = numbers[2] & 0xFFFFFFFF if request.cycles else None
+        return Sample({"pc": pc}, self._memory(numbers[head:]), cycles, round_trips, None)
+
+    def _memory(self, numbers: list[int]) -> tuple[bytes, ...]:
+        """Each read's bytes out of its words and the sbcs after them (an SBA error named)."""
         memory = []
-        for (address, size), words in zip(request.reads, self._words):
+        for (address, size), words in zip(self.request.reads, self._words):
             chunk, sbcs = numbers[:words], numbers[words]
             del numbers[:words + 1]
             if sbcs & SBCS_ERRORS:
-                raise TargetError(f"{target.url}: System Bus Access failed reading {size} bytes at {address:#x} "
+                raise TargetError(f"{self.target.url}: System Bus Access failed reading {size} bytes at {address:#x} "
                                   f"(sbcs {sbcs:#010x}: sberror {(sbcs >> 12) & 7}, sbbusyerror {(sbcs >> 22) & 1})")
             data = b"".join(w.to_bytes(4, "little") for w in chunk)
             skip = address - (address & ~3)
             memory.append(data[skip:skip + size])
-        return Sample(registers, tuple(memory), cycles, target.round_trips - before, None)
+        return tuple(memory)
 
     def details(self) -> dict | None:
         return None
+
+
+def _sba_read(t: str, address: int, size: int) -> str:
+    """Tcl appending to `s` the words at `address` read by System Bus Access, then sbcs (for its error bits)."""
+    words = (size + 3) // 4
+    # The first sbcs write also clears (W1C) errors left from earlier accesses; sbreadondata stays on until the last
+    # word, so no read past the request reaches the bus.
+    on_data = SBCS_READ_ON_ADDR_AND_DATA if words > 1 else SBCS_READ_ON_ADDR
+    script = [f"{t} riscv dmi_write {DM_SBCS:#x} {on_data | SBCS_ERRORS:#x}; "
+              f"{t} riscv dmi_write {DM_SBADDRESS0:#x} {address:#x}"]
+    script += [f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}]"] * (words - 1)
+    if words > 1:
+        script.append(f"{t} riscv dmi_write {DM_SBCS:#x} {SBCS_WORD_AUTOINCREMENT:#x}")
+    script.append(f"lappend s [{t} riscv dmi_read {DM_SBDATA0:#x}] [{t} riscv dmi_read {DM_SBCS:#x}]")
+    return "; ".join(script)
+
+
+_DM_MARK = "dm"     # the first word of a sample taken by Debug Module accesses (the other script's is a register name)
+
+
+def _csrr_s0(csr: int) -> int:
+    """`csrr s0, CSR` (csrrs x8, csr, x0), for the program buffer."""
+    return (csr << 20) | (2 << 12) | (8 << 7) | 0x73
+
+
+def _dm_sample(t: str, hart: int, request: SampleRequest) -> str:
+    """The Tcl of a sample as the Debug Module sequence (TclSampler): the fewest DM accesses for halt, dpc (and
+    mcycle) through the program buffer, the reads by SBA, resume."""
+    def write(address: int, value: int | str) -> str:
+        return f"{t} riscv dmi_write {address:#x} {value if isinstance(value, str) else hex(value)}"
+
+    def read(address: int) -> str:
+        return f"[string trim [{t} riscv dmi_read {address:#x}]]"
+
+    select = DMCONTROL_DMACTIVE | hart << 16            # hartsello: the hart of OpenOCD's target
+    script = [write(DM_DMCONTROL, DMCONTROL_HALTREQ | select), f"set s [list {_DM_MARK} {read(DM_DMSTATUS)}]",
+              write(DM_PROGBUF0, _csrr_s0(rv.CSRS["dpc"])), write(DM_PROGBUF0 + 1, rv.INSN_EBREAK),
+              write(DM_COMMAND, COMMAND_READ_S0 | COMMAND_POSTEXEC), f"set saved {read(DM_DATA0)}",   # then s0 = dpc
+              write(DM_COMMAND, COMMAND_READ_S0), f"lappend s {read(DM_DATA0)}"]
+    if request.cycles:
+        script += [write(DM_PROGBUF0, _csrr_s0(rv.CSRS["mcycle"])), write(DM_COMMAND, COMMAND_POSTEXEC),
+                   write(DM_COMMAND, COMMAND_READ_S0), f"lappend s {read(DM_DATA0)}"]
+    script += [write(DM_DATA0, "$saved"), write(DM_COMMAND, COMMAND_WRITE_S0),
+               f"set cs {read(DM_ABSTRACTCS)}; lappend s $cs",
+               # cmderr is sticky: cleared (W1C) here, or OpenOCD's next command would find it set
+               f"if {{$cs & {ABSTRACTCS_CMDERR:#x}}} {{{write(DM_ABSTRACTCS, ABSTRACTCS_CMDERR)}}}"]
+    script += [_sba_read(t, address, size) for address, size in request.reads]
+    script += [write(DM_DMCONTROL, DMCONTROL_RESUMEREQ | select), "set s"]
+    return "; ".join(script)

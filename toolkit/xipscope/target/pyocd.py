@@ -8,7 +8,8 @@ A chip booted in Arm mode holds its harts in reset: connecting says so, and how 
 Arm (`?core=arm`): pyOCD's own `rp2350` target does everything (its ADIv6 discovery finds core 0's AHB-AP and the
 Cortex-M33 behind it): memory through the AHB-AP, also while the core runs, core registers, halt and resume. Which
 xipscope features apply in Arm mode is target/base.py's ARM_MODE_FEATURES. One of its connect steps is left out:
-with a Non-secure core it would switch the core to Secure and reset ACCESSCTRL (AttachWithoutSecureMode).
+with a Non-secure core it would switch the core to Secure and reset ACCESSCTRL (AttachWithoutSecureMode). The profile
+sample goes around pyOCD's core calls, as one batch of transfers on the core's AHB-AP (_ArmSampler: one round trip).
 
 The twin's DAP face (sim/dap.py, a model) is a pyOCD probe too: `pyocd://twin:FIRMWARE.elf` runs the firmware on the
 core its ELF is built for, so an Arm ELF gives the Arm path. For a real probe, pyOCD's `rp2350` target is the
@@ -229,16 +230,33 @@ class PyocdArmTarget(Target):
     def read_cycle_counter(self) -> int:
         """DWT_CYCCNT, the Arm cores' cycle counter (what mcycle is on RISC-V); started on first use by setting
         DEMCR.TRCENA and DWT_CTRL.CYCCNTENA, as debuggers' profilers do."""
+        self._start_cycle_counter()
+        return self._pyocd("reading DWT_CYCCNT", self.soc.read32, armv8m.DWT_CYCCNT)
+
+    def _start_cycle_counter(self) -> None:
         if not self._cycle_counter_started:
-            demcr = self._pyocd("reading DEMCR", self.soc.read32, armv8m.DEMCR)
-            self._pyocd("setting DEMCR.TRCENA", self.soc.write32, armv8m.DEMCR, demcr | armv8m.DEMCR_TRCENA)
+            self._enable_dwt()
             ctrl = self._pyocd("reading DWT_CTRL", self.soc.read32, armv8m.DWT_BASE)
             self._pyocd("starting DWT_CYCCNT", self.soc.write32, armv8m.DWT_BASE, ctrl | armv8m.DWT_CTRL_CYCCNTENA)
             self._cycle_counter_started = True
-        return self._pyocd("reading DWT_CYCCNT", self.soc.read32, armv8m.DWT_CYCCNT)
 
-    def sampler(self, request: SampleRequest) -> ProtocolSampler:
-        """Through the protocol (pyOCD's own calls), with DWT_CYCCNT as the cycle counter."""
+    def _enable_dwt(self) -> None:
+        """DEMCR.TRCENA, the DWT's global enable (its registers read UNKNOWN without it)."""
+        demcr = self._pyocd("reading DEMCR", self.soc.read32, armv8m.DEMCR)
+        if not demcr & armv8m.DEMCR_TRCENA:
+            self._pyocd("setting DEMCR.TRCENA", self.soc.write32, armv8m.DEMCR, demcr | armv8m.DEMCR_TRCENA)
+
+    def has_pcsr(self) -> bool:
+        """Whether the core has DWT_PCSR, by OpenOCD's rule for Cortex-M: it is there if it reads non-zero."""
+        self._enable_dwt()
+        return self._pyocd("reading DWT_PCSR", self.soc.read32, armv8m.DWT_PCSR) != 0
+
+    def sampler(self, request: SampleRequest):
+        """One batch of deferred AP transfers per sample (_ArmSampler) for registers by name and word-aligned reads;
+        any other request through the protocol (pyOCD's own calls), with DWT_CYCCNT as the cycle counter."""
+        if (all(name in armv8m.DCRSR_REGSEL for name in request.registers)
+                and all(address % 4 == 0 and size % 4 == 0 for address, size in request.reads)):
+            return _ArmSampler(self, request)
         return ProtocolSampler(self, request, read_cycles=self.read_cycle_counter,
                                cycle_counter=self.cycle_counter_name,
                                round_trips=(lambda: self.probe.round_trips) if hasattr(self.probe, "round_trips")
@@ -265,6 +283,127 @@ class PyocdArmTarget(Target):
         if self.session is not None:
             self._close_session()
             self.session = None
+
+
+class _ArmSampler:
+    """A sample of the Arm core as one batch of deferred transfers on its AHB-AP: one probe round trip.
+
+    pyOCD's CortexM calls flush after each step (halt, resume) and read the core state in round trips of their own
+    (resume first reads DHCSR; a register read first checks the core is halted), so the batch goes to the AP itself
+    (MEM-AP write_memory and read_memory with now=False), in an order that needs no host poll in between:
+      halt: DHCSR <- C_HALT; DHCSR read (S_HALT: the core was halted before the DCRSR write that follows);
+      for each register: DCRSR <- REGSEL, DHCSR read (S_REGRDY: the transfer completed), DCRDR read;
+      DWT_CYCCNT read if asked; the request's memory reads, word by word;
+      resume as pyOCD's does: DFSR <- its debug-cause bits (write one to clear), DHCSR <- C_DEBUGEN.
+    pyOCD 0.46 has no API for CMSIS-DAP's value match, so S_HALT and S_REGRDY are read in the same batch and checked
+    when it returns; a sample that finds either clear is taken again (up to RETRIES times; details() counts them).
+
+    With a pc-only request that resumes, and a core whose DWT_PCSR reads non-zero (OpenOCD's rule for Cortex-M), pc
+    comes from DWT_PCSR instead, without halting: PCSR, DWT_CYCCNT and the memory reads while the core runs."""
+
+    RETRIES = 3
+
+    def __init__(self, target: PyocdArmTarget, request: SampleRequest):
+        self.target, self.request = target, request
+        self.ap = target.soc.selected_core.ap
+        self.cycle_counter = target.cycle_counter_name
+        if request.cycles:
+            target._start_cycle_counter()
+        self.words = [address + offset for address, size in request.reads for offset in range(0, size, 4)]
+        self.pcsr = request.registers == ("pc",) and request.resume and target.has_pcsr()
+        self.retried = 0            # batches taken again: S_HALT or S_REGRDY read clear
+        self.pcsr_no_sample = 0     # DWT_PCSR read 0xFFFFFFFF (the core in Debug state or not sampleable)
+        what = ", ".join([*request.registers] + ([self.cycle_counter] if request.cycles else [])
+                         + describe_reads(request))
+        self.description = (f"pyocd (Arm): {what} from DWT_PCSR without halting, in one round trip"
+                             if self.pcsr else
+                             f"pyocd (Arm): halt, {what}{', resume' if request.resume else ''} in one round trip "
+                             "(one batch of AHB-AP transfers; S_HALT and S_REGRDY checked in it)")
+
+    def take(self) -> Sample:
+        before = self.target.probe_counts()
+        sample = self._take_pcsr() if self.pcsr else self._take_halting()
+        if before is None:
+            return sample
+        spent = self.target.probe_counts() - before
+        return Sample(sample.registers, sample.memory, sample.cycles, spent.round_trips, spent.transfers)
+
+    def _batch(self, queue) -> list[int]:
+        """queue(pending) queues the transfers, appending each deferred read to `pending`; then every deferred read
+        is collected once (pyOCD holds the AP's lock until then), in order, and the first error raised after."""
+        from pyocd.core import exceptions
+        pending, values, error = [], [], None
+        try:
+            queue(pending)
+        except exceptions.Error as e:
+            error = e
+        for result in pending:
+            try:
+                values.append(result())
+            except exceptions.Error as e:
+                error = error or e
+        if error is not None:
+            raise TargetError(f"{self.target.url}: a sample's batch of AHB-AP transfers failed in pyOCD: {error}")
+        return values
+
+    def _queue_tail(self, pending: list) -> None:
+        read = self.ap.read_memory
+        if self.request.cycles:
+            pending.append(read(armv8m.DWT_CYCCNT, 32, now=False))
+        pending += [read(address, 32, now=False) for address in self.words]
+
+    def _sample(self, registers: dict, tail: list[int]) -> Sample:
+        cycles = tail.pop(0) if self.request.cycles else None
+        memory, at = [], 0
+        for _address, size in self.request.reads:
+            memory.append(b"".join(word.to_bytes(4, "little") for word in tail[at:at + size // 4]))
+            at += size // 4
+        return Sample(registers, tuple(memory), cycles)
+
+    def _take_pcsr(self) -> Sample:
+        def queue(pending):
+            pending.append(self.ap.read_memory(armv8m.DWT_PCSR, 32, now=False))
+            self._queue_tail(pending)
+        pc, *tail = self._batch(queue)
+        self.pcsr_no_sample += pc == armv8m.PCSR_NO_SAMPLE
+        return self._sample({"pc": pc}, tail)
+
+    def _take_halting(self) -> Sample:
+        ap, request = self.ap, self.request
+        key = armv8m.DBGKEY << 16
+
+        def queue(pending):
+            ap.write_memory(armv8m.DHCSR, key | armv8m.C_DEBUGEN | armv8m.C_HALT)
+            pending.append(ap.read_memory(armv8m.DHCSR, 32, now=False))
+            for name in request.registers:
+                ap.write_memory(armv8m.DCRSR, armv8m.DCRSR_REGSEL[name])
+                pending += [ap.read_memory(armv8m.DHCSR, 32, now=False), ap.read_memory(armv8m.DCRDR, 32, now=False)]
+            self._queue_tail(pending)
+            if request.resume:
+                ap.write_memory(armv8m.DFSR, armv8m.DFSR_ALL)
+                ap.write_memory(armv8m.DHCSR, key | armv8m.C_DEBUGEN)
+
+        end = 1 + 2 * len(request.registers)
+        for _attempt in range(1 + self.RETRIES):
+            try:
+                values = self._batch(queue)
+            except TargetError:
+                if request.resume:          # a fault ends the probe's batch before its resume: resume on our own
+                    self.target.resume()
+                raise
+            halted, statuses, registers = values[0], values[1:end:2], values[2:end:2]
+            if halted & armv8m.S_HALT and all(dhcsr & armv8m.S_REGRDY for dhcsr in statuses):
+                return self._sample(dict(zip(request.registers, registers)), values[end:])
+            self.retried += 1
+        raise TargetError(f"{self.target.url}: expected the core halted and its register transfers done (DHCSR "
+                          f"S_HALT, bit 17, and S_REGRDY, bit 16), found DHCSR {halted:#010x} after the halt and "
+                          f"{', '.join(f'{v:#010x}' for v in statuses)} after the DCRSR writes, {1 + self.RETRIES} "
+                          "samples in a row; the core may be locked up or held in a long bus access: read DHCSR with "
+                          "`xipscope dump --target URL 0xe000edf0 4`")
+
+    def details(self) -> dict:
+        return {"arm_sample": {"pc_from": "DWT_PCSR" if self.pcsr else "DCRSR/DCRDR at a halt",
+                               "batches_retried": self.retried, "pcsr_no_sample": self.pcsr_no_sample}}
 
 
 def open_pyocd(rest: str, url: str):

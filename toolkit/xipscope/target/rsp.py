@@ -20,11 +20,12 @@ and the value, cut to a readable length (tests/test_hostile_rsp.py serves each l
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
+import re
 import socket
-import statistics
 import struct
 import time
 from binascii import unhexlify
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from ..errors import CapabilityError, TargetError
 from .base import (MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
                    describe_reads)
-from .rsp_packets import INTERRUPT, Packet, PacketParser, PacketTooLong, decode_payload, frame
+from .rsp_packets import INTERRUPT, Packet, PacketParser, PacketTooLong, checksum, decode_payload, frame
 
 DEFAULT_PACKET_SIZE = 400   # what we assume when a server states no PacketSize (gdb's own default is similar)
 MAX_PACKET_SIZE = 1 << 18   # a larger PacketSize is taken as this: it bounds every reply we accept
@@ -172,7 +173,7 @@ class RspConnection:
         # slow where we share a CPU with the server. The profiler measures both and picks (ReplyWaitChooser).
         self.poll_replies = False
         self._parser = PacketParser(max_packet=MIN_PACKET_BOUND)
-        self._ready: list = []
+        self._ready: collections.deque = collections.deque()     # items parsed, not yet taken
         self._deadline: float | None = None     # of the operation in progress, if any
         self._span = timeout                    # its length, for the error message
         try:
@@ -235,27 +236,43 @@ class RspConnection:
     def _next_item(self, expected: str, deadline: float, span: float):
         """The next ack, nack or packet from the server, before the deadline."""
         while not self._ready:
-            data = self._poll() if self.poll_replies else None
-            if data is None:
+            self._fill(expected, deadline, span)
+        return self._ready.popleft()
+
+    def _fill(self, expected: str, deadline: float, span: float) -> None:
+        """Read what the server sent next into the parsed items."""
+        self._feed(self._read(expected, deadline, span), expected)
+
+    def _feed(self, data: bytes, expected: str) -> None:
+        try:
+            self._ready.extend(self._parser.feed(data))
+        except PacketTooLong as e:
+            raise self._fail(f"a packet longer than a reply can be ({e})", expected) from None
+
+    def _read(self, expected: str, deadline: float, span: float) -> bytes:
+        """What the server sent next (blocked on or polled for), before the deadline: checked before every read, so
+        a server that floods bytes without ever making us wait ends there too."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._fail(f"no reply within {span:g} s", expected)
+        data = self._poll() if self.poll_replies else None
+        if data is None:
+            if self.poll_replies:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._fail(f"no reply within {span:g} s", expected)
-                # Block for what is left of the deadline; the usual full timeout is kept while within 1% of it,
-                # so the fast path makes no setsockopt call.
-                self._set_receive_timeout(self.timeout if remaining >= 0.99 * self.timeout else remaining)
-                try:
-                    data = self._sock.recv(65536)
-                except BlockingIOError:     # EAGAIN: SO_RCVTIMEO ran out
-                    raise self._fail(f"no reply within {span:g} s", expected) from None
-                except OSError as e:
-                    raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
-            if not data:
-                raise self._fail("the server closed the connection", expected)
+            # Block for what is left of the deadline; the usual full timeout is kept while within 1% of it,
+            # so the fast path makes no setsockopt call.
+            self._set_receive_timeout(self.timeout if remaining >= 0.99 * self.timeout else remaining)
             try:
-                self._ready.extend(self._parser.feed(data))
-            except PacketTooLong as e:
-                raise self._fail(f"a packet longer than a reply can be ({e})", expected) from None
-        return self._ready.pop(0)
+                data = self._sock.recv(65536)
+            except BlockingIOError:     # EAGAIN: SO_RCVTIMEO ran out
+                raise self._fail(f"no reply within {span:g} s", expected) from None
+            except OSError as e:
+                raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
+        if not data:
+            raise self._fail("the server closed the connection", expected)
+        return data
 
     def _poll(self, tries: int = 2000) -> bytes | None:
         """Data from the socket by non-blocking reads, yielding the CPU between them; None if none came in `tries`
@@ -286,7 +303,7 @@ class RspConnection:
                 if item == b"-":
                     break
                 if isinstance(item, Packet):  # a reply racing the ack: keep it for receive()
-                    self._ready.insert(0, item)
+                    self._ready.appendleft(item)
                     return
         raise self._fail(f"the server rejected our packet {1 + MAX_RESENDS} times", expected)
 
@@ -321,6 +338,56 @@ class RspConnection:
             except ValueError as e:
                 raise self._fail(f"a malformed packet ({e})", expected) from None
 
+    def receive_matching(self, pattern: re.Pattern, count: int, expected: str, deadline: float) -> tuple | None:
+        """A pipelined sample's fast path: the next `count` packets read straight from the socket and matched, with
+        the acks around them, by `pattern` (a body and a checksum group per packet); their bodies when all of it
+        matches and every checksum is right. Otherwise None, and what was read goes to the parser, so receive_batch
+        takes it with every check and error message of the general path (console output, a bad checksum, a reply too
+        long or out of step). Also None when the general path holds data already."""
+        if self._ready or self._parser.pending:
+            return None
+        span = self.timeout
+        data = self._read(expected, deadline, span)
+        bound = self.max_packet * count
+        while data.count(b"#") < count or data.rfind(b"#") + 3 > len(data):
+            if len(data) > bound:
+                break
+            data += self._read(expected, deadline, span)
+        match = pattern.fullmatch(data)
+        if match is not None:
+            groups = match.groups()
+            for i in range(0, len(groups), 2):
+                if int(groups[i + 1], 16) != checksum(groups[i]):
+                    break
+            else:
+                return groups[0::2]
+        self._feed(data, expected)
+        return None
+
+    def receive_batch(self, count: int, expected: str, deadline: float | None = None) -> list[bytes]:
+        """The decoded payloads of the next `count` packets, none acked, acks between them skipped: the replies of a
+        pipelined batch (RspSampler), taken in as few reads as they arrive in. deadline: the time.monotonic() the
+        batch must be in by (a sample passes its one deadline to each of its batches); else the open operation's, or
+        the timeout from now. A bad checksum is an error, as an unacked batch cannot ask for a resend."""
+        if deadline is None:
+            deadline, span = self._deadline_for(None)
+        else:
+            span = self.timeout
+        ready, payloads = self._ready, []
+        while len(payloads) < count:
+            while not ready:
+                self._fill(expected, deadline, span)
+            item = ready.popleft()
+            if item.__class__ is not Packet:
+                continue    # an ack (ack mode), or a stray byte the server sent back
+            if not item.checksum_ok:
+                raise self._fail(f"a packet with a bad checksum ({_cut(item.payload)})", expected)
+            try:
+                payloads.append(decode_payload(item.payload, self.max_packet * RLE_EXPANSION_BOUND))
+            except ValueError as e:
+                raise self._fail(f"a malformed packet ({e})", expected) from None
+        return payloads
+
     def request(self, payload: bytes, expected: str, timeout: float | None = None) -> bytes:
         with self.operation(timeout):
             self.send(payload)
@@ -330,8 +397,12 @@ class RspConnection:
         self._write(bytes((INTERRUPT,)))
 
 
+_STOP_REPLY = re.compile(rb"[STWX][0-9a-fA-F]{2}")
+_STOPPED = re.compile(rb"[ST][0-9a-fA-F]{2}")      # a stop reply that is not an exit
+
+
 def _looks_like_stop_reply(reply: bytes) -> bool:
-    return len(reply) >= 3 and reply[:1] in b"STWX" and all(c in b"0123456789abcdefABCDEF" for c in reply[1:3])
+    return _STOP_REPLY.match(reply) is not None
 
 
 def _error_reply(reply: bytes) -> bool:
@@ -649,15 +720,19 @@ class RspTarget(Target):
             self._state = "halted"
         return bool(reply) and not _error_reply(reply) and all(c in b"0123456789abcdefxABCDEF" for c in reply[:16])
 
-    def _sample_stop(self, ack: bool = True) -> None:
+    def _sample_stop(self, ack: bool = True, reply: bytes | None = None) -> None:
+        """Read up to the stop reply to a sample's interrupt (starting with `reply` if one was read already): console
+        output is skipped, an exit or anything else is an error."""
         while True:
-            reply = self.conn.receive("the stop reply to a sample's interrupt", ack=ack)
+            if reply is None:
+                reply = self.conn.receive("the stop reply to a sample's interrupt", ack=ack)
             kind = reply[:1]
             if kind in b"ST" and kind:
                 if _looks_like_stop_reply(reply):
                     return
                 self._parse_stop(reply, "a stop reply to a sample's interrupt")    # raises, naming what is wrong
             if kind == b"O" and reply != b"OK":
+                reply = None
                 continue   # console output from the server
             if kind in b"WX" and kind:
                 self._note_stop(self._parse_stop(reply, "a stop reply to a sample's interrupt"))
@@ -736,8 +811,10 @@ class RspSampler:
         in_block = [n for n in request.registers if target.register_info(n).number <= pc_number]
         by_number = [n for n in request.registers if n not in in_block] + (["mcycle"] if request.cycles else [])
         self._slices = self._g_slices(in_block)
+        self._g_length = max((where.stop for where in self._slices.values()), default=0)
         self._singles = tuple(target.register_info(n).number for n in by_number)
         self._single_names = tuple(by_number)
+        self._single_digits = tuple(2 * ((target.register_info(n).bits + 7) // 8) for n in by_number)
         target.resume()
         self.pipelined = target.probe_pipelining() if request.pipeline is not False else False   # halts the target
         if target.state() != "running":
@@ -746,6 +823,13 @@ class RspSampler:
         self._burst = (bytes((INTERRUPT,)) + frame(b"g") + b"".join(frame(b"p%x" % n) for n in singles)
                        + b"".join(frame(b"m%x,%x" % r) for r in reads) + (frame(b"c") if request.resume else b""))
         requests = 1 + len(singles) + len(reads)
+        self._replies = requests         # after the stop reply: the g's, each p's and each m's
+        # The fast path's view of a sample's replies: a stop reply, then the others, acks around any of them; a
+        # body with an escape or run-length mark, or anything else, goes the general way (receive_matching).
+        self._fast_replies = re.compile(rb"\+*\$([ST][0-9a-fA-F]{2}[^#$}*]*)#([0-9a-fA-F]{2})\+*"
+                                        + rb"\$([^#$}*]*)#([0-9a-fA-F]{2})\+*" * requests)
+        self._replies_named = ("the replies to a sample's 'g'" + "".join(f", 'p' ({n})" for n in by_number)
+                               + "".join(f", 'm' ({name})" for name in describe_reads(request)))
         self.transfers = 1 + requests + (1 if request.resume else 0)      # the interrupt, the requests, the `c`
         # Waiting: the stop reply, each request's reply and, in ack mode, the ack of the `c`.
         self.round_trips = 1 if self.pipelined else 1 + requests + (1 if request.resume and target.conn.ack_mode else 0)
@@ -784,43 +868,75 @@ class RspSampler:
         return {"reply_wait": self._wait.describe()}
 
     def _take(self) -> Sample:
+        if self.pipelined:
+            return self._take_pipelined()
         with self.target.conn.operation():     # one deadline for the whole sample
-            return self._take_within_deadline()
+            return self._take_waiting()
 
-    def _take_within_deadline(self) -> Sample:
+    def _take_pipelined(self) -> Sample:
+        """One write, then the replies as they come: the hot loop of a profile, so it keeps to few calls (no context
+        manager: the sample's one deadline is passed to each read) while every reply is still checked."""
+        target = self.target
+        if target._state != "running":
+            target._require_running("sample")
+        conn = target.conn
+        deadline = time.monotonic() + conn.timeout
+        conn._write(self._burst)
+        replies = conn.receive_matching(self._fast_replies, 1 + self._replies, self._replies_named, deadline)
+        if replies is not None:
+            replies = replies[1:]       # the first is a stop reply (S or T): the pattern says so
+        else:
+            stop = conn.receive_batch(1, "the stop reply to a sample's interrupt", deadline)[0]
+            if _STOPPED.match(stop) is None:     # console output first, an exit, or not a stop reply at all
+                with conn.operation(max(0.0, deadline - time.monotonic())):
+                    target._sample_stop(ack=False, reply=stop)
+            replies = conn.receive_batch(self._replies, self._replies_named, deadline)
+        if not self.request.resume:
+            target._state = "halted"
+        singles = len(self._singles)
+        return self._sample(replies[0], replies[1:1 + singles], replies[1 + singles:])
+
+    def _take_waiting(self) -> Sample:
         target, request = self.target, self.request
         if target._state != "running":
             target._require_running("sample")
         conn = target.conn
-        reads, singles = request.reads, self._singles
-        if self.pipelined:
-            conn._write(self._burst)
-            target._sample_stop(ack=False)
-            regs = conn.receive("the register block ('g') of a sample", ack=False)
-            ones = [conn.receive("a register ('p') of a sample", ack=False) for _ in singles]
-            mems = [conn.receive("a memory read of a sample", ack=False) for _ in reads]
+        conn.interrupt()
+        target._sample_stop()
+        regs = conn.request(b"g", "the register block ('g') of a sample")
+        ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in self._singles]
+        mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in request.reads]
+        if request.resume:
+            conn.send(b"c")
         else:
-            conn.interrupt()
-            target._sample_stop()
-            regs = conn.request(b"g", "the register block ('g') of a sample")
-            ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in singles]
-            mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in reads]
-            if request.resume:
-                conn.send(b"c")
-        if not request.resume:
             target._state = "halted"
-        if _error_reply(regs) or not regs:
-            raise TargetError(f"{target.url}: 'g' failed during sampling (reply {regs[:16]!r})")
+        return self._sample(regs, ones, mems)
+
+    def _sample(self, regs: bytes, ones: list[bytes], mems: list[bytes]) -> Sample:
+        """The Sample in a sample's replies, each checked: hex of the expected length, no error replies."""
+        target, reads = self.target, self.request.reads
+        if len(regs) < self._g_length or _error_reply(regs):
+            raise TargetError(f"{target.url}: 'g' failed during sampling (reply {_cut(regs)}; expected at least "
+                              f"{self._g_length} hex digits of registers)")
         try:
             registers = {name: int.from_bytes(unhexlify(regs[where]), "little") for name, where in self._slices.items()}
         except ValueError:
             raise TargetError(f"{target.url}: the 'g' reply of a sample is not hex register data "
                               f"({_cut(regs)})") from None
-        try:
-            values = [int.from_bytes(unhexlify(v), "little") for v in ones]
-        except ValueError:
-            raise TargetError(f"{target.url}: a register read ('p') during sampling failed (replies "
-                              f"{', '.join(_cut(v) for v in ones)})") from None
+        cycles = None
+        if ones:
+            try:
+                if any(len(v) > digits for v, digits in zip(ones, self._single_digits)):
+                    raise ValueError    # longer than the register
+                values = [int.from_bytes(unhexlify(v), "little") for v in ones]
+            except ValueError:
+                raise TargetError(f"{target.url}: a register read ('p') during sampling failed (replies "
+                                  f"{', '.join(_cut(v) for v in ones)})") from None
+            if self.request.cycles:
+                cycles = values.pop() & 0xFFFFFFFF
+            registers.update(zip(self._single_names, values))
+        if not mems:
+            return Sample(registers, (), cycles, self.round_trips, self.transfers)
         try:
             data = tuple(unhexlify(m) for m in mems)
         except ValueError:
@@ -830,10 +946,6 @@ class RspSampler:
         for (address, size), d in zip(reads, data):
             if len(d) != size:
                 raise TargetError(f"{target.url}: wanted {size} bytes at {address:#x} during sampling, got {len(d)}")
-        cycles = None
-        if request.cycles:
-            cycles = values.pop() & 0xFFFFFFFF
-        registers.update(zip(self._single_names, values))
         return Sample(registers, data, cycles, self.round_trips, self.transfers)
 
 
@@ -844,47 +956,84 @@ def _cut(data: bytes, limit: int = 40) -> str:
 
 
 class ReplyWaitChooser:
-    """Wraps an rsp:// take(): the first samples alternate, in blocks, between blocking on the server's replies and
-    polling for them (RspConnection.poll_replies); after that the faster way, by median time per sample, stays.
+    """Wraps an rsp:// take(): blocks of samples alternate between blocking on the server's replies and polling for
+    them (RspConnection.poll_replies), and the way that took less time per sample stays; every RECHECK samples one more
+    block of each way is measured, and the choice follows what it finds.
 
-    Which is faster depends on where the OS puts us and the server: on this project's 2-core VMs a raw pipelined loop
-    against QEMU pinned to the other CPU took 15,000 samples/s polling against 5,900 blocked, and sharing QEMU's CPU
-    polling fell to 340/s (bench/bench_profile.py measures xipscope both ways). So it is measured, not assumed, and
-    polling, which keeps a CPU busy, must win clearly (POLL_MARGIN) to be kept."""
+    Which is faster depends on where the OS puts us and the server, and that changes while a profile runs: on this
+    project's 2-core VMs a raw pipelined loop against QEMU on the other CPU took 15,000 samples/s polling against 5,900
+    blocked, and sharing a loaded CPU polling fell to a tenth of blocking (bench/bench_rsp_floor.py measures both
+    beside the sampler). So it is measured, not assumed, and measured as throughput: the time from one sample to the
+    next, all of it, because a polled sample that loses the CPU costs milliseconds and a median would hide that. A
+    block of the way that is losing ends early, once it has taken as long as a whole block of the other way, so
+    trying the wrong way costs at most a block's time per check. Polling, which keeps a CPU busy, must win clearly
+    (POLL_MARGIN) to be kept."""
 
-    ROUNDS = 2          # blocked-on, then polled, this many times
-    BLOCK = 128         # samples per block
-    POLL_MARGIN = 0.9   # polling stays only under this fraction of blocking's median sample time
+    BLOCK = 64          # samples per block
+    ROUNDS = 2          # blocked-on, then polled, this many times at the start
+    RECHECK = 8192      # samples between the rounds that check the choice again
+    POLL_MARGIN = 0.9   # polling is kept only under this fraction of blocking's time per sample
+    GIVE_UP = 1.0       # a block ends once it has taken as long as a whole block of the other way
 
-    def __init__(self, take, conn, mode: str = "auto"):
+    def __init__(self, take, conn, mode: str = "auto", clock=time.perf_counter_ns):
+        """clock: nanoseconds, monotonic (a test gives one that counts what each way costs)."""
         if mode not in ("auto", "block", "poll"):
             raise TargetError(f"reply wait {mode!r}: say block, poll or auto")
         self._take = take
         self._conn = conn
+        self._clock = clock
         self.mode = mode
-        self._times: dict[str, list[int]] = {"block": [], "poll": []}
-        self._calibrating = mode == "auto"
-        self._count = 0
+        self._measuring = mode == "auto"
+        self._plan = ["block", "poll"] * self.ROUNDS       # the ways still to measure, a block each
+        self._latest: dict[str, float] = {}                # ns per sample of each way's latest block
+        self._spent = {"block": [0, 0], "poll": [0, 0]}    # ns and samples in all blocks of each way
+        self._round = {"block": [0, 0], "poll": [0, 0]}    # the same since the last choice: what the next one weighs
+        self._steady = 0            # samples left before the next check
+        self._way: str | None = None    # the way of the block being measured
+        self._started = self._count = 0
+        self.choices = 0            # how many times the way was chosen (the first, then one per check)
         conn.poll_replies = mode == "poll"
 
     def __call__(self):
-        if not self._calibrating:
+        if self._steady:
+            self._steady -= 1
             return self._take()
-        way = "poll" if (self._count // self.BLOCK) % 2 else "block"
-        self._conn.poll_replies = way == "poll"
-        t0 = time.perf_counter_ns()
-        sample = self._take()
-        self._times[way].append(time.perf_counter_ns() - t0)
-        self._count += 1
-        if self._count == 2 * self.ROUNDS * self.BLOCK:
-            block, poll = (statistics.median(self._times[w]) for w in ("block", "poll"))
-            self.mode = "poll" if poll < self.POLL_MARGIN * block else "block"
+        if self._measuring:
+            self._measure(self._clock())
+        return self._take()
+
+    def _measure(self, now: int) -> None:
+        """Before a sample, while measuring: count it in the block in progress, or end that block (full, or lost) and
+        start the next, or, with every planned block measured, choose by the time per sample of each way over the
+        blocks since the last choice, and go on steadily for RECHECK samples."""
+        if self._way is not None:
+            elapsed = now - self._started     # the block's samples so far, all of their time, the caller's included
+            other = self._latest.get("poll" if self._way == "block" else "block")
+            if self._count < self.BLOCK and (other is None or elapsed <= self.GIVE_UP * other * self.BLOCK):
+                self._count += 1
+                return
+            self._latest[self._way] = elapsed / self._count
+            for spent in (self._spent[self._way], self._round[self._way]):
+                spent[0] += elapsed
+                spent[1] += self._count
+        if not self._plan:
+            (block_ns, blocked), (poll_ns, polled) = self._round["block"], self._round["poll"]
+            self.mode = "poll" if poll_ns / polled < self.POLL_MARGIN * block_ns / blocked else "block"
+            self._round = {"block": [0, 0], "poll": [0, 0]}
+            self.choices += 1
             self._conn.poll_replies = self.mode == "poll"
-            self._calibrating = False
-        return sample
+            self._way = None
+            self._steady = self.RECHECK - 1      # this sample is the first of them
+            # The check measures the way not kept first, then the kept one, each against the other's latest block.
+            self._plan = ["block" if self.mode == "poll" else "poll", self.mode]
+            return
+        self._way = self._plan.pop(0)
+        self._conn.poll_replies = self._way == "poll"
+        self._started, self._count = now, 1
 
     def describe(self) -> dict:
-        measured = {w: round(statistics.median(t) / 1000, 1) for w, t in self._times.items() if t}
-        return {"replies": ("polled" if self.mode == "poll" else "blocked on") if not self._calibrating
-                else "still calibrating", "chosen_by": "measurement" if measured else "request",
-                "median_sample_us": measured or None}
+        measured = {w: round(ns / n / 1000, 1) for w, (ns, n) in self._spent.items() if n}
+        chosen = not self._measuring or self.choices
+        return {"replies": ("polled" if self.mode == "poll" else "blocked on") if chosen else "still calibrating",
+                "chosen_by": "measurement" if self._measuring else "request", "us_per_sample": measured or None,
+                "checks": max(0, self.choices - 1) if self._measuring else None}

@@ -6,7 +6,8 @@ Shared by our client (rsp.py) and by the twin's server, so both speak exactly on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+from zlib import adler32
 
 ESCAPE = 0x7D          # '}' : next byte is XORed with 0x20
 RLE_MARK = 0x2A        # '*' : previous character repeated (next byte - 29) more times
@@ -15,7 +16,13 @@ _MUST_ESCAPE = frozenset(b"#$}*")
 
 
 def checksum(payload: bytes) -> int:
-    return sum(payload) & 0xFF
+    """The modulo-256 sum of the bytes. zlib's Adler-32 keeps 1 + the byte sum (mod 65521) in its low half, exact for
+    up to 256 bytes, so the sum is taken 256 bytes at a time in C: a few times faster than sum() on the 264-byte `g`
+    reply a sampler checks with every sample."""
+    if len(payload) <= 256:
+        return ((adler32(payload) & 0xFFFF) - 1) & 0xFF
+    view = memoryview(payload)
+    return sum((adler32(view[i:i + 256]) & 0xFFFF) - 1 for i in range(0, len(payload), 256)) & 0xFF
 
 
 def frame(payload: bytes) -> bytes:
@@ -74,10 +81,13 @@ class PacketTooLong(ValueError):
     """A packet went on past the parser's bound without its `#xx` end."""
 
 
-@dataclass(frozen=True)
-class Packet:
+class Packet(NamedTuple):
+    """One received packet. A tuple, not a dataclass: a sampler builds several a sample, and a tuple is made fastest."""
     payload: bytes      # raw body between '$' and '#', still escaped / run-length encoded
     checksum_ok: bool
+
+
+_SIGNALS = {0x2B: b"+", 0x2D: b"-", INTERRUPT: bytes((INTERRUPT,))}
 
 
 class PacketParser:
@@ -86,6 +96,7 @@ class PacketParser:
     Items returned by `feed` are `b"+"`, `b"-"`, `b"\\x03"` or a Packet. Stray bytes between packets are dropped,
     as gdb does. With max_packet, a packet body that reaches that many bytes without its end raises PacketTooLong
     (a client bounds what a server's reply may cost it; the packets before it in the same data are lost with it).
+    The scan jumps from '$' to '#' with bytes.find: a sampler's replies cost a few calls, not a step per byte.
     """
 
     def __init__(self, max_packet: int | None = None) -> None:
@@ -93,31 +104,34 @@ class PacketParser:
         self.max_packet = max_packet
 
     def feed(self, data: bytes) -> list:
-        self._buf += data
-        items: list = []
         buf = self._buf
-        i = 0
-        while i < len(buf):
-            b = buf[i]
-            if b == 0x24:  # '$'
-                end = buf.find(b"#", i + 1)
-                if end < 0 or end + 3 > len(buf):
-                    if self.max_packet is not None and (end if end >= 0 else len(buf)) - i - 1 > self.max_packet:
-                        del buf[:]
-                        raise PacketTooLong(f"over {self.max_packet} bytes without an end")
-                    break  # incomplete: wait for more bytes
-                body = bytes(buf[i + 1:end])
-                try:
-                    expected = int(buf[end + 1:end + 3], 16)
-                except ValueError:
-                    expected = -1
-                items.append(Packet(body, expected == checksum(body)))
-                i = end + 3
-            elif b in (0x2B, 0x2D, INTERRUPT):  # '+', '-', ^C
-                items.append(bytes((b,)))
-                i += 1
-            else:
-                i += 1
+        buf += data
+        items: list = []
+        find, size, i = buf.find, len(buf), 0
+        while i < size:
+            start = find(b"$", i)
+            if start != i:      # acks, naks and interrupts before the next packet (or the end); other bytes dropped
+                for b in buf[i:start if start >= 0 else size]:
+                    signal = _SIGNALS.get(b)
+                    if signal is not None:
+                        items.append(signal)
+                if start < 0:
+                    i = size
+                    break
+            end = find(b"#", start + 1)
+            if end < 0 or end + 3 > size:
+                if self.max_packet is not None and (end if end >= 0 else size) - start - 1 > self.max_packet:
+                    del buf[:]
+                    raise PacketTooLong(f"over {self.max_packet} bytes without an end")
+                i = start
+                break  # incomplete: wait for more bytes
+            body = bytes(buf[start + 1:end])
+            try:
+                expected = int(buf[end + 1:end + 3], 16)
+            except ValueError:
+                expected = -1
+            items.append(Packet(body, expected == checksum(body)))
+            i = end + 3
         del buf[:i]
         return items
 
