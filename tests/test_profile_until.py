@@ -107,7 +107,7 @@ def test_until_idle_stops_when_the_pc_stays_in_the_park_loop(tmp_path):
     scheduled = int(np.searchsorted(np.cumsum([round(ns * 1e6 / 1e9) for ns in intervals]), XIPBENCH_CYCLES))
     running = int((df["function"] != "_park").sum())
     # How far each halt landed from its scheduled cycle (mcycle counts from main, where xipbench enables it): printed,
-    # not asserted: the twin's run to a cycle (sim/pacing.py run_to_cycle) overshoots now and then by thousands of
+    # not asserted: the twin's run to a cycle (sim/runner.py run_to_cycle) overshoots now and then by thousands of
     # cycles, and a few times by tens of thousands (measured on a host loaded 4-5 on 2 cores; open, see the report).
     asked = np.cumsum([round(ns * 1e6 / 1e9) for ns in itertools.islice(
         sample_intervals(int(1e9 / RATE), meta["jitter"]["seed"]), len(df))])

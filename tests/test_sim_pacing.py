@@ -10,7 +10,8 @@ import pandas as pd
 
 from xipscope.elf.symbols import load_symbols
 from xipscope.sim.machine import Machine
-from xipscope.sim.pacing import SimClock, run_to_cycle
+from xipscope.sim.pacing import SimClock
+from xipscope.sim.runner import run_to_cycle
 
 XIPBENCH = Path(__file__).resolve().parent.parent / "firmware" / "xipbench.elf"
 

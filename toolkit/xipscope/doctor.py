@@ -21,7 +21,7 @@ from .trap import explain_trap, gdb_registers, name_cause
 
 SEVERITIES = ("critical", "error", "warning")   # most serious first: critical = the core is hung
 DEFAULT_SAMPLES = 32
-CSRS_READ = ("mstatus", "mtvec", "mepc", "mcause", "mcountinhibit", "mcycle", "minstret")
+CSRS_READ = (*rv.TRAP_CSRS, "mcountinhibit", *rv.COUNTER_CSRS)
 QMI_READ_SIZE = rp.QMI_ATRANS0 + 4 * rp.QMI_ATRANS_COUNT
 PANIC_FUNCTIONS = ("panic", "__panic", "do_exit")   # Linux's panic() ends in an mdelay loop; do_exit for init's death
 LOOP_SPAN = 64     # sampled PCs within this many bytes: the core is spinning in one small loop
@@ -200,7 +200,7 @@ def gather(target, symbols, memory_map: MemoryMap, samples: int = DEFAULT_SAMPLE
     if not has_ctrl:
         notes.append(f"the {memory_map.name} map has no XIP_CTRL: skipped the XIP cache and XIP counter checks")
     xip_ctrl_before = _read_xip_ctrl(target) if has_ctrl else None
-    counters_before = _read_csrs(target, ("mcycle", "minstret"))
+    counters_before = _read_csrs(target, rv.COUNTER_CSRS)
     pcs, frames = [], []
     for _ in range(samples):
         try:

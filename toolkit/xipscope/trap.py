@@ -158,7 +158,7 @@ def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: Mem
     registers = dict(target.read_registers())
     csrs: dict[str, int | None] = {}
     notes = []
-    for name in ("mcause", "mepc", "mstatus", "mtval", "mtvec"):
+    for name in rv.TRAP_CSRS:
         try:
             csrs[name] = registers[name] if name in registers else target.read_register(name)
         except XipscopeError as e:

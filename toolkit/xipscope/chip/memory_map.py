@@ -126,20 +126,15 @@ def _rp2350_regions() -> list[Region]:
                "xip-flash", source=src_map),
         Region("psram-nocache", xip["nocache"] + _rp.XIP_CS1_OFFSET,
                xip["nocache"] + _rp.XIP_CS1_OFFSET + _rp.XIP_CS_SIZE, "xip-psram", source=src_map),
-        Region("xip-maintenance", xip["maintenance"], xip["maintenance"] + _rp.XIP_ALIAS_SIZE, "peripheral",
-               source=src_map),
         Region("flash-untranslated", xip["untranslated"] + _rp.XIP_CS0_OFFSET,
                xip["untranslated"] + _rp.XIP_CS1_OFFSET, "xip-flash", source=src_map),
         Region("psram-untranslated", xip["untranslated"] + _rp.XIP_CS1_OFFSET,
                xip["untranslated"] + _rp.XIP_CS1_OFFSET + _rp.XIP_CS_SIZE, "xip-psram", source=src_map),
         Region("sram", _rp.SRAM_BASE, _rp.SRAM_END, "sram", atomics_ok=True,
                source="rp2350.md, Memory map; Atomics outside SRAM (exclusive monitor 0x20000000-0x20082000)"),
-        Region("uart0", _rp.UART0_BASE, _rp.UART0_BASE + 0x1000, "peripheral", source=src_map),
-        Region("uart1", _rp.UART1_BASE, _rp.UART1_BASE + 0x1000, "peripheral", source=src_map),
-        Region("xip_ctrl", _rp.XIP_CTRL_BASE, _rp.XIP_CTRL_BASE + 0x1000, "peripheral", source=src_map),
-        Region("xip_qmi", _rp.XIP_QMI_BASE, _rp.XIP_QMI_BASE + 0x1000, "peripheral", source=src_map),
-        Region("sio", _rp.SIO_BASE, _rp.SIO_BASE + 0x1000, "peripheral", source=src_map),
     ]
+    regions += [Region(name, base, base + size, "peripheral", source=src_map)
+                for name, (base, size) in _rp.PERIPHERALS.items()]
     return regions
 
 

@@ -22,6 +22,14 @@ CSRS = {
 }
 CSR_NAMES = {num: name for name, num in CSRS.items()}
 
+# The CSRs the toolkit reads from a core, listed once; each user takes its part. A target's read_registers() gives
+# REGISTER_CSRS with the GPRs and pc (the twin, OpenOCD, pyOCD); a trap report decodes TRAP_CSRS; doctor reads
+# TRAP_CSRS, mcountinhibit and COUNTER_CSRS (whether the counters move) where read_registers() did not give them.
+TRAP_CSRS = ("mcause", "mepc", "mstatus", "mtval", "mtvec")
+COUNTER_CSRS = ("mcycle", "minstret")
+REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip", "mcountinhibit",
+                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+
 # Exception and interrupt codes (RISC-V privileged spec, mcause table).
 EXCEPTION_NAMES = {
     0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction", 3: "breakpoint",

@@ -34,12 +34,25 @@ SRAM_END = 0x20082000             # 520 KiB incl. SCRATCH_X 0x20080000 and SCRAT
 SCRATCH_X_BASE = 0x20080000
 SCRATCH_Y_BASE = 0x20081000
 
+ACCESSCTRL_BASE = 0x40060000
 UART0_BASE = 0x40070000           # the seed boot log's earlycon pl011 at 0x40070000
 UART1_BASE = 0x40078000
 XIP_CTRL_BASE = 0x400C8000
 XIP_QMI_BASE = 0x400D0000
 CORESIGHT_APB_AP_RISCV_BASE = 0x4014A000
 SIO_BASE = 0xD0000000
+PERIPHERAL_BLOCK_SIZE = 0x1000    # each APB peripheral's 4 KiB block (addressmap.h: bases 0x1000 apart or more)
+# The register blocks the project names, name -> (base, size): chip/memory_map.py's peripheral regions and the
+# twin's bus (sim/bus.py) are both built from this table, so an address is spelled here only.
+PERIPHERALS = {
+    "xip-maintenance": (XIP_ALIASES["maintenance"], XIP_ALIAS_SIZE),
+    "accessctrl": (ACCESSCTRL_BASE, PERIPHERAL_BLOCK_SIZE),
+    "uart0": (UART0_BASE, PERIPHERAL_BLOCK_SIZE),
+    "uart1": (UART1_BASE, PERIPHERAL_BLOCK_SIZE),
+    "xip_ctrl": (XIP_CTRL_BASE, PERIPHERAL_BLOCK_SIZE),
+    "xip_qmi": (XIP_QMI_BASE, PERIPHERAL_BLOCK_SIZE),
+    "sio": (SIO_BASE, PERIPHERAL_BLOCK_SIZE),
+}
 
 # --- XIP cache (rp2350.md "XIP cache and its counters", DS 4.4) --------------------------------------------------
 XIP_CACHE_SIZE = 16 * 1024
@@ -274,8 +287,7 @@ DM_AP_ADDRESS = 0xA000
 
 # --- ACCESSCTRL at 0x40060000 (pico-sdk src/rp2350/hardware_regs/include/hardware/regs/accessctrl.h) ---------------
 # Who (core 0, core 1, DMA, debugger) may reach each peripheral, and at which security/privilege levels. The twin
-# models the registers below; the other peripheral registers (from 0x20 on) are not modelled.
-ACCESSCTRL_BASE = 0x40060000
+# models the registers below (at ACCESSCTRL_BASE); the other peripheral registers (from 0x20 on) are not modelled.
 ACCESSCTRL_LOCK = 0x00            # reset 0x4 (DMA locked, RO); a LOCK bit once 1 stays 1 until a full reset
 ACCESSCTRL_FORCE_CORE_NS = 0x04
 ACCESSCTRL_CFGRESET = 0x08        # "Write 1 to reset all ACCESSCTRL configuration, except for the LOCK and

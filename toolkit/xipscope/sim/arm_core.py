@@ -42,6 +42,7 @@ from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V
                            FPB_BASE, ID_PFR1, PCSR_NO_SAMPLE, PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY,
                            S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR, coresight_id)
 from ..errors import TargetError
+from .bus import Bus
 from .cache import XipCache
 from .counters import Timing
 from .elfimage import ElfImage
@@ -95,7 +96,10 @@ class AccessCtrl:
             raise TargetError(f"{MODEL_NOTE}: ACCESSCTRL register {offset:#x} is not modelled")
         return self.registers[offset]
 
-    def write(self, offset: int, value: int, master: str) -> None:
+    peek = read
+
+    def write(self, offset: int, value: int, master: str = "core0") -> None:
+        """A write by `master`: the firmware's stores come from core 0, the debugger's through poke."""
         if self.registers[rp.ACCESSCTRL_LOCK] & self.LOCK_OF[master]:
             return
         if offset not in rp.ACCESSCTRL_NO_PASSWORD and value & 0xFFFF0000 != rp.ACCESSCTRL_PASSWORD:
@@ -116,9 +120,13 @@ class AccessCtrl:
         else:
             self.registers[offset] = (self.registers[offset] & ~bits) | (value & bits)
 
+    def poke(self, offset: int, value: int) -> None:
+        self.write(offset, value, "debug")
+
 
 class ArmCore:
-    """The twin of core 0 of an RP2350 in Arm mode, with flash, 8 MiB PSRAM, SRAM, XIP_CTRL and UART0 (a model)."""
+    """The twin of core 0 of an RP2350 in Arm mode, with flash, 8 MiB PSRAM, SRAM and the peripherals its bus maps
+    (bus.py: UART0, XIP_CTRL, ACCESSCTRL) (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0, pcsr: bool = False):
         from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
@@ -162,20 +170,14 @@ class ArmCore:
         self.ppb_writes: dict[int, int] = {}   # DWT/FPB and other registers kept as written
         self._cyccnt_mark = (0, 0)             # (DWT_CYCCNT, cycles) when it last started, stopped or was written
         self.memory = TwinMemory()
-        self._map_memory()
+        self.memory.map_into(self._uc)
+        self.bus = Bus(self)
+        self.bus.map_into(self._uc)
         self.memory.load_segments(self.elf)
         self._install_hooks()
         self.reset()
 
     # --- setup ---------------------------------------------------------------------------------------------------
-    def _map_memory(self) -> None:
-        uc = self._uc
-        self.memory.map_into(uc)
-        uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
-                    lambda uc, off, size, value, ud: self.uart.write(off, value), None)
-        uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
-                    lambda uc, off, size, value, ud: self.xip_ctrl.write(off, value), None)
-
     def _install_hooks(self) -> None:
         from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
@@ -349,12 +351,9 @@ class ArmCore:
             return int.from_bytes(ctypes.string_at(ctypes.addressof(buf) + off, 4), "little")
         if address >= 0xE0000000:
             return self._ppb_read(address)
-        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
-        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            return self.uart.peek(address - rp.UART0_BASE)
-        if rp.ACCESSCTRL_BASE <= address < rp.ACCESSCTRL_BASE + 0x1000:
-            return self.accessctrl.read(address - rp.ACCESSCTRL_BASE)
+        value = self.bus.peek(address)
+        if value is not None:
+            return value
         raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
 
     def write_word(self, address: int, value: int) -> None:
@@ -363,13 +362,7 @@ class ArmCore:
             self.write_memory(address, value.to_bytes(4, "little"))
         elif address >= 0xE0000000:
             self._ppb_write(address, value)
-        elif rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            self.xip_ctrl.write(address - rp.XIP_CTRL_BASE, value)
-        elif rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            self.uart.write(address - rp.UART0_BASE, value)
-        elif rp.ACCESSCTRL_BASE <= address < rp.ACCESSCTRL_BASE + 0x1000:   # only the debugger writes here
-            self.accessctrl.write(address - rp.ACCESSCTRL_BASE, value, "debug")
-        else:
+        elif not self.bus.poke(address, value):
             raise TargetError(f"{MODEL_NOTE}: nothing at {address:#x} on the Arm core's bus")
 
     # --- the PPB: SCS debug registers, DWT, FPB, ROM table ------------------------------------------------------------

@@ -32,6 +32,7 @@ from ..chip.armv8m import ARCHID_MEM_AP, ARCHID_ROM_TABLE, DEVARCH_PRESENT, PPB_
 from ..errors import TargetError
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
+from .runner import Runner
 
 DPIDR = rp.DPIDR
 DPIDR1 = 0x20                 # 32-bit AP addresses, no ERRMODE
@@ -385,7 +386,7 @@ def twin_for(firmware: str):
 class TwinDapProbe(DebugProbe):
     """pyOCD's DebugProbe over the twin's DAP model, with deferred transfers batched like a CMSIS-DAP probe."""
 
-    SLICE_SECONDS = 0.002
+    SLICE_SECONDS = 0.002    # host time a slice of the running core takes: a batch waits at most about that long
 
     def __init__(self, machine, halted: bool = False, boot_arch: str = "riscv"):
         """machine: the twin's RISC-V Machine or its ArmCore (twin_for picks by the firmware); halted: RISC-V only,
@@ -409,8 +410,8 @@ class TwinDapProbe(DebugProbe):
         self._protocol = None
         self._stop = threading.Event()
         self._runner: threading.Thread | None = None
-        self._budget = 5_000
-        self._waiting = 0        # batches waiting for the lock: the hart's runner lets them go first
+        # The core runs in slices sized by host time between batches; a batch waiting at the runner's gate goes first.
+        self.runner = Runner(self.core, machine=machine, budget=5_000, slice_seconds=self.SLICE_SECONDS)
 
     # --- how pyOCD finds probes (through TwinProbePlugin) ---
     @classmethod
@@ -482,11 +483,8 @@ class TwinDapProbe(DebugProbe):
         self._protocol = None
 
     def lock(self) -> None:
-        self._waiting += 1          # the core's runner lets a waiting user go first
-        try:
+        with self.runner.gate.request():     # the core's run loop lets a waiting user go first
             self._lock.acquire()
-        finally:
-            self._waiting -= 1
 
     def unlock(self) -> None:
         self._lock.release()
@@ -518,27 +516,23 @@ class TwinDapProbe(DebugProbe):
     # --- transfers: queued, run as one batch per round trip ---
     def flush(self) -> None:
         """Run the queued transfers as one batch (one probe round trip); a fault fails the rest of the batch."""
-        self._waiting += 1
-        try:
-            with self._lock, self.machine.lock:
-                with self._queue_lock:
-                    queue, self._queue = self._queue, []
-                if not queue:
-                    return
-                self.round_trips += 1
-                error = None
-                for run, out in queue:
-                    if error is None:
-                        try:
-                            out[0] = run()
-                            continue
-                        except exceptions.TransferError as e:
-                            error = e
-                    out[0] = error
-                if error is not None:
-                    raise error
-        finally:
-            self._waiting -= 1
+        with self.runner.gate.request(), self._lock, self.machine.lock:
+            with self._queue_lock:
+                queue, self._queue = self._queue, []
+            if not queue:
+                return
+            self.round_trips += 1
+            error = None
+            for run, out in queue:
+                if error is None:
+                    try:
+                        out[0] = run()
+                        continue
+                    except exceptions.TransferError as e:
+                        error = e
+                out[0] = error
+            if error is not None:
+                raise error
 
     def _read(self, fn, addr: int, now: bool):
         out = [None]
@@ -584,18 +578,10 @@ class TwinDapProbe(DebugProbe):
 
     # --- the core runs between batches ---
     def _run_hart(self) -> None:
-        core = self.core
+        core, gate = self.core, self.runner.gate
         while not self._stop.is_set():
-            if self._waiting or not (core.needs_simulation or getattr(core, "halt_request", False)):
-                time.sleep(0.0005 if self._waiting else 0.005)
+            if gate.busy or not (core.needs_simulation or getattr(core, "halt_request", False)):
+                time.sleep(0.0005 if gate.busy else 0.005)
                 continue
-            with self._lock, self.machine.lock:
-                before = self.machine.instructions
-                t0 = time.perf_counter()
-                core.run_slice(self._budget)
-                elapsed = max(time.perf_counter() - t0, 1e-5)
-                executed = self.machine.instructions - before
-            # Adapt the slice to SLICE_SECONDS of host time, from slices that ran (a core halted in between ran none).
-            if executed >= self._budget // 2:
-                wanted = executed * self.SLICE_SECONDS / elapsed
-                self._budget = int(min(max((self._budget + wanted) / 2, 100), 50_000))
+            with self._lock:
+                self.runner.run_slice()

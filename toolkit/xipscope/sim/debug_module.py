@@ -24,6 +24,7 @@ from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
 from .machine import Machine
+from .runner import StopReason
 
 # DM register addresses (debug spec 0.13.2, 3.12).
 DATA0 = 0x04
@@ -213,7 +214,7 @@ class DebugModule:
         hart = self.harts[0]
         return self.available and not hart.halted and not hart.idle and not self.ndmreset
 
-    def run_slice(self, budget: int) -> None:
+    def run_slice(self, budget: int) -> StopReason | None:
         """Let the running hart 0 execute about `budget` instructions (the faces call this while no request waits)."""
         hart = self.harts[0]
         if not self.available or self.ndmreset:
@@ -224,12 +225,13 @@ class DebugModule:
         if not self.needs_simulation:
             return
         reason = self.machine.run_slice(budget)
-        if reason == "breakpoint":
+        if reason == StopReason.BREAKPOINT:
             hart.halt(CAUSE_TRIGGER)
-        elif reason == "ebreak":
+        elif reason == StopReason.EBREAK:
             hart.halt(CAUSE_EBREAK)
-        elif reason in ("idle", "trap-loop"):
+        elif reason in (StopReason.IDLE, StopReason.TRAP_LOOP):
             hart.idle = True
+        return reason
 
     def _resume(self, hart: Hart) -> None:
         hart.resume_ack = True

@@ -17,9 +17,8 @@ from ..target.description import riscv_register_layout
 from ..target.description import target_xml as description_xml
 from ..target.server import MAX_READ, Listener, RspConnection, hex_field
 from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
-from .pacing import SimClock, run_to_cycle
+from .runner import Runner, StopReason
 
-SLICE = 50_000            # instructions between looks at the socket while running
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
 
@@ -49,10 +48,15 @@ class GdbServer:
     def __init__(self, machine: Machine, port: int = 0, log=None, clock_hz: float | None = None):
         self.machine = machine
         self.log = log
-        self.clock = SimClock(clock_hz) if clock_hz else None   # None: unpaced (sim/pacing.py)
+        self.runner = Runner(machine, clock_hz=clock_hz)   # slices of SLICE_INSTRUCTIONS between looks at the socket
         self._listener = Listener(port, "--gdb-port", f"{MODEL_NOTE}: ")
         self.port = self._listener.port
         self._xml = target_xml().encode()
+
+    @property
+    def clock(self):
+        """The simulated clock the twin is paced to (sim/pacing.py), or None: unpaced."""
+        return self.runner.clock
 
     def close(self) -> None:
         self._listener.close()
@@ -76,27 +80,28 @@ class _Session:
         self.idle = False
 
     def run(self) -> None:
-        if self.server.clock is not None:
-            self._run_paced()
-            return
-        rsp = self.rsp
+        """Simulate between requests: a slice whenever one is due (at once unpaced; paced, once at least a short one
+        is due, sim/pacing.py) and no request waits on the socket; halted or idle, wait for the client."""
+        rsp, runner = self.rsp, self.server.runner
         while not rsp.done:
             if self.running and not self.idle:
-                if rsp.readable(0):
+                wait = runner.due_in()
+                if rsp.readable(wait):
                     rsp.receive()
                     continue
-                self._after_slice(self.m.run_slice(SLICE))
+                if not wait:
+                    self._after_slice(runner.run_slice())
             else:
                 self._wait_for_client()
 
     def _after_slice(self, reason: str) -> None:
         """Report why a slice stopped: a breakpoint or a trap loop stops the target; wfi with nothing to wake it
         is idle (the twin stops simulating it)."""
-        if reason == "breakpoint":
+        if reason == StopReason.BREAKPOINT:
             self._stopped(SIGTRAP)
-        elif reason == "trap-loop":
+        elif reason == StopReason.TRAP_LOOP:
             self._stopped(SIGSEGV)
-        elif reason == "idle":
+        elif reason == StopReason.IDLE:
             self.idle = True
 
     def _wait_for_client(self) -> None:
@@ -104,34 +109,14 @@ class _Session:
         if self.rsp.readable(IDLE_POLL_S if self.running else None):
             self.rsp.receive()
 
-    def _run_paced(self) -> None:
-        """The run loop with the twin paced to its clock (sim/pacing.py): run a slice whenever at least a short one is
-        due, else wait on the socket until it is. An interrupt runs the core on to the simulated cycle of the
-        moment it arrived, and stops it there (interrupt)."""
-        clock, m, rsp = self.server.clock, self.m, self.rsp
-        while not rsp.done:
-            if self.running and not self.idle:
-                lag = clock.behind(m.cycles, time.perf_counter())
-                if lag < clock.min_slice:
-                    if rsp.readable((clock.min_slice - lag) / clock.hz):
-                        rsp.receive()
-                    continue
-                if rsp.readable(0):
-                    rsp.receive()
-                    continue
-                self._after_slice(run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock))
-            else:
-                self._wait_for_client()
-
     def interrupt(self, arrived: float) -> None:
         if not self.running:
             return
-        clock = self.server.clock
-        if clock is not None and not self.idle:
+        if not self.idle:
             # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py).
-            reason = run_to_cycle(self.m, clock.stop_at(self.m.cycles, arrived), clock)
-            if reason in ("breakpoint", "trap-loop"):
-                self._stopped(SIGTRAP if reason == "breakpoint" else SIGSEGV)
+            reason = self.server.runner.run_to(arrived)
+            if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP):
+                self._stopped(SIGTRAP if reason == StopReason.BREAKPOINT else SIGSEGV)
                 return
         self._stopped(SIGINT)
 
@@ -217,8 +202,7 @@ class _Session:
         self.running = True
         self.idle = False
         self.m.clear_halt_request()
-        if self.server.clock is not None:
-            self.server.clock.start(self.m.cycles)
+        self.server.runner.started()
         if self.m.pc in self.m.breakpoints:
             self.m.step()
             if self.m.pc in self.m.breakpoints:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import select
 import socket
 import sys
-import time
 
 from ..probe_model import ProbeCounts
 from ..target.server import Listener
 from .debug_module import DebugModule
 from .machine import MODEL_NOTE, Machine
+from .runner import Runner
 
 IDCODE = 0x10000E21   # the model's own (version 1, part 0, JEDEC-style id 0x710 | 1); OpenOCD is told to expect it
 IR_LENGTH = 5
@@ -34,8 +34,7 @@ IR_IDCODE, IR_DTMCS, IR_DMI, IR_BYPASS = 0x01, 0x10, 0x11, 0x1F
 DMI_ABITS = 7
 DMI_LENGTH = DMI_ABITS + 34
 DTMCS_IDLE = 1        # Run-Test/Idle cycles OpenOCD should add after a DMI access (hint)
-SLICE_SECONDS = 0.002  # simulated time between looks at the socket while the hart runs: a halt request waits that long
-SLICE_RANGE = (100, 50_000)   # instructions per slice; the budget adapts to what the firmware costs to simulate
+SLICE_SECONDS = 0.002  # host time between looks at the socket while the hart runs: a halt request waits that long
 IDLE_POLL_S = 0.05
 
 # TAP states and their successors for TMS = 0 / 1.
@@ -154,17 +153,13 @@ class JtagServer:
         self.dm = DebugModule(machine, halted=halted, boot_arch=boot_arch, busy_accesses=0)
         self._listener = Listener(port, "--jtag-port", f"{MODEL_NOTE}: ")
         self.port = self._listener.port
-        self._budget = 5_000
+        # Slices sized by host time (runner.py): the socket is looked at between them.
+        self.runner = Runner(self.dm, machine=machine, budget=5_000, slice_seconds=SLICE_SECONDS)
         self.counts = ProbeCounts()      # probe work over every session (the probe model's input)
 
     def _run_slice(self) -> None:
-        """One slice of the running hart, sized so that it takes about SLICE_SECONDS (an lr.w spin loop costs ~100x
-        more per instruction to simulate than straight-line code)."""
-        t0 = time.perf_counter()
-        self.dm.run_slice(self._budget)
-        elapsed = max(time.perf_counter() - t0, 1e-5)
-        wanted = self._budget * SLICE_SECONDS / elapsed
-        self._budget = int(min(max((self._budget + wanted) / 2, SLICE_RANGE[0]), SLICE_RANGE[1]))
+        """One slice of the running hart (about SLICE_SECONDS of host time)."""
+        self.runner.run_slice()
 
     def close(self) -> None:
         self._listener.close()

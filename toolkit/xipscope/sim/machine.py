@@ -38,11 +38,13 @@ from pathlib import Path
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
+from .bus import Bus
 from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
 from .counters import PerfCounters, Timing
 from .elfimage import ElfImage
 from .memory import TwinMemory
-from .peripherals import Qmi, Uart, XipCtrl
+from .peripherals import Qmi, Uart, XipCtrl, XipMaintenance
+from .runner import StopReason
 from .sio_timer import SioTimer
 
 MODEL_NOTE = "RP2350 twin (a model)"
@@ -110,7 +112,7 @@ class FunctionStats:
 
 @dataclass
 class RunResult:
-    reason: str          # idle | breakpoint | halt | budget | step | trap-loop
+    reason: StopReason
     instructions: int    # retired during this run
     pc: int
 
@@ -144,11 +146,12 @@ class Machine:
         self.sio_timer = SioTimer(lambda: self.cycles, clk_hz, on_change=self._replan_interrupts)
         self.kernel_image = Path(kernel_image) if kernel_image else None
         self.dtb = Path(dtb) if dtb else None
-        self._xip_checks = [False]     # a list cell the hot hooks hold: True while QMI state can fault XIP accesses
+        self._xip_checks = self.qmi.xip_checks   # the hot hooks hold the cell: True while QMI state can fault XIP
         self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
         self.trap_count = 0            # every trap taken since power-on
         self._trap_run: list = [None, 0]   # [(cause, epc) of the latest trap, times taken in a row]
         self.trace: list | None = [] if trace else None
+        self.xip_maintenance = XipMaintenance(self.cache, self.trace)
         self.breakpoints: set[int] = set()
         self.lock = threading.RLock()   # faces serialise on it: one slice or one request at a time
 
@@ -174,15 +177,17 @@ class Machine:
         self._all_blocks: dict[tuple[int, int], list] = {}
         self._pc_fidx: dict[int, int] = {}
         self._pending_mstatus: list = [None]
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._fault: _Fault | None = None
         self._hook_error: BaseException | None = None
         self._halt_requested = False
-        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (reason "ebreak")
+        self.ebreak_halts = False      # dcsr.ebreakm as a debugger set it: ebreak stops the run (StopReason.EBREAK)
         self._penalty = (self.timing.flash_miss_cycles, self.timing.psram_miss_cycles)
 
         self.memory = TwinMemory()
-        self._map_memory()
+        self.memory.map_into(self._uc)
+        self.bus = Bus(self)
+        self.bus.map_into(self._uc)
         self.flash_image = self._load_flash_image(flash_image) if flash_image else None
         if self.kernel_image is not None:
             self._load_kernel_image(self.kernel_image)   # the ELF gives symbols only: its bytes are the Image's
@@ -194,26 +199,6 @@ class Machine:
         self.reset()
 
     # --- setup ---------------------------------------------------------------------------------------------------
-    def _map_memory(self) -> None:
-        uc = self._uc
-        self.memory.map_into(uc)
-        uc.mmio_map(rp.XIP_ALIASES["maintenance"], rp.XIP_ALIAS_SIZE,
-                    lambda uc, off, size, ud: 0, None, self._mmio_maintenance_write, None)
-        uc.mmio_map(rp.UART0_BASE, 0x1000, lambda uc, off, size, ud: self.uart.read(off), None,
-                    lambda uc, off, size, value, ud: self.uart.write(off, value), None)
-        uc.mmio_map(rp.XIP_CTRL_BASE, 0x1000, lambda uc, off, size, ud: self.xip_ctrl.read(off), None,
-                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.xip_ctrl, off, value), None)
-        uc.mmio_map(rp.XIP_QMI_BASE, 0x1000, lambda uc, off, size, ud: self.qmi.read(off), None,
-                    lambda uc, off, size, value, ud: self._qmi_or_ctrl_write(self.qmi, off, value), None)
-        uc.mmio_map(rp.SIO_BASE, 0x1000, lambda uc, off, size, ud: self.sio_timer.read(off), None,
-                    lambda uc, off, size, value, ud: self.sio_timer.write(off, value), None)
-
-    def _qmi_or_ctrl_write(self, peripheral, offset: int, value: int) -> None:
-        peripheral.write(offset, value)
-        if peripheral is self.qmi:
-            self._xip_checks[0] = self.qmi.direct_mode or any(
-                rp.atrans_size_pages(a) < rp.QMI_ATRANS_WINDOW // rp.QMI_ATRANS_PAGE for a in self.qmi.atrans)
-
     def xip_unavailable(self, address: int) -> str | None:
         """Why the QMI would bus-fault an access to `address` now ('direct mode', 'ATRANSn size'), or None."""
         if self.qmi.direct_mode and rp.xip_blocked_by_direct_mode(address):
@@ -329,7 +314,7 @@ class Machine:
                 # firmware looping through its trap handler ends its slice like any other loop.
                 if st[0] <= 0:
                     if machine._stop_reason is None:
-                        machine._stop_reason = "budget"
+                        machine._stop_reason = StopReason.BUDGET
                     uclib.uc_emu_stop(uch)
                     return
                 if pending[0] is not None:
@@ -430,7 +415,7 @@ class Machine:
             try:
                 alias = (address >> 26) & 3
                 if alias == 2:
-                    return  # maintenance alias: an operation, not an XIP access (INFERRED); see _mmio_maintenance_write
+                    return  # maintenance alias: an operation, not an XIP access (INFERRED); see peripherals.XipMaintenance
                 if xip_checks[0] and machine.xip_unavailable(address):
                     pc = machine._pc()
                     write = access == UC_MEM_WRITE or rv.decode_amo(machine._insn_at(pc)) in ("amo", "sc")
@@ -616,7 +601,7 @@ class Machine:
         if cause == rp.CAUSE_BREAKPOINT and self.ebreak_halts:
             # Debug mode instead of the trap handler (a debugger's software breakpoint): pc stays on the ebreak.
             uc.reg_write(UC_RISCV_REG_PC, epc)
-            self._request_stop("ebreak")
+            self._request_stop(StopReason.EBREAK)
             return
         mstatus = self._pending_mstatus[0]
         if mstatus is None:
@@ -639,7 +624,7 @@ class Machine:
             handler += 4 * (cause & ~rp.CAUSE_INTERRUPT)
         if handler == epc:
             # The handler itself faults at its first instruction: a real core would spin here forever.
-            self._request_stop("trap-loop")
+            self._request_stop(StopReason.TRAP_LOOP)
         uc.reg_write(UC_RISCV_REG_PC, handler)
 
     def _record_trap(self, trap: Trap) -> None:
@@ -714,7 +699,7 @@ class Machine:
         if value is not None:
             self._uc.reg_write(UC_RISCV_REG_MSTATUS, value)
 
-    def _request_stop(self, reason: str) -> None:
+    def _request_stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._uclib.uc_emu_stop(self._uch)
@@ -743,23 +728,20 @@ class Machine:
         return False
 
     def read_memory_word_for_lr(self, address: int) -> int:
-        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            return self.uart.read(address - rp.UART0_BASE)
-        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
-        return int.from_bytes(self.read_memory(address, 4), "little")
+        value = self.bus.read(address)
+        return value if value is not None else int.from_bytes(self.read_memory(address, 4), "little")
 
     def _on_direct_csr_write(self, uc, access: int, address: int, size: int, value: int, _ud) -> None:
         """Direct mode switched on by code running from XIP: that code's very next fetch is refused."""
         try:
-            self._qmi_or_ctrl_write(self.qmi, rp.QMI_DIRECT_CSR, value)
+            self.qmi.write(rp.QMI_DIRECT_CSR, value)
             pc = self._pc()
             if self.qmi.direct_mode and self.xip_unavailable(pc):
                 self._take_trap(rp.CAUSE_FETCH_FAULT, pc + rv.insn_length(self._insn_at(pc) & 0xFFFF),
                                 in_memory_hook=True)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _on_intr(self, uc, intno: int, _ud) -> None:
         try:
@@ -771,7 +753,7 @@ class Machine:
             self._take_trap(cause, epc)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _on_bad_access(self, uc, access: int, address: int, size: int, value: int, _ud) -> bool:
         from unicorn import UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT, UC_MEM_READ_UNMAPPED
@@ -794,7 +776,7 @@ class Machine:
             self._emulate_csr(address)
         except BaseException as e:
             self._hook_error = e
-            self._request_stop("error")
+            self._request_stop(StopReason.ERROR)
 
     def _emulate_csr(self, address: int) -> bool:
         """Run a Zicsr instruction on a CSR the twin owns; False if the instruction at `address` is not one."""
@@ -841,11 +823,6 @@ class Machine:
         old = self.counters.read(which, now)
         mask = 0xFFFFFFFF << shift
         self.counters.write(which, (old & ~mask) | (value << shift), now)
-
-    def _mmio_maintenance_write(self, uc, offset: int, size: int, value: int, _ud) -> None:
-        op = self.cache.maintain(offset)
-        if self.trace is not None:
-            self.trace.append(("maint", offset, op))
 
     # --- running ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -942,7 +919,7 @@ class Machine:
                 half = self._insn_at(pc) & 0xFFFF
                 self._unretire_from(pc + rv.insn_length(half))
             self._st[0] = 0
-            return RunResult("step", self._st[1] - before, self._pc())
+            return RunResult(StopReason.STEP, self._st[1] - before, self._pc())
 
     def run(self, max_instructions: int | None = None) -> RunResult:
         """Run until idle, a breakpoint, a halt request, a trap loop, or about `max_instructions` (block granularity)."""
@@ -951,26 +928,26 @@ class Machine:
         if self._pc() in self.breakpoints:
             r = self.step()
             if r.pc in self.breakpoints:
-                return RunResult("breakpoint", self._st[1] - start, r.pc)
+                return RunResult(StopReason.BREAKPOINT, self._st[1] - start, r.pc)
         while True:
             done = self._st[1] - start
             if max_instructions is not None and done >= max_instructions:
-                return RunResult("budget", done, self._pc())
+                return RunResult(StopReason.BUDGET, done, self._pc())
             if self._halt_requested:
-                return RunResult("halt", done, self._pc())
+                return RunResult(StopReason.HALT, done, self._pc())
             budget = SLICE_INSTRUCTIONS if max_instructions is None else min(SLICE_INSTRUCTIONS,
                                                                              max_instructions - done)
             reason = self.run_slice(budget)
-            if reason != "budget":
+            if reason != StopReason.BUDGET:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
-    def run_slice(self, budget: int) -> str:
+    def run_slice(self, budget: int) -> StopReason:
         """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
         is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
         any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
         with self.lock:
             if self._halt_requested:
-                return "halt"
+                return StopReason.HALT
             self._stop_reason = None
             self._st[0] = budget
             if self._halt_requested:    # asked for since the look above: the hook must see it
@@ -979,16 +956,16 @@ class Machine:
             pc = self._pc()
             self._emu(pc)
             reason = self._stop_reason
-            if reason == "budget" and self._halt_requested:
-                reason = "halt"
+            if reason == StopReason.BUDGET and self._halt_requested:
+                reason = StopReason.HALT
             if reason is not None:
                 return reason
             pc = self._pc()
             if pc in self.breakpoints:
-                return "breakpoint"
+                return StopReason.BREAKPOINT
             if self._is_idle(pc):
-                return "budget" if self._sleep_in_wfi(pc) else "idle"
-            return "budget"
+                return StopReason.BUDGET if self._sleep_in_wfi(pc) else StopReason.IDLE
+            return StopReason.BUDGET
 
     # --- a debugger's view ---------------------------------------------------------------------------------------------
     def read_memory(self, address: int, size: int) -> bytes:
@@ -1004,26 +981,15 @@ class Machine:
                 out += ctypes.string_at(ctypes.addressof(buf) + off, n)
                 a += n
                 continue
-            reg = self._peripheral_read(a & ~3)
+            reg = self.bus.peek(a & ~3)
             if reg is None:
                 raise TargetError(f"{MODEL_NOTE}: nothing at {a:#x} (read of {size} bytes at {address:#x}); "
-                                  "modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, UART0, XIP_CTRL, QMI")
+                                  f"modelled: ROM, XIP flash/PSRAM and their aliases, SRAM, {self.bus.names()}")
             word = reg.to_bytes(4, "little")
             n = min(end - a, 4 - (a & 3))
             out += word[a & 3:(a & 3) + n]
             a += n
         return bytes(out)
-
-    def _peripheral_read(self, address: int) -> int | None:
-        if rp.SIO_BASE <= address < rp.SIO_BASE + 0x1000:
-            return self.sio_timer.peek(address - rp.SIO_BASE)
-        if rp.UART0_BASE <= address < rp.UART0_BASE + 0x1000:
-            return self.uart.peek(address - rp.UART0_BASE)
-        if rp.XIP_CTRL_BASE <= address < rp.XIP_CTRL_BASE + 0x1000:
-            return self.xip_ctrl.read(address - rp.XIP_CTRL_BASE)
-        if rp.XIP_QMI_BASE <= address < rp.XIP_QMI_BASE + 0x1000:
-            return self.qmi.peek(address - rp.XIP_QMI_BASE)
-        return None
 
     def write_memory(self, address: int, data: bytes) -> None:
         with self.lock:
@@ -1039,15 +1005,12 @@ class Machine:
                     a += n
                     i += n
                     continue
-                periph = (self.xip_ctrl if rp.XIP_CTRL_BASE <= a < rp.XIP_CTRL_BASE + 0x1000 else
-                          self.qmi if rp.XIP_QMI_BASE <= a < rp.XIP_QMI_BASE + 0x1000 else None)
-                if periph is not None and a % 4 == 0 and len(data) - i >= 4:
-                    self._qmi_or_ctrl_write(periph, a & 0xFFF, int.from_bytes(data[i:i + 4], "little"))
+                if a % 4 == 0 and len(data) - i >= 4 and self.bus.poke(a, int.from_bytes(data[i:i + 4], "little")):
                     a += 4
                     i += 4
                     continue
                 raise TargetError(f"{MODEL_NOTE}: cannot write {len(data)} bytes at {address:#x}: {a:#x} is not "
-                                  "memory the twin models (or not a whole XIP_CTRL or QMI register)")
+                                  f"memory the twin models (or not a whole register of {self.bus.names()})")
 
     def read_register(self, name: str) -> int:
         from unicorn.riscv_const import UC_RISCV_REG_PC
@@ -1113,7 +1076,7 @@ class Machine:
             self.write_register(f"a{i}", a)
         self.write_register("pc", address)
         result = self.run(max_instructions)
-        if result.reason != "idle":
+        if result.reason != StopReason.IDLE:
             raise TargetError(f"{MODEL_NOTE}: call of {function} stopped ({result.reason}) at pc {result.pc:#x}")
         return self.read_register("a0")
 
@@ -1164,8 +1127,7 @@ class Machine:
         self._uc = None  # unicorn frees its state with the object
 
 
-REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip", "mcountinhibit",
-                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+REGISTER_CSRS = rv.REGISTER_CSRS   # the CSRs read_registers() gives (faces import it from here)
 
 
 def region_of(address: int) -> str:

@@ -10,7 +10,7 @@ The scheme: while the core runs, simulated cycles are tied to wall time, cycle(t
 at each resume (halted time is not simulated time: the core does not run while halted, and Hazard3's mcycle stops in
 Debug Mode too). After a halt the anchor is the cycle the halt asked for, not the block boundary where it stopped.
 - A halt requested at wall time T runs the core on to cycle(T), to the first translated-block boundary at or after it
-  (blocks are a few instructions; run_to_cycle keeps the overshoot small), and stops there. So where a sample lands
+  (blocks are a few instructions; runner.run_to_cycle keeps the overshoot small), and stops there. So where a sample lands
   depends only on when it was asked for, whatever the host was doing. On the GDB server face, T is the kernel's
   arrival stamp of the interrupt (SO_TIMESTAMPNS), not the moment the server got round to reading it; in-process
   (sim://), T is the moment halt() was called.
@@ -61,7 +61,7 @@ class SimClock:
         self._asked: int | None = None   # the cycle the last halt asked for (see start)
         self.slips = 0
         self.slipped_cycles = 0
-        self.cpi = 1.0           # cycles per instruction of the last slice (run_to_cycle's estimate)
+        self.cpi = 1.0           # cycles per instruction of the last slice (runner.run_to_cycle's estimate)
 
     def start(self, cycles: int, now: float | None = None) -> None:
         """Anchor the clock as the core starts running (every resume): halted time is not simulated time.
@@ -105,31 +105,3 @@ class SimClock:
         return {"clock_hz": self.hz, "slips": self.slips, "slipped_cycles": self.slipped_cycles,
                 "note": "RP2350 twin (a model) paced to a nominal clock; samples land at the simulated cycle of the "
                         "halt request (sim/pacing.py)"}
-
-
-def run_to_cycle(machine, target: int, clock: SimClock | None = None) -> str:
-    """Run `machine` until its cycle count reaches `target` (block granularity) or the core stops by itself.
-
-    The machine's budget counts instructions; cycles add miss stalls. Each slice asks for the instructions that the
-    last slice's cycles-per-instruction (kept on the clock between calls) says will cover what is left, so a
-    stall-heavy stretch (7 cycles an instruction in xipbench's PSRAM thrashing) does not overshoot its cycle.
-    Returns "budget" when the target was reached, else the machine's stop reason (idle, breakpoint, trap-loop, halt).
-    """
-    cpi = clock.cpi if clock is not None else 1.0
-    try:
-        while True:
-            left = target - machine.cycles
-            if left <= 0:
-                return "budget"
-            c0, i0 = machine.cycles, machine.instructions
-            # At most CATCH_UP_SLICE instructions a slice: when the code changes character (a copy loop full of
-            # misses after an SRAM loop), the estimate is wrong for one slice, and the overshoot stays small.
-            reason = machine.run_slice(max(1, min(CATCH_UP_SLICE, int(left / cpi))))
-            if reason != "budget":
-                return reason
-            done_i = machine.instructions - i0
-            if done_i:
-                cpi = max(1.0, (machine.cycles - c0) / done_i)
-    finally:
-        if clock is not None:
-            clock.cpi = cpi

@@ -1,4 +1,5 @@
-"""The twin's peripherals (a model): enough of UART0 (PL011) to print, and XIP_CTRL with the cache counters."""
+"""The twin's peripherals (a model): enough of UART0 (PL011) to print, XIP_CTRL with the cache counters, QMI and the
+XIP maintenance alias. Each offers read/write/peek/poke at an offset into its block, as sim/bus.py maps them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Uart:
             if self.echo is not None:
                 self.echo(byte)
 
+    poke = write   # a debugger's write to DR transmits as the firmware's does
+
     def text(self) -> str:
         return self.output.decode("utf-8", "replace")
 
@@ -49,6 +52,8 @@ class XipCtrl:
             return self.cache.read_counter(0)
         return 0
 
+    peek = read   # reads have no side effects (the counters clear on a write, not on a read)
+
     def write(self, offset: int, value: int) -> None:
         if offset == rp.XIP_CTRL_CTRL:
             if value & rp.CTRL_POWER_DOWN:
@@ -60,6 +65,30 @@ class XipCtrl:
             self.cache.clear_counter(1)     # type WC: any write clears
         elif offset == rp.XIP_CTRL_CTR_ACC:
             self.cache.clear_counter(0)
+
+    poke = write   # a debugger's write to CTR_HIT/CTR_ACC clears it as any write does
+
+
+class XipMaintenance:
+    """The XIP maintenance alias: a write is a cache operation picked by the low 3 address bits (rp2350.py
+    XIP_MAINT_OPS); reads give 0 (INFERRED: the datasheet gives reads no meaning). `trace`, when a list, records each
+    operation as ("maint", offset, operation)."""
+
+    def __init__(self, cache: XipCache, trace: list | None = None):
+        self.cache = cache
+        self.trace = trace
+
+    def read(self, offset: int) -> int:
+        return 0
+
+    peek = read
+
+    def write(self, offset: int, value: int) -> None:
+        op = self.cache.maintain(offset)
+        if self.trace is not None:
+            self.trace.append(("maint", offset, op))
+
+    poke = write
 
 
 class Qmi:
@@ -75,6 +104,7 @@ class Qmi:
         self.direct_csr = rp.QMI_DIRECT_CSR_RESET
         self.windows = [dict(rp.QMI_WINDOW_RESET) for _ in range(2)]
         self.atrans = list(rp.QMI_ATRANS_RESET)
+        self.xip_checks = [False]   # a list cell the core's hot hooks hold: True while this state can fault XIP
 
     @property
     def direct_mode(self) -> bool:
@@ -104,6 +134,10 @@ class Qmi:
             self.windows[where[0]][where[1]] = value
         elif rp.QMI_ATRANS0 <= offset < rp.QMI_ATRANS0 + 4 * rp.QMI_ATRANS_COUNT:
             self.atrans[(offset - rp.QMI_ATRANS0) // 4] = value & 0x07FF0FFF
+        self.xip_checks[0] = self.direct_mode or any(
+            rp.atrans_size_pages(a) < rp.QMI_ATRANS_WINDOW // rp.QMI_ATRANS_PAGE for a in self.atrans)
+
+    poke = write
 
     @staticmethod
     def _window_reg(offset: int) -> tuple[int, int] | None:

@@ -108,3 +108,5 @@ class SioTimer:
             return
         if self.on_change is not None:
             self.on_change()
+
+    poke = write   # a debugger's write lands as the firmware's does (the SIO does not tell the bus masters apart here)

@@ -21,9 +21,8 @@ from ..errors import TargetError
 from ..target.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
                            STOP_REASON, WRITE_MEMORY, Target)
 from .machine import MODEL_NOTE, Machine, RunResult
-from .pacing import DEFAULT_CLOCK_HZ, SimClock, run_to_cycle
-
-SLICE = 50_000
+from .pacing import DEFAULT_CLOCK_HZ
+from .runner import Runner, StopReason
 
 
 class SimTarget(Target):
@@ -51,7 +50,7 @@ class SimTarget(Target):
                               "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
         self.firmware = firmware
         self.machine = Machine(firmware, **machine_kwargs)
-        self.clock = SimClock(clock_hz) if clock_hz else None
+        self.runner = Runner(self.machine, clock_hz=clock_hz)
         self._halt_at: float | None = None     # wall time of a pending halt request (paced runs)
         self._halt_after: float | None = None  # the next halt's running time since the last resume (halt_after)
         self._after_next: float | None = None  # halt_after() given, for the run that the next resume starts
@@ -59,9 +58,7 @@ class SimTarget(Target):
         self._thread: threading.Thread | None = None
         self._running = False
         self._wake = threading.Event()
-        self._requests = threading.Condition()   # requests waiting for the lock (see _between_slices)
-        self._waiting = 0
-        self.last_stop: str | None = None
+        self.last_stop: StopReason | None = None
         self._halted_since: float | None = None   # wall time the core stopped at its halt's cycle
         self._halted_s = 0.0                       # wall time held halted by a debugger, resume to resume
 
@@ -82,26 +79,15 @@ class SimTarget(Target):
         return self._between_slices(self.machine.read_register, name)
 
     def _between_slices(self, request, *args):
-        """Serve a request under the twin's lock, holding the run loop off until it is served.
-
-        Python's locks are not fair: a run loop that releases the lock and takes it straight back for its next slice
-        would starve a reader until the firmware parked itself. So a waiting request makes the loop wait too.
-        """
-        with self._requests:
-            self._waiting += 1
-        try:
-            with self.machine.lock:
-                return request(*args)
-        finally:
-            with self._requests:
-                self._waiting -= 1
-                self._requests.notify_all()
+        """Serve a request between slices, ahead of the run loop (the runner's fair gate)."""
+        with self.runner.request():
+            return request(*args)
 
     def halt(self) -> None:
         thread = self._thread
         if thread is None:
             return
-        if self.clock is not None:
+        if self.runner.clock is not None:
             # the run loop runs on to this moment's simulated cycle (or the one halt_after() asked for), then stops
             # (kept until the next resume replaces it: the loop, still running until _running drops, stays capped)
             after = self._halt_after
@@ -114,7 +100,7 @@ class SimTarget(Target):
         self._thread = None
         self._halted_since = time.perf_counter()   # the core is at its halt's cycle: held from here to resume()
         self.machine.clear_halt_request()
-        self.last_stop = self.last_stop or "halt"
+        self.last_stop = self.last_stop or StopReason.HALT
 
     def resume(self) -> None:
         if self._thread is not None:
@@ -131,11 +117,9 @@ class SimTarget(Target):
         self._halt_after, self._after_next = self._after_next, None
         self.last_stop = None
         self.machine.clear_halt_request()
-        if self.clock is not None:
-            self._resumed_at = time.perf_counter()
-            self.clock.start(self.machine.cycles, self._resumed_at)
-        loop = self._paced_loop if self.clock is not None else self._loop
-        self._thread = threading.Thread(target=loop, name="xipscope-sim", daemon=True)
+        self._resumed_at = time.perf_counter()
+        self.runner.started(self._resumed_at)
+        self._thread = threading.Thread(target=self._loop, name="xipscope-sim", daemon=True)
         self._thread.start()
 
     def state(self) -> str:
@@ -156,7 +140,12 @@ class SimTarget(Target):
         (None: unpaced). The target must be halted."""
         if self._thread is not None:
             raise TargetError(f"{self.url}: halt the target before changing its pacing")
-        self.clock = SimClock(clock_hz) if clock_hz else None
+        self.runner.pace(clock_hz)
+
+    @property
+    def clock(self):
+        """The simulated clock the twin is paced to (sim/pacing.py), or None: unpaced."""
+        return self.runner.clock
 
     def pacing(self) -> dict | None:
         """How the twin's clock ran (for a profile's meta.json): nominal Hz and any slips, the cycles run since
@@ -178,10 +167,10 @@ class SimTarget(Target):
     def stop_reason(self) -> str | None:
         """Why the core stopped by itself: "idle" (parked in wfi with nothing to wake it: the firmware ended),
         "trap-loop" or "breakpoint" (the run loop stopped), else None (running, or halted by a debugger)."""
-        if self.last_stop in ("trap-loop", "breakpoint"):
+        if self.last_stop in (StopReason.TRAP_LOOP, StopReason.BREAKPOINT):
             return self.last_stop
         m = self.machine
-        return "idle" if self._between_slices(lambda: m._is_idle(m.read_register("pc"))) else None
+        return StopReason.IDLE if self._between_slices(lambda: m._is_idle(m.read_register("pc"))) else None
 
     def ground_truth(self) -> dict:
         """The model's exact counts since reset (sim/report.py stats_json: cycles and XIP accesses per function)."""
@@ -192,52 +181,39 @@ class SimTarget(Target):
     def uart_output(self) -> str:
         return self.machine.uart.text()
 
-    def _loop(self) -> None:
-        m = self.machine
-        while self._running:
-            with self._requests:
-                self._requests.wait_for(lambda: self._waiting == 0)
-            reason = m.run_slice(SLICE)
-            if reason in ("breakpoint", "trap-loop"):
-                self.last_stop = reason
-                self._running = False
-                return
-            if reason == "idle":
-                # Parked in wfi: nothing can change until someone halts us.
-                self.last_stop = "idle"
-                self._wake.wait()
-            elif reason == "halt":
-                return
+    def _scheduled_cycle(self) -> int | None:
+        """The cycle halt_after() scheduled the next halt at (paced), or None: no schedule."""
+        after, clock = self._halt_after, self.runner.clock
+        return clock.due(self._resumed_at + after) if after is not None and clock is not None else None
 
-    def _paced_loop(self) -> None:
-        """Keep the core within a short slice of its clock (sim/pacing.py); a halt runs it on to the simulated
-        cycle of the moment halt() was called, and stops there."""
-        m, clock = self.machine, self.clock
+    def _loop(self) -> None:
+        """Run the core in slices until it stops by itself or is halted. Paced, a halt runs it on to the simulated
+        cycle of the moment halt() was called, and stops there; unpaced, halt() cuts the slice short."""
+        runner = self.runner
         idle = False
         while True:
-            with self._requests:
-                self._requests.wait_for(lambda: self._waiting == 0)
+            runner.gate.wait_clear()
             if not self._running:
                 if self._halt_at is not None and not idle:
-                    reason = run_to_cycle(m, clock.stop_at(m.cycles, self._halt_at), clock)
-                    if reason in ("breakpoint", "trap-loop", "idle"):
+                    reason = runner.run_to(self._halt_at)
+                    if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP, StopReason.IDLE):
                         self.last_stop = reason
                 return
             if idle:
                 self._wake.wait()     # parked in wfi: nothing changes until a halt
                 continue
-            lag = clock.behind(m.cycles, time.perf_counter())
-            after = self._halt_after
-            if after is not None:    # a sampler's scheduled halt (halt_after): never run past its cycle
-                lag = min(lag, clock.due(self._resumed_at + after) - m.cycles)
-            if lag < clock.min_slice:
-                self._wake.wait((clock.min_slice - lag) / clock.hz)
+            limit = self._scheduled_cycle()   # a sampler's scheduled halt (halt_after): never run past its cycle
+            wait = runner.due_in(limit)
+            if wait:
+                self._wake.wait(wait)
                 continue
-            reason = run_to_cycle(m, m.cycles + min(lag, clock.max_slice), clock)
-            if reason in ("breakpoint", "trap-loop"):
+            reason = runner.run_slice(limit)
+            if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP):
                 self.last_stop = reason
                 self._running = False
                 return
-            if reason == "idle":
-                self.last_stop = "idle"
+            if reason == StopReason.IDLE:
+                self.last_stop = reason
                 idle = True
+            elif reason == StopReason.HALT:
+                return

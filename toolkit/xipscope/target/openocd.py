@@ -31,8 +31,7 @@ TERMINATOR = b"\x1a"
 DEFAULT_PORT = 6666
 READ_BLOCK_WORDS = 1024        # words per read_memory command (4 KiB; the reply is ~11 characters a word)
 # The CSRs read_registers() adds to the GPRs and pc: the ones a trap or profile looks at.
-REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip",
-                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+REGISTER_CSRS = rv.REGISTER_CSRS
 _OPENOCD_NAME = {"s0": "fp", "x8": "fp"}   # OpenOCD calls x8 "fp", like gdb's register list
 _GET_REG = re.compile(r"(\S+) (0x[0-9a-fA-F]+)")
 

@@ -28,8 +28,7 @@ from .base import (ARM_REGISTERS, MEMORY, READ_WHILE_RUNNING, REGISTERS, RUN_CON
 
 DM_AP_ADDRESS = rp.DM_AP_ADDRESS
 BLOCK_WORDS = 256
-REGISTER_CSRS = ("mstatus", "misa", "mie", "mtvec", "mscratch", "mepc", "mcause", "mtval", "mip",
-                 "mcycle", "mcycleh", "minstret", "minstreth", "mvendorid", "mimpid", "mhartid")
+REGISTER_CSRS = rv.REGISTER_CSRS
 
 
 class PyocdTarget(Target):
