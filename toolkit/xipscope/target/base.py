@@ -29,7 +29,8 @@ STOP_REASON = "stop-reason"  # stop_reason(): why the core stopped by itself ("i
 
 CAPABILITY_NAMES = {
     MEMORY: "reading memory", WRITE_MEMORY: "writing memory", REGISTERS: "RISC-V registers and CSRs by name",
-    RUN_CONTROL: "halt, resume and run state", ARM_REGISTERS: "Arm core registers", SAMPLE: "a batched sample",
+    RUN_CONTROL: "halt, resume and run state", READ_WHILE_RUNNING: "reading memory while the core runs",
+    ARM_REGISTERS: "Arm core registers", SAMPLE: "a batched sample",
     MODEL: "being a model", PACING: "pacing to a simulated clock", FIRMWARE: "knowing its firmware",
     STOP_REASON: "saying why the core stopped by itself",
 }
