@@ -39,7 +39,8 @@ class OpenOcdSession:
         return self.log.read_text(errors="replace")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a process this test started, then kill it if it does not go within 10 s."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -79,4 +80,4 @@ def openocd(jtag_port: int, workdir: Path, timeout: float = 30.0, target: str | 
             time.sleep(0.05)
         yield session
     finally:
-        _stop(proc)
+        stop_process(proc)

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from openocd_twin import stop_process
+
 from xipscope.sim.elfimage import ElfImage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,13 +47,7 @@ def pyocd_gdbserver(log: Path, safety_s: float = 120.0):
             time.sleep(0.05)
         yield int(match.group(1))
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def test_the_plugin_registers_the_probe_type_twin_that_its_unique_ids_begin_with():
