@@ -35,7 +35,8 @@ def profile_twin(firmware: str | Path, out: str | Path, every: int = 2000, seed:
     """Sample `firmware` on the twin every ~`every` modelled cycles (jittered +-50%) until it parks or has run
     `max_instructions`; with `call=(function, args)`, run that function from a fresh stack instead of the entry
     point (as Machine.call does). Returns the meta written to meta.json."""
-    from xipscope.sim.machine import MODEL_NOTE, Machine
+    from xipscope.sim import MODEL_NOTE
+    from xipscope.sim.hazard3 import Machine
 
     firmware = Path(firmware)
     machine = Machine(firmware, timing=timing, seed=seed)

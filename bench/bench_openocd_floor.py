@@ -29,7 +29,8 @@ from openocd_twin import openocd  # noqa: E402
 
 from xipscope.chip import rp2350 as rp  # noqa: E402
 from xipscope.sim import jtag  # noqa: E402
-from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
+from xipscope.sim import MODEL_NOTE  # noqa: E402
+from xipscope.sim.hazard3 import Machine  # noqa: E402
 from xipscope.target import open_target  # noqa: E402
 from xipscope.target.base import SampleRequest  # noqa: E402
 

@@ -33,7 +33,8 @@ from xipscope.profile.sampler import choose_sampler  # noqa: E402
 from xipscope.sim.arm_core import ArmCore  # noqa: E402
 from xipscope.sim.dap import TwinDapProbe  # noqa: E402
 from xipscope.sim.jtag import JtagServer  # noqa: E402
-from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
+from xipscope.sim import MODEL_NOTE  # noqa: E402
+from xipscope.sim.hazard3 import Machine  # noqa: E402
 from xipscope.target import open_target  # noqa: E402
 from xipscope.target.base import SampleRequest  # noqa: E402
 from xipscope.target.counting_probe import CountingProbe  # noqa: E402

@@ -14,7 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "toolkit"))
 
-from xipscope.sim.machine import MODEL_NOTE, Machine  # noqa: E402
+from xipscope.sim import MODEL_NOTE  # noqa: E402
+from xipscope.sim.hazard3 import Machine  # noqa: E402
 
 GOAL = 2_000_000
 RUNS = 7

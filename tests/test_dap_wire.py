@@ -15,7 +15,7 @@ from xipscope.chip import armv8m
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.arm_core import ArmCore
 from xipscope.sim.dap import TwinDapProbe
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 from xipscope.target.pyocd import PyocdArmTarget, PyocdTarget
 
 REPO = Path(__file__).resolve().parent.parent

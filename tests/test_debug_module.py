@@ -11,7 +11,7 @@ import pytest
 from xipscope.chip import rp2350 as rp
 from xipscope.sim import debug_module as d
 from xipscope.sim.elfimage import ElfImage
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"

@@ -28,7 +28,7 @@ from xipscope.profile.sampler import JITTER, sample_intervals, sample_profile
 from xipscope.profile.samples import read_samples
 from xipscope.sim import jtag
 from xipscope.sim.debug_module import DebugModule
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 from xipscope.target import open_target
 from xipscope.target.base import SampleRequest
 

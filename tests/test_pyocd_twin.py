@@ -17,7 +17,7 @@ from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
 from xipscope.sim.dap import TwinDapProbe
 from xipscope.sim.elfimage import ElfImage
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 from xipscope.sim.target import SimTarget
 from xipscope.target.pyocd import PyocdTarget
 from xipscope.target.base import SampleRequest

@@ -8,7 +8,7 @@ import pytest
 
 from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 LIST = 0x20040000            # an unused SRAM area for address lists

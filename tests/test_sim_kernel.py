@@ -14,7 +14,7 @@ import pytest
 
 from qemu import PANIC_LINE, built_kernel
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1200, method="thread")]
 BOOT_BUDGET = 40_000_000     # instructions to the panic; the twin reaches it within 23 M (checked in slices of 1 M)

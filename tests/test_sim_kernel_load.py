@@ -10,7 +10,7 @@ import pytest
 
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware" / "xipbench.elf"   # linked in flash, not at 0x11000000
 

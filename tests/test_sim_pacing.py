@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from xipscope.elf.symbols import load_symbols
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 from xipscope.sim.pacing import SimClock
 from xipscope.sim.runner import run_to_cycle
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 SRAM_CODE = 0x20040000            # unused SRAM: the tests put a two-instruction loader here

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 

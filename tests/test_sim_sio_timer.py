@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.machine import IRQ_POLL_CYCLES, Machine
+from xipscope.sim.hazard3 import Machine
+from xipscope.sim.hazard3.core import IRQ_POLL_CYCLES
 from xipscope.sim.sio_timer import SioTimer
 
 REPO = Path(__file__).resolve().parent.parent

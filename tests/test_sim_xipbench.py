@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xipscope.sim.machine import Machine
+from xipscope.sim.hazard3 import Machine
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 PHASE = re.compile(r"phase (\S+) cycles=(\d+) instret=(\d+) xip_acc=(\d+) xip_hit=(\d+) result=(0x[0-9a-f]+)")

@@ -42,13 +42,14 @@ from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V
                            FPB_BASE, ID_PFR1, PCSR_NO_SAMPLE, PPB_ROM_TABLE, SCS_BASE, S_HALT, S_LOCKUP, S_REGRDY,
                            S_RESET_ST, S_RETIRE_ST, S_SDE, VTOR, coresight_id)
 from ..errors import TargetError
+from . import MODEL_NOTE
 from .bus import Bus
 from .cache import XipCache
 from .counters import Timing
 from .elfimage import ElfImage
 from .memory import TwinMemory
-from .machine import MODEL_NOTE, FunctionStats, region_of
 from .peripherals import Uart, XipCtrl
+from .truth import FunctionStats, region_of
 
 # --- the model's choices for the System Control Space and debug components ---------------------------------------
 CPUID_CORTEX_M33_R1P0 = 0x411FD210      # implementer Arm, variant 1, ARMv8-M, part 0xD21, revision 0 (ASSUMED)

@@ -107,7 +107,7 @@ def run(args) -> int:
             from .gdbserver import serve
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)
             return 0
-        from .machine import Machine
+        from .hazard3 import Machine
         from .report import format_function_table, stats_json, trap_loop_text
 
         machine = Machine(args.firmware, **_machine_kwargs(args, echo))

@@ -30,8 +30,9 @@ from ..chip import armv8m
 from ..chip import rp2350 as rp
 from ..chip.armv8m import ARCHID_MEM_AP, ARCHID_ROM_TABLE, DEVARCH_PRESENT, PPB_ROM_TABLE, coresight_id
 from ..errors import TargetError
+from . import MODEL_NOTE
 from .debug_module import DebugModule
-from .machine import MODEL_NOTE, Machine
+from .hazard3 import Machine
 from .runner import Runner
 
 DPIDR = rp.DPIDR

@@ -53,6 +53,6 @@ class TwinProbePlugin(Plugin):
 
     @property
     def description(self) -> str:
-        from .machine import MODEL_NOTE
+        from . import MODEL_NOTE
         return (f"{MODEL_NOTE}: an ADIv6 SW-DP with the RISC-V Debug Module's APB-AP (0xa000) or core 0's AHB-AP "
                 "(0x2000); `-u twin:FIRMWARE.elf`")

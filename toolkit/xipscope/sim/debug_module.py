@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .machine import Machine
+from .hazard3 import Machine
 from .runner import StopReason
 
 # DM register addresses (debug spec 0.13.2, 3.12).

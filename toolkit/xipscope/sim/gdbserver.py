@@ -16,7 +16,8 @@ from ..target.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n i
 from ..target.description import riscv_register_layout
 from ..target.description import target_xml as description_xml
 from ..target.server import MAX_READ, Listener, RspConnection, hex_field
-from .machine import MODEL_NOTE, REGISTER_CSRS, Machine
+from . import MODEL_NOTE
+from .hazard3 import Machine
 from .runner import Runner, StopReason
 
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
@@ -25,7 +26,7 @@ SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
 
 def target_xml() -> str:
     """The twin's target description: the GPRs, pc and the CSRs it models, numbered as OpenOCD numbers them."""
-    layout = riscv_register_layout([*rv.GPR_NAMES, "pc", *REGISTER_CSRS])
+    layout = riscv_register_layout([*rv.GPR_NAMES, "pc", *rv.REGISTER_CSRS])
     return description_xml(layout, f"{MODEL_NOTE}: Hazard3 core 0 as xipscope's twin models it")
 
 
@@ -35,7 +36,7 @@ def regnum_name(n: int) -> str | None:
     if n == 32:
         return "pc"
     name = rv.CSR_NAMES.get(n - CSR_REGNUM_BASE)
-    return name if name in REGISTER_CSRS else None
+    return name if name in rv.REGISTER_CSRS else None
 
 
 def _le32(value: int) -> str:

@@ -24,8 +24,9 @@ import sys
 
 from ..probe_model import ProbeCounts
 from ..target.server import Listener
+from . import MODEL_NOTE
 from .debug_module import DebugModule
-from .machine import MODEL_NOTE, Machine
+from .hazard3 import Machine
 from .runner import Runner
 
 IDCODE = 0x10000E21   # the model's own (version 1, part 0, JEDEC-style id 0x710 | 1); OpenOCD is told to expect it

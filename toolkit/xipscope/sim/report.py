@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .machine import MODEL_NOTE, Machine
+from . import MODEL_NOTE
+from .hazard3 import Machine
 
 
 def _rate(hits: int, acc: int) -> str:

@@ -20,7 +20,8 @@ import time
 from ..errors import TargetError
 from ..target.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
                            STOP_REASON, WRITE_MEMORY, Target)
-from .machine import MODEL_NOTE, Machine, RunResult
+from . import MODEL_NOTE
+from .hazard3 import Machine, RunResult
 from .pacing import DEFAULT_CLOCK_HZ
 from .runner import Runner, StopReason
 

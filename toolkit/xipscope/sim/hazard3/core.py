@@ -35,19 +35,20 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chip import riscv as rv
-from ..chip import rp2350 as rp
-from ..errors import TargetError
-from .bus import Bus
-from .cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
-from .counters import PerfCounters, Timing
-from .elfimage import ElfImage
-from .memory import TwinMemory
-from .peripherals import Qmi, Uart, XipCtrl, XipMaintenance
-from .runner import StopReason
-from .sio_timer import SioTimer
+from ...chip import riscv as rv
+from ...chip import rp2350 as rp
+from ...errors import TargetError
+from .. import MODEL_NOTE
+from ..bus import Bus
+from ..cache import SET_MASK, SET_SHIFT, TAG_SHIFT, XipCache, set_and_tag
+from ..counters import PerfCounters, Timing
+from ..elfimage import ElfImage
+from ..memory import TwinMemory
+from ..peripherals import Qmi, Uart, XipCtrl, XipMaintenance
+from ..runner import StopReason
+from ..sio_timer import SioTimer
+from ..truth import FunctionStats, region_of
 
-MODEL_NOTE = "RP2350 twin (a model)"
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
 TRAP_HISTORY = 4096          # traps kept in Machine.traps (the latest); a firmware in a trap loop takes millions
@@ -77,37 +78,6 @@ class Trap:
     cause: int
     epc: int
     instret: int        # ground-truth instructions retired before the trap
-
-
-@dataclass
-class FunctionStats:
-    """Ground truth for one function (or `?` for code outside every ELF function), exactly as the model ran it."""
-
-    name: str
-    start: int
-    region: str
-    instructions: int = 0
-    cycles: int = 0
-    fetch_accesses: int = 0
-    fetch_hits: int = 0
-    data_accesses: int = 0
-    data_hits: int = 0
-
-    @property
-    def xip_accesses(self) -> int:
-        return self.fetch_accesses + self.data_accesses
-
-    @property
-    def xip_hits(self) -> int:
-        return self.fetch_hits + self.data_hits
-
-    @property
-    def xip_misses(self) -> int:
-        return self.xip_accesses - self.xip_hits
-
-    @property
-    def hit_rate(self) -> float | None:
-        return self.xip_hits / self.xip_accesses if self.xip_accesses else None
 
 
 @dataclass
@@ -212,7 +182,7 @@ class Machine:
     def _load_flash_image(self, spec: str) -> str:
         """Program the twin's flash from FILE.uf2 or FILE[@ADDR] (raw; ADDR defaults to 0x10000000) before the ELF's
         segments are loaded: where both write, the ELF's bytes stand, so the code the twin runs matches its symbols."""
-        from ..target.memory_image import read_image_chunks
+        from ...target.memory_image import read_image_chunks
 
         chunks, description = read_image_chunks(spec, rp.XIP_BASE)
         for address, data in chunks:
@@ -1031,7 +1001,7 @@ class Machine:
             if const is not None:
                 return self._uc.reg_read(const)
         raise TargetError(f"{MODEL_NOTE}: no register {name!r}; known: pc, {', '.join(rv.GPR_NAMES)}, "
-                          f"{', '.join(REGISTER_CSRS)}")
+                          f"{', '.join(rv.REGISTER_CSRS)}")
 
     def write_register(self, name: str, value: int) -> None:
         from unicorn.riscv_const import UC_RISCV_REG_PC
@@ -1061,7 +1031,7 @@ class Machine:
     def read_registers(self) -> dict[str, int]:
         regs = {name: self.read_register(name) for name in rv.GPR_NAMES}
         regs["pc"] = self.read_register("pc")
-        for name in REGISTER_CSRS:
+        for name in rv.REGISTER_CSRS:
             regs[name] = self.read_register(name)
         return regs
 
@@ -1125,20 +1095,6 @@ class Machine:
 
     def close(self) -> None:
         self._uc = None  # unicorn frees its state with the object
-
-
-REGISTER_CSRS = rv.REGISTER_CSRS   # the CSRs read_registers() gives (faces import it from here)
-
-
-def region_of(address: int) -> str:
-    from ..chip.memory_map import get_memory_map
-    global _RP_MAP
-    if _RP_MAP is None:
-        _RP_MAP = get_memory_map("rp2350")
-    return _RP_MAP.region_name(address)
-
-
-_RP_MAP = None
 
 
 def _gpr_const(i: int) -> int:
