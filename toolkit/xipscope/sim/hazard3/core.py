@@ -48,6 +48,7 @@ from ..peripherals import Qmi, Uart, XipCtrl, XipMaintenance
 from ..runner import StopReason
 from ..sio_timer import SioTimer
 from ..truth import FunctionStats, region_of
+from .csrs import EMULATED_CSRS, READ_ONLY_CSRS, CsrEmulation, csr_const, gpr_const
 
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
@@ -60,17 +61,6 @@ NEVER = 1 << 62              # a cycle count the twin never reaches
 (B_COUNT, B_N, B_SIZE, B_ADDR, B_INSNS, B_SEGS, B_FIDX, B_ATOMIC, B_LINE_INFO, B_LINES, B_WORDS, B_CACHED, B_CS,
  B_PEN, B_EPOCH, B_MISS, B_DACC, B_DHIT, B_DSTALL, B_FAST, B_FIELDS) = range(21)
 
-# CSRs the twin answers itself (unicorn lacks them or reads host-derived values).
-_COUNTER_CSRS = {
-    rv.CSRS["mcycle"]: (PerfCounters.CY, 0), rv.CSRS["mcycleh"]: (PerfCounters.CY, 32),
-    rv.CSRS["minstret"]: (PerfCounters.IR, 0), rv.CSRS["minstreth"]: (PerfCounters.IR, 32),
-    rv.CSRS["cycle"]: (PerfCounters.CY, 0), rv.CSRS["cycleh"]: (PerfCounters.CY, 32),
-    rv.CSRS["instret"]: (PerfCounters.IR, 0), rv.CSRS["instreth"]: (PerfCounters.IR, 32),
-}
-_READ_ONLY_CSRS = {rv.CSRS["mvendorid"]: rp.HAZARD3_MVENDORID, rv.CSRS["mimpid"]: rp.HAZARD3_MIMPID,
-                   rv.CSRS["cycle"]: None, rv.CSRS["cycleh"]: None, rv.CSRS["instret"]: None,
-                   rv.CSRS["instreth"]: None}
-EMULATED_CSRS = frozenset(_COUNTER_CSRS) | {rv.CSRS["mcountinhibit"], rv.CSRS["mvendorid"], rv.CSRS["mimpid"]}
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ class _Fault:
     detail: str = ""
 
 
-class Machine:
+class Machine(CsrEmulation):
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
@@ -220,8 +210,8 @@ class Machine:
         ctypes.memmove(ctypes.addressof(where[0]) + where[1], data, len(data))
 
     def _install_hooks(self) -> None:
-        from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ,
-                             UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE)
+        from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_UNMAPPED,
+                             UC_HOOK_MEM_WRITE)
 
         uc = self._uc
         block_cb_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
@@ -237,17 +227,7 @@ class Machine:
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_bad_access)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_bad_access)
-        # Counter CSR instructions are emulated at their addresses (found by scanning every executable section at its
-        # run address, every halfword): unicorn would otherwise answer with host-derived values.
-        seen = set()
-        for _name, addr, data in self.elf.exec_sections:
-            for off in range(0, len(data) - 3, 2):
-                insn = int.from_bytes(data[off:off + 4], "little")
-                dec = rv.decode_csr(insn)
-                if dec and dec[3] in EMULATED_CSRS and addr + off not in seen:
-                    seen.add(addr + off)
-                    uc.hook_add(UC_HOOK_CODE, self._on_csr_insn, begin=addr + off, end=addr + off)
-        self._csr_hook_addrs = seen
+        self._hook_csr_instructions(uc)
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
 
@@ -692,7 +672,7 @@ class Machine:
             rd = (insn >> 7) & 31
             value = self.read_memory_word_for_lr(address)
             if rd:
-                self._uc.reg_write(_gpr_const(rd), value)
+                self._uc.reg_write(gpr_const(rd), value)
             self._uc.reg_write(UC_RISCV_REG_PC, pc + 4)
             return False  # the load itself is still an access
         return False
@@ -741,70 +721,17 @@ class Machine:
         self._fault = _Fault(cause, pc, f"access at {address:#x}")
         return False
 
-    def _on_csr_insn(self, uc, address: int, size: int, _ud) -> None:
-        try:
-            self._emulate_csr(address)
-        except BaseException as e:
-            self._hook_error = e
-            self._request_stop(StopReason.ERROR)
-
-    def _emulate_csr(self, address: int) -> bool:
-        """Run a Zicsr instruction on a CSR the twin owns; False if the instruction at `address` is not one."""
-        from unicorn.riscv_const import UC_RISCV_REG_PC
-
-        uc = self._uc
-        insn = self._insn_at(address)
-        dec = rv.decode_csr(insn)
-        if dec is None or dec[3] not in EMULATED_CSRS:
-            return False
-        op, rd, rs, csr = dec
-        src = rs if op.endswith("i") else (uc.reg_read(_gpr_const(rs)) if rs else 0)
-        writes = op in ("csrrw", "csrrwi") or rs != 0
-        # The block hook has already counted this instruction: the CSR sees everything before it.
-        now_i = self._st[1] - 1
-        now_c = now_i + self._st[2]
-        old = self._csr_value(csr, now_c, now_i)
-        if writes:
-            if csr in _READ_ONLY_CSRS:
-                self._take_trap(rp.CAUSE_ILLEGAL, address)
-                return True
-            new = src if op in ("csrrw", "csrrwi") else (old | src if op in ("csrrs", "csrrsi") else old & ~src)
-            self._csr_store(csr, new & 0xFFFFFFFF, now_c, now_i)
-        if rd:
-            uc.reg_write(_gpr_const(rd), old)
-        uc.reg_write(UC_RISCV_REG_PC, address + 4)
-        return True
-
-    def _csr_value(self, csr: int, now_c: int, now_i: int) -> int:
-        if csr == rv.CSRS["mcountinhibit"]:
-            return self.counters.inhibit
-        if csr in _COUNTER_CSRS:
-            which, shift = _COUNTER_CSRS[csr]
-            now = now_c if which == PerfCounters.CY else now_i
-            return (self.counters.read(which, now) >> shift) & 0xFFFFFFFF
-        return _READ_ONLY_CSRS[csr]
-
-    def _csr_store(self, csr: int, value: int, now_c: int, now_i: int) -> None:
-        if csr == rv.CSRS["mcountinhibit"]:
-            self.counters.set_inhibit(value, now_c, now_i)
-            return
-        which, shift = _COUNTER_CSRS[csr]
-        now = now_c if which == PerfCounters.CY else now_i
-        old = self.counters.read(which, now)
-        mask = 0xFFFFFFFF << shift
-        self.counters.write(which, (old & ~mask) | (value << shift), now)
-
     # --- running ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Registers to their reset state and pc to the ELF entry (the twin boots like `qemu -kernel`)."""
         from unicorn.riscv_const import UC_RISCV_REG_PC
 
         for i in range(1, 32):
-            self._uc.reg_write(_gpr_const(i), 0)
+            self._uc.reg_write(gpr_const(i), 0)
         self._uc.reg_write(UC_RISCV_REG_PC, self.elf.entry)
         if self.dtb is not None:
             # The ports' bootloader: a0 = 0 (the kernel reads mhartid itself), a1 = the DTB in flash.
-            self._uc.reg_write(_gpr_const(rv.GPR_INDEX["a1"]), rp.LINUX_DTB_ADDR)
+            self._uc.reg_write(gpr_const(rv.GPR_INDEX["a1"]), rp.LINUX_DTB_ADDR)
         self._irq_at[0] = 0
 
     @property
@@ -990,14 +917,14 @@ class Machine:
             return self._uc.reg_read(UC_RISCV_REG_PC)
         if name in rv.GPR_INDEX:
             i = rv.GPR_INDEX[name]
-            return self._uc.reg_read(_gpr_const(i)) if i else 0
+            return self._uc.reg_read(gpr_const(i)) if i else 0
         if name == "mip":
             return self.pending_interrupts()   # unicorn's mip stays 0: the twin raises its interrupts itself
         if name in rv.CSRS:
             csr = rv.CSRS[name]
             if csr in EMULATED_CSRS:
                 return self._csr_value(csr, self.cycles, self.instructions)
-            const = _csr_const(name)
+            const = csr_const(name)
             if const is not None:
                 return self._uc.reg_read(const)
         raise TargetError(f"{MODEL_NOTE}: no register {name!r}; known: pc, {', '.join(rv.GPR_NAMES)}, "
@@ -1015,14 +942,14 @@ class Machine:
             if name in rv.GPR_INDEX:
                 i = rv.GPR_INDEX[name]
                 if i:
-                    self._uc.reg_write(_gpr_const(i), value)
+                    self._uc.reg_write(gpr_const(i), value)
                 return
             if name in rv.CSRS:
                 csr = rv.CSRS[name]
-                if csr in EMULATED_CSRS and csr not in _READ_ONLY_CSRS:
+                if csr in EMULATED_CSRS and csr not in READ_ONLY_CSRS:
                     self._csr_store(csr, value, self.cycles, self.instructions)
                     return
-                const = _csr_const(name)
+                const = csr_const(name)
                 if const is not None:
                     self._uc.reg_write(const, value)
                     return
@@ -1096,12 +1023,3 @@ class Machine:
     def close(self) -> None:
         self._uc = None  # unicorn frees its state with the object
 
-
-def _gpr_const(i: int) -> int:
-    from unicorn.riscv_const import UC_RISCV_REG_X0
-    return UC_RISCV_REG_X0 + i
-
-
-def _csr_const(name: str) -> int | None:
-    import unicorn.riscv_const as c
-    return getattr(c, f"UC_RISCV_REG_{name.upper()}", None)
