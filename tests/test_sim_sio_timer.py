@@ -16,7 +16,7 @@ import pytest
 
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.hazard3 import Machine
-from xipscope.sim.hazard3.core import IRQ_POLL_CYCLES
+from xipscope.sim.hazard3.traps import IRQ_POLL_CYCLES
 from xipscope.sim.sio_timer import SioTimer
 
 REPO = Path(__file__).resolve().parent.parent

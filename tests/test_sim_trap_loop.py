@@ -18,7 +18,7 @@ import pytest
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.elfimage import ElfImage
 from xipscope.sim.hazard3 import Machine
-from xipscope.sim.hazard3.core import TRAP_HISTORY
+from xipscope.sim.hazard3.traps import TRAP_HISTORY
 from xipscope.sim.target import SimTarget
 from xipscope.target.rsp_packets import Packet, PacketParser, frame
 

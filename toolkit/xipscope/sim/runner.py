@@ -33,7 +33,7 @@ class StopReason(StrEnum):
     EBREAK = "ebreak"           # an ebreak with dcsr.ebreakm set
     HALT = "halt"               # a debugger's halt request
     STEP = "step"               # one instruction, as asked
-    TRAP_LOOP = "trap-loop"     # the same trap over and over, and nothing else (machine.REPEATED_TRAP)
+    TRAP_LOOP = "trap-loop"     # the same trap over and over, and nothing else (hazard3/traps.py REPEATED_TRAP)
     ERROR = "error"             # a hook failed (the error is raised to the caller)
 
 

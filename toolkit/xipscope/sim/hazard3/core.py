@@ -49,22 +49,12 @@ from ..runner import StopReason
 from ..sio_timer import SioTimer
 from ..truth import FunctionStats, region_of
 from .csrs import EMULATED_CSRS, READ_ONLY_CSRS, CsrEmulation, csr_const, gpr_const
-from .hooks import (B_ADDR, B_COUNT, B_CS, B_DACC, B_DHIT, B_DSTALL, B_FIDX, B_INSNS, B_MISS, B_PEN, B_SEGS, B_SIZE,
-                    B_WORDS, Fault, Hooks)
+from .hooks import (B_ADDR, B_COUNT, B_CS, B_DACC, B_DHIT, B_DSTALL, B_FIDX, B_MISS, B_PEN, B_SEGS, B_WORDS, Fault,
+                    Hooks)
+from .traps import Trap, Traps
 
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
-TRAP_HISTORY = 4096          # traps kept in Machine.traps (the latest); a firmware in a trap loop takes millions
-REPEATED_TRAP = 100          # the same trap this many times in a row, and nothing else: a trap loop (repeated_trap)
-IRQ_POLL_CYCLES = 64         # while an interrupt is pending but masked, the block hook looks again this often
-NEVER = 1 << 62              # a cycle count the twin never reaches
-
-
-@dataclass(frozen=True)
-class Trap:
-    cause: int
-    epc: int
-    instret: int        # ground-truth instructions retired before the trap
 
 
 @dataclass
@@ -74,7 +64,7 @@ class RunResult:
     pc: int
 
 
-class Machine(Hooks, CsrEmulation):
+class Machine(Hooks, Traps, CsrEmulation):
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
@@ -189,7 +179,6 @@ class Machine(Hooks, CsrEmulation):
         where = self.memory.backing(rp.LINUX_DTB_ADDR)
         ctypes.memmove(ctypes.addressof(where[0]) + where[1], data, len(data))
 
-    # --- precise exceptions ----------------------------------------------------------------------------------------
     def _pc(self) -> int:
         from unicorn.riscv_const import UC_RISCV_REG_PC
         return self._uc.reg_read(UC_RISCV_REG_PC)
@@ -200,165 +189,10 @@ class Machine(Hooks, CsrEmulation):
             f = self._pc_fidx[pc] = self.elf.function_index(pc)
         return f
 
-    def _unretire_from(self, epc: int) -> None:
-        """The instructions of the current block from `epc` on did not retire (a trap or a stop cut the block)."""
-        b, live = self._last
-        if b is None or not b[B_ADDR] <= epc < b[B_ADDR] + b[B_SIZE]:
-            return   # epc is not in the current block: the block retired whole (it jumped to epc, or trapped after it)
-        insns = b[B_INSNS]
-        i = 0
-        while i < live and insns[i][0] < epc:
-            i += 1
-        for _a, f in insns[i:live]:
-            self._f_instr_adj[f] -= 1
-        gone = live - i
-        self._st[1] -= gone
-        self._st[0] += gone
-        self._last[1] = i
-
-    def _take_trap(self, cause: int, epc: int, *, in_memory_hook: bool = False) -> None:
-        """Enter the firmware's trap handler as Hazard3 does (mtval hardwired to 0; M-mode only).
-
-        From inside a memory hook the mstatus write waits for the next block: writing mstatus makes QEMU flush its
-        TLB, and doing that while an atomic instruction holds a host pointer crashes unicorn 2.1.4.
-        """
-        from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MSTATUS,
-                                         UC_RISCV_REG_MTVAL, UC_RISCV_REG_MTVEC, UC_RISCV_REG_PC)
-
-        uc = self._uc
-        self._unretire_from(epc)
-        if cause == rp.CAUSE_BREAKPOINT and self.ebreak_halts:
-            # Debug mode instead of the trap handler (a debugger's software breakpoint): pc stays on the ebreak.
-            uc.reg_write(UC_RISCV_REG_PC, epc)
-            self._request_stop(StopReason.EBREAK)
-            return
-        mstatus = self._pending_mstatus[0]
-        if mstatus is None:
-            mstatus = uc.reg_read(UC_RISCV_REG_MSTATUS)
-        mpie = rv.MSTATUS_MPIE if mstatus & rv.MSTATUS_MIE else 0
-        mstatus = (mstatus & ~(rv.MSTATUS_MIE | rv.MSTATUS_MPIE | rv.MSTATUS_MPP_MASK)) | mpie \
-            | (rv.PRV_M << rv.MSTATUS_MPP_SHIFT)
-        if in_memory_hook:
-            self._pending_mstatus[0] = mstatus
-        else:
-            uc.reg_write(UC_RISCV_REG_MSTATUS, mstatus)
-        uc.reg_write(UC_RISCV_REG_MCAUSE, cause)
-        uc.reg_write(UC_RISCV_REG_MEPC, epc)
-        uc.reg_write(UC_RISCV_REG_MTVAL, rp.HAZARD3_MTVAL_HARDWIRED)
-        self._record_trap(Trap(cause, epc, self._st[1]))
-        self._st[0] -= 1   # entering the handler is work the slice's budget pays for, though no instruction retires
-        mtvec = uc.reg_read(UC_RISCV_REG_MTVEC)
-        handler = mtvec & ~3   # direct mode, and exceptions in vectored mode, go to the base
-        if cause & rp.CAUSE_INTERRUPT and mtvec & 1:
-            handler += 4 * (cause & ~rp.CAUSE_INTERRUPT)
-        if handler == epc:
-            # The handler itself faults at its first instruction: a real core would spin here forever.
-            self._request_stop(StopReason.TRAP_LOOP)
-        uc.reg_write(UC_RISCV_REG_PC, handler)
-
-    def _record_trap(self, trap: Trap) -> None:
-        self.trap_count += 1
-        run = self._trap_run
-        key = (trap.cause, trap.epc)
-        if run[0] == key:
-            run[1] += 1
-        else:
-            run[0], run[1] = key, 1
-        self.traps.append(trap)
-        if len(self.traps) >= 2 * TRAP_HISTORY:
-            del self.traps[:TRAP_HISTORY]   # memory stays bounded however long a firmware loops through traps
-
-    def repeated_trap(self) -> tuple[Trap, int] | None:
-        """(the latest trap, times taken in a row) when the latest REPEATED_TRAP or more traps were all the same
-        (cause and epc): the firmware loops through its trap handler back to an instruction that traps again."""
-        n = self._trap_run[1]
-        return (self.traps[-1], n) if n >= REPEATED_TRAP else None
-
-    # --- interrupts (sio_timer.py; the module docstring says when they are taken) -------------------------------------
-    def pending_interrupts(self) -> int:
-        """mip as Hazard3 shows it: MTIP while MTIME >= MTIMECMP, MSIP while core 0's RISCV_SOFTIRQ bit is set."""
-        t = self.sio_timer
-        return (rp.MIE_MTIE if t.timer_pending() else 0) | (rp.MIE_MSIE if t.software_pending() else 0)
-
-    def _replan_interrupts(self) -> None:
-        self._irq_at[0] = 0   # look at the next block
-
-    def _interrupt_at_block(self, address: int) -> bool:
-        """At the start of the block at `address`: take an interrupt that is pending and enabled (True), or plan the
-        next look: when the timer becomes due, or soon while one is pending but masked (mie or mstatus.MIE)."""
-        from unicorn.riscv_const import UC_RISCV_REG_MIE, UC_RISCV_REG_MSTATUS
-
-        uc = self._uc
-        now = self.cycles
-        pending = self.pending_interrupts()
-        if not pending:
-            due = self.sio_timer.timer_due()
-            self._irq_at[0] = NEVER if due is None else due
-            return False
-        self._irq_at[0] = now + IRQ_POLL_CYCLES
-        enabled = pending & uc.reg_read(UC_RISCV_REG_MIE)
-        if not enabled or not uc.reg_read(UC_RISCV_REG_MSTATUS) & rv.MSTATUS_MIE:
-            return False
-        # Priority (privileged spec): software before timer.
-        cause = rp.CAUSE_MACHINE_SOFTWARE_IRQ if enabled & rp.MIE_MSIE else rp.CAUSE_MACHINE_TIMER_IRQ
-        self._last[0] = None   # the block about to start does not run: the one before it retired whole
-        self._take_trap(cause, address)
-        return True
-
-    def _sleep_in_wfi(self, pc: int) -> bool:
-        """The core stopped in `wfi` (pc just after it): sleep until an interrupt enabled in mie is pending, in
-        simulated time, and go on (the handler is entered at the next block if mstatus.MIE allows). False if
-        nothing enabled can ever wake it (idle)."""
-        from unicorn.riscv_const import UC_RISCV_REG_MIE
-
-        mie = self._uc.reg_read(UC_RISCV_REG_MIE)
-        if not self.pending_interrupts() & mie:
-            due = self.sio_timer.timer_due() if mie & rp.MIE_MTIE else None
-            if due is None or due >= NEVER:
-                return False
-            sleep = max(0, due - self.cycles)
-            self._st[2] += sleep
-            self._f_stall[self._fidx_at(pc - 4)] += sleep
-        self._irq_at[0] = 0
-        return True
-
-    def _apply_pending(self) -> None:
-        from unicorn.riscv_const import UC_RISCV_REG_MSTATUS
-        value, self._pending_mstatus[0] = self._pending_mstatus[0], None
-        if value is not None:
-            self._uc.reg_write(UC_RISCV_REG_MSTATUS, value)
-
     def _request_stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._uclib.uc_emu_stop(self._uch)
-
-    def _atomic_outside_sram(self, address: int, is_write: bool) -> bool:
-        """Called from data hooks in blocks holding an A-extension instruction. True if the access was consumed."""
-        from unicorn.riscv_const import UC_RISCV_REG_PC
-
-        if rp.in_exclusive_monitor(address):
-            return False
-        pc = self._pc()
-        kind = rv.decode_amo(self._insn_at(pc))
-        if kind == "amo":
-            # amo*.w outside SRAM: store/AMO access fault, memory untouched (rp2350.md, Atomics outside SRAM).
-            self._take_trap(rp.CAUSE_STORE_FAULT, pc, in_memory_hook=True)
-            return True
-        if kind == "lr" and not is_write:
-            # lr.w outside SRAM loads but sets no reservation: emulate it so unicorn never records one.
-            insn = self._insn_at(pc)
-            rd = (insn >> 7) & 31
-            value = self.read_memory_word_for_lr(address)
-            if rd:
-                self._uc.reg_write(gpr_const(rd), value)
-            self._uc.reg_write(UC_RISCV_REG_PC, pc + 4)
-            return False  # the load itself is still an access
-        return False
-
-    def read_memory_word_for_lr(self, address: int) -> int:
-        value = self.bus.read(address)
-        return value if value is not None else int.from_bytes(self.read_memory(address, 4), "little")
 
     # --- running ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -402,12 +236,6 @@ class Machine(Hooks, CsrEmulation):
             self.breakpoints = set(addresses)
             self._uc.ctl_set_exits(sorted(self.breakpoints))
             self._uc.ctl_flush_tb()
-
-    def _is_idle(self, pc: int) -> bool:
-        try:
-            return self._insn_at(pc - 4) == rv.INSN_WFI
-        except Exception:
-            return False
 
     def _emu(self, begin: int, count: int = 0) -> None:
         from unicorn import UcError, UC_ERR_INSN_INVALID
