@@ -1,31 +1,16 @@
-"""The RP2350 twin, a model: unicorn runs the firmware's RV32 machine code; Python models the XIP cache, its counters,
-UART0, Hazard3's traps and counters, and records per-function ground truth as the model runs.
+"""The Machine: the twin of one Hazard3 core on an RP2350 (a model). unicorn runs the firmware's RV32 machine code;
+Python models the XIP cache, its counters, UART0, Hazard3's traps and counters, and records per-function ground truth
+as the model runs. Every modelled behaviour comes from a fact in chip/rp2350.py (rp2350.md); where the model has to
+choose, the module that models it says so (the package's __init__ lists them).
 
-Every modelled behaviour comes from a fact in chip/rp2350.py (rp2350.md). Where the model has to choose, it says so:
-  - instruction fetch is accounted per 32-bit word (Hazard3 fetches words) when unicorn enters a translated block,
-    in address order; data accesses are accounted as they happen;
-  - every instruction costs one cycle; an XIP access not served by the cache stalls for its region's miss penalty
-    (counters.Timing; assumed values);
-  - only M-mode is modelled (ecall -> mcause 11);
-  - interrupts: the SIO timer (mcause 0x80000007) and software (0x80000003) interrupts (sio_timer.py), taken at the
-    start of a translated block, never inside one: a block is at most a few hundred instructions, and while an
-    interrupt is pending but masked the twin looks again every IRQ_POLL_CYCLES, so an interrupt is taken at most
-    that many cycles plus one block after it is both pending and enabled. unicorn ignores writes to mip (2.1.4),
-    so the twin enters the handler itself, as for AMO faults. `wfi` with an interrupt due sleeps until it is due
-    (the sleep is simulated cycles, charged to the function holding the wfi);
-  - debugger reads and writes have no cache or counter side effects, except that a debugger write to CTR_HIT/CTR_ACC
-    clears it as any write does;
-  - a core parked in `wfi` with nothing that can wake it (no enabled interrupt pending or due) is "idle": the twin
-    stops simulating it;
-  - QMI (peripherals.Qmi): while DIRECT_CSR.EN = 1, XIP fetches fault with mcause 1 and XIP loads with mcause 5
-    (stores and AMOs with 7), cache hits included (INFERRED: the datasheet does not say whether hits still succeed);
-    a fetch is checked when a translated block is entered, and an EN write from code in XIP faults the very next
-    fetch. An access through a translated alias (cached, nocache) beyond its ATRANS SIZE faults the same way;
-    ATRANS BASE is not applied.
+This module holds the Machine's state (the mixins it is made of use it), loads what it runs (an ELF's segments, a
+flash image, a Linux Image and its device tree), runs it (slices, steps, halt requests, breakpoints) and gives a
+debugger's view. Debugger reads and writes have no cache or counter side effects, except that a debugger write to
+CTR_HIT/CTR_ACC clears it as any write does.
 
-Layering: this file is the core (CPU + bus). Faces sit on top of `Machine` without reaching into unicorn: the GDB
-server (gdbserver.py), the in-process Target (target.py), and later a JTAG/DAP face through `read_memory`,
-`write_memory`, `read_register`, `write_register`, `halt`, `step`, `run`.
+Faces sit on top of the Machine without reaching into unicorn: runner.py drives `run_slice`; the in-process Target
+(target.py), the GDB face (gdbserver.py) and the Debug Module behind the JTAG and DAP faces (debug_module.py) use
+`read_memory`, `write_memory`, `read_register`, `write_register`, `request_halt`, `step` and `run`.
 """
 
 from __future__ import annotations
@@ -47,10 +32,9 @@ from ..memory import TwinMemory
 from ..peripherals import Qmi, Uart, XipCtrl, XipMaintenance
 from ..runner import StopReason
 from ..sio_timer import SioTimer
-from ..truth import FunctionStats, region_of
+from .accounting import GroundTruth
 from .csrs import EMULATED_CSRS, READ_ONLY_CSRS, CsrEmulation, csr_const, gpr_const
-from .hooks import (B_ADDR, B_COUNT, B_CS, B_DACC, B_DHIT, B_DSTALL, B_FIDX, B_MISS, B_PEN, B_SEGS, B_WORDS, Fault,
-                    Hooks)
+from .hooks import B_ADDR, Fault, Hooks
 from .traps import Trap, Traps
 
 SLICE_INSTRUCTIONS = 200_000
@@ -64,7 +48,7 @@ class RunResult:
     pc: int
 
 
-class Machine(Hooks, Traps, CsrEmulation):
+class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
     """The twin of one Hazard3 core on an RP2350 with flash, 8 MiB PSRAM and UART0 (a model)."""
 
     def __init__(self, firmware: str | Path, *, timing: Timing | None = None, seed: int = 0,
@@ -100,7 +84,8 @@ class Machine(Hooks, Traps, CsrEmulation):
         self._uch = uc._uch
         self._buffers: list = []
         nf = len(self.elf.functions)
-        # Per-function counters; index -1 (the extra last slot) collects code outside every ELF function.
+        # Ground truth as the hooks count it (accounting.py sums it). Per-function lists: index -1 (the extra last
+        # slot) collects code outside every ELF function; per-device lists: [flash (CS0), PSRAM (CS1)].
         self._f_fetch_acc = [0] * (nf + 1)
         self._f_fetch_hit = [0] * (nf + 1)
         self._f_data_acc = [0] * (nf + 1)
@@ -179,21 +164,6 @@ class Machine(Hooks, Traps, CsrEmulation):
         where = self.memory.backing(rp.LINUX_DTB_ADDR)
         ctypes.memmove(ctypes.addressof(where[0]) + where[1], data, len(data))
 
-    def _pc(self) -> int:
-        from unicorn.riscv_const import UC_RISCV_REG_PC
-        return self._uc.reg_read(UC_RISCV_REG_PC)
-
-    def _fidx_at(self, pc: int) -> int:
-        f = self._pc_fidx.get(pc)
-        if f is None:
-            f = self._pc_fidx[pc] = self.elf.function_index(pc)
-        return f
-
-    def _request_stop(self, reason: StopReason) -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._uclib.uc_emu_stop(self._uch)
-
     # --- running ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Registers to their reset state and pc to the ELF entry (the twin boots like `qemu -kernel`)."""
@@ -236,6 +206,15 @@ class Machine(Hooks, Traps, CsrEmulation):
             self.breakpoints = set(addresses)
             self._uc.ctl_set_exits(sorted(self.breakpoints))
             self._uc.ctl_flush_tb()
+
+    def _pc(self) -> int:
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+        return self._uc.reg_read(UC_RISCV_REG_PC)
+
+    def _request_stop(self, reason: StopReason) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._uclib.uc_emu_stop(self._uch)
 
     def _emu(self, begin: int, count: int = 0) -> None:
         from unicorn import UcError, UC_ERR_INSN_INVALID
@@ -443,49 +422,6 @@ class Machine(Hooks, Traps, CsrEmulation):
         if result.reason != StopReason.IDLE:
             raise TargetError(f"{MODEL_NOTE}: call of {function} stopped ({result.reason}) at pc {result.pc:#x}")
         return self.read_register("a0")
-
-    # --- ground truth ------------------------------------------------------------------------------------------------
-    def function_stats(self) -> list[FunctionStats]:
-        """Per ELF function (plus `?` for code outside them), exactly as the model ran: only functions that ran."""
-        nf = len(self.elf.functions)
-        instr = list(self._f_instr_adj)
-        facc, fhit = list(self._f_fetch_acc), list(self._f_fetch_hit)
-        dacc, dhit = list(self._f_data_acc), list(self._f_data_hit)
-        stall = list(self._f_stall)
-        for b in self._all_blocks.values():
-            c = b[B_COUNT]
-            for f, k in b[B_SEGS]:
-                instr[f] += c * k
-            f = b[B_FIDX]
-            if f is None:
-                continue   # accounted directly, per line and per access
-            facc[f] += c * b[B_WORDS]
-            fhit[f] += c * b[B_WORDS] - b[B_MISS]
-            dacc[f] += b[B_DACC]
-            dhit[f] += b[B_DHIT]
-            stall[f] += b[B_MISS] * b[B_PEN] + b[B_DSTALL]
-        rows = []
-        for i in list(range(nf)) + [-1]:
-            if not (instr[i] or facc[i] or dacc[i]):
-                continue
-            if i == -1:
-                name, start, region = "?", 0, "?"
-            else:
-                fn = self.elf.functions[i]
-                name, start, region = fn.name, fn.start, region_of(fn.start)
-            rows.append(FunctionStats(name, start, region, instr[i], instr[i] + stall[i],
-                                      facc[i], fhit[i], dacc[i], dhit[i]))
-        return rows
-
-    def region_stats(self) -> dict[str, dict[str, int]]:
-        """XIP accesses and hits by the device they went to (flash = CS0, psram = CS1), fetch and data together."""
-        acc = [self._data_acc_by_cs[i] + self._mixed_fetch_acc_by_cs[i] for i in (0, 1)]
-        hit = [self._data_hit_by_cs[i] + self._mixed_fetch_hit_by_cs[i] for i in (0, 1)]
-        for b in self._all_blocks.values():
-            if b[B_FIDX] is not None and b[B_WORDS]:
-                acc[b[B_CS]] += b[B_COUNT] * b[B_WORDS]
-                hit[b[B_CS]] += b[B_COUNT] * b[B_WORDS] - b[B_MISS]
-        return {"flash": {"accesses": acc[0], "hits": hit[0]}, "psram": {"accesses": acc[1], "hits": hit[1]}}
 
     def close(self) -> None:
         self._uc = None  # unicorn frees its state with the object

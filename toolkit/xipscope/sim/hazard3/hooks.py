@@ -1,20 +1,29 @@
 """The Hazard3 twin's unicorn hooks (a model): where the firmware's execution meets the XIP model, the traps and the
-ground truth. A mixin of Machine (core.py), which holds the state these methods use.
+ground truth. A mixin of Machine (core.py), which holds the state these methods use. The model's choices here:
+  - instruction fetch is accounted per 32-bit word (Hazard3 fetches words) when unicorn enters a translated block,
+    in address order; data accesses are accounted as they happen;
+  - every instruction costs one cycle; an XIP access not served by the cache stalls for its region's miss penalty
+    (counters.Timing; assumed values);
+  - QMI (peripherals.Qmi): while DIRECT_CSR.EN = 1, XIP fetches fault with mcause 1 and XIP loads with mcause 5
+    (stores and AMOs with 7), cache hits included (INFERRED: the datasheet does not say whether hits still succeed);
+    a fetch is checked when a translated block is entered, and an EN write from code in XIP faults the very next
+    fetch. An access through a translated alias (cached, nocache) beyond its ATRANS SIZE faults the same way;
+    ATRANS BASE is not applied.
 
-- The block hook runs at the start of every translated block: it ends the slice once its budget is spent, applies a
-  trap's deferred mstatus write, takes a due interrupt (traps.py), refuses a fetch the QMI faults, retires the block's
-  instructions and accounts its fetch, one access per 32-bit word, through the XIP cache (cache.py).
-- The XIP memory hook accounts each data access to XIP (the cache, its counters, the miss stall), faults one the QMI
-  refuses, and applies the atomics-outside-SRAM rule (traps.py); the peripheral hook applies that rule to peripherals.
-- unicorn's interrupt, bad-access and DIRECT_CSR write hooks turn into Hazard3 traps (traps.py) or CSR emulation
-  (csrs.py).
-- A block record (a list indexed by the B_ fields, for speed) holds what the block hook needs of a translated block,
-  decoded once from the backing store (`_fetch_bytes`, never unicorn's mem_read from inside a hook).
+The hooks:
+  - the block hook, at the start of every translated block: ends the slice once its budget is spent, applies a
+    trap's deferred mstatus write, takes a due interrupt (traps.py), refuses a fetch the QMI faults, retires the
+    block's instructions and accounts its fetch through the XIP cache (cache.py);
+  - the XIP memory hook: accounts each data access to XIP (the cache, its counters, the miss stall), faults one the
+    QMI refuses and applies the atomics-outside-SRAM rule (traps.py); the peripheral hook applies that rule there;
+  - unicorn's interrupt, bad-access and DIRECT_CSR write hooks: Hazard3 traps (traps.py) or CSR emulation (csrs.py).
+A block record (a list indexed by the B_ fields, for speed) holds what the block hook needs of a translated block,
+decoded once from the backing store (`_fetch_bytes`; never unicorn's mem_read from inside a hook).
 
-The block and XIP memory hooks are the hot paths: raw ctypes callbacks (not unicorn's Python wrapper), closures over
-the list cells they need, so that a block or an access costs local lookups only; they reach the Machine's attributes
-on the rare paths (a slice's end, an interrupt due, a QMI check, a trap, a block spanning functions). A raw callback must not raise: a hook stores its error and stops the emulation, and
-core.py's `_emu` raises it after emu_start returns.
+The block and XIP memory hooks are the hot paths: raw ctypes callbacks (not unicorn's Python wrapper) and closures
+over the list cells they need, so that a block or an access costs local lookups only; they reach the Machine's
+attributes on the rare paths (a slice's end, an interrupt due, a QMI check, a trap, a block spanning functions).
+A raw callback must not raise: a hook keeps its error and stops the emulation, and core.py's `_emu` raises it.
 """
 
 from __future__ import annotations
