@@ -1,5 +1,5 @@
 """The twin in Arm mode (a model): one Cortex-M33 core of the RP2350 running a Thumb firmware in unicorn, behind the
-same XIP cache and counters as the RISC-V twin (machine.py), with the debug registers an external debugger reaches
+same XIP cache and counters as the RISC-V twin (hazard3/), with the debug registers an external debugger reaches
 through core 0's AHB-AP (rp2350.md "Debug access": AP 0x2000). The DAP face (dap.py) puts it under pyOCD.
 
 The RP2350 boots either its Cortex-M33 or its Hazard3 cores; the twin runs whichever architecture the firmware ELF is

@@ -376,7 +376,7 @@ class DapPort:
 
 
 def twin_for(firmware: str):
-    """The twin core a firmware ELF runs on: the Hazard3 model (machine.py) for RV32, the Cortex-M33 one for Arm."""
+    """The twin core a firmware ELF runs on: the Hazard3 model (hazard3/) for RV32, the Cortex-M33 one for Arm."""
     from .elfimage import elf_machine
     if elf_machine(firmware) == "EM_ARM":
         from .arm_core import ArmCore

@@ -9,7 +9,7 @@ DM_BUSY_ACCESSES further DM accesses, and an access the spec forbids while busy 
 The faces (jtag.py's DTM, dap.py's APB-AP) turn their scans into `read(address)` / `write(address, value)` here, and
 between requests they let hart 0 run with `run_slice()`: it only ever halts at a slice boundary.
 
-Modelling choices: hart 0 is the simulated core (machine.py). Hart 1 is present and parked (ParkedCore): it runs
+Modelling choices: hart 0 is the simulated core (hazard3/). Hart 1 is present and parked (ParkedCore): it runs
 nothing the model simulates, halts and resumes on request, and has registers of its own that start at zero.
 `boot_arch="arm"` is a chip booted in Arm mode: its RISC-V harts are held in reset, so every hart reads unavailable
 and commands end in cmderr 4. System Bus Access finishes at once (sbbusy is never set). The program buffer is

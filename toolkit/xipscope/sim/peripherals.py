@@ -94,7 +94,7 @@ class XipMaintenance:
 class Qmi:
     """QMI (a model): the register file with its documented resets, and direct mode as far as XIP cares.
 
-    What is modelled: DIRECT_CSR.EN (while it is 1 the twin bus-faults XIP fetches and loads, machine.py), M0/M1
+    What is modelled: DIRECT_CSR.EN (while it is 1 the twin bus-faults XIP fetches and loads, hazard3/hooks.py), M0/M1
     TIMING/RFMT/RCMD/WFMT/WCMD and ATRANS0-7 as plain registers (the twin checks ATRANS SIZE, not BASE).
     Not modelled: a flash chip behind direct mode. Bytes written to DIRECT_TX go nowhere, DIRECT_RX reads 0 (so a
     status-register poll reads "not busy"), BUSY is never set and the FIFO status bits keep the value last written.
