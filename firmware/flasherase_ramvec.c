@@ -5,13 +5,7 @@
    between the faulting fetch and the handler, retiring handler instructions forever, the hang a board shows (a
    probe halts it at once). flashwrite_hang.elf is the other case: there the vector is in flash too and the handler
    itself faults. */
-#include "twin.h"
-
-#define QMI_DIRECT_CSR REG32(RP_XIP_QMI_BASE + RP_QMI_DIRECT_CSR)
-#define QMI_DIRECT_TX REG32(RP_XIP_QMI_BASE + RP_QMI_DIRECT_TX)
-#define QMI_DIRECT_RX REG32(RP_XIP_QMI_BASE + RP_QMI_DIRECT_RX)
-/* What the ROM writes: CLKDIV 12 and EN (rp2350-flash.md). */
-#define DIRECT_ON ((12u << RP_DIRECT_CSR_CLKDIV_SHIFT) | RP_DIRECT_CSR_EN)
+#include "qmi_direct.h"
 
 #define SECTOR_OFFSET 0x00100000u   /* 1 MiB into flash, clear of the firmware */
 
@@ -41,38 +35,13 @@ __asm__(
 
 extern void ram_trap_entry(void);
 
-static inline __attribute__((always_inline)) uint8_t qmi_xfer(uint8_t byte)
-{
-    QMI_DIRECT_TX = byte;
-    while (QMI_DIRECT_CSR & RP_DIRECT_CSR_BUSY)
-        ;
-    return (uint8_t)QMI_DIRECT_RX;
-}
-
-static inline __attribute__((always_inline)) void cs_assert(void) { QMI_DIRECT_CSR = DIRECT_ON | RP_DIRECT_CSR_ASSERT_CS0N; }
-static inline __attribute__((always_inline)) void cs_release(void) { QMI_DIRECT_CSR = DIRECT_ON; }
-
 /* The bug: this runs from flash (it should be in SRAM, like flashwrite_ok's flash_program_page). */
 __attribute__((noinline)) void flash_erase_sector(uint32_t offset)
 {
-    QMI_DIRECT_CSR = DIRECT_ON;           /* from here on XIP is unavailable */
-    cs_assert();
-    qmi_xfer(0x06);                       /* write enable */
+    flash_write_begin();                  /* from here on XIP is unavailable */
+    flash_command_at(FLASH_CMD_SECTOR_ERASE, offset);
     cs_release();
-    cs_assert();
-    qmi_xfer(0x20);                       /* sector erase (4 KiB), 24-bit address */
-    qmi_xfer((uint8_t)(offset >> 16));
-    qmi_xfer((uint8_t)(offset >> 8));
-    qmi_xfer((uint8_t)offset);
-    cs_release();
-    uint8_t status;
-    do {                                  /* read status register until WIP clears */
-        cs_assert();
-        qmi_xfer(0x05);
-        status = qmi_xfer(0);
-        cs_release();
-    } while (status & 1);
-    QMI_DIRECT_CSR = 0;                   /* direct mode off: XIP is back */
+    flash_write_end();
 }
 
 extern uint32_t __sram_text_start[], __sram_text_end[], __sram_text_load[];

@@ -23,11 +23,13 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +190,45 @@ def make(tree: Path, out: Path, *targets: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+PROGRESS_EVERY_S = 10       # a progress line this often (a terminal's line is redrawn in place every second)
+
+
+def make_with_progress(tree: Path, out: Path, name: str, *targets: str) -> None:
+    """make, showing how far it got: kbuild's short lines ("  CC      kernel/fork.o") counted as steps, against the
+    count the previous build of this variant took (kept in the cache), with the elapsed time. Errors go through."""
+    counts = cache_root() / "kernel" / "build-steps.json"
+    try:
+        expected = json.loads(counts.read_text()).get(name)
+    except (OSError, ValueError):
+        expected = None
+    cmd = ["make", "-C", str(tree), f"O={out}", "ARCH=riscv", f"CROSS_COMPILE={CROSS}",
+           f"-j{os.cpu_count() or 2}", *targets]
+    start = time.monotonic()
+    steps, shown = 0, start
+    tty = sys.stderr.isatty()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            if line.startswith("  ") and line[2:3].isupper():       # a kbuild step; make's own chatter is not
+                steps += 1
+            now = time.monotonic()
+            if now - shown >= (1 if tty else PROGRESS_EVERY_S):
+                shown = now
+                of = f" of about {expected:,}" if expected else ""
+                print(f"{chr(13) if tty else ''}building {name}: {steps:,}{of} steps, {int(now - start) // 60} min "
+                      f"{int(now - start) % 60:02d} s", end="" if tty else "\n", file=sys.stderr, flush=True)
+    if tty:
+        print(file=sys.stderr)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    known = {}
+    try:
+        known = json.loads(counts.read_text())
+    except (OSError, ValueError):
+        pass
+    counts.write_text(json.dumps(known | {name: steps}) + "\n")
+    print(f"built {name}: {steps:,} steps in {int(time.monotonic() - start)} s", file=sys.stderr)
+
+
 def check_config(config: Path, fragments: list[Path]) -> None:
     """Every option the fragments ask for (a later fragment overriding an earlier one, as merge_config.sh does) must
     have survived olddefconfig; a silent drop would test the wrong kernel."""
@@ -251,7 +292,7 @@ def _build(variant: Variant, digest: str, result: Path) -> Path:
     make(tree, out, "olddefconfig")
     check_config(out / ".config", fragments)
     print(f"building {variant.name} (a few minutes on 2 cores) ...", file=sys.stderr)
-    make(tree, out, *variant.targets)
+    make_with_progress(tree, out, variant.name, *variant.targets)
     staging = result.with_name(result.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_trap_command(commands)
     from .profile.sampler import add_command as add_profile_command
     add_profile_command(commands)
+    from .top_cli import add_command as add_top_command
+    add_top_command(commands)
     from .profile.cli import add_command as add_report_commands
     add_report_commands(commands)
     from .probe_latency import add_command as add_probe_latency_command

@@ -289,7 +289,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                    elf: str | Path | None = None, progress=None, stop=None, pipeline: bool | None = None,
                    cycles: bool = False, map_name: str | None = None, flush_rows: int = 8192,
                    reply_wait: str = "auto", jitter: bool = True, seed: int | None = None,
-                   probe_model=None, until: str | None = None, idle_samples: int = IDLE_SAMPLES) -> SampleRun:
+                   probe_model=None, until: str | None = None, idle_samples: int = IDLE_SAMPLES,
+                   on_sample=None) -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, `until` is met ("exit",
     "idle" or a function's name: see the module docstring; a duration or count then caps it) or `stop` (an Event) is
     set.
@@ -298,11 +299,12 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
     unless jitter=False; seed repeats a run's intervals (None: a fresh one, recorded in meta.json). probe_model prices
     the probe work the target counts (probe_model.ProbeModel; None: probe_model.load_model()). cycles=True also reads mcycle with each
     sample (one more register read), so analyses can weight samples by the cycles between them. progress(count, elapsed_s) is called about ten
-    times a second. A target that fails mid-run leaves every sample taken on disk and meta.json saying what happened;
+    times a second; on_sample(*row) gets every row as it goes to disk (`xipscope top`'s live view). With only `stop`
+given, the run lasts until it is set. A target that fails mid-run leaves every sample taken on disk and meta.json saying what happened;
     the TargetError is raised after that, naming the directory.
     """
-    if duration is None and samples is None and until is None:
-        raise ValueError("give duration, samples or until")
+    if duration is None and samples is None and until is None and stop is None:
+        raise ValueError("give duration, samples, until or stop")
     out_dir = Path(out_dir)
     # Imported now, not at the first flush, where they would stall sampling for a second (pyarrow pulls in pandas).
     import pandas  # noqa: F401
@@ -370,6 +372,10 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
         target.resume()
     clock = time.perf_counter_ns
     add = writer.add
+    if on_sample is not None:
+        def add(*row, write=writer.add):
+            write(*row)
+            on_sample(*row)
     counts_before = _probe_counts(target)
     count = 0
     schedule_resets = 0

@@ -37,8 +37,9 @@ CAPABILITY_NAMES = {
 
 # What xipscope gives on an RP2350 core in Arm mode (pyocd://...?core=arm, through pyOCD's own rp2350 target).
 ARM_MODE_FEATURES = ("In Arm mode xipscope reads memory (also while the core runs), registers and run control, so "
-                     "profile (pc and XIP counters, by function and region; no --stacks or --cycles), dmesg and "
-                     "dump apply; trap, doctor, snapshot, stacks and mcycle are for the RISC-V cores.")
+                     "profile (pc and XIP counters, by function and region; --cycles weights samples by DWT_CYCCNT; "
+                     "no --stacks), dmesg and dump apply; trap, doctor, snapshot and stacks are for the RISC-V "
+                     "cores.")
 
 
 @dataclass(frozen=True)
