@@ -3,6 +3,10 @@
 All-stop, one core, one client at a time, bound to 127.0.0.1. While the core runs, the server simulates it in slices
 and looks at the socket between slices: an interrupt stops it, and requests (e.g. `m` for memory) are answered at a
 slice boundary, so a read while running is consistent and the run it sees is reproducible.
+Paced (--clock-hz, or `monitor pace HZ`), a client may schedule the next halt in the twin's own time (`monitor
+halt-after SECONDS`, announced as the qSupported feature HALT_AFTER_FEATURE): the run the next `c` starts stops at
+that many seconds of simulated running time after it, whenever the ^C arrives, so where a sampler's samples land
+does not depend on how loaded the host is (SimTarget.halt_after, in-process, does the same).
 The listener, framing, acks and the q-packets every server answers alike are target/server.py's (shared with `serve`).
 """
 
@@ -18,10 +22,11 @@ from ..target.description import target_xml as description_xml
 from ..target.server import MAX_READ, Listener, RspConnection, hex_field
 from . import MODEL_NOTE
 from .hazard3 import Machine
-from .runner import Runner, StopReason
+from .runner import Runner, StopReason, run_to_cycle
 
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
+HALT_AFTER_FEATURE = "xipscope.halt-after"   # qSupported: this server takes `monitor halt-after` (rsp.py looks)
 
 
 def target_xml() -> str:
@@ -71,7 +76,7 @@ class _Session:
     """One client of the twin: the run loop that simulates between requests, and the twin's answers to the packets
     target/server.py leaves to its backend."""
 
-    features = ("swbreak+", "hwbreak+")
+    features = ("swbreak+", "hwbreak+", HALT_AFTER_FEATURE + "+")
 
     def __init__(self, server: GdbServer, conn):
         self.server = server
@@ -79,6 +84,8 @@ class _Session:
         self.rsp = RspConnection(conn, self, stamp_arrivals=server.clock is not None, log=server.log)
         self.running = False
         self.idle = False
+        self.after_next: float | None = None   # `monitor halt-after`: the running time of the run the next `c` starts
+        self.stop_cycle: int | None = None     # the cycle the current run's halt is scheduled at (paced), or None
 
     def run(self) -> None:
         """Simulate between requests: a slice whenever one is due (at once unpaced; paced, once at least a short one
@@ -86,12 +93,12 @@ class _Session:
         rsp, runner = self.rsp, self.server.runner
         while not rsp.done:
             if self.running and not self.idle:
-                wait = runner.due_in()
+                wait = runner.due_in(self.stop_cycle)    # never past a scheduled halt's cycle
                 if rsp.readable(wait):
                     rsp.receive()
                     continue
                 if not wait:
-                    self._after_slice(runner.run_slice())
+                    self._after_slice(runner.run_slice(self.stop_cycle))
             else:
                 self._wait_for_client()
 
@@ -114,8 +121,13 @@ class _Session:
         if not self.running:
             return
         if not self.idle:
-            # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py).
-            reason = self.server.runner.run_to(arrived)
+            # Paced: stop at the simulated cycle of the moment the interrupt arrived (sim/pacing.py), or at the one
+            # `monitor halt-after` scheduled.
+            runner = self.server.runner
+            if self.stop_cycle is not None:
+                reason = run_to_cycle(runner.core, runner.clock.stop_at_cycle(self.stop_cycle), runner.clock)
+            else:
+                reason = runner.run_to(arrived)
             if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP):
                 self._stopped(SIGTRAP if reason == StopReason.BREAKPOINT else SIGSEGV)
                 return
@@ -203,7 +215,10 @@ class _Session:
         self.running = True
         self.idle = False
         self.m.clear_halt_request()
-        self.server.runner.started()
+        runner, now = self.server.runner, time.perf_counter()
+        runner.started(now)
+        after, self.after_next = self.after_next, None
+        self.stop_cycle = runner.clock.due(now + after) if after is not None and runner.clock is not None else None
         if self.m.pc in self.m.breakpoints:
             self.m.step()
             if self.m.pc in self.m.breakpoints:
@@ -213,7 +228,7 @@ class _Session:
         m = self.m
         words = command.split()
         if command in ("", "help"):
-            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json [N] (the same as JSON; N: a summary, the N hottest functions and latest traps), uart (output so far), clock (pacing)\n"
+            text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json [N] (the same as JSON; N: a summary, the N hottest functions and latest traps), uart (output so far), clock, clock-json (pacing), pace HZ (halted: pace to HZ, 0 = unpaced), halt-after S (paced: the run the next continue starts halts after S seconds of simulated time)\n"
         elif command == "stats":
             from .report import format_function_table
             text = format_function_table(m)
@@ -227,6 +242,21 @@ class _Session:
         elif command == "clock":
             clock = self.server.clock
             text = (f"{clock.stats()}\n" if clock is not None else "unpaced\n") + f"cycles {m.cycles}\n"
+        elif command == "clock-json":
+            import json
+
+            clock = self.server.clock
+            text = json.dumps(clock.stats() | {"cycles": m.cycles} if clock is not None else None) + "\n"
+        elif words[:1] == ["pace"] and len(words) == 2 and not self.running:
+            hz = float(words[1])
+            self.server.runner.pace(hz if hz > 0 else None)
+            text = f"paced to {hz:g} simulated cycles/s\n" if hz > 0 else "unpaced\n"
+        elif words[:1] == ["halt-after"] and len(words) == 2:
+            if self.server.clock is None:
+                text = "error: halt-after needs a paced twin (--clock-hz, or `monitor pace HZ` first)\n"
+            else:
+                self.after_next = float(words[1])
+                text = "OK\n"
         else:
             text = f"unknown monitor command {command!r}; try `monitor help`\n"
         return text.encode().hex()

@@ -86,6 +86,12 @@ class SimClock:
         self._asked = self.due(now)
         return self._asked
 
+    def stop_at_cycle(self, cycles: int) -> int:
+        """A halt scheduled at `cycles` (a sampler's interval in the twin's own time): the next start anchors there,
+        as at a halt asked for by wall time (see start)."""
+        self._asked = cycles
+        return cycles
+
     def due(self, now: float) -> int:
         """The simulated cycle that wall time `now` stands for."""
         return self._c0 + round((now - self._t0) * self.hz)

@@ -73,11 +73,19 @@ def _where(m: Machine, address: int) -> str:
     return f"{address:#010x} {fn.name}+{address - fn.start:#x}"
 
 
+def _cycles_by_region(functions) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in functions:
+        out[f.region] = out.get(f.region, 0) + f.cycles
+    return out
+
+
 def stats_json(m: Machine, limit: int | None = None) -> dict:
     """The ground truth as JSON. With `limit`, a summary short enough for one GDB reply (a kernel has thousands of
     functions and traps): the `limit` functions with the most cycles, hottest first, the latest `limit` traps, and
     no UART text (`monitor uart` gives it)."""
     functions, traps = m.function_stats(), list(m.traps)
+    by_region = _cycles_by_region(functions)
     if limit is not None:
         functions = sorted(functions, key=lambda r: r.cycles, reverse=True)[:limit]
         traps = traps[-limit:] if limit else []
@@ -89,6 +97,8 @@ def stats_json(m: Machine, limit: int | None = None) -> dict:
         "cycles": m.cycles,
         "functions": [vars(r) | {"hit_rate": r.hit_rate} for r in functions],
         "devices": m.region_stats(),
+        # cycles by the memory region each function is in, over every function (a summary's too)
+        "cycles_by_region": by_region,
         "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in traps],   # the latest
         "trap_count": m.trap_count,
     }

@@ -32,7 +32,7 @@ from binascii import unhexlify
 from dataclasses import dataclass
 
 from ..errors import CapabilityError, TargetError
-from .base import (MEMORY, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
+from .base import (MEMORY, PACING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
                    describe_reads)
 from .rsp_packets import INTERRUPT, Packet, PacketParser, PacketTooLong, checksum, decode_payload, frame
 
@@ -423,6 +423,8 @@ class RspTarget(Target):
             self.last_stop: StopReply | None = None
             self.description_files: dict[str, bytes] = {}   # target.xml and its includes, as read (snapshots keep them)
             self.features = self._negotiate()
+            if self.features.get(TWIN_HALT_AFTER) == "+":    # the twin's GDB server: its halts can be scheduled
+                self.capabilities = RspTarget.capabilities | {PACING}
             self.packet_size = self._packet_size(self.features.get("PacketSize"))
             self.conn.max_packet = self.packet_size + 16     # a reply is at most a packet's worth (and framing)
             self._description_bytes = 0
@@ -761,6 +763,33 @@ class RspTarget(Target):
             raise TargetError(f"{self.url}: breakpoint {verb.decode()}{kind.decode()} at {address:#x} failed "
                               f"with {reply[:16]!r}")
 
+    # -- the twin's GDB server (sim/gdbserver.py) paces itself: PACING, where it announces TWIN_HALT_AFTER --------
+
+    def _monitor(self, command: str) -> str:
+        reply = self._request(b"qRcmd," + command.encode().hex().encode(), f"the reply to monitor {command}")
+        try:
+            return bytes.fromhex(reply.decode("ascii")).decode()
+        except ValueError:
+            raise TargetError(f"{self.url}: monitor {command}: expected hex text, got {_cut(reply)}") from None
+
+    def pacing(self) -> dict | None:
+        """The twin's clock as `monitor clock-json` reports it (None: unpaced)."""
+        import json
+        return json.loads(self._monitor("clock-json"))
+
+    def pace(self, clock_hz: float | None = None) -> None:
+        """Pace the (halted) twin to clock_hz simulated cycles per second of running wall time (default: the
+        twin's DEFAULT_CLOCK_HZ, as `xipscope profile` paces sim://)."""
+        from ..sim.pacing import DEFAULT_CLOCK_HZ
+        self._monitor(f"pace {clock_hz or DEFAULT_CLOCK_HZ:g}")
+
+    def halt_after(self, seconds: float) -> None:
+        """The run the next resume starts halts after `seconds` of the twin's simulated time, whenever the halt is
+        asked for (SimTarget.halt_after's meaning, over the wire)."""
+        answer = self._monitor(f"halt-after {seconds!r}")
+        if answer.strip() != "OK":
+            raise TargetError(f"{self.url}: monitor halt-after: {answer.strip()}")
+
     def continue_until_stop(self, timeout: float | None = None) -> StopReply:
         """Resume and block until the target stops (breakpoint, trap, exit); a TargetError after `timeout` seconds."""
         self.resume()
@@ -787,6 +816,9 @@ class RspTarget(Target):
             pass  # the server is gone: closing is all that is left to do
         finally:
             self.conn.close()
+
+
+TWIN_HALT_AFTER = "xipscope.halt-after"   # sim/gdbserver.py HALT_AFTER_FEATURE
 
 
 class RspSampler:
