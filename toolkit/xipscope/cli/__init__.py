@@ -20,6 +20,8 @@ from ..errors import XipscopeError
 COMMANDS = (
     ("dmesg", "dmesg", "print the kernel log from the printk ring buffer in target memory or a RAM image"),
     ("trap", "trap", "why did it die: decode mcause/mepc/mstatus, the instruction and the faulting address"),
+    ("profile", "profile",
+     "sample the PC (and XIP cache counters, and stacks) of a running target into a profile directory"),
     ("report", "report", "analyse a profile directory: HTML report with plots, CSV, speedscope, collapsed stacks"),
     ("compare", "compare", "compare two profiles: per-region and per-function deltas with a plot"),
     ("image", "image", "decode the RP2350 flash image: block loops, IMAGE_DEF, partition table, Linux layout"),
