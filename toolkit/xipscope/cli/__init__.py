@@ -24,7 +24,12 @@ COMMANDS = (
      "sample the PC (and XIP cache counters, and stacks) of a running target into a profile directory"),
     ("report", "report", "analyse a profile directory: HTML report with plots, CSV, speedscope, collapsed stacks"),
     ("compare", "compare", "compare two profiles: per-region and per-function deltas with a plot"),
+    ("probe-latency", "probe_latency", "measure your debug probe's round trip and wire rate for the probe model"),
+    ("doctor", "doctor", "name why a board hangs: flash writes from XIP, LR/SC livelocks, traps, XIP settings"),
+    ("snapshot", "snapshot", "halt a target and save its registers and RAM to a directory (for snapshot://DIR)"),
+    ("serve", "serve", "serve a snapshot over the GDB remote protocol (gdb-multiarch: target remote :PORT)"),
     ("image", "image", "decode the RP2350 flash image: block loops, IMAGE_DEF, partition table, Linux layout"),
+    ("dump", "dump", "hexdump target memory with the region and symbol of each line"),
     ("sim", "sim", "run firmware on the RP2350 twin (a model), or serve it to gdb"),
     ("gdb-script", "gdb_script", "print the path of the file that loads the xs commands into gdb-multiarch"),
 )
