@@ -14,7 +14,7 @@ DESCRIPTION = ("Find and validate the block loops in the first 4 KiB of flash an
 EPILOG = """examples:
   xipscope image firmware.uf2
   xipscope image flash.bin@0x10000000 --elf vmlinux --json
-  xipscope image --target sim://xipbench.elf?flash=seedlayout.uf2"""
+  xipscope image --target rsp://127.0.0.1:3333 --elf vmlinux"""
 
 
 def add_arguments(p) -> None:
