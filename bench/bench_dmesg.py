@@ -1,6 +1,7 @@
 """`xipscope dmesg` end to end vs gdb-multiarch + the kernel's own lx-dmesg, on the same QEMU kernel, warm.
 
-Goal (issue 2): at most half of lx-dmesg's time. Both are whole commands a user would type, timed as processes.
+Goal (issue 17): at most 0.4 of lx-dmesg's time (issue 2 asked half). Both are whole commands a user would type,
+timed as processes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> None:
           f"lx-dmesg), median of {REPEAT} warm runs:")
     report([("xipscope dmesg", f"{t_ours * 1000:.0f} ms"),
             ("gdb-multiarch + lx-dmesg", f"{t_theirs * 1000:.0f} ms"),
-            ("ratio (ours / theirs)", f"{t_ours / t_theirs:.2f}  (goal <= 0.50)"),
+            ("ratio (ours / theirs)", f"{t_ours / t_theirs:.2f}  (goal <= 0.40)"),
             ("lx-dmesg timestamps that differ from ours", f"{off_by_one} of {len(their_lines)} (float rounding)")])
 
 

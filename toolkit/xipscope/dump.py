@@ -7,9 +7,6 @@ Lines are the seed's `hexdump()` format (psram-bootloader/src/bootloader.c: addr
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Iterator
 
 from .errors import TargetError, XipscopeError
@@ -130,64 +127,3 @@ def format_line(line: DumpLine) -> str:
     text = data.translate(_PRINTABLE).decode("ascii").ljust(LINE)
     out = f"{line.address:08x}  {hex_part} |{text}|  {line.region.name} [{_short_label(line.region)}]"
     return out + (f"  <{line.symbol}>" if line.symbol else "")
-
-
-# --- command line ---------------------------------------------------------------------------------------------------
-
-def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; write it like 0x10010000 or 64") from None
-
-
-def add_command(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "dump", help="hexdump target memory with the region and symbol of each line",
-        description="Hexdump LEN bytes at ADDR in the format the seed's Linux bootloader prints (Rom/Kernel/Ram "
-                    "dump), each line labelled with its region (flash XIP cached/uncached, PSRAM, SRAM, ROM, "
-                    "peripheral) and, with --elf, its symbols. A range outside the memory map is an error "
-                    "naming it.")
-    p.add_argument("address", type=_int, metavar="ADDR")
-    p.add_argument("length", type=_int, metavar="LEN")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--target", metavar="URL", help="rsp://HOST:PORT or sim://FIRMWARE.elf (the twin, a model)")
-    source.add_argument("--dump", metavar="FILE@ADDR", help="a raw memory image and the address of its first byte")
-    p.add_argument("--elf", metavar="FILE", help="ELF (or System.map) whose symbols label the lines")
-    p.add_argument("--map", default="rp2350", metavar="NAME|FILE",
-                   help="memory map: rp2350 (default), qemu-virt, or a TOML file of [[region]] tables")
-    p.add_argument("--raw", metavar="FILE", help="also write the bytes read to FILE")
-    p.add_argument("--json", action="store_true", help="one JSON object per line: address, hex, region, kind, symbol")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args) -> int:
-    from .chip.memory_map import get_memory_map
-
-    memory_map = get_memory_map(args.map)
-    symbols = None
-    if args.elf:
-        from .elf.symbols import load_symbols
-        symbols = load_symbols(args.elf)
-    plan_ranges(memory_map, args.address, args.length)      # a bad range fails before connecting
-    if args.dump:
-        from .target.memory_image import MemoryImageTarget
-        target = MemoryImageTarget.from_spec(args.dump)
-    else:
-        from .target import open_target
-        target = open_target(args.target, timeout=args.timeout)
-    raw = open(args.raw, "wb") if args.raw else None
-    out = sys.stdout
-    try:
-        for line in dump_lines(target, args.address, args.length, memory_map, symbols, raw):
-            out.write((json.dumps(line.to_json()) if args.json else format_line(line)) + "\n")
-        if not args.json:
-            out.write(f"{args.address + args.length:08x}\n")
-    finally:
-        out.flush()
-        if raw is not None:
-            raw.close()
-        target.close()
-    return 0

@@ -11,7 +11,6 @@ wire rate is not measured (the model then assumes its default wire clock).
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 
 SINGLE_READS = 200
@@ -62,49 +61,3 @@ def measure_probe(target, address: int = DEFAULT_ADDRESS, single_reads: int = SI
     # host time, as the twin does): all of a single read is latency.
     result.update(latency_s=t_single / rt_s, wire_hz=None)
     return result
-
-
-def add_command(commands) -> None:
-    p = commands.add_parser(
-        "probe-latency", help="measure your debug probe's round trip and wire rate for the probe model",
-        description="Times single-word reads (each waited for) and a long block read through the target, works out "
-                    "the probe's round trip and wire rate, prints them and saves them "
-                    "($XDG_CONFIG_HOME/xipscope/probe-latency.json) for `xipscope profile` and the probe model.")
-    p.add_argument("--target", required=True, metavar="URL",
-                   help="pyocd://[UID] (counts its probe's work: round trip and wire rate), or any other target URL "
-                        "(round trip only)")
-    p.add_argument("--address", type=lambda text: int(text, 0), default=DEFAULT_ADDRESS, metavar="ADDR",
-                   help=f"readable memory to read (default {DEFAULT_ADDRESS:#x}, SRAM)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
-    p.set_defaults(func=cmd_probe_latency)
-
-
-def cmd_probe_latency(args) -> int:
-    from .probe_model import ProbeModel, save_figures
-    from .target import open_target
-    from .target.base import MODEL
-
-    target = open_target(args.target, timeout=args.timeout)
-    try:
-        figures = measure_probe(target, args.address)
-        url = target.url
-        twin = MODEL in target.capabilities or "twin:" in url
-    finally:
-        target.close()
-    latency_s, wire_hz = figures.pop("latency_s"), figures.pop("wire_hz")
-    path = save_figures(latency_s, wire_hz, url, figures)
-    out = sys.stdout
-    out.write(f"round trip: {latency_s * 1e6:.0f} us ({figures['single_reads']} single-word reads, median "
-              f"{figures['single_read_us']:.0f} us each)\n")
-    if wire_hz:
-        out.write(f"wire rate:  {wire_hz:,.0f} bit/s (from a {figures['block_bytes']:,}-byte block read, median "
-                  f"{figures['block_read_us']:,.0f} us)\n")
-    else:
-        reason = ("the two timings don't fit round trips x latency + wire bits / rate" if figures["counted"]
-                  else "this transport does not count its probe's wire bits")
-        out.write(f"wire rate:  not measured ({reason}); the model assumes {ProbeModel().wire_hz / 1e6:g} MHz\n")
-    if twin:
-        out.write("note: this target is the twin (a model): it answers in host time, so these figures are the "
-                  "host's, not a probe's\n")
-    out.write(f"saved to {path}: `xipscope profile` prices its samples with them (meta.json probe_model)\n")
-    return 0

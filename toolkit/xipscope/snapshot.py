@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -287,39 +286,6 @@ def _save_description(target, out_dir: Path, manifest: dict) -> None:
     manifest["target_description"] = sorted(files)
 
 
-# -- command line ------------------------------------------------------------------------------------------------------
-
-def add_command(subparsers) -> None:
-    """`xipscope snapshot` and `xipscope serve`."""
-    p = subparsers.add_parser(
-        "snapshot", help="halt a target and save its registers and RAM to a directory (for snapshot://DIR)",
-        description="Halt the target, save every register and CSR it offers and the RAM regions of the memory map "
-                    "(SRAM and PSRAM on rp2350, dram on qemu-virt; flash with --flash) into DIR with a manifest, "
-                    "then resume it. Later, any command reads it as --target snapshot://DIR, and `xipscope serve DIR` "
-                    "hands it to gdb.")
-    p.add_argument("--target", required=True, metavar="URL", help="the live target: rsp://HOST:PORT or sim://FIRMWARE.elf")
-    p.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) directory for the snapshot")
-    p.add_argument("--map", default="rp2350", metavar="NAME|FILE",
-                   help="memory map: rp2350 (default), qemu-virt or a TOML file of [[region]] tables")
-    p.add_argument("--flash", action="store_true", help="also save XIP flash")
-    p.add_argument("--no-resume", dest="resume", action="store_false",
-                   help="leave the target halted (rsp:// closes the connection without detaching)")
-    p.add_argument("--elf", metavar="FILE", help="the ELF (vmlinux) running on the target; its hash goes into the manifest")
-    p.add_argument("--size", action="append", default=[], metavar="REGION=SIZE",
-                   help="save this much of a region (e.g. dram=64M) instead of probing how much the board has")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
-    p.set_defaults(func=cmd_snapshot)
-
-    s = subparsers.add_parser(
-        "serve", help="serve a snapshot over the GDB remote protocol (gdb-multiarch: target remote :PORT)",
-        description="Serve a snapshot directory to gdb: registers (the target description it was taken with), "
-                    "memory (reads outside the saved regions are errors, not zeros). Nothing runs: continue and "
-                    "step answer at once with a stop. Binds 127.0.0.1; prints the port.")
-    s.add_argument("directory", metavar="DIR")
-    s.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0, the default: any free port)")
-    s.set_defaults(func=cmd_serve)
-
-
 def parse_sizes(items: list[str]) -> dict[str, int]:
     """--size REGION=SIZE items (xipscope snapshot, gdb's xs snapshot) as {region: bytes}."""
     sizes = {}
@@ -329,33 +295,3 @@ def parse_sizes(items: list[str]) -> dict[str, int]:
             raise XipscopeError(f"--size wants REGION=SIZE (e.g. dram=64M), got {item!r}")
         sizes[name] = parse_size(size)
     return sizes
-
-
-def cmd_snapshot(args) -> int:
-    from .chip.memory_map import get_memory_map
-    from .target import open_target
-
-    memory_map = get_memory_map(args.map)
-    sizes = parse_sizes(args.size)
-    check_request(Path(args.out), memory_map, args.flash, sizes)   # before the target is halted for nothing
-    target = open_target(args.target, timeout=args.timeout)
-    leave_halted = not args.resume and hasattr(target, "disconnect")
-    try:
-        manifest = take_snapshot(target, args.out, memory_map, elf=args.elf, include_flash=args.flash,
-                                 resume=args.resume, sizes=sizes,
-                                 progress=lambda text: print(f"xipscope snapshot: {text}", file=sys.stderr))
-    finally:
-        target.disconnect() if leave_halted else target.close()
-    total = sum(r["size"] for r in manifest["regions"])
-    on_disk = sum((Path(args.out) / r["file"]).stat().st_blocks * 512 for r in manifest["regions"])
-    print(f"snapshot of {manifest['target']} in {args.out}: {len(manifest['registers'])} registers, "
-          f"{len(manifest['regions'])} regions, {total} bytes ({on_disk} on disk), {manifest['seconds']} s")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    from .target.snapshot_server import serve_snapshot
-
-    serve_snapshot(args.directory, args.port)
-    return 0
-

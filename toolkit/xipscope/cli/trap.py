@@ -1,42 +1,43 @@
-"""`xipscope trap`: the command-line adapter over trap.py (kept apart so that `xipscope --help` imports none of it)."""
+"""`xipscope trap`: decode a trap from a halted target or an oops (trap.py does the work)."""
 
 from __future__ import annotations
 
-from .errors import TargetError, XipscopeError
+from ..errors import TargetError, XipscopeError
+from . import options
+
+DESCRIPTION = ("Decode a trap from a halted target (mcause, mepc, mstatus, mtval, GPRs) or from a Linux oops "
+               "(--oops; a whole kernel log is fine). The faulting address is recomputed from the instruction "
+               "at mepc and the registers, since Hazard3 writes mtval = 0.")
+EPILOG = """examples:
+  xipscope trap --target rsp://127.0.0.1:3333 --elf firmware.elf
+  xipscope trap --oops console.log --elf vmlinux
+  xipscope dmesg --elf vmlinux --dump ram.bin@0x80000000 | xipscope trap --oops - --elf vmlinux"""
 
 
-def add_command(subparsers):
-    p = subparsers.add_parser(
-        "trap", help="why did it die: decode mcause/mepc/mstatus, the instruction and the faulting address",
-        description="Decode a trap from a halted target (mcause, mepc, mstatus, mtval, GPRs) or from a Linux oops "
-                    "(--oops; a whole kernel log is fine). The faulting address is recomputed from the instruction "
-                    "at mepc and the registers, since Hazard3 writes mtval = 0.")
-    p.add_argument("--target", metavar="URL", help="a halted target: rsp://HOST:PORT, sim://FIRMWARE.elf")
+def add_arguments(p) -> None:
+    options.add_target(p, required=False, what="a halted target (stopped at the trap)")
     p.add_argument("--oops", metavar="FILE", help="oops text or a kernel log holding one ('-' for stdin); "
                    "with --target too, the target's memory supplies the stack to unwind")
-    p.add_argument("--elf", "--symbols", dest="elf", required=True, metavar="FILE",
-                   help="the ELF that was running (vmlinux or firmware), or a System.map")
-    p.add_argument("--map", metavar="NAME|FILE", help="memory map: rp2350, qemu-virt or a TOML file "
-                   "(default: the built-in map where mepc is in memory)")
-    p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
-    p.set_defaults(func=cmd_trap)
-    return p
+    options.add_elf(p, "the ELF that was running (vmlinux or firmware), or a System.map", required=True,
+                    symbols_alias=True)
+    options.add_map(p, default=None, default_text="default: the built-in map where mepc is in memory")
+    options.add_json(p, "one JSON object")
+    options.add_timeout(p)
 
 
-def cmd_trap(args) -> int:
+def run(args) -> int:
     import sys
 
-    from .elf import load_symbols
-    from .trap import decode_oops, decode_trap, render_trap
+    from ..elf import load_symbols
+    from ..trap import decode_oops, decode_trap, render_trap
 
     if not args.target and not args.oops:
         raise XipscopeError("say where the trap is: --target URL (a halted target) or --oops FILE")
     symbols = load_symbols(args.elf)
     target = None
     if args.target:
-        from .target import open_target
-        from .target.base import require_riscv
+        from ..target import open_target
+        from ..target.base import require_riscv
         target = open_target(args.target, timeout=args.timeout)
         try:
             require_riscv(target, "trap decoding (mcause, mepc)")
@@ -45,8 +46,8 @@ def cmd_trap(args) -> int:
             raise
     try:
         if args.oops:
-            from .files import read_regular
-            from .linux.oops import MAX_LOG_BYTES, parse_oops
+            from ..files import read_regular
+            from ..linux.oops import MAX_LOG_BYTES, parse_oops
             if args.oops == "-":
                 text = sys.stdin.read(MAX_LOG_BYTES)
             else:

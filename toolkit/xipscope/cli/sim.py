@@ -1,31 +1,34 @@
-"""`xipscope sim FIRMWARE.elf`: run the RP2350 twin (a model) and print its ground truth, or serve it to gdb.
+"""`xipscope sim FIRMWARE.elf`: run the RP2350 twin (a model, sim/) and print its ground truth, or serve it to gdb.
 
-Also runnable on its own: `python -m xipscope.sim.cli FIRMWARE.elf --gdb-port 0`. Importing this module does not
-import unicorn.
+Importing this module does not import unicorn.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-MODEL_NOTE = "RP2350 twin (a model)"   # repeated from machine.py so that --help stays free of unicorn
+from ..sim import MODEL_NOTE     # sim/__init__ imports nothing: --help stays free of unicorn
+
+DESCRIPTION = (f"Run an RV32 firmware ELF on the {MODEL_NOTE}: unicorn executes the code; the XIP cache, its "
+               "CTR_HIT/CTR_ACC counters, UART0 and Hazard3's traps and counters are modelled from the facts "
+               "in chip/rp2350.py. Without --gdb-port it runs to the end and prints UART output and the ground "
+               "truth per function.")
+EPILOG = """examples:
+  xipscope sim xipbench.elf --run
+  xipscope sim firmware.elf --gdb-port 0 --clock-hz 1e6
+  xipscope sim firmware.elf --jtag-port 0 --halted"""
 
 
-def add_command(subparsers) -> argparse.ArgumentParser:
-    from .firmware import shipped_firmware, shipped_firmware_dir
+def add_arguments(p) -> None:
+    from ..sim.firmware import shipped_firmware, shipped_firmware_dir
 
     shipped = shipped_firmware()
-    p = subparsers.add_parser(
-        "sim", help=f"run firmware on the {MODEL_NOTE}, or serve it to gdb",
-        description=f"Run an RV32 firmware ELF on the {MODEL_NOTE}: unicorn executes the code; the XIP cache, its "
-                    "CTR_HIT/CTR_ACC counters, UART0 and Hazard3's traps and counters are modelled from the facts "
-                    "in chip/rp2350.py. Without --gdb-port it runs to the end and prints UART output and the ground "
-                    "truth per function.",
-        epilog=(f"Example firmware shipped with xipscope, found by its bare name (e.g. `xipscope sim xipbench.elf "
-                f"--run`, `sim://xipbench.elf`) when no such file is in the current directory: {', '.join(shipped)} "
-                f"(in {shipped_firmware_dir()})." if shipped else None))
+    if shipped:
+        # Appended to the examples: which bare names work is known only where this xipscope is installed.
+        p.epilog += (f"\n\nExample firmware shipped with xipscope, found by its bare name (e.g. `xipscope sim "
+                     f"xipbench.elf --run`, `sim://xipbench.elf`) when no such file is in the current directory: "
+                     f"{', '.join(shipped)} (in {shipped_firmware_dir()}).")
     p.add_argument("firmware", help="firmware ELF (a path, or the bare name of a shipped one, e.g. xipbench.elf)")
     p.add_argument("--gdb-port", type=int, default=None, metavar="N",
                    help="serve the GDB remote protocol on 127.0.0.1:N (0 = any free port; the port is printed)")
@@ -62,12 +65,10 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                    help="with --gdb-port: pace the twin to HZ simulated cycles per second of wall time, so that "
                         "wall-clock samplers (xipscope profile) see simulated time, e.g. 1e6 (default 0: unpaced, "
                         "as fast as the host goes)")
-    p.set_defaults(func=run)
-    return p
 
 
 def _machine_kwargs(args, uart_echo):
-    from .counters import Timing
+    from ..sim.counters import Timing
 
     defaults = Timing()
     timing = Timing(args.flash_miss_cycles if args.flash_miss_cycles is not None else defaults.flash_miss_cycles,
@@ -80,8 +81,7 @@ def _machine_kwargs(args, uart_echo):
 
 
 def run(args) -> int:
-    from ..errors import XipscopeError
-    from .firmware import find_firmware
+    from ..sim.firmware import find_firmware
 
     args.firmware = find_firmware(args.firmware)
     args.flash = find_firmware(args.flash) if args.flash else None
@@ -99,16 +99,16 @@ def run(args) -> int:
 
     try:
         if args.jtag_port is not None and not args.run:
-            from .jtag import serve as serve_jtag
+            from ..sim.jtag import serve as serve_jtag
             serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted,
                        boot_arch=args.boot_arch)
             return 0
         if args.gdb_port is not None and not args.run:
-            from .gdbserver import serve
+            from ..sim.gdbserver import serve
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)
             return 0
-        from .hazard3 import Machine
-        from .report import format_function_table, stats_json, trap_loop_text
+        from ..sim.hazard3 import Machine
+        from ..sim.report import format_function_table, stats_json, trap_loop_text
 
         machine = Machine(args.firmware, **_machine_kwargs(args, echo))
         if not args.json:
@@ -126,26 +126,7 @@ def run(args) -> int:
                 print(f"== {loop}")
             print(format_function_table(machine), end="")
         return 0
-    except XipscopeError as e:
-        print(f"xipscope sim: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
     finally:
         if log is not None:
             log.close()
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="xipscope")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_command(sub)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["sim"]:
-        argv = ["sim"] + argv
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,48 +4,42 @@ from __future__ import annotations
 
 import sys
 
+from . import options
+
 REFRESH_S = 1.0
 KEYS = "q quit   p pause   r reset"
 
+DESCRIPTION = ("Sample a running target as `xipscope profile` does and show, refreshed every second, the hottest "
+               "functions since the last reset with their memory region, the XIP cache hit rate of the last "
+               "interval, samples per second and the share of the time the core was held halted. "
+               f"Keys: {KEYS}. The samples are written to --out as a profile directory (`xipscope report` reads it "
+               "afterwards).")
+EPILOG = """examples:
+  xipscope top --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --rate 500 --out top1
+  xipscope top --target rsp://127.0.0.1:3333 --elf vmlinux --rate 1000 --out top2"""
 
-def add_command(commands) -> None:
-    import argparse
 
-    p = commands.add_parser(
-        "top", help="live view of where a running target spends its time, like perf top (samples also go to disk)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Sample a running target as `xipscope profile` does and show, refreshed every second, the hottest "
-                    "functions since the last reset with their memory region, the XIP cache hit rate of the last "
-                    "interval, samples per second and the share of the time the core was held halted.\n"
-                    f"Keys: {KEYS}. The samples are written to --out as a profile directory (`xipscope report` "
-                    "reads it afterwards).",
-        epilog="example:\n"
-               "  xipscope top --target sim://firmware/xipbench.elf --elf firmware/xipbench.elf --out build/top\n"
-               "  xipscope top --target rsp://localhost:3333 --elf vmlinux --rate 1000 --out build/top-linux")
-    p.add_argument("--target", required=True, metavar="URL",
-                   help="rsp://HOST:PORT (any GDB server), pyocd://, openocd://, or sim://FIRMWARE.elf (the RP2350 "
-                        "twin, a model, in-process)")
-    p.add_argument("--elf", required=True, metavar="FILE", help="the ELF running on the target (for symbols)")
+def add_arguments(p) -> None:
+    options.add_target(p, what="the running target to watch")
+    options.add_elf(p, "the ELF running on the target (for symbols)", required=True)
     p.add_argument("--out", required=True, metavar="DIR", help="new directory for samples/ and meta.json")
     p.add_argument("--rate", type=float, metavar="HZ", help="samples per second (default: as fast as the transport allows)")
-    p.add_argument("--map", default="rp2350", metavar="NAME|FILE.toml",
-                   help="memory map: rp2350 (has the XIP counters), qemu-virt, or a TOML file (default rp2350)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each target reply")
-    p.set_defaults(func=cmd_top)
+    options.add_map(p)
+    options.add_timeout(p)
 
 
-def cmd_top(args) -> int:
+def run(args) -> int:
     import curses
 
-    from .chip.memory_map import get_memory_map
-    from .elf.symbols import load_symbols
-    from .profile.top import TopView, start_sampling
-    from .target import open_target
+    from ..chip.memory_map import get_memory_map
+    from ..elf.symbols import load_symbols
+    from ..profile.top import TopView, start_sampling
+    from ..target import open_target
 
     memory_map = get_memory_map(args.map)
     symbols = load_symbols(args.elf)
     target = open_target(args.target, timeout=args.timeout)
-    from .target.base import PACING
+    from ..target.base import PACING
     view = TopView(symbols, memory_map, pacing=target.pacing if PACING in target.capabilities else None)
     thread, stop, outcome = start_sampling(target, args.out, view, memory_map=memory_map, symbols=symbols,
                                            elf=args.elf, rate_hz=args.rate, map_name=args.map)
