@@ -53,7 +53,8 @@ def test_target_help_names_every_scheme(capsys):
         flat = " ".join(text.split())
         for scheme in SCHEMES:
             assert f"{scheme}://" in flat, (name, scheme)
-    assert set(with_target) == {"dmesg", "trap", "profile", "probe-latency", "doctor", "snapshot", "image", "dump"}
+    assert set(with_target) == {"dmesg", "trap", "profile", "top", "probe-latency", "doctor", "snapshot", "image",
+                                "dump"}
 
 
 def imported_for(argv: list[str]) -> list[str]:
