@@ -14,7 +14,8 @@ from qemu import KernelBuild, boot_kernel, built_kernel  # noqa: E402
 from servers import twin_gdb_server  # noqa: E402
 
 
-KERNEL_FIXTURES = frozenset({"dwarf_kernel", "nodwarf_kernel", "kernel_builds", "booted_kernel", "dwarf_qemu"})
+KERNEL_FIXTURES = frozenset({"dwarf_kernel", "nodwarf_kernel", "kernel_builds", "booted_kernel", "dwarf_qemu",
+                              "icount_qemu"})
 
 
 def pytest_collection_modifyitems(items):
@@ -52,6 +53,17 @@ def booted_kernel(request, kernel_builds, tmp_path_factory):
 def dwarf_qemu(dwarf_kernel, tmp_path_factory):
     """The DWARF kernel booted to its panic in QEMU, for tests that need one live gdbstub."""
     with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-dwarf")) as qemu:
+        yield qemu
+
+
+@pytest.fixture(scope="module")
+def icount_qemu(dwarf_kernel, tmp_path_factory):
+    """The DWARF kernel booted to its panic in QEMU with -icount: guest time advances one nanosecond per instruction,
+    not with the host's wall clock. Without it a loaded host runs fewer guest instructions per wall-clock timer tick,
+    so more of the guest's time goes to the tick (seen: handle_exception on top at 62-67% under load, __delay at
+    87-99% on an idle host), and where samples land depends on the machine's load, not on the transport."""
+    with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-icount"),
+                     qemu_args=("-icount", "shift=0,sleep=off")) as qemu:
         yield qemu
 
 

@@ -49,14 +49,16 @@ def test_hit_rate_against_working_set(tmp_path):
 
 
 @pytest.mark.kernel
-def test_profile_and_report_of_the_panicked_kernel(dwarf_qemu, dwarf_kernel, tmp_path):
+def test_profile_and_report_of_the_panicked_kernel(icount_qemu, dwarf_kernel, tmp_path):
     """`xipscope profile --stacks` against the real kernel in QEMU, then its report: after the panic, the delay loop
     holds the pc, and the stacks run through panic(). At 200 samples/s the kernel runs between samples; as fast as
-    rsp:// goes it would be halted nearly all the time, and its pending timer ticks would take the top spot."""
+    rsp:// goes it would be halted nearly all the time, and its pending timer ticks would take the top spot.
+    QEMU runs with -icount (conftest's icount_qemu): with guest time on the host's clock, a loaded host gave the
+    timer tick the top spot (handle_exception first, or __delay at 0.475)."""
     import pandas as pd
 
     out = tmp_path / "profile"
-    result = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", dwarf_qemu.url,
+    result = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", icount_qemu.url,
                              "--elf", str(dwarf_kernel.vmlinux), "--samples", "200", "--rate", "200", "--stacks",
                              "--map", "qemu-virt",
                              "--out", str(out)], capture_output=True, text=True, timeout=300)

@@ -71,19 +71,6 @@ def test_unreachable_server_is_a_clear_error():
         open_target(f"gdb://127.0.0.1:{free_port()}")
 
 
-@pytest.fixture(scope="module")
-def icount_qemu(dwarf_kernel, tmp_path_factory):
-    """The DWARF kernel booted to its panic in QEMU with -icount: guest time advances one nanosecond per instruction,
-    not with the host's wall clock. Without it a loaded host runs fewer guest instructions per wall-clock timer tick,
-    so more of the guest's time goes to the tick (seen: handle_exception on top at 62-67% under load, __delay at
-    87-99% on an idle host), and where samples land depends on the machine's load, not on the transport."""
-    from qemu import boot_kernel
-
-    with boot_kernel(dwarf_kernel, tmp_path_factory.mktemp("qemu-icount"),
-                     qemu_args=("-icount", "shift=0,sleep=off")) as qemu:
-        yield qemu
-
-
 def test_profile_through_gdb_agrees_with_rsp(icount_qemu, tmp_path):
     """The panicked kernel spins in panic()'s mdelay loop: 300 samples at 100/s through each transport both put
     the same function on top and symbolize every sample.
