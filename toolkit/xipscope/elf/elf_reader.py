@@ -28,6 +28,13 @@ _ELF_BIND = {0: BIND_LOCAL, 1: BIND_GLOBAL, 2: BIND_WEAK, 10: BIND_GLOBAL}  # 10
 MAX_ELF_BYTES = 256 << 20
 ELF_LIMIT_WHY = "an ELF xipscope reads may have (an RP2350 vmlinux with DWARF is ~40 MB)"
 MAX_SYMBOLS = 2_000_000     # .symtab entries: an RP2350 vmlinux has ~30k, a 64-bit allyesconfig one under 1M
+# The most DWARF pyelftools is let hold in memory, decompressed (it copies every debug section into its own buffer):
+# the RP2350 vmlinux with DWARF has ~31 MB. With the ELF itself, this keeps reading any file under 512 MiB.
+MAX_DWARF_BYTES = 128 << 20
+_DWARF_PREFIXES = (".debug_", ".zdebug_", ".eh_frame", ".gnu_debugaltlink")
+_ELFCOMPRESS_ZLIB = 1
+# The longest LEB128 a DWARF producer writes: 10 bytes hold 64 bits; assemblers pad a few more for relaxation.
+MAX_LEB128_BYTES = 16
 ELF_HINT = "Pass the unstripped vmlinux (or firmware ELF) from the build directory, or its System.map."
 
 _ARCH_NAMES = {"EM_RISCV": "riscv", "EM_ARM": "arm", "EM_AARCH64": "aarch64", "EM_X86_64": "x86_64", "EM_386": "i386"}
@@ -64,17 +71,122 @@ def open_elf(path: str | Path, what: str = "an ELF", hint: str = ELF_HINT):
     return open_regular(path, what, max_size=MAX_ELF_BYTES, why=ELF_LIMIT_WHY, error=SymbolError, hint=hint)
 
 
+class ElfLayoutError(ValueError):
+    """An ELF whose headers don't fit its file, or whose sections would decode to more than we hold (parse_elf)."""
+
+
+def parse_elf(stream, size: int, dwarf: bool = False):
+    """pyelftools' ELFFile over `stream` (`size` bytes long), once its section headers are checked against the file:
+    pyelftools trusts them, so a section claiming more bytes than the file has, or a compressed or NOBITS debug section
+    claiming gigabytes, would otherwise be read, inflated or zero-filled whole. `dwarf`: the caller will read the DWARF,
+    so its decoded size is bounded too (and GNU .zdebug sections inflated once, bounded, to check their claim).
+    ElfLayoutError says what doesn't fit; the caller names the file in its own error."""
+    from elftools.elf.elffile import ELFFile
+
+    _bound_leb128()
+    elf = ELFFile(stream)
+    header_size = elf.structs.Elf_Shdr.sizeof()
+    shoff, shnum, shentsize = elf["e_shoff"], elf["e_shnum"], elf["e_shentsize"]
+    if shnum and shentsize != header_size:
+        raise ElfLayoutError(f"section headers of {shentsize} bytes where this ELF class has {header_size}")
+    if shoff + shnum * shentsize > size:
+        raise ElfLayoutError(f"a truncated ELF: section headers end at byte {shoff + shnum * shentsize} "
+                          f"but the file has {size} bytes")
+    decoded = 0
+    for s in elf.iter_sections():
+        name = s.name or f"#{s.header['sh_name']}"
+        end = s["sh_offset"] + s["sh_size"]
+        if s["sh_type"] != "SHT_NOBITS" and end > size:
+            raise ElfLayoutError(f"a truncated ELF: section {name} ends at byte {end} but the file has {size} bytes")
+        if s.compressed:
+            if s._compression_type not in ("ELFCOMPRESS_ZLIB", _ELFCOMPRESS_ZLIB):
+                raise ElfLayoutError(f"section {name} compressed with {s._compression_type}, which xipscope can't "
+                                  "inflate; decompress it first (objcopy --decompress-debug-sections)")
+            this = s.data_size                      # the size it claims; pyelftools inflates no more than that
+        elif dwarf and s.name.startswith(_DWARF_PREFIXES):
+            this = s.data_size                      # what pyelftools copies, or zero-fills for a NOBITS one
+            if s.name.startswith(".zdebug_") and s["sh_type"] != "SHT_NOBITS":
+                this += _zdebug_size(name, stream, s["sh_offset"], s["sh_size"])
+        else:
+            continue
+        decoded += this
+        if decoded > MAX_DWARF_BYTES:
+            raise ElfLayoutError(f"debug or compressed sections that decode to more than {MAX_DWARF_BYTES:,} bytes "
+                              f"(section {name}: {this:,} bytes), where an RP2350 vmlinux's DWARF has ~31 MB")
+    return elf
+
+
+def _zdebug_size(name: str, stream, offset: int, size: int) -> int:
+    """The inflated size of a GNU .zdebug section ("ZLIB", big-endian size, zlib data), checked by inflating it in
+    bounded chunks: pyelftools inflates it whole, believing the data rather than the size it claims."""
+    import zlib
+
+    stream.seek(offset)
+    header = stream.read(12)
+    claimed = int.from_bytes(header[4:12], "big") if len(header) == 12 and header[:4] == b"ZLIB" else None
+    if claimed is None:
+        raise ElfLayoutError(f"section {name} without its ZLIB header")
+    if claimed > MAX_DWARF_BYTES:
+        raise ElfLayoutError(f"section {name} claiming {claimed:,} bytes inflated, more than the {MAX_DWARF_BYTES:,} "
+                          "allowed for DWARF")
+    inflate, inflated, left = zlib.decompressobj(), 0, size - 12
+    try:
+        while left > 0 and inflated <= claimed:
+            chunk = stream.read(min(left, 1 << 20))
+            left -= len(chunk)
+            while chunk and inflated <= claimed:
+                inflated += len(inflate.decompress(chunk, 1 << 20))
+                chunk = inflate.unconsumed_tail
+    except zlib.error as e:
+        raise ElfLayoutError(f"section {name} whose zlib data is damaged ({e})") from None
+    if inflated != claimed:
+        raise ElfLayoutError(f"section {name} claiming {claimed:,} bytes inflated but holding "
+                          f"{'more' if inflated > claimed else inflated}")
+    return claimed
+
+
+def _bound_leb128() -> None:
+    """Make pyelftools refuse a LEB128 longer than MAX_LEB128_BYTES. Its parser shifts a growing int per byte, so a run
+    of a million 0x80 bytes in a hostile abbreviation table or line header costs hours; DWARF never needs that.
+    The loop is pyelftools' own (common/construct_utils.py) with the bound added."""
+    from elftools.common import construct_utils
+    from elftools.common.exceptions import DWARFError
+
+    if getattr(construct_utils.ULEB128, "_xipscope_bounded", False):
+        return
+
+    def bounded(signed: bool):
+        def _parse(self, stream, context) -> int:
+            value = shift = 0
+            while True:
+                data = stream.read(1)
+                if len(data) != 1:
+                    raise DWARFError("unexpected end of stream while parsing a LEB128 encoded value")
+                b = data[0]
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if b & 0x80 == 0:
+                    return value | (~0 << shift) if signed and b & 0x40 else value
+                if shift >= 7 * MAX_LEB128_BYTES:
+                    raise DWARFError(f"a LEB128 value longer than {MAX_LEB128_BYTES} bytes, at offset {stream.tell()}")
+        return _parse
+
+    construct_utils.ULEB128._parse = bounded(False)
+    construct_utils.SLEB128._parse = bounded(True)
+    construct_utils.ULEB128._xipscope_bounded = True
+
+
 def read_elf(path: Path, data: bytes) -> RawSymbols:
     """Everything the index needs from an ELF already read into `data`; any malformation becomes a SymbolError."""
     import io
 
     from elftools.common.exceptions import ELFRelocationError
 
+    from .line_table import LineTableError
+
     _check_extent(path, data)
     try:
-        from elftools.elf.elffile import ELFFile
-
-        elf = ELFFile(io.BytesIO(data))
+        elf = parse_elf(io.BytesIO(data), len(data), dwarf=True)
         raw = _read_symtab(path, elf, data)
         raw.has_dwarf = elf.has_dwarf_info() and elf.get_section_by_name(".debug_line") is not None
         if raw.has_dwarf:
@@ -84,6 +196,8 @@ def read_elf(path: Path, data: bytes) -> RawSymbols:
         return raw
     except SymbolError:
         raise
+    except (ElfLayoutError, LineTableError) as e:
+        raise _fail(path, str(e)) from None
     except ELFRelocationError as e:
         raise SymbolError(f"{path}: expected a linked ELF (executable or vmlinux); found a relocatable object whose "
                           f"DWARF can't be relocated here ({e}). Pass the linked binary instead of the .o.") from None
@@ -121,11 +235,7 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     arch_base = _ARCH_NAMES.get(machine, str(machine).removeprefix("EM_").lower())
     arch = f"riscv{elf.elfclass}" if arch_base == "riscv" else arch_base
 
-    sections = list(elf.iter_sections())
-    for s in sections:
-        if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(data):
-            raise _fail(path, f"a truncated ELF: section {s.name or '#'} ends at byte {s['sh_offset'] + s['sh_size']} "
-                              f"but the file has {len(data)} bytes")
+    sections = list(elf.iter_sections())   # their extents were checked by parse_elf
     symtab = elf.get_section_by_name(".symtab")
     if symtab is None:
         raise _fail(path, "an ELF without .symtab (stripped)")
