@@ -313,3 +313,70 @@ def test_typedef_that_names_itself(run, tmp_path):
     assert "vmlinux: cannot read DWARF" in result.stdout and "at offset 0x21 that names itself" in result.stdout, \
         result.stdout
     assert result.peak_kb < PEAK_LIMIT_KB
+
+
+# -- profile sample parts (Parquet, read with pyarrow) ----------------------------------------------------------------
+
+def zero_samples_part(path: Path, row_groups: int, rows_per_group: int = 1 << 20) -> Path:
+    """A sample part of zeros in zstd: 32 MB of rows per row group in about a kilobyte, its footer honest."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from xipscope.profile.samples import _schema
+
+    schema = _schema()
+    zeros = pa.array(np.zeros(rows_per_group, dtype=np.int64))
+    columns = [zeros if field.name in ("t_ns", "pc", "halted_ns") else pa.nulls(rows_per_group, field.type)
+               for field in schema]
+    group = pa.table(columns, schema=schema)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for _ in range(row_groups):
+            writer.write_table(group)
+    return path
+
+
+def test_sample_part_that_decodes_to_a_gigabyte(run, tmp_path):
+    profile = make_profile(tmp_path / "prof")
+    part = zero_samples_part(profile / "samples" / "part-000001.parquet", row_groups=32)
+    assert part.stat().st_size < 4 << 20                   # 32M samples, 1.8 GB decoded, in a few hundred KB
+    bounded(run("report", profile), "part-000001.parquet", "33,554,432 samples", "may decode to")
+
+
+def test_sample_part_within_its_bound_reads(tmp_path):
+    """The control: a part of a million samples as a sampler writes them (host times that jitter, a few hot PCs, the
+    halt's length varying) decodes to 56 MB, ~10x its size, and reads back whole."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from xipscope.profile.samples import _schema, read_samples
+
+    rng, n = np.random.default_rng(14), 1 << 20
+    profile = make_profile(tmp_path / "prof")
+    t_ns = np.cumsum(rng.integers(300_000, 400_000, n))
+    pc = 0x10000000 + 4 * rng.integers(0, 300, n)
+    halted = rng.integers(4_000, 9_000, n)
+    schema = _schema()
+    columns = [pa.array(t_ns), pa.array(pc), pa.array(halted)] + [pa.nulls(n, f.type) for f in list(schema)[3:]]
+    pq.write_table(pa.table(columns, schema=schema), profile / "samples" / "part-000001.parquet")
+    samples = read_samples(profile)
+    assert len(samples) == 20 + n
+    assert int(samples["pc"].iloc[-1]) == int(pc[-1]) and int(samples["t_ns"].iloc[-1]) == int(t_ns[-1])
+
+
+def test_sample_part_with_a_150_mib_footer(run, tmp_path):
+    profile = make_profile(tmp_path / "prof")
+    part = profile / "samples" / "part-000001.parquet"
+    with open(part, "wb") as f:
+        f.write(b"PAR1")
+        f.truncate(160 << 20)                                 # sparse: the footer is 150 MiB of zeros
+        f.seek(0, 2)
+        f.write(struct.pack("<I", 150 << 20) + b"PAR1")
+    bounded(run("report", profile), "part-000001.parquet", "a Parquet footer of 157,286,400 bytes")
+
+
+def test_sample_part_that_is_not_parquet(run, tmp_path):
+    profile = make_profile(tmp_path / "prof")
+    (profile / "samples" / "part-000001.parquet").write_bytes(b"t_ns,pc\n" + b"1" * (1 << 20))
+    bounded(run("report", profile), "part-000001.parquet: not a readable sample part (not Parquet")
