@@ -23,14 +23,18 @@ _SHF_EXECINSTR = 0x4
 _SHN_LORESERVE = 0xFF00
 _ELF_BIND = {0: BIND_LOCAL, 1: BIND_GLOBAL, 2: BIND_WEAK, 10: BIND_GLOBAL}  # 10 = STB_GNU_UNIQUE
 
-# The largest ELF read: an RP2350 vmlinux with full DWARF is ~40 MB, a firmware ELF far less. Anything bigger is
-# not the image that ran, and would be read (and parsed) whole.
-MAX_ELF_BYTES = 256 << 20
+# The largest ELF read: an RP2350 vmlinux with full DWARF is ~34 MB, a firmware ELF far less. Anything bigger is
+# not the image that ran, and is read whole: with the DWARF bound below, the largest file and DWARF allowed (and 4M
+# line rows) peak at 460 MB, inside the 512 MiB any input may cost (issue 14).
+MAX_ELF_BYTES = 128 << 20
 ELF_LIMIT_WHY = "an ELF xipscope reads may have (an RP2350 vmlinux with DWARF is ~40 MB)"
-MAX_SYMBOLS = 2_000_000     # .symtab entries: an RP2350 vmlinux has ~30k, a 64-bit allyesconfig one under 1M
+# .symtab entries and the bytes of their names: an RP2350 vmlinux has 15k and 238 KB. Each symbol kept costs a few
+# hundred bytes through the index build (2M of them peaked at 1.3 GB), each name byte about six.
+MAX_SYMBOLS = 250_000
+MAX_SYMBOL_NAME_BYTES = 16 << 20
 # The most DWARF pyelftools is let hold in memory, decompressed (it copies every debug section into its own buffer):
-# the RP2350 vmlinux with DWARF has ~31 MB. With the ELF itself, this keeps reading any file under 512 MiB.
-MAX_DWARF_BYTES = 128 << 20
+# the RP2350 vmlinux with DWARF has ~31 MB.
+MAX_DWARF_BYTES = 96 << 20
 _DWARF_PREFIXES = (".debug_", ".zdebug_", ".eh_frame", ".gnu_debugaltlink")
 _ELFCOMPRESS_ZLIB = 1
 # The longest LEB128 a DWARF producer writes: 10 bytes hold 64 bits; assemblers pad a few more for relaxation.
@@ -252,7 +256,8 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     if symtab["sh_entsize"] != dt.itemsize:
         raise _fail(path, f".symtab entries of {symtab['sh_entsize']} bytes where {dt.itemsize} were expected")
     if size // dt.itemsize > MAX_SYMBOLS:
-        raise _fail(path, f"a .symtab of {size // dt.itemsize:,} entries, more than the {MAX_SYMBOLS:,} any kernel has")
+        raise _fail(path, f"a .symtab of {size // dt.itemsize:,} entries, more than the {MAX_SYMBOLS:,} allowed "
+                          "(an RP2350 vmlinux has 15k)")
     syms = np.frombuffer(data, dtype=dt, count=size // dt.itemsize, offset=off)
     strtab_hdr = sections[symtab["sh_link"]] if symtab["sh_link"] < len(sections) else None
     if strtab_hdr is None or strtab_hdr["sh_type"] != "SHT_STRTAB":
@@ -281,9 +286,15 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     name_offsets = syms["name"][idx].tolist()
     keep_mask = np.ones(len(idx), dtype=bool)
     find = strtab.find
+    name_bytes = 0
     for i, o in enumerate(name_offsets):
         end = find(b"\0", o)
-        name = strtab[o:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        end = end if end >= 0 else len(strtab)
+        name_bytes += end - o
+        if name_bytes > MAX_SYMBOL_NAME_BYTES:    # names may share or overlap their bytes in .strtab: count each
+            raise _fail(path, f"symbol names of more than {MAX_SYMBOL_NAME_BYTES:,} bytes in all (at symbol "
+                              f"#{int(idx[i])}), where an RP2350 vmlinux's have 238 KB")
+        name = strtab[o:end].decode("utf-8", "replace")
         # Mapping symbols ($x, $d) and assembler-local labels are not places a person would name.
         if name.startswith(("$", ".L")) or name == "":
             keep_mask[i] = False

@@ -26,6 +26,9 @@ _LNE_END_SEQUENCE, _LNE_SET_ADDRESS = 1, 2
 MAX_LINE_HEADER_BYTES = 256 << 10
 MAX_LINE_PROGRAM_BYTES = 4 << 20
 MAX_LINE_ROWS = 4_000_000
+MAX_COMPILE_UNITS = 20_000      # it has 517 (pyelftools keeps an object per unit; 8 MiB of empty units took 80 s)
+MAX_ABBREVS_SCANNED = 10_000    # abbreviations read to find a unit's first; a kernel unit's table has a few hundred
+MAX_ATTRIBUTES = 256            # attributes of one abbreviation: a compile_unit DIE has about ten
 _MAX_LEB128_BITS = 7 * 16       # as elf_reader.MAX_LEB128_BYTES
 
 
@@ -182,7 +185,9 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
     byteorder = "little" if little_endian else "big"
 
     sections = _RawSections(dwarfinfo)
-    for cu in dwarfinfo.iter_CUs():
+    for count, cu in enumerate(dwarfinfo.iter_CUs()):
+        if count >= MAX_COMPILE_UNITS:
+            raise LineTableError(f"a .debug_info of more than {MAX_COMPILE_UNITS:,} compilation units")
         try:
             stmt, comp_dir = _top_die_fast(cu, sections)
         except _Unsupported:
@@ -334,7 +339,7 @@ def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
     pos = cu.cu_die_offset
     code, pos = _uleb(info, pos)
     a = cu["debug_abbrev_offset"]
-    while True:
+    for _ in range(MAX_ABBREVS_SCANNED):
         c, a = _uleb(abbrev, a)
         if c == 0:
             raise _Unsupported("abbreviation not found")
@@ -349,8 +354,14 @@ def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
             if name == 0 and form == 0:
                 break
             specs.append((name, form))
+            if len(specs) > MAX_ATTRIBUTES:
+                raise LineTableError(f"an abbreviation at .debug_abbrev offset {a:#x} with more than "
+                                     f"{MAX_ATTRIBUTES} attributes")
         if c == code:
             break
+    else:
+        raise LineTableError(f"the compilation unit at .debug_info offset {cu.cu_offset:#x} has no abbreviation "
+                             f"{code} among the first {MAX_ABBREVS_SCANNED:,} of its table")
     stmt = comp_dir = None
     for name, form in specs:
         if form == 0x16:  # indirect
