@@ -417,3 +417,10 @@ def test_abbreviation_table_searched_for_a_code_it_lacks(run, tmp_path):
     sections[1]["data"] = table
     bounded(load_via_trap(run, write(tmp_path, make_elf(sections))), "vmlinux",
             "has no abbreviation 200000 among the first 10,000")
+
+
+def test_twin_firmware_whose_code_inflates_to_a_gigabyte(run, tmp_path, zlib_gigabyte):
+    """The twin loads every executable section: a compressed .text claiming 1 GiB was inflated whole."""
+    elf = bytearray(make_elf([dict(name=".text.big", type=SHT_PROGBITS, flags=SHF_ALLOC | SHF_EXECINSTR | SHF_COMPRESSED,
+                                   addr=TEXT + 0x1000, data=struct.pack("<III", 1, GIB, 1) + zlib_gigabyte)]))
+    bounded(run("sim", write(tmp_path, bytes(elf), "fw.elf"), "--run"), "fw.elf", "section .text.big: 1,073,741,824")
