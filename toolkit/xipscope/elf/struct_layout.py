@@ -15,8 +15,15 @@ _QUALIFIERS = ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "D
 MAX_TYPE_DEPTH = 64
 
 
-class TypeCycleError(ValueError):
-    """A DWARF type that reaches itself: following it would loop for ever."""
+# pyelftools makes an object of every arange and every DIE it parses (hundreds of bytes each, from as little as one
+# byte of DWARF), so what it is given to parse is bounded: the RP2350 vmlinux has 22 KB of .debug_aranges and its
+# largest compilation unit is 144 KB.
+MAX_ARANGES_BYTES = 1 << 20
+MAX_UNIT_BYTES = 512 << 10
+
+
+class DwarfBoundsError(ValueError):
+    """A DWARF type that reaches itself, or DWARF past the bounds above."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def _strip(die):
         if die is None or die.tag not in _QUALIFIERS or "DW_AT_type" not in die.attributes:
             return die
         die = die.get_DIE_from_attribute("DW_AT_type")
-    raise TypeCycleError(f"a DWARF type at offset {die.offset:#x} that names itself (qualifiers more than "
+    raise DwarfBoundsError(f"a DWARF type at offset {die.offset:#x} that names itself (qualifiers more than "
                       f"{MAX_TYPE_DEPTH} deep)")
 
 
@@ -56,7 +63,7 @@ def _type_size(die, depth: int = 0) -> int:
     if die is None:
         return 0
     if depth > MAX_TYPE_DEPTH:
-        raise TypeCycleError(f"a DWARF array type at offset {die.offset:#x} that contains itself (nested more than "
+        raise DwarfBoundsError(f"a DWARF array type at offset {die.offset:#x} that contains itself (nested more than "
                           f"{MAX_TYPE_DEPTH} deep)")
     if "DW_AT_byte_size" in die.attributes:
         return die.attributes["DW_AT_byte_size"].value
@@ -111,14 +118,24 @@ def _unit_top_dies(elf, elf_path, defined_near: str):
         raise SymbolError(f"{elf_path}: no function {defined_near!r} to find its compilation unit by")
     address = symbols[0].address
     dwarf = elf.get_dwarf_info()
+    aranges_section = elf.get_section_by_name(".debug_aranges")
+    if aranges_section is not None and aranges_section.data_size > MAX_ARANGES_BYTES:
+        raise DwarfBoundsError(f".debug_aranges of {aranges_section.data_size:,} bytes, more than the "
+                             f"{MAX_ARANGES_BYTES:,} read")
     aranges = dwarf.get_aranges()
     cu_offset = aranges.cu_offset_at_addr(address) if aranges else None
     if cu_offset is None:
-        cu = next((c for c in dwarf.iter_CUs() if _cu_covers(c, address)), None)
+        from .line_table import MAX_COMPILE_UNITS
+
+        units = (c for i, c in enumerate(dwarf.iter_CUs()) if i < MAX_COMPILE_UNITS)
+        cu = next((c for c in units if _cu_covers(c, address)), None)
     else:
         cu = dwarf.get_CU_at(cu_offset)
     if cu is None:
         raise SymbolError(f"{elf_path}: no DWARF compilation unit covers {defined_near} at {address:#x}")
+    if cu.size > MAX_UNIT_BYTES:
+        raise DwarfBoundsError(f"the compilation unit at .debug_info offset {cu.cu_offset:#x} holding {defined_near} "
+                             f"is {cu.size:,} bytes, more than the {MAX_UNIT_BYTES:,} read")
     return cu.get_top_DIE().iter_children()
 
 
