@@ -237,7 +237,7 @@ def test_dump_past_the_address_space_is_refused(run, tmp_path):
     (lambda d: "/dev/zero", "a character device"),
     (lambda d: fifo(d / "vmlinux"), "a FIFO"),
     (lambda d: d, "a directory"),
-    (lambda d: sparse(d / "vmlinux", 1 << 30), "larger than 268,435,456 bytes"),
+    (lambda d: sparse(d / "vmlinux", 1 << 30), "larger than 134,217,728 bytes"),
 ])
 def test_elf_that_is_not_a_sane_regular_file_is_refused(run, tmp_path, make, expected):
     ram = tmp_path / "ram.bin"

@@ -15,13 +15,13 @@ def read_elf_bytes(path: str | Path, address: int, size: int) -> bytes:
     Shorter than `size` where the section ends first; b"" where no loaded section holds `address`. A file that is
     not a readable ELF is a SymbolError: the caller decides whether a missing instruction is fatal.
     """
-    from elftools.elf.elffile import ELFFile
+    import os
 
-    from .elf_reader import open_elf
+    from .elf_reader import open_elf, parse_elf
 
     with open_elf(path) as f:
         try:
-            for section in ELFFile(f).iter_sections():
+            for section in parse_elf(f, os.fstat(f.fileno()).st_size).iter_sections():
                 start = section["sh_addr"]
                 if section["sh_type"] == "SHT_PROGBITS" and section["sh_flags"] & _SHF_ALLOC \
                         and start <= address < start + section["sh_size"]:

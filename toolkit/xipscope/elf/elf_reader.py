@@ -23,11 +23,22 @@ _SHF_EXECINSTR = 0x4
 _SHN_LORESERVE = 0xFF00
 _ELF_BIND = {0: BIND_LOCAL, 1: BIND_GLOBAL, 2: BIND_WEAK, 10: BIND_GLOBAL}  # 10 = STB_GNU_UNIQUE
 
-# The largest ELF read: an RP2350 vmlinux with full DWARF is ~40 MB, a firmware ELF far less. Anything bigger is
-# not the image that ran, and would be read (and parsed) whole.
-MAX_ELF_BYTES = 256 << 20
+# The largest ELF read: an RP2350 vmlinux with full DWARF is ~34 MB, a firmware ELF far less. Anything bigger is
+# not the image that ran, and is read whole: with the DWARF bound below, the largest file and DWARF allowed (and 4M
+# line rows) peak at 460 MB, inside the 512 MiB any input may cost (issue 14).
+MAX_ELF_BYTES = 128 << 20
 ELF_LIMIT_WHY = "an ELF xipscope reads may have (an RP2350 vmlinux with DWARF is ~40 MB)"
-MAX_SYMBOLS = 2_000_000     # .symtab entries: an RP2350 vmlinux has ~30k, a 64-bit allyesconfig one under 1M
+# .symtab entries and the bytes of their names: an RP2350 vmlinux has 15k and 238 KB. Each symbol kept costs a few
+# hundred bytes through the index build (2M of them peaked at 1.3 GB), each name byte about six.
+MAX_SYMBOLS = 250_000
+MAX_SYMBOL_NAME_BYTES = 16 << 20
+# The most DWARF pyelftools is let hold in memory, decompressed (it copies every debug section into its own buffer):
+# the RP2350 vmlinux with DWARF has ~31 MB.
+MAX_DWARF_BYTES = 96 << 20
+_DWARF_PREFIXES = (".debug_", ".zdebug_", ".eh_frame", ".gnu_debugaltlink")
+_ELFCOMPRESS_ZLIB = 1
+# The longest LEB128 a DWARF producer writes: 10 bytes hold 64 bits; assemblers pad a few more for relaxation.
+MAX_LEB128_BYTES = 16
 ELF_HINT = "Pass the unstripped vmlinux (or firmware ELF) from the build directory, or its System.map."
 
 _ARCH_NAMES = {"EM_RISCV": "riscv", "EM_ARM": "arm", "EM_AARCH64": "aarch64", "EM_X86_64": "x86_64", "EM_386": "i386"}
@@ -64,17 +75,122 @@ def open_elf(path: str | Path, what: str = "an ELF", hint: str = ELF_HINT):
     return open_regular(path, what, max_size=MAX_ELF_BYTES, why=ELF_LIMIT_WHY, error=SymbolError, hint=hint)
 
 
+class ElfLayoutError(ValueError):
+    """An ELF whose headers don't fit its file, or whose sections would decode to more than we hold (parse_elf)."""
+
+
+def parse_elf(stream, size: int, dwarf: bool = False):
+    """pyelftools' ELFFile over `stream` (`size` bytes long), once its section headers are checked against the file:
+    pyelftools trusts them, so a section claiming more bytes than the file has, or a compressed or NOBITS debug section
+    claiming gigabytes, would otherwise be read, inflated or zero-filled whole. `dwarf`: the caller will read the DWARF,
+    so its decoded size is bounded too (and GNU .zdebug sections inflated once, bounded, to check their claim).
+    ElfLayoutError says what doesn't fit; the caller names the file in its own error."""
+    from elftools.elf.elffile import ELFFile
+
+    _bound_leb128()
+    elf = ELFFile(stream)
+    header_size = elf.structs.Elf_Shdr.sizeof()
+    shoff, shnum, shentsize = elf["e_shoff"], elf["e_shnum"], elf["e_shentsize"]
+    if shnum and shentsize != header_size:
+        raise ElfLayoutError(f"section headers of {shentsize} bytes where this ELF class has {header_size}")
+    if shoff + shnum * shentsize > size:
+        raise ElfLayoutError(f"a truncated ELF: section headers end at byte {shoff + shnum * shentsize} "
+                          f"but the file has {size} bytes")
+    decoded = 0
+    for s in elf.iter_sections():
+        name = s.name or f"#{s.header['sh_name']}"
+        end = s["sh_offset"] + s["sh_size"]
+        if s["sh_type"] != "SHT_NOBITS" and end > size:
+            raise ElfLayoutError(f"a truncated ELF: section {name} ends at byte {end} but the file has {size} bytes")
+        if s.compressed:
+            if s._compression_type not in ("ELFCOMPRESS_ZLIB", _ELFCOMPRESS_ZLIB):
+                raise ElfLayoutError(f"section {name} compressed with {s._compression_type}, which xipscope can't "
+                                  "inflate; decompress it first (objcopy --decompress-debug-sections)")
+            this = s.data_size                      # the size it claims; pyelftools inflates no more than that
+        elif dwarf and s.name.startswith(_DWARF_PREFIXES):
+            this = s.data_size                      # what pyelftools copies, or zero-fills for a NOBITS one
+            if s.name.startswith(".zdebug_") and s["sh_type"] != "SHT_NOBITS":
+                this += _zdebug_size(name, stream, s["sh_offset"], s["sh_size"])
+        else:
+            continue
+        decoded += this
+        if decoded > MAX_DWARF_BYTES:
+            raise ElfLayoutError(f"debug or compressed sections that decode to more than {MAX_DWARF_BYTES:,} bytes "
+                              f"(section {name}: {this:,} bytes), where an RP2350 vmlinux's DWARF has ~31 MB")
+    return elf
+
+
+def _zdebug_size(name: str, stream, offset: int, size: int) -> int:
+    """The inflated size of a GNU .zdebug section ("ZLIB", big-endian size, zlib data), checked by inflating it in
+    bounded chunks: pyelftools inflates it whole, believing the data rather than the size it claims."""
+    import zlib
+
+    stream.seek(offset)
+    header = stream.read(12)
+    claimed = int.from_bytes(header[4:12], "big") if len(header) == 12 and header[:4] == b"ZLIB" else None
+    if claimed is None:
+        raise ElfLayoutError(f"section {name} without its ZLIB header")
+    if claimed > MAX_DWARF_BYTES:
+        raise ElfLayoutError(f"section {name} claiming {claimed:,} bytes inflated, more than the {MAX_DWARF_BYTES:,} "
+                          "allowed for DWARF")
+    inflate, inflated, left = zlib.decompressobj(), 0, size - 12
+    try:
+        while left > 0 and inflated <= claimed:
+            chunk = stream.read(min(left, 1 << 20))
+            left -= len(chunk)
+            while chunk and inflated <= claimed:
+                inflated += len(inflate.decompress(chunk, 1 << 20))
+                chunk = inflate.unconsumed_tail
+    except zlib.error as e:
+        raise ElfLayoutError(f"section {name} whose zlib data is damaged ({e})") from None
+    if inflated != claimed:
+        raise ElfLayoutError(f"section {name} claiming {claimed:,} bytes inflated but holding "
+                          f"{'more' if inflated > claimed else inflated}")
+    return claimed
+
+
+def _bound_leb128() -> None:
+    """Make pyelftools refuse a LEB128 longer than MAX_LEB128_BYTES. Its parser shifts a growing int per byte, so a run
+    of a million 0x80 bytes in a hostile abbreviation table or line header costs hours; DWARF never needs that.
+    The loop is pyelftools' own (common/construct_utils.py) with the bound added."""
+    from elftools.common import construct_utils
+    from elftools.common.exceptions import DWARFError
+
+    if getattr(construct_utils.ULEB128, "_xipscope_bounded", False):
+        return
+
+    def bounded(signed: bool):
+        def _parse(self, stream, context) -> int:
+            value = shift = 0
+            while True:
+                data = stream.read(1)
+                if len(data) != 1:
+                    raise DWARFError("unexpected end of stream while parsing a LEB128 encoded value")
+                b = data[0]
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if b & 0x80 == 0:
+                    return value | (~0 << shift) if signed and b & 0x40 else value
+                if shift >= 7 * MAX_LEB128_BYTES:
+                    raise DWARFError(f"a LEB128 value longer than {MAX_LEB128_BYTES} bytes, at offset {stream.tell()}")
+        return _parse
+
+    construct_utils.ULEB128._parse = bounded(False)
+    construct_utils.SLEB128._parse = bounded(True)
+    construct_utils.ULEB128._xipscope_bounded = True
+
+
 def read_elf(path: Path, data: bytes) -> RawSymbols:
     """Everything the index needs from an ELF already read into `data`; any malformation becomes a SymbolError."""
     import io
 
     from elftools.common.exceptions import ELFRelocationError
 
+    from .line_table import LineTableError
+
     _check_extent(path, data)
     try:
-        from elftools.elf.elffile import ELFFile
-
-        elf = ELFFile(io.BytesIO(data))
+        elf = parse_elf(io.BytesIO(data), len(data), dwarf=True)
         raw = _read_symtab(path, elf, data)
         raw.has_dwarf = elf.has_dwarf_info() and elf.get_section_by_name(".debug_line") is not None
         if raw.has_dwarf:
@@ -84,6 +200,8 @@ def read_elf(path: Path, data: bytes) -> RawSymbols:
         return raw
     except SymbolError:
         raise
+    except (ElfLayoutError, LineTableError) as e:
+        raise _fail(path, str(e)) from None
     except ELFRelocationError as e:
         raise SymbolError(f"{path}: expected a linked ELF (executable or vmlinux); found a relocatable object whose "
                           f"DWARF can't be relocated here ({e}). Pass the linked binary instead of the .o.") from None
@@ -121,11 +239,7 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     arch_base = _ARCH_NAMES.get(machine, str(machine).removeprefix("EM_").lower())
     arch = f"riscv{elf.elfclass}" if arch_base == "riscv" else arch_base
 
-    sections = list(elf.iter_sections())
-    for s in sections:
-        if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(data):
-            raise _fail(path, f"a truncated ELF: section {s.name or '#'} ends at byte {s['sh_offset'] + s['sh_size']} "
-                              f"but the file has {len(data)} bytes")
+    sections = list(elf.iter_sections())   # their extents were checked by parse_elf
     symtab = elf.get_section_by_name(".symtab")
     if symtab is None:
         raise _fail(path, "an ELF without .symtab (stripped)")
@@ -142,7 +256,8 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     if symtab["sh_entsize"] != dt.itemsize:
         raise _fail(path, f".symtab entries of {symtab['sh_entsize']} bytes where {dt.itemsize} were expected")
     if size // dt.itemsize > MAX_SYMBOLS:
-        raise _fail(path, f"a .symtab of {size // dt.itemsize:,} entries, more than the {MAX_SYMBOLS:,} any kernel has")
+        raise _fail(path, f"a .symtab of {size // dt.itemsize:,} entries, more than the {MAX_SYMBOLS:,} allowed "
+                          "(an RP2350 vmlinux has 15k)")
     syms = np.frombuffer(data, dtype=dt, count=size // dt.itemsize, offset=off)
     strtab_hdr = sections[symtab["sh_link"]] if symtab["sh_link"] < len(sections) else None
     if strtab_hdr is None or strtab_hdr["sh_type"] != "SHT_STRTAB":
@@ -171,9 +286,15 @@ def _read_symtab(path: Path, elf, data: bytes) -> RawSymbols:
     name_offsets = syms["name"][idx].tolist()
     keep_mask = np.ones(len(idx), dtype=bool)
     find = strtab.find
+    name_bytes = 0
     for i, o in enumerate(name_offsets):
         end = find(b"\0", o)
-        name = strtab[o:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        end = end if end >= 0 else len(strtab)
+        name_bytes += end - o
+        if name_bytes > MAX_SYMBOL_NAME_BYTES:    # names may share or overlap their bytes in .strtab: count each
+            raise _fail(path, f"symbol names of more than {MAX_SYMBOL_NAME_BYTES:,} bytes in all (at symbol "
+                              f"#{int(idx[i])}), where an RP2350 vmlinux's have 238 KB")
+        name = strtab[o:end].decode("utf-8", "replace")
         # Mapping symbols ($x, $d) and assembler-local labels are not places a person would name.
         if name.startswith(("$", ".L")) or name == "":
             keep_mask[i] = False

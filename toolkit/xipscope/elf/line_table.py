@@ -7,6 +7,8 @@ are decoded here by one tight loop over the section bytes, which is what keeps a
 
 from __future__ import annotations
 
+import io
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,20 @@ _COPY, _ADVANCE_PC, _ADVANCE_LINE, _SET_FILE, _SET_COLUMN = 1, 2, 3, 4, 5
 _NEGATE_STMT, _SET_BASIC_BLOCK, _CONST_ADD_PC, _FIXED_ADVANCE_PC = 6, 7, 8, 9
 _SET_PROLOGUE_END, _SET_EPILOGUE_BEGIN, _SET_ISA = 10, 11, 12
 _LNE_END_SEQUENCE, _LNE_SET_ADDRESS = 1, 2
+
+# Bounds on what a hostile .debug_line can make us hold or do. The RP2350 vmlinux with DWARF has 517 line programs,
+# the largest header 5 KB, the largest program 83 KB, 500k rows in all; these allow 50x to 8x that.
+MAX_LINE_HEADER_BYTES = 256 << 10
+MAX_LINE_PROGRAM_BYTES = 4 << 20
+MAX_LINE_ROWS = 4_000_000
+MAX_COMPILE_UNITS = 20_000      # it has 517 (pyelftools keeps an object per unit; 8 MiB of empty units took 80 s)
+MAX_ABBREVS_SCANNED = 10_000    # abbreviations read to find a unit's first; a kernel unit's table has a few hundred
+MAX_ATTRIBUTES = 256            # attributes of one abbreviation: a compile_unit DIE has about ten
+_MAX_LEB128_BITS = 7 * 16       # as elf_reader.MAX_LEB128_BYTES
+
+
+class LineTableError(ValueError):
+    """A line program outside the bounds above, or a LEB128 longer than any producer writes."""
 
 
 @dataclass
@@ -69,7 +85,7 @@ def render_file_names(header, version: int, comp_dir: str | None) -> list[str | 
 
 
 def decode_rows(data: bytes, start: int, end: int, header, byteorder: str,
-                rows_addr: list, rows_file: list, rows_line: list, seq_bounds: list) -> None:
+                rows_addr: array, rows_file: array, rows_line: array, seq_bounds: list) -> None:
     """Run one line program, appending its rows with the CU's raw file numbers.
 
     Each finished sequence is recorded as (first row index, end row index) in `seq_bounds`; its end-of-sequence row
@@ -159,15 +175,19 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
 
     files: list[str] = []
     file_index: dict[str, int] = {}
-    rows_addr: list[int] = []
-    rows_file: list[int] = []  # global file id, or -1 at an end of sequence
-    rows_line: list[int] = []
+    # Typed arrays, 16 bytes a row (Python lists of ints took ~90); an address or line that doesn't fit is an error.
+    rows_addr = array("Q")
+    rows_file = array("i")  # global file id, or -1 at an end of sequence
+    rows_line = array("i")
+    decoded = 0
     seq_bounds: list[tuple[int, int]] = []
     seen_offsets: set[int] = set()
     byteorder = "little" if little_endian else "big"
 
     sections = _RawSections(dwarfinfo)
-    for cu in dwarfinfo.iter_CUs():
+    for count, cu in enumerate(dwarfinfo.iter_CUs()):
+        if count >= MAX_COMPILE_UNITS:
+            raise LineTableError(f"a .debug_info of more than {MAX_COMPILE_UNITS:,} compilation units")
         try:
             stmt, comp_dir = _top_die_fast(cu, sections)
         except _Unsupported:
@@ -175,8 +195,20 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
         if stmt is None or stmt in seen_offsets:
             continue
         seen_offsets.add(stmt)
+        # pyelftools parses the header from a copy of just its bytes: a header whose file list never ends would
+        # otherwise be parsed (a Python object per entry) to the end of the section.
+        dwarfinfo.debug_line_sec = line_sec._replace(stream=_Window(data, stmt, _header_end(data, stmt, byteorder)))
         program = _line_program_at(dwarfinfo, cu, stmt)
         header = program.header
+        start, end = program.program_start_offset, min(program.program_end_offset, len(data))
+        decoded += end - start
+        if end - start > MAX_LINE_PROGRAM_BYTES:
+            raise LineTableError(f"a line program at .debug_line offset {stmt:#x} of {end - start:,} bytes, more "
+                                 f"than the {MAX_LINE_PROGRAM_BYTES:,} allowed")
+        if decoded > len(data):     # programs that overlap: each decoded again would cost time without end
+            raise LineTableError(f"line programs that overlap (the one at .debug_line offset {stmt:#x} brings "
+                                 f"them to {decoded:,} bytes in a section of {len(data):,})")
+        dwarfinfo._linetable_cache.pop(stmt, None)     # the header's objects are done with; don't hoard them
         version = header["version"]
         names = render_file_names(header, version, comp_dir)
         ids = []
@@ -189,20 +221,49 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
                 files.append(name)
             ids.append(gid)
         first_row = len(rows_addr)
-        decode_rows(data, program.program_start_offset, program.program_end_offset, header,
-                    byteorder, rows_addr, rows_file, rows_line, seq_bounds)
+        decode_rows(data, start, end, header, byteorder, rows_addr, rows_file, rows_line, seq_bounds)
+        if len(rows_addr) > MAX_LINE_ROWS:
+            raise LineTableError(f"line programs with more than {MAX_LINE_ROWS:,} rows")
         # Map this CU's raw file numbers to global ids in one numpy step; out-of-range numbers become "??".
         if len(rows_addr) > first_row:
-            raw = np.asarray(rows_file[first_row:], dtype=np.int64)
-            lut = np.asarray(ids + [_unknown_id(files, file_index)], dtype=np.int64)
-            mapped = np.where(raw < 0, -1, lut[np.clip(raw, 0, len(ids))])
+            raw = np.frombuffer(rows_file, dtype=np.int32)[first_row:].astype(np.int64)
+            lut = np.asarray(ids + [_unknown_id(files, file_index)], dtype=np.int32)
+            mapped = np.where(raw < 0, -1, lut[np.clip(raw, 0, len(ids))]).astype(np.int32)
             if version < 5:
                 # File 0 is "unknown" before DWARF 5: binutils prints ?? for it.
-                mapped = np.where(raw == 0, _unknown_id(files, file_index), mapped)
-            rows_file[first_row:] = mapped.tolist()
+                mapped = np.where(raw == 0, _unknown_id(files, file_index), mapped).astype(np.int32)
+            np.frombuffer(rows_file, dtype=np.int32)[first_row:] = mapped
 
-    return _flatten(np.asarray(rows_addr, dtype=np.uint64), np.asarray(rows_file, dtype=np.int32),
-                    np.asarray(rows_line, dtype=np.int32), seq_bounds, files)
+    return _flatten(np.frombuffer(rows_addr, dtype=np.uint64), np.frombuffer(rows_file, dtype=np.int32),
+                    np.frombuffer(rows_line, dtype=np.int32), seq_bounds, files)
+
+
+class _Window(io.BytesIO):
+    """data[start:end] read as if it were the whole of `data` (offsets as in the section), ending at `end`."""
+
+    def __init__(self, data: bytes, start: int, end: int):
+        super().__init__(data[start:end])
+        self.start = start
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return super().seek(pos - self.start if whence == 0 else pos, whence) + self.start
+
+    def tell(self) -> int:
+        return super().tell() + self.start
+
+
+def _header_end(data: bytes, offset: int, byteorder: str) -> int:
+    """Where the line program header at `offset` ends, by its header_length; LineTableError past the bounds."""
+    unit_length = int.from_bytes(data[offset:offset + 4], byteorder)
+    offset_size, pos = (8, offset + 12) if unit_length == 0xFFFFFFFF else (4, offset + 4)
+    version = int.from_bytes(data[pos:pos + 2], byteorder)
+    pos += 2 + (2 if version >= 5 else 0)     # DWARF 5 adds address_size and segment_selector_size
+    header_length = int.from_bytes(data[pos:pos + offset_size], byteorder)
+    end = pos + offset_size + header_length
+    if pos + offset_size > len(data) or header_length > MAX_LINE_HEADER_BYTES or end > len(data):
+        raise LineTableError(f"a line program header at .debug_line offset {offset:#x} of {header_length:,} bytes "
+                             f"(at most {MAX_LINE_HEADER_BYTES:,}, inside the section's {len(data):,})")
+    return end
 
 
 def _line_program_at(dwarfinfo, cu, offset: int):
@@ -240,6 +301,8 @@ def _uleb(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if not b & 0x80:
             return value, pos
+        if shift > _MAX_LEB128_BITS:   # a run of 0x80 bytes: each further one would cost more than the last
+            raise LineTableError(f"a LEB128 value longer than {_MAX_LEB128_BITS // 7} bytes at offset {pos}")
 
 
 def _sleb(data: bytes, pos: int) -> tuple[int, int]:
@@ -276,7 +339,7 @@ def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
     pos = cu.cu_die_offset
     code, pos = _uleb(info, pos)
     a = cu["debug_abbrev_offset"]
-    while True:
+    for _ in range(MAX_ABBREVS_SCANNED):
         c, a = _uleb(abbrev, a)
         if c == 0:
             raise _Unsupported("abbreviation not found")
@@ -291,8 +354,14 @@ def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
             if name == 0 and form == 0:
                 break
             specs.append((name, form))
+            if len(specs) > MAX_ATTRIBUTES:
+                raise LineTableError(f"an abbreviation at .debug_abbrev offset {a:#x} with more than "
+                                     f"{MAX_ATTRIBUTES} attributes")
         if c == code:
             break
+    else:
+        raise LineTableError(f"the compilation unit at .debug_info offset {cu.cu_offset:#x} has no abbreviation "
+                             f"{code} among the first {MAX_ABBREVS_SCANNED:,} of its table")
     stmt = comp_dir = None
     for name, form in specs:
         if form == 0x16:  # indirect

@@ -11,6 +11,19 @@ from dataclasses import dataclass
 from ..errors import SymbolError
 
 _QUALIFIERS = ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_atomic_type")
+# Types nest a few levels (typedef of const of array of struct); a hostile DWARF can make them refer to themselves.
+MAX_TYPE_DEPTH = 64
+
+
+# pyelftools makes an object of every arange and every DIE it parses (hundreds of bytes each, from as little as one
+# byte of DWARF), so what it is given to parse is bounded: the RP2350 vmlinux has 22 KB of .debug_aranges and its
+# largest compilation unit is 144 KB.
+MAX_ARANGES_BYTES = 1 << 20
+MAX_UNIT_BYTES = 512 << 10
+
+
+class DwarfBoundsError(ValueError):
+    """A DWARF type that reaches itself, or DWARF past the bounds above."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +50,21 @@ class Struct:
 
 
 def _strip(die):
-    while die is not None and die.tag in _QUALIFIERS and "DW_AT_type" in die.attributes:
+    for _ in range(MAX_TYPE_DEPTH):
+        if die is None or die.tag not in _QUALIFIERS or "DW_AT_type" not in die.attributes:
+            return die
         die = die.get_DIE_from_attribute("DW_AT_type")
-    return die
+    raise DwarfBoundsError(f"a DWARF type at offset {die.offset:#x} that names itself (qualifiers more than "
+                      f"{MAX_TYPE_DEPTH} deep)")
 
 
-def _type_size(die) -> int:
+def _type_size(die, depth: int = 0) -> int:
     die = _strip(die)
     if die is None:
         return 0
+    if depth > MAX_TYPE_DEPTH:
+        raise DwarfBoundsError(f"a DWARF array type at offset {die.offset:#x} that contains itself (nested more than "
+                          f"{MAX_TYPE_DEPTH} deep)")
     if "DW_AT_byte_size" in die.attributes:
         return die.attributes["DW_AT_byte_size"].value
     if die.tag == "DW_TAG_array_type":
@@ -56,7 +75,7 @@ def _type_size(die) -> int:
                     count = sub.attributes["DW_AT_count"].value
                 elif "DW_AT_upper_bound" in sub.attributes:
                     count = sub.attributes["DW_AT_upper_bound"].value + 1
-        return count * _type_size(die.get_DIE_from_attribute("DW_AT_type"))
+        return count * _type_size(die.get_DIE_from_attribute("DW_AT_type"), depth + 1)
     return 0
 
 
@@ -89,22 +108,34 @@ def _read_struct(die) -> Struct:
 
 def _unit_top_dies(elf, elf_path, defined_near: str):
     """Top-level DIEs of the compilation unit that defines function `defined_near`."""
+    from .symbols import load_symbols
+
     if not elf.has_dwarf_info():
         raise SymbolError(f"{elf_path} has no DWARF")
-    symtab = elf.get_section_by_name(".symtab")
-    symbols = symtab.get_symbol_by_name(defined_near) if symtab else None
+    # The symbol index (numpy, cached, bounded) rather than pyelftools' table, which makes an object per symbol.
+    symbols = [s for s in load_symbols(elf_path).symbols_named(defined_near) if s.kind == "function"]
     if not symbols:
-        raise SymbolError(f"{elf_path}: no symbol {defined_near!r} to find its compilation unit by")
-    address = symbols[0]["st_value"]
+        raise SymbolError(f"{elf_path}: no function {defined_near!r} to find its compilation unit by")
+    address = symbols[0].address
     dwarf = elf.get_dwarf_info()
+    aranges_section = elf.get_section_by_name(".debug_aranges")
+    if aranges_section is not None and aranges_section.data_size > MAX_ARANGES_BYTES:
+        raise DwarfBoundsError(f".debug_aranges of {aranges_section.data_size:,} bytes, more than the "
+                             f"{MAX_ARANGES_BYTES:,} read")
     aranges = dwarf.get_aranges()
     cu_offset = aranges.cu_offset_at_addr(address) if aranges else None
     if cu_offset is None:
-        cu = next((c for c in dwarf.iter_CUs() if _cu_covers(c, address)), None)
+        from .line_table import MAX_COMPILE_UNITS
+
+        units = (c for i, c in enumerate(dwarf.iter_CUs()) if i < MAX_COMPILE_UNITS)
+        cu = next((c for c in units if _cu_covers(c, address)), None)
     else:
         cu = dwarf.get_CU_at(cu_offset)
     if cu is None:
         raise SymbolError(f"{elf_path}: no DWARF compilation unit covers {defined_near} at {address:#x}")
+    if cu.size > MAX_UNIT_BYTES:
+        raise DwarfBoundsError(f"the compilation unit at .debug_info offset {cu.cu_offset:#x} holding {defined_near} "
+                             f"is {cu.size:,} bytes, more than the {MAX_UNIT_BYTES:,} read")
     return cu.get_top_DIE().iter_children()
 
 
@@ -116,14 +147,13 @@ def _named(die) -> str | None:
 def read_unit(elf_path, defined_near: str, structs: set[str], functions: set[str] = frozenset()):
     """The named structs, and which of the named functions exist (even fully inlined), as the compilation unit
     defining function `defined_near` sees them. Returns (structs by name, set of functions present)."""
-    from elftools.common.exceptions import DWARFError, ELFError
-    from elftools.elf.elffile import ELFFile
+    import os
 
-    from .elf_reader import open_elf
+    from .elf_reader import open_elf, parse_elf
 
     try:
         with open_elf(elf_path) as f:
-            elf = ELFFile(f)
+            elf = parse_elf(f, os.fstat(f.fileno()).st_size, dwarf=True)
             found: dict[str, Struct] = {}
             present: set[str] = set()
             for die in _unit_top_dies(elf, elf_path, defined_near):
@@ -135,8 +165,10 @@ def read_unit(elf_path, defined_near: str, structs: set[str], functions: set[str
                     found[name] = _read_struct(die)
                 elif die.tag == "DW_TAG_subprogram" and name in functions:
                     present.add(name)
-    except (ELFError, DWARFError, OSError) as e:
-        raise SymbolError(f"{elf_path}: cannot read DWARF ({e})") from None
+    except SymbolError:
+        raise
+    except Exception as e:   # pyelftools and construct raise many types on damaged DWARF (a RecursionError too)
+        raise SymbolError(f"{elf_path}: cannot read DWARF ({type(e).__name__}: {e})") from None
     missing = structs - found.keys()
     if missing:
         raise SymbolError(f"{elf_path}: DWARF of the unit defining {defined_near} lacks "

@@ -36,6 +36,12 @@ META_FILE = "meta.json"
 PARTS_DIR = "samples"
 MAX_META_BYTES = 4 << 20     # meta.json is a few KB (the memory map, a few hundred registers at most)
 MAX_PART_BYTES = 256 << 20   # a part holds flush_rows samples (8192 by default: ~100 KB, a few MB with stacks)
+# What a part may decode to (its values at 8 bytes each, as its footer counts them), checked before it is decoded: a
+# default part decodes to under 5 MB even with 64-deep stacks, and real parts to 5-20x their file size; a compression
+# bomb (a megabyte of zstd that is a gigabyte of zeros) to 1000x.
+MAX_PART_DECODED = 128 << 20
+MAX_PART_EXPANSION = 128
+MAX_PART_FOOTER = 1 << 20    # the footer (schema, row groups, statistics) of a part is a few KB
 
 
 def _schema():
@@ -109,7 +115,7 @@ def read_samples(directory: str | Path):
                           why="a sample part xipscope writes may have", error=FormatError,
                           hint="Move it aside to read the others.") as f:
             try:
-                table = pq.read_table(f)
+                table = _checked_part(part, f).read()
                 for name in schema.names:   # parts written before a column existed: that column is null
                     if name not in table.column_names:
                         table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
@@ -118,6 +124,36 @@ def read_samples(directory: str | Path):
                 raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the "
                                   "others") from None
     return pa.concat_tables(tables).to_pandas()
+
+
+def _checked_part(path: Path, f):
+    """pyarrow's ParquetFile over `f` once its footer and the size it decodes to are sane (FormatError if not):
+    pyarrow believes both, and would parse a footer of any size and decode rows into as much memory as they claim."""
+    import pyarrow.parquet as pq
+
+    size = os.fstat(f.fileno()).st_size
+    f.seek(max(0, size - 8))
+    tail = f.read(8)
+    f.seek(0)
+    footer = int.from_bytes(tail[:4], "little") if len(tail) == 8 and tail[4:] == b"PAR1" else None
+    if footer is None or footer + 12 > size:
+        raise FormatError(f"{path}: not a readable sample part (not Parquet: its last 8 bytes are {tail!r}); move it "
+                          "aside to read the others")
+    if footer > MAX_PART_FOOTER:
+        raise FormatError(f"{path}: not a readable sample part (a Parquet footer of {footer:,} bytes, more than the "
+                          f"{MAX_PART_FOOTER:,} a sample part's has); move it aside to read the others")
+    parquet = pq.ParquetFile(f)
+    meta = parquet.metadata
+    values = sum(meta.row_group(g).column(c).num_values
+                 for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+    decoded = 8 * max(values, meta.num_rows)
+    limit = min(MAX_PART_DECODED, max(MAX_PART_EXPANSION * size, 16 << 20))
+    if decoded > limit:
+        raise FormatError(f"{path}: not a readable sample part ({meta.num_rows:,} samples, {values:,} values that "
+                          f"decode to {decoded:,} bytes from {size:,}; a part may decode to {limit:,}: at most "
+                          f"{MAX_PART_EXPANSION}x its size, {MAX_PART_DECODED:,} in all); move it aside to read the "
+                          "others")
+    return parquet
 
 
 def write_meta(directory: str | Path, meta: dict) -> None:

@@ -47,15 +47,16 @@ class ElfImage:
     """A parsed 32-bit firmware ELF for one of the RP2350's architectures (pyelftools, read once)."""
 
     def __init__(self, path: str | Path, machine: str = "EM_RISCV"):
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
+        import os
 
-        from ..elf.elf_reader import open_elf
+        from elftools.common.exceptions import ELFError
+
+        from ..elf.elf_reader import ElfLayoutError, open_elf, parse_elf
 
         self.path = Path(path)
         try:
             with open_elf(self.path, "a firmware ELF", FIRMWARE_HINT) as f:
-                elf = ELFFile(f)
+                elf = parse_elf(f, os.fstat(f.fileno()).st_size)    # sections it inflates are bounded
                 if elf["e_machine"] != machine or elf.elfclass != 32:
                     hint = (f"the twin runs Arm firmware on its Arm core, behind its DAP face: pyocd://twin:{self.path}"
                             if elf["e_machine"] == "EM_ARM" else "build the firmware for it (firmware/)")
@@ -72,7 +73,7 @@ class ElfImage:
                 for sym in symtab.iter_symbols() if symtab else ():
                     if sym.name and sym["st_shndx"] != "SHN_UNDEF":
                         self.symbols.setdefault(sym.name, sym["st_value"])
-        except (OSError, ELFError) as e:
+        except (OSError, ELFError, ElfLayoutError) as e:
             raise SymbolError(f"cannot read firmware ELF {self.path}: {e}") from None
         # The functions the ground truth counts per are the symbol index's pieces of code, so the twin and the
         # profiler name an address alike (assembly routines without a type or a size included: a kernel's
