@@ -29,6 +29,7 @@ import socket
 import struct
 import time
 from binascii import unhexlify
+from time import monotonic as _monotonic
 from dataclasses import dataclass
 
 from ..errors import CapabilityError, TargetError
@@ -341,26 +342,33 @@ class RspConnection:
     def receive_matching(self, pattern: re.Pattern, count: int, expected: str, deadline: float) -> tuple | None:
         """A pipelined sample's fast path: the next `count` packets read straight from the socket and matched, with
         the acks around them, by `pattern` (a body and a checksum group per packet); their bodies when all of it
-        matches and every checksum is right. Otherwise None, and what was read goes to the parser, so receive_batch
-        takes it with every check and error message of the general path (console output, a bad checksum, a reply too
-        long or out of step). Also None when the general path holds data already."""
+        matches, every checksum is right and every body after the first (a sample's data replies) is hex digits.
+        Otherwise None, and what was read goes to the parser, so receive_batch takes it with every check and error
+        message of the general path (console output, an error reply, an escape or run-length mark, a bad checksum,
+        a reply too long or out of step). Also None when the general path holds data already."""
         if self._ready or self._parser.pending:
             return None
         span = self.timeout
         data = self._read(expected, deadline, span)
-        bound = self.max_packet * count
-        while data.count(b"#") < count or data.rfind(b"#") + 3 > len(data):
-            if len(data) > bound:
-                break
-            data += self._read(expected, deadline, span)
-        match = pattern.fullmatch(data)
+        match = pattern.fullmatch(data)     # usually one read brings all of it: matched before it is counted
+        if match is None:
+            bound = self.max_packet * count
+            while data.count(b"#") < count or data.rfind(b"#") + 3 > len(data):
+                if len(data) > bound:
+                    break
+                data += self._read(expected, deadline, span)
+            match = pattern.fullmatch(data)
         if match is not None:
             groups = match.groups()
-            for i in range(0, len(groups), 2):
-                if int(groups[i + 1], 16) != checksum(groups[i]):
-                    break
-            else:
-                return groups[0::2]
+            # The pattern scans a body as [^#]* (a tight C loop; a class of four is a slow one); what the data replies
+            # hold is checked here, in one C call each: hex digits only (an escape, a run-length mark, a '$' are not).
+            if int(groups[1], 16) == checksum(groups[0]):
+                for i in range(2, len(groups), 2):
+                    body = groups[i]
+                    if int(groups[i + 1], 16) != checksum(body) or body.translate(None, _HEX_DIGITS):
+                        break
+                else:
+                    return groups[0::2]
         self._feed(data, expected)
         return None
 
@@ -397,6 +405,8 @@ class RspConnection:
         self._write(bytes((INTERRUPT,)))
 
 
+_new_sample = functools.partial(tuple.__new__, Sample)   # Sample(...) without the Python-level __new__ (hot path)
+_HEX_DIGITS = b"0123456789abcdefABCDEFx"     # all a register or memory reply holds ('x': a register unavailable)
 _STOP_REPLY = re.compile(rb"[STWX][0-9a-fA-F]{2}")
 _STOPPED = re.compile(rb"[ST][0-9a-fA-F]{2}")      # a stop reply that is not an exit
 
@@ -859,7 +869,7 @@ class RspSampler:
         # The fast path's view of a sample's replies: a stop reply, then the others, acks around any of them; a
         # body with an escape or run-length mark, or anything else, goes the general way (receive_matching).
         self._fast_replies = re.compile(rb"\+*\$([ST][0-9a-fA-F]{2}[^#$}*]*)#([0-9a-fA-F]{2})\+*"
-                                        + rb"\$([^#$}*]*)#([0-9a-fA-F]{2})\+*" * requests)
+                                        + rb"\$([^#]*)#([0-9a-fA-F]{2})\+*" * requests)
         self._replies_named = ("the replies to a sample's 'g'" + "".join(f", 'p' ({n})" for n in by_number)
                                + "".join(f", 'm' ({name})" for name in describe_reads(request)))
         self.transfers = 1 + requests + (1 if request.resume else 0)      # the interrupt, the requests, the `c`
@@ -875,7 +885,10 @@ class RspSampler:
                             + (f"; {', '.join(by_number)} by 'p'" if by_number else ""))
         if request.pipeline and not self.pipelined:
             self.description += "; pipelining was asked for but the server did not answer a pipelined g (probed)"
-        self._wait = ReplyWaitChooser(self._take, target.conn, request.reply_wait)
+        self._slice_items = tuple(self._slices.items())
+        self._wait = ReplyWaitChooser(self._take_pipelined if self.pipelined else self._take_waiting_sample,
+                                      target.conn, request.reply_wait)
+        self.take = self._wait      # the chooser itself, not take() calling it: one call fewer a sample
 
     def _g_slices(self, names) -> dict[str, slice]:
         """Where each named register sits in the hex text of a `g` reply, as read_registers() lays it out."""
@@ -894,14 +907,12 @@ class RspSampler:
         return slices
 
     def take(self) -> Sample:
-        return self._wait()
+        return self._wait()     # (the instance binds take to the chooser: __init__)
 
     def details(self) -> dict | None:
         return {"reply_wait": self._wait.describe()}
 
-    def _take(self) -> Sample:
-        if self.pipelined:
-            return self._take_pipelined()
+    def _take_waiting_sample(self) -> Sample:
         with self.target.conn.operation():     # one deadline for the whole sample
             return self._take_waiting()
 
@@ -912,21 +923,18 @@ class RspSampler:
         if target._state != "running":
             target._require_running("sample")
         conn = target.conn
-        deadline = time.monotonic() + conn.timeout
+        deadline = _monotonic() + conn.timeout
         conn._write(self._burst)
         replies = conn.receive_matching(self._fast_replies, 1 + self._replies, self._replies_named, deadline)
-        if replies is not None:
-            replies = replies[1:]       # the first is a stop reply (S or T): the pattern says so
-        else:
+        if replies is None:
             stop = conn.receive_batch(1, "the stop reply to a sample's interrupt", deadline)[0]
             if _STOPPED.match(stop) is None:     # console output first, an exit, or not a stop reply at all
-                with conn.operation(max(0.0, deadline - time.monotonic())):
+                with conn.operation(max(0.0, deadline - _monotonic())):
                     target._sample_stop(ack=False, reply=stop)
-            replies = conn.receive_batch(self._replies, self._replies_named, deadline)
+            replies = [stop] + conn.receive_batch(self._replies, self._replies_named, deadline)
         if not self.request.resume:
             target._state = "halted"
-        singles = len(self._singles)
-        return self._sample(replies[0], replies[1:1 + singles], replies[1 + singles:])
+        return self._sample(replies)    # replies[0] is the stop reply (S or T: the pattern or _sample_stop says so)
 
     def _take_waiting(self) -> Sample:
         target, request = self.target, self.request
@@ -935,26 +943,36 @@ class RspSampler:
         conn = target.conn
         conn.interrupt()
         target._sample_stop()
-        regs = conn.request(b"g", "the register block ('g') of a sample")
-        ones = [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in self._singles]
-        mems = [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in request.reads]
+        replies = [b"", conn.request(b"g", "the register block ('g') of a sample")]
+        replies += [conn.request(b"p%x" % n, "a register ('p') of a sample") for n in self._singles]
+        replies += [conn.request(b"m%x,%x" % r, "a memory read of a sample") for r in request.reads]
         if request.resume:
             conn.send(b"c")
         else:
             target._state = "halted"
-        return self._sample(regs, ones, mems)
+        return self._sample(replies)
 
-    def _sample(self, regs: bytes, ones: list[bytes], mems: list[bytes]) -> Sample:
-        """The Sample in a sample's replies, each checked: hex of the expected length, no error replies."""
-        target, reads = self.target, self.request.reads
+    def _sample(self, replies) -> Sample:
+        """The Sample in a sample's replies (the stop reply, the g's, each p's, each m's), each checked: hex of the
+        expected length, no error replies. The usual sample is the g reply alone: it returns first."""
+        regs = replies[1]
         if len(regs) < self._g_length or _error_reply(regs):
-            raise TargetError(f"{target.url}: 'g' failed during sampling (reply {_cut(regs)}; expected at least "
+            raise TargetError(f"{self.target.url}: 'g' failed during sampling (reply {_cut(regs)}; expected at least "
                               f"{self._g_length} hex digits of registers)")
+        registers = {}
         try:
-            registers = {name: int.from_bytes(unhexlify(regs[where]), "little") for name, where in self._slices.items()}
+            for name, where in self._slice_items:
+                registers[name] = int.from_bytes(unhexlify(regs[where]), "little")
         except ValueError:
-            raise TargetError(f"{target.url}: the 'g' reply of a sample is not hex register data "
+            raise TargetError(f"{self.target.url}: the 'g' reply of a sample is not hex register data "
                               f"({_cut(regs)})") from None
+        if len(replies) == 2:
+            return _new_sample((registers, (), None, self.round_trips, self.transfers))
+        return self._sample_rest(registers, replies[2:2 + len(self._singles)], replies[2 + len(self._singles):])
+
+    def _sample_rest(self, registers: dict, ones: list[bytes], mems: list[bytes]) -> Sample:
+        """_sample's part for the `p` and `m` replies."""
+        target, reads = self.target, self.request.reads
         cycles = None
         if ones:
             try:
