@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "toolkit"))
 
 from xipscope.chip import rp2350 as rp  # noqa: E402
-from xipscope.profile.samples import SampleWriter, write_meta  # noqa: E402
+from xipscope.profile.store import SampleWriter, write_meta  # noqa: E402
 
 CLOCK_HZ = 150_000_000    # the RP2350's default system clock, to turn modelled cycles into time
 

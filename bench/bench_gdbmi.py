@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common import boot_kernel, built_kernel, report
 
-from xipscope.target.gdbmi import GdbMiTarget
+from xipscope.targets.gdbmi import GdbMiTarget
 
 OUR_SAMPLES = 300
 THEIR_SAMPLES = 3

@@ -31,8 +31,8 @@ from xipscope.chip import rp2350 as rp  # noqa: E402
 from xipscope.sim import jtag  # noqa: E402
 from xipscope.sim import MODEL_NOTE  # noqa: E402
 from xipscope.sim.hazard3 import Machine  # noqa: E402
-from xipscope.target import open_target  # noqa: E402
-from xipscope.target.base import SampleRequest  # noqa: E402
+from xipscope.targets import open_target  # noqa: E402
+from xipscope.targets.base import SampleRequest  # noqa: E402
 
 FIRMWARE = REPO / "firmware" / "lrscspin.elf"
 ROUNDS = 5

@@ -35,10 +35,10 @@ from xipscope.sim.dap import TwinDapProbe  # noqa: E402
 from xipscope.sim.jtag import JtagServer  # noqa: E402
 from xipscope.sim import MODEL_NOTE  # noqa: E402
 from xipscope.sim.hazard3 import Machine  # noqa: E402
-from xipscope.target import open_target  # noqa: E402
-from xipscope.target.base import SampleRequest  # noqa: E402
-from xipscope.target.counting_probe import CountingProbe  # noqa: E402
-from xipscope.target.pyocd import PyocdArmTarget  # noqa: E402
+from xipscope.targets import open_target  # noqa: E402
+from xipscope.targets.base import SampleRequest  # noqa: E402
+from xipscope.targets.counting_probe import CountingProbe  # noqa: E402
+from xipscope.targets.pyocd import PyocdArmTarget  # noqa: E402
 
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 ARMXIP = REPO / "firmware" / "armxip.elf"

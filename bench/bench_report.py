@@ -23,7 +23,7 @@ import numpy as np
 from bench_symbols import dwarf_vmlinux, text_addresses
 from xipscope.elf import load_symbols
 from xipscope.profile import analysis as an
-from xipscope.profile.samples import _schema, write_meta
+from xipscope.profile.store import _schema, write_meta
 
 N = 1_000_000
 

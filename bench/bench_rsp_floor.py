@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO / "toolkit"))
 
 from xipscope.chip.memory_map import get_memory_map  # noqa: E402
 from xipscope.profile.sampler import sample_profile  # noqa: E402
-from xipscope.target.base import SampleRequest, open_sampler  # noqa: E402
-from xipscope.target.rsp import RspTarget  # noqa: E402
-from xipscope.target.rsp_packets import frame  # noqa: E402
+from xipscope.targets.base import SampleRequest, open_sampler  # noqa: E402
+from xipscope.targets.rsp import RspTarget  # noqa: E402
+from xipscope.rsp.packets import frame  # noqa: E402
 
 
 def raw_rate(port: int, samples: int, poll: bool) -> float:

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "toolkit"))
 
 from xipscope.image.build import build_seed_image  # noqa: E402
-from xipscope.target.uf2 import build_uf2  # noqa: E402
+from xipscope.image.uf2 import build_uf2  # noqa: E402
 
 
 def main(argv=None) -> int:

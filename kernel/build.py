@@ -90,7 +90,7 @@ VARIANTS = {v.name: v for v in (
 
 
 def cache_root() -> Path:
-    # The same rule as xipscope.cache.cache_root; repeated because this script runs on the system python3, before
+    # The same rule as xipscope.disk_cache.cache_root; repeated because this script runs on the system python3, before
     # (and without) the package being installed.
     return Path(os.environ.get("XIPSCOPE_CACHE") or Path.home() / ".cache" / "xipscope")
 

@@ -37,7 +37,7 @@ def inject_fault(port: int, symbols, insn) -> int:
     """Make QEMU (halted at reset, `boot_kernel_halted`) execute `insn` with its base register pointing at UNMAPPED;
     return mcause, leaving QEMU paused at handle_exception with no client attached."""
     from xipscope.chip.riscv import MSTATUS_MIE
-    from xipscope.target.rsp import RspTarget
+    from xipscope.targets.rsp import RspTarget
 
     target = RspTarget("127.0.0.1", port, timeout=30)
     try:

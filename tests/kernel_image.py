@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xipscope.elf.symbols import load_symbols
-from xipscope.target.rsp import RspTarget
+from xipscope.targets.rsp import RspTarget
 
 
 def read_kernel_image(kernel) -> tuple[int, bytes, object]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from xipscope.cli import COMMANDS, main
-from xipscope.target import SCHEMES
+from xipscope.targets import SCHEMES
 
 TOOLKIT = Path(__file__).resolve().parent.parent / "toolkit"
 NAMES = [name for name, _module, _help in COMMANDS]
@@ -72,7 +72,7 @@ def test_the_dmesg_parser_imports_no_other_command_and_no_application():
     assert "xipscope.cli.dmesg" in modules
     other_commands = [f"xipscope.cli.{m}" for _n, m, _h in COMMANDS if m not in ("dmesg", "options")]
     assert not set(other_commands) & set(modules)
-    for application in ("xipscope.profile", "xipscope.doctor", "xipscope.trap", "xipscope.snapshot", "xipscope.sim",
+    for application in ("xipscope.profile", "xipscope.doctor", "xipscope.trap", "xipscope.snapshot.take", "xipscope.sim",
                         "xipscope.linux.printk", "xipscope.dump", "xipscope.image"):
         assert application not in modules, application
 

@@ -16,7 +16,7 @@ from xipscope.chip import rp2350 as rp
 from xipscope.sim.arm_core import ArmCore
 from xipscope.sim.dap import TwinDapProbe
 from xipscope.sim.hazard3 import Machine
-from xipscope.target.pyocd import PyocdArmTarget, PyocdTarget
+from xipscope.targets.pyocd import PyocdArmTarget, PyocdTarget
 
 REPO = Path(__file__).resolve().parent.parent
 ARMXIP = REPO / "firmware" / "armxip.elf"

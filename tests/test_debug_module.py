@@ -10,7 +10,7 @@ import pytest
 
 from xipscope.chip import rp2350 as rp
 from xipscope.sim import debug_module as d
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 from xipscope.sim.hazard3 import Machine
 
 REPO = Path(__file__).resolve().parent.parent

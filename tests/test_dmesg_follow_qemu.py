@@ -15,8 +15,8 @@ from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
 from qemu import boot_kernel_halted, wait_for_console
 from xipscope.linux.printk import (LostRecords, format_record, kernel_log_facts, open_printk_cursor,
                                    poll_printk_records)
-from xipscope.target.base import READ_WHILE_RUNNING
-from xipscope.target.rsp import RspTarget
+from xipscope.targets.base import READ_WHILE_RUNNING
+from xipscope.targets.rsp import RspTarget
 
 pytestmark = pytest.mark.kernel
 

@@ -166,7 +166,7 @@ def test_cli_target_gone_is_a_clear_error(capsys):
 
 
 def test_names_the_panic_loop_on_the_qemu_kernel(dwarf_qemu, dwarf_kernel):
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
 
     t = open_target(dwarf_qemu.url)
     try:

@@ -120,7 +120,7 @@ def test_xs_trap_equals_xipscope_trap_after_an_injected_fault(dwarf_kernel, tmp_
 
 def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):
     """`xs profile` detaches gdb, samples the twin (a model) over rsp://, and connects gdb again."""
-    from xipscope.profile.samples import read_meta, read_samples
+    from xipscope.profile.store import read_meta, read_samples
 
     out_dir = tmp_path / "profile"
     (tmp_path / "full").mkdir()
@@ -161,8 +161,8 @@ def test_xs_profile_needs_a_tcp_connection():
 def test_xs_snapshot_on_the_twin_equals_what_rsp_reads(sim_server, tmp_path):
     """Registers (CSRs included, numbered as the server numbers them) and memory saved through gdb equal what our
     rsp:// client reads from the same halted twin (a model) afterwards."""
-    from xipscope.target.rsp import RspTarget
-    from xipscope.target.snapshot import SnapshotTarget
+    from xipscope.targets.rsp import RspTarget
+    from xipscope.snapshot.read import SnapshotTarget
 
     snap_dir = tmp_path / "snap"
     out = gdb_batch("break work_sram", "continue", f"xs snapshot {snap_dir}", elf=XIPBENCH, port=sim_server)
@@ -187,8 +187,8 @@ def test_xs_snapshot_on_the_twin_equals_what_rsp_reads(sim_server, tmp_path):
 
 @pytest.mark.kernel
 def test_xs_snapshot_of_the_kernel_gives_the_live_dmesg(dwarf_qemu, tmp_path):
-    from xipscope.target.rsp import RspTarget
-    from xipscope.target.snapshot import SnapshotTarget
+    from xipscope.targets.rsp import RspTarget
+    from xipscope.snapshot.read import SnapshotTarget
 
     elf = dwarf_qemu.build.vmlinux
     snap_dir = tmp_path / "snap"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from xipscope.errors import TargetError
-from xipscope.target import open_target
+from xipscope.targets import open_target
 
 pytestmark = pytest.mark.kernel
 
@@ -88,7 +88,7 @@ def test_profile_through_gdb_agrees_with_rsp(icount_qemu, tmp_path):
     from xipscope.chip.memory_map import get_memory_map
     from xipscope.elf import load_symbols
     from xipscope.profile.sampler import sample_profile
-    from xipscope.profile.samples import read_samples
+    from xipscope.profile.store import read_samples
 
     symbols = load_symbols(icount_qemu.build.vmlinux)
     results = {}

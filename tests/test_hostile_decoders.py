@@ -342,7 +342,7 @@ def zero_samples_part(path: Path, row_groups: int, rows_per_group: int = 1 << 20
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from xipscope.profile.samples import _schema
+    from xipscope.profile.store import _schema
 
     schema = _schema()
     zeros = pa.array(np.zeros(rows_per_group, dtype=np.int64))
@@ -369,7 +369,7 @@ def test_sample_part_within_its_bound_reads(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from xipscope.profile.samples import _schema, read_samples
+    from xipscope.profile.store import _schema, read_samples
 
     rng, n = np.random.default_rng(14), 1 << 20
     profile = make_profile(tmp_path / "prof")

@@ -23,9 +23,9 @@ import pytest
 from test_oops import OOPS_61
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.errors import TargetError
-from xipscope.profile.samples import SampleWriter, write_meta
-from xipscope.target.snapshot import SnapshotTarget
-from xipscope.target.uf2 import BLOCK_SIZE, build_uf2
+from xipscope.profile.store import SampleWriter, write_meta
+from xipscope.snapshot.read import SnapshotTarget
+from xipscope.image.uf2 import BLOCK_SIZE, build_uf2
 
 ADDRESS_SPACE_LIMIT = 1 << 30       # the child's RLIMIT_AS: imports (numpy, pandas, pyarrow) fit well under it
 TIMEOUT = 120                       # seconds: every command here answers in about one on an idle machine
@@ -427,8 +427,8 @@ def test_toml_map_fifo_is_refused(run, tmp_path):
 def test_snapshot_of_a_map_with_a_hostile_region_name_stays_in_its_directory(tmp_path):
     """A user's TOML map may name a region `../../escape`: the writer must not use that as a file name."""
     from xipscope.chip.memory_map import get_memory_map as load_map
-    from xipscope.snapshot import take_snapshot
-    from xipscope.target import open_target
+    from xipscope.snapshot.take import take_snapshot
+    from xipscope.targets import open_target
 
     board = tmp_path / "board.toml"
     board.write_text('[[region]]\nname = "../../escape"\nstart = 0x20000000\nend = 0x20082000\nkind = "sram"\n')

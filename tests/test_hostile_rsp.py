@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from xipscope.target.rsp_packets import INTERRUPT, Packet, PacketParser, frame
+from xipscope.rsp.packets import INTERRUPT, Packet, PacketParser, frame
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"

@@ -23,13 +23,13 @@ import pytest
 
 from servers import xipscope_server_process
 from xipscope.chip.memory_map import get_memory_map
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 from xipscope.sim.jtag import IDCODE
-from xipscope.snapshot import take_snapshot
-from xipscope.target import open_target
-from xipscope.target.rsp_packets import frame
-from xipscope.target.server import MAX_READ
-from xipscope.target.snapshot import SnapshotTarget
+from xipscope.snapshot.take import take_snapshot
+from xipscope.targets import open_target
+from xipscope.rsp.packets import frame
+from xipscope.rsp.server import MAX_READ
+from xipscope.snapshot.read import SnapshotTarget
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"

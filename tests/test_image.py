@@ -21,8 +21,8 @@ from xipscope.image.inspect import inspect_flash
 from xipscope.image.picobin import (MARKER_END, MARKER_START, PartitionSpec, encode_block, encode_block_loop,
                                     entry_point_item, hash_def_item, image_def_item, load_map_item,
                                     partition_table_item, vector_table_item, version_item)
-from xipscope.sim.elfimage import ElfImage
-from xipscope.target.uf2 import build_uf2, parse_uf2
+from xipscope.elf.program import ElfImage
+from xipscope.image.uf2 import build_uf2, parse_uf2
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"

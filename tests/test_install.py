@@ -126,7 +126,7 @@ def test_xipscope_sim_runs_the_shipped_xipbench_by_its_bare_name(venv):
 @pytest.mark.install
 def test_sim_url_and_flash_image_find_the_shipped_copies(venv):
     venv_dir, site_packages, home = venv
-    script = ("from xipscope.target import open_target\n"
+    script = ("from xipscope.targets import open_target\n"
               "t = open_target('sim://xipprobe.elf?flash=seedlayout.uf2')\n"
               "print(t.machine.firmware)\n"
               "print(t.machine.flash_image)\n"
@@ -136,7 +136,7 @@ def test_sim_url_and_flash_image_find_the_shipped_copies(venv):
     assert out[0] == str(firmware_dir / "xipprobe.elf")
     assert out[1].startswith(f"{firmware_dir / 'seedlayout.uf2'} (UF2")
     # The same flash as the checkout's files give: seedlayout's dtb partition (a placeholder device tree) at 64 KiB.
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
     checkout = open_target(f"sim://{REPO / 'firmware' / 'xipprobe.elf'}?flash={REPO / 'firmware' / 'seedlayout.uf2'}")
     try:
         assert out[2] == checkout.read_memory(0x10010000, 64).hex()

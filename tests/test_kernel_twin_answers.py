@@ -26,7 +26,7 @@ import pytest
 from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
 from qemu import PANIC_LINE, built_kernel
 from servers import xipscope_server
-from xipscope.target.rsp import RspTarget
+from xipscope.targets.rsp import RspTarget
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1800, method="thread")]
 REPO = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ def test_a_profile_of_the_boot_and_the_twins_truth_name_the_same_code(tmp_path):
     from xipscope.chip.memory_map import get_memory_map
     from xipscope.elf import load_symbols
     from xipscope.profile.sampler import sample_profile
-    from xipscope.profile.samples import read_samples
+    from xipscope.profile.store import read_samples
 
     build = built_kernel("pico2")
     symbols = load_symbols(build.vmlinux)

@@ -22,12 +22,12 @@ from servers import twin_gdb_server
 from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
-from xipscope.profile.samples import read_samples
-from xipscope.sim.elfimage import ElfImage
+from xipscope.profile.store import read_samples
+from xipscope.elf.program import ElfImage
 from xipscope.sim.target import SimTarget
-from xipscope.target import open_target
-from xipscope.target.openocd import OpenOcdTarget
-from xipscope.target.base import SampleRequest
+from xipscope.targets import open_target
+from xipscope.targets.openocd import OpenOcdTarget
+from xipscope.targets.base import SampleRequest
 
 
 COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))

@@ -25,12 +25,12 @@ from xipscope.probe_latency import measure_probe
 from xipscope.probe_model import ProbeCounts, ProbeModel, SwdLinkCounter, load_model
 from xipscope.profile import sampler as sampler_module
 from xipscope.profile.sampler import JITTER, sample_intervals, sample_profile
-from xipscope.profile.samples import read_samples
+from xipscope.profile.store import read_samples
 from xipscope.sim import jtag
 from xipscope.sim.debug_module import DebugModule
 from xipscope.sim.hazard3 import Machine
-from xipscope.target import open_target
-from xipscope.target.base import SampleRequest
+from xipscope.targets import open_target
+from xipscope.targets.base import SampleRequest
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"

@@ -19,8 +19,8 @@ from qemu import boot_kernel
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf.symbols import load_symbols
 from xipscope.profile.sampler import code_predicate, sample_profile, unwind_stack
-from xipscope.profile.samples import read_meta, read_samples
-from xipscope.target.rsp import RspTarget
+from xipscope.profile.store import read_meta, read_samples
+from xipscope.targets.rsp import RspTarget
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.kernel

@@ -18,7 +18,7 @@ from xipscope.profile import analysis as an
 from xipscope.profile.compare import compare_profiles
 from xipscope.profile.export import collapsed_stacks, speedscope
 from xipscope.profile.report import write_report
-from xipscope.profile.samples import SampleWriter, write_meta
+from xipscope.profile.store import SampleWriter, write_meta
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "analyses"))

@@ -3,7 +3,7 @@
 import pytest
 
 from xipscope.errors import FormatError
-from xipscope.profile.samples import SampleWriter, read_meta, read_samples, write_meta
+from xipscope.profile.store import SampleWriter, read_meta, read_samples, write_meta
 
 
 def test_round_trip_in_parts(tmp_path):

@@ -28,8 +28,8 @@ import pytest
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf.symbols import load_symbols
 from xipscope.profile.sampler import sample_profile
-from xipscope.profile.samples import read_samples
-from xipscope.target.rsp import RspTarget
+from xipscope.profile.store import read_samples
+from xipscope.targets.rsp import RspTarget
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"

@@ -25,7 +25,7 @@ from xipscope.elf.symbols import load_symbols
 from xipscope.errors import CapabilityError
 from xipscope.profile import analysis as an
 from xipscope.profile.sampler import sample_intervals, sample_profile, until_condition
-from xipscope.profile.samples import read_samples
+from xipscope.profile.store import read_samples
 from xipscope.sim.target import SimTarget
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ def test_until_with_a_cap_says_the_cap_came_first(tmp_path):
 
 def test_until_exit_needs_a_target_that_says_why_it_stopped(tmp_path):
     """A memory image can't say its core stopped by itself (it has none), and --until exit says so up front."""
-    from xipscope.target.memory_image import MemoryImageTarget
+    from xipscope.targets.memory_image import MemoryImageTarget
 
     image = tmp_path / "sram.bin"
     image.write_bytes(bytes(64))

@@ -21,9 +21,9 @@ from xipscope.chip import rp2350 as rp
 from xipscope.errors import CapabilityError, TargetError
 from xipscope.sim.arm_core import ArmCore
 from xipscope.sim.dap import TwinDapProbe
-from xipscope.sim.elfimage import ElfImage
-from xipscope.target import open_target
-from xipscope.target.pyocd import PyocdArmTarget
+from xipscope.elf.program import ElfImage
+from xipscope.targets import open_target
+from xipscope.targets.pyocd import PyocdArmTarget
 
 REPO = Path(__file__).resolve().parent.parent
 ARMXIP = REPO / "firmware" / "armxip.elf"
@@ -158,7 +158,7 @@ def test_profile_in_arm_mode_weighs_samples_by_dwt_cyccnt(tmp_path):
     their shares match the model's own cycle counts (host time per instruction differs between phases, so unweighted
     shares would not)."""
     from xipscope.profile.analysis import load_profile
-    from xipscope.profile.samples import read_meta
+    from xipscope.profile.store import read_meta
 
     out = tmp_path / "arm"
     result = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", f"pyocd://twin:{ARMXIP}",

@@ -15,11 +15,11 @@ import pytest
 from xipscope.chip import armv8m
 from xipscope.chip import rp2350 as rp
 from xipscope.chip.memory_map import get_memory_map
-from xipscope.profile.samples import read_meta
+from xipscope.profile.store import read_meta
 from xipscope.profile.sampler import sample_profile
 from xipscope.sim.arm_core import AccessCtrl, ArmCore
 from xipscope.sim.dap import TwinDapProbe
-from xipscope.target.pyocd import PyocdArmTarget
+from xipscope.targets.pyocd import PyocdArmTarget
 
 REPO = Path(__file__).resolve().parent.parent
 ARMXIP = REPO / "firmware" / "armxip.elf"

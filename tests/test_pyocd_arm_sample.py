@@ -1,6 +1,6 @@
-"""pyocd://...?core=arm's sample in one probe round trip (target/pyocd.py _ArmSampler), against the twin's Arm core (a
+"""pyocd://...?core=arm's sample in one probe round trip (targets/pyocd.py _ArmSampler), against the twin's Arm core (a
 model, sim/arm_core.py) behind the DAP face, with pyOCD's own API (read_core_register, read32, get_state) as the
-reference for every value, and the counting probe (target/counting_probe.py) counting the round trips.
+reference for every value, and the counting probe (targets/counting_probe.py) counting the round trips.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
 from xipscope.sim.arm_core import ArmCore
 from xipscope.sim.dap import TwinDapProbe
-from xipscope.sim.elfimage import ElfImage
-from xipscope.target.base import SampleRequest
-from xipscope.target.counting_probe import CountingProbe
-from xipscope.target.pyocd import PyocdArmTarget
+from xipscope.elf.program import ElfImage
+from xipscope.targets.base import SampleRequest
+from xipscope.targets.counting_probe import CountingProbe
+from xipscope.targets.pyocd import PyocdArmTarget
 
 REPO = Path(__file__).resolve().parent.parent
 ARMXIP = REPO / "firmware" / "armxip.elf"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from openocd_twin import stop_process
 
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 
 REPO = Path(__file__).resolve().parent.parent
 ARMXIP = "firmware/armxip.elf"           # relative, as the README and the plugin's docstring write it
@@ -73,7 +73,7 @@ def test_pyocd_commander_reads_the_twins_flash_as_the_elf_holds_it():
 
 def test_xipscope_profiles_the_twin_through_pyocds_own_gdbserver(tmp_path):
     from xipscope.profile.analysis import load_profile
-    from xipscope.profile.samples import read_meta
+    from xipscope.profile.store import read_meta
 
     phases = {"flash_spin", "sram_spin", "table_walk"}            # armxip's three phases (firmware/arm/armxip.S)
     with pyocd_gdbserver(tmp_path / "pyocd.log") as port:

@@ -1,7 +1,7 @@
 """pyOCD's own probe/DP/AP code driving our RISC-V Debug Module driver against the twin's DAP face (a model).
 
 The twin's DAP face is a pyOCD DebugProbe (sim/dap.py); pyOCD connects the ADIv6 DP and initialises the APB-AP at
-0xa000 with its own code; target/riscv_dm.py drives the Debug Module behind it. Values are checked against sim://.
+0xa000 with its own code; targets/riscv_dm.py drives the Debug Module behind it. Values are checked against sim://.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
 from xipscope.sim.dap import TwinDapProbe
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 from xipscope.sim.hazard3 import Machine
 from xipscope.sim.target import SimTarget
-from xipscope.target.pyocd import PyocdTarget
-from xipscope.target.base import SampleRequest
+from xipscope.targets.pyocd import PyocdTarget
+from xipscope.targets.base import SampleRequest
 
 
 COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))
@@ -130,7 +130,7 @@ def test_a_pc_sample_is_one_probe_round_trip_and_follows_xipbench():
 
 def test_pyocd_url_opens_the_twins_dap_face_and_the_plugin_offers_the_probe_class():
     from xipscope.sim.dap_plugin import TwinProbePlugin
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
     from importlib.metadata import entry_points
     assert [e.value for e in entry_points(group="pyocd.probe") if e.name == "xipscope-twin"] == \
         ["xipscope.sim.dap_plugin:TwinProbePlugin"]
@@ -208,5 +208,5 @@ def test_an_arm_booted_chip_fails_at_connect_and_says_how_to_switch():
 
 
 def open_target_url(url: str):
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
     return open_target(url)

@@ -137,7 +137,7 @@ def stacks_report(tmp_path_factory):
     from xipscope.chip.memory_map import get_memory_map
     from xipscope.elf.symbols import load_symbols
     from xipscope.profile.sampler import sample_profile
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
 
     xipbench = REPO / "firmware" / "xipbench.elf"
     out = tmp_path_factory.mktemp("stacks")
@@ -181,7 +181,7 @@ def test_annotated_source_shows_the_hottest_function_lines(stacks_report, tmp_pa
 
 def test_flame_graph_nests_callees_on_their_callers(tmp_path):
     from xipscope.elf.symbols import load_symbols
-    from xipscope.profile.samples import SampleWriter, write_meta
+    from xipscope.profile.store import SampleWriter, write_meta
 
     xipbench = REPO / "firmware" / "xipbench.elf"
     s = load_symbols(xipbench)
@@ -218,7 +218,7 @@ def test_flame_graph_nests_callees_on_their_callers(tmp_path):
 def test_lines_carry_the_misses_of_the_intervals_beside_their_samples(tmp_path):
     from xipscope.elf.symbols import load_symbols
     from xipscope.profile import analysis as an
-    from xipscope.profile.samples import SampleWriter, write_meta
+    from xipscope.profile.store import SampleWriter, write_meta
 
     xipbench = REPO / "firmware" / "xipbench.elf"
     s = load_symbols(xipbench)

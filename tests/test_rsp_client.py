@@ -11,9 +11,9 @@ import types
 import pytest
 
 from xipscope.errors import TargetError
-from xipscope.target import open_target
-from xipscope.target.rsp import ReplyWaitChooser, RspTarget
-from xipscope.target.rsp_packets import PacketParser, Packet, frame
+from xipscope.targets import open_target
+from xipscope.targets.rsp import ReplyWaitChooser, RspTarget
+from xipscope.rsp.packets import PacketParser, Packet, frame
 
 
 @pytest.fixture

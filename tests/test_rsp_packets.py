@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from xipscope.target.rsp_packets import (Packet, PacketParser, checksum, decode_payload, escape_binary, frame)
+from xipscope.rsp.packets import (Packet, PacketParser, checksum, decode_payload, escape_binary, frame)
 
 
 def test_frame_and_checksum():

@@ -44,7 +44,7 @@ def test_no_instructions_unicorn_cannot_run():
     """The twin's ISA is rv32imac_zicsr(_zifencei): no Zb*/Zcb/Zcmp, which Hazard3 has but unicorn lacks."""
     import capstone
 
-    from xipscope.sim.elfimage import ElfImage
+    from xipscope.elf.program import ElfImage
 
     md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV32 | capstone.CS_MODE_RISCVC)
     for name in ELFS:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 
 REPO = Path(__file__).resolve().parent.parent
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
@@ -51,7 +51,7 @@ def test_gdb_single_steps(sim_server):
 
 
 def test_rsp_client_reads_a_running_twin(sim_server):
-    from xipscope.target import open_target
+    from xipscope.targets import open_target
 
     t = open_target(f"rsp://127.0.0.1:{sim_server}")
     try:
@@ -70,7 +70,7 @@ def test_rsp_client_reads_a_running_twin(sim_server):
 
 def test_rsp_client_pipelines_large_reads_once_acks_are_off(sim_server):
     from xipscope.errors import TargetError
-    from xipscope.target.rsp import RspTarget
+    from xipscope.targets.rsp import RspTarget
 
     flash = next(seg for seg in ElfImage(XIPBENCH).segments if seg.paddr == 0x10000000)
     t = RspTarget("127.0.0.1", sim_server)
@@ -100,7 +100,7 @@ def test_gdb_continues_and_steps_after_the_twin_stops_by_itself(sim_server):
 
 
 def test_rsp_resume_with_signal_packets(sim_server):
-    from xipscope.target.rsp import RspTarget
+    from xipscope.targets.rsp import RspTarget
 
     entry = ElfImage(XIPBENCH).entry
     t = RspTarget("127.0.0.1", sim_server)

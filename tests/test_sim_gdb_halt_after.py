@@ -18,9 +18,9 @@ import numpy as np
 from servers import twin_gdb_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.profile.sampler import sample_intervals, sample_profile
-from xipscope.profile.samples import read_samples
-from xipscope.target.base import PACING
-from xipscope.target.rsp import RspTarget
+from xipscope.profile.store import read_samples
+from xipscope.targets.base import PACING
+from xipscope.targets.rsp import RspTarget
 
 XIPBENCH = Path(__file__).resolve().parent.parent / "firmware" / "xipbench.elf"
 BLOCK = 300      # cycles: a halt lands at the first translated-block boundary at or after its cycle (test_sim_pacing)

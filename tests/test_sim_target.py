@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xipscope.errors import TargetError
-from xipscope.target import MEMORY, REGISTERS, RUN_CONTROL, Target, open_target
+from xipscope.targets import MEMORY, REGISTERS, RUN_CONTROL, Target, open_target
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.elfimage import ElfImage
+from xipscope.elf.program import ElfImage
 from xipscope.sim.hazard3 import Machine
 from xipscope.sim.hazard3.traps import TRAP_HISTORY
 from xipscope.sim.target import SimTarget
-from xipscope.target.rsp_packets import Packet, PacketParser, frame
+from xipscope.rsp.packets import Packet, PacketParser, frame
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware" / "flasherase_ramvec.elf"

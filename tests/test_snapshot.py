@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from servers import twin_gdb_server, xipscope_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.errors import FormatError, TargetError, XipscopeError
-from xipscope.snapshot import BLOCK, take_snapshot
-from xipscope.target import open_target
-from xipscope.target.snapshot import SnapshotTarget
+from xipscope.snapshot.take import BLOCK, take_snapshot
+from xipscope.targets import open_target
+from xipscope.snapshot.read import SnapshotTarget
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -52,7 +52,7 @@ def test_twin_snapshot_saves_sram_psram_flash_and_registers(amofault):
     assert (regions["psram"]["size"], regions["psram"]["extent"]) == (TWIN_PSRAM, "probed")
     assert regions["flash"]["size"] == FLASH.size
     assert manifest["memory_map"]["name"] == "rp2350"
-    from xipscope.cache import content_hash
+    from xipscope.disk_cache import content_hash
     assert manifest["elf"]["hash"] == content_hash(FIRMWARE / "amofault.elf")
 
     snap = SnapshotTarget(out)
@@ -115,7 +115,7 @@ def test_snapshot_cli_on_the_twin_without_and_with_flash(tmp_path):
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     regions = {r["name"]: (r["size"], r["extent"]) for r in manifest["regions"]}
     assert regions == {"flash": (FLASH.size, "map"), "psram": (64 << 10, "given"), "sram": (SRAM.size, "map")}
-    from xipscope.sim.elfimage import ElfImage
+    from xipscope.elf.program import ElfImage
     image = ElfImage(elf)
     snap = SnapshotTarget(tmp_path / "b")
     try:
@@ -379,8 +379,8 @@ def test_served_snapshot_survives_malformed_packets(small_snapshot, payloads):
     import socket
     import threading
 
-    from xipscope.target.rsp_packets import PacketParser, frame
-    from xipscope.target.snapshot_server import SnapshotServer
+    from xipscope.rsp.packets import PacketParser, frame
+    from xipscope.snapshot.serve import SnapshotServer
 
     snap = SnapshotTarget(small_snapshot)
     server = SnapshotServer(snap)

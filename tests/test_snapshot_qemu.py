@@ -12,9 +12,9 @@ import time
 import pytest
 
 from xipscope.errors import TargetError
-from xipscope.snapshot import read_all_registers
-from xipscope.target.rsp import RspTarget
-from xipscope.target.snapshot import SnapshotTarget
+from xipscope.snapshot.take import read_all_registers
+from xipscope.targets.rsp import RspTarget
+from xipscope.snapshot.read import SnapshotTarget
 
 pytestmark = pytest.mark.kernel
 
@@ -66,7 +66,7 @@ def test_manifest_of_the_kernel_snapshot(kernel_snapshot, dwarf_qemu):
     # the 2 GiB dram window of the virt board, bounded by probing to the 64 MiB QEMU was given
     assert [(r["name"], r["start"], r["size"], r["extent"]) for r in manifest["regions"]] == [
         ("dram", 0x80000000, FIXTURE_RAM, "probed")]
-    from xipscope.cache import content_hash
+    from xipscope.disk_cache import content_hash
     assert manifest["elf"] == {"path": str(dwarf_qemu.build.vmlinux.resolve()),
                                "hash": content_hash(dwarf_qemu.build.vmlinux)}
     assert {"target.xml", "riscv-csr.xml"} <= set(manifest["target_description"])

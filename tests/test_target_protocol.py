@@ -11,8 +11,8 @@ import pytest
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import CapabilityError
 from xipscope.sim.target import SimTarget
-from xipscope.target import open_target
-from xipscope.target.base import (MODEL, PACING, RUN_CONTROL, SAMPLE, ProtocolSampler, SampleRequest, Target,
+from xipscope.targets import open_target
+from xipscope.targets.base import (MODEL, PACING, RUN_CONTROL, SAMPLE, ProtocolSampler, SampleRequest, Target,
                                   open_sampler, require)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def test_a_missing_capability_is_an_error_naming_the_transport(tmp_path):
             require(target, SAMPLE, "the test")
     finally:
         target.close()
-    from xipscope.snapshot import take_snapshot
+    from xipscope.snapshot.take import take_snapshot
     from xipscope.chip.memory_map import get_memory_map
     with SimTarget(str(XIPBENCH)) as live:
         take_snapshot(live, tmp_path / "s", get_memory_map("rp2350"), sizes={"psram": 4096})

@@ -18,7 +18,7 @@ from faults import UNMAPPED, find_instruction, inject_fault
 from qemu import boot_kernel_halted, wait_for_console
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf import load_symbols
-from xipscope.target.rsp import RspTarget
+from xipscope.targets.rsp import RspTarget
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import pytest
 from servers import twin_gdb_server
 from xipscope.elf import load_symbols
 from xipscope.sim.target import SimTarget
-from xipscope.target.rsp import RspTarget
+from xipscope.targets.rsp import RspTarget
 from xipscope.trap import decode_trap
 
 REPO = Path(__file__).resolve().parent.parent

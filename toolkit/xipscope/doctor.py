@@ -630,7 +630,7 @@ def run_checks(ev: Evidence, checks=None) -> Diagnosis:
 def diagnose(target, symbols=None, memory_map: MemoryMap | None = None, samples: int = DEFAULT_SAMPLES,
              checks=None) -> Diagnosis:
     """Gather the evidence (halting briefly), run the checks, and leave the target running if it was."""
-    from .target.base import REGISTERS, require, require_riscv
+    from .targets.base import REGISTERS, require, require_riscv
     require_riscv(target, "doctor (its checks decode the RISC-V code at pc)")
     require(target, REGISTERS, "doctor (it reads the CSRs)")     # a snapshot will do: its samples are skipped
     if memory_map is None:

@@ -11,7 +11,7 @@ sample's wire time, an upper bound (the halt goes out in the first batch, the re
 the halt and after the resume in those batches are counted too). The latency defaults to the Raspberry Pi Debug
 Probe's (chip/debug_wire.py); `xipscope probe-latency` measures the user's own and saves it where this module finds it.
 
-SwdLinkCounter does the counting for a CMSIS-DAP probe (target/counting_probe.py feeds it from pyOCD's probe calls);
+SwdLinkCounter does the counting for a CMSIS-DAP probe (targets/counting_probe.py feeds it from pyOCD's probe calls);
 the twin's JTAG face counts its own (sim/jtag.py). This module imports no transport.
 """
 

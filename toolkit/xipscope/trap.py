@@ -16,12 +16,12 @@ from .chip import riscv as rv
 from .chip.memory_map import BUILTIN_MAPS, HAZARD3, MemoryMap, get_memory_map
 from .chip.riscv import EXCEPTION_NAMES, INTERRUPT_NAMES
 from .errors import SymbolError, TargetError, XipscopeError
-from .target.base import MODEL, REGISTERS, RUN_CONTROL, require
+from .targets.base import MODEL, REGISTERS, RUN_CONTROL, require
 
 if TYPE_CHECKING:
     from .elf import SymbolIndex
     from .linux.oops import Oops
-    from .target import Target
+    from .targets import Target
 
 # Hazard3 raises exceptions 1-8 and 11 only (rp2350.md, DS 3.8); its interrupts are the standard machine three
 # (soft, timer, external; the external one fans out through Xh3irq's meinext).
@@ -152,7 +152,7 @@ def render_trap(report: TrapReport, as_json: bool = False) -> str:
 
 def decode_trap(target: "Target", symbols: "SymbolIndex | None", memory_map: MemoryMap | str | None = None) -> TrapReport:
     """Decode the trap a halted target holds: mcause/mepc/mstatus/mtval and the GPRs as they were at the trap."""
-    from .target.base import require_riscv
+    from .targets.base import require_riscv
     require_riscv(target, "trap decoding (mcause, mepc)")
     require(target, REGISTERS, "trap decoding (mcause, mepc)")
     registers = dict(target.read_registers())

@@ -1,7 +1,7 @@
 """ARMv8-M debug registers (Armv8-M Architecture Reference Manual, DDI0553: the System Control Space, DWT, FPB),
 as a debugger reaches them through an AHB-AP: what the Arm-mode twin (sim/arm_core.py) models and pyocd:// reads.
 pyOCD drives halt, registers and memory, except in the profile sample, which xipscope batches itself (DHCSR,
-DCRSR/DCRDR, DFSR, DWT_CYCCNT, DWT_PCSR: target/pyocd.py _ArmSampler). With them, the CoreSight identification
+DCRSR/DCRDR, DFSR, DWT_CYCCNT, DWT_PCSR: targets/pyocd.py _ArmSampler). With them, the CoreSight identification
 registers debuggers discover components by (CoreSight Architecture Specification, ADIv6)."""
 
 CPUID = 0xE000ED00

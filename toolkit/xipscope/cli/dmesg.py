@@ -80,7 +80,7 @@ def follow_dmesg(args, target, facts) -> int:
     import threading
 
     from ..linux.printk import LostRecords, follow_printk_records, format_record
-    from ..target.base import RUN_CONTROL
+    from ..targets.base import RUN_CONTROL
 
     if RUN_CONTROL in target.capabilities and target.state() == "halted":
         # As `profile` does: a kernel stopped (e.g. by a GDB server as we attached) would write nothing to follow.

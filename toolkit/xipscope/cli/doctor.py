@@ -33,8 +33,8 @@ def run(args) -> int:
     from ..chip.memory_map import get_memory_map
     from ..doctor import diagnose, format_diagnosis
     from ..elf.symbols import load_symbols
-    from ..target import open_target
-    from ..target.base import FIRMWARE
+    from ..targets import open_target
+    from ..targets.base import FIRMWARE
 
     memory_map = get_memory_map(args.map)
     with open_target(args.target, timeout=args.timeout) as target:

@@ -36,7 +36,7 @@ def run(args) -> int:
 
     target = None
     if args.target:
-        from ..target import open_target
+        from ..targets import open_target
         target = open_target(args.target, timeout=args.timeout)
         flash = TargetFlash(target)
     else:

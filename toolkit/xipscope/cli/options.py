@@ -9,7 +9,7 @@ DEFAULT_TIMEOUT = 5.0
 
 def target_help(what: str | None = None) -> str:
     """--target's help: what this command wants of the target, then every scheme open_target knows (its table)."""
-    from ..target import SCHEMES
+    from ..targets import SCHEMES
 
     return f"{what or 'the target'}, by URL: " + "; ".join(SCHEMES.values())
 
@@ -31,9 +31,9 @@ def add_source(parser) -> None:
 def open_source(args):
     """The Target add_source's options name; the caller closes it."""
     if args.dump:
-        from ..target.memory_image import MemoryImageTarget
+        from ..targets.memory_image import MemoryImageTarget
         return MemoryImageTarget.from_spec(args.dump)
-    from ..target import open_target
+    from ..targets import open_target
     return open_target(args.target, timeout=args.timeout)
 
 

@@ -28,8 +28,8 @@ def run(args) -> int:
 
     from ..probe_latency import measure_probe
     from ..probe_model import ProbeModel, save_figures
-    from ..target import open_target
-    from ..target.base import MODEL
+    from ..targets import open_target
+    from ..targets.base import MODEL
 
     target = open_target(args.target, timeout=args.timeout)
     try:

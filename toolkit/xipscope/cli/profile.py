@@ -58,7 +58,7 @@ def run(args) -> int:
     from ..chip.memory_map import get_memory_map
     from ..elf.symbols import load_symbols
     from ..profile.sampler import sample_profile
-    from ..target import open_target
+    from ..targets import open_target
     from .report import print_report
 
     memory_map = get_memory_map(args.map)

@@ -1,4 +1,4 @@
-"""`xipscope serve DIR`: a snapshot served over the GDB remote protocol (target/snapshot_server.py)."""
+"""`xipscope serve DIR`: a snapshot served over the GDB remote protocol (snapshot/serve.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..target.snapshot_server import serve_snapshot
+    from ..snapshot.serve import serve_snapshot
 
     serve_snapshot(args.directory, args.port)
     return 0

@@ -108,7 +108,7 @@ def run(args) -> int:
             serve(args.firmware, args.gdb_port, _machine_kwargs(args, echo), clock_hz=args.clock_hz or None)
             return 0
         from ..sim.hazard3 import Machine
-        from ..sim.report import format_function_table, stats_json, trap_loop_text
+        from ..sim.truth_tables import format_function_table, stats_json, trap_loop_text
 
         machine = Machine(args.firmware, **_machine_kwargs(args, echo))
         if not args.json:

@@ -32,8 +32,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..chip.memory_map import get_memory_map
-    from ..snapshot import check_request, parse_sizes, take_snapshot
-    from ..target import open_target
+    from ..snapshot.take import check_request, parse_sizes, take_snapshot
+    from ..targets import open_target
 
     memory_map = get_memory_map(args.map)
     sizes = parse_sizes(args.size)

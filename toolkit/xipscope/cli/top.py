@@ -34,12 +34,12 @@ def run(args) -> int:
     from ..chip.memory_map import get_memory_map
     from ..elf.symbols import load_symbols
     from ..profile.top import TopView, start_sampling
-    from ..target import open_target
+    from ..targets import open_target
 
     memory_map = get_memory_map(args.map)
     symbols = load_symbols(args.elf)
     target = open_target(args.target, timeout=args.timeout)
-    from ..target.base import PACING
+    from ..targets.base import PACING
     view = TopView(symbols, memory_map, pacing=target.pacing if PACING in target.capabilities else None)
     thread, stop, outcome = start_sampling(target, args.out, view, memory_map=memory_map, symbols=symbols,
                                            elf=args.elf, rate_hz=args.rate, map_name=args.map)

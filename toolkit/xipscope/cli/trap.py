@@ -36,8 +36,8 @@ def run(args) -> int:
     symbols = load_symbols(args.elf)
     target = None
     if args.target:
-        from ..target import open_target
-        from ..target.base import require_riscv
+        from ..targets import open_target
+        from ..targets.base import require_riscv
         target = open_target(args.target, timeout=args.timeout)
         try:
             require_riscv(target, "trap decoding (mcause, mepc)")

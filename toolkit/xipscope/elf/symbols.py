@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..errors import SymbolError
-from . import cache
-from ..cache import content_hash
+from . import index_cache
+from ..disk_cache import content_hash
 from .elf_reader import (BIND_GLOBAL, BIND_LOCAL, BIND_WEAK, ELF_LIMIT_WHY, KIND_FUNC, KIND_OBJECT, MAX_ELF_BYTES,
                          RawSymbols, open_elf)
 
@@ -251,8 +251,8 @@ def load_symbols(path: Path | str, cache_dir: Path | str | None = None) -> Symbo
     with open_elf(path, "a readable ELF or System.map") as f:     # a regular file of a sane size, or a SymbolError
         try:
             key = content_hash(path)   # remembered per file identity: a warm load doesn't read the file
-            directory = cache.cache_dir(cache_dir)
-            hit = cache.load(directory, key)
+            directory = index_cache.cache_dir(cache_dir)
+            hit = index_cache.load(directory, key)
             if hit is not None and _valid(*hit):
                 arrays, meta = hit
                 return SymbolIndex(arrays, meta, path, from_cache=True)
@@ -262,7 +262,7 @@ def load_symbols(path: Path | str, cache_dir: Path | str | None = None) -> Symbo
                               "Check the path.") from None
     arrays, meta = _build(path, data)
     meta["content_hash"] = key
-    cache.store(directory, key, arrays, meta)
+    index_cache.store(directory, key, arrays, meta)
     return SymbolIndex(arrays, meta, path, from_cache=False)
 
 

@@ -1,7 +1,7 @@
 """The `xs` commands (and $xs_region) inside gdb-multiarch; importing this module registers them with gdb.
 
 Works on any gdbserver (QEMU, OpenOCD, pyOCD, the twin), unlike the kernel's lx-* helpers. Every command is a thin
-adapter: it reads through gdb (xipscope.target.gdb_inferior) and the xipscope library does the work. Loaded by
+adapter: it reads through gdb (xipscope.targets.gdb_inferior) and the xipscope library does the work. Loaded by
 `python import xipscope.gdb`, or by sourcing the file `xipscope gdb-script` prints (xipscope/gdb/script.py).
 """
 
@@ -16,7 +16,7 @@ import gdb
 from xipscope.chip import get_memory_map
 from xipscope.chip.memory_map import BUILTIN_MAPS
 from xipscope.errors import XipscopeError
-from xipscope.target.gdb_inferior import GdbInferiorTarget
+from xipscope.targets.gdb_inferior import GdbInferiorTarget
 
 
 class _Session:
@@ -231,7 +231,7 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
 
         from xipscope.profile.report import summary_text, write_report
         from xipscope.profile.sampler import sample_profile
-        from xipscope.target.rsp import RspTarget
+        from xipscope.targets.rsp import RspTarget
 
         if args.seconds <= 0:
             raise gdb.GdbError("xs profile: SECONDS must be above zero")
@@ -315,7 +315,7 @@ Map: --map, else the one `xs map` chose, else rp2350. The ELF's hash goes into t
         return p
 
     def run(self, args) -> None:
-        from xipscope.snapshot import parse_sizes, take_snapshot
+        from xipscope.snapshot.take import parse_sizes, take_snapshot
 
         target = GdbInferiorTarget()
         if target.state() != "halted":

@@ -65,7 +65,7 @@ def placeholder_cramfs() -> bytes:
 
 def bootloader_chunks(elf_path: str | Path) -> tuple[list[tuple[int, bytes]], int, int]:
     """The ELF's bytes that live in flash (by load address), its entry and its initial stack pointer."""
-    from ..sim.elfimage import ElfImage
+    from ..elf.program import ElfImage
 
     elf = ElfImage(elf_path)
     chunks = [(s.paddr, s.data) for s in elf.segments

@@ -6,7 +6,7 @@ import bisect
 
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from ..target.memory_image import read_image_chunks
+from .raw import read_image_chunks
 
 FLASH_WINDOW = rp.XIP_CS_SIZE     # 16 MiB of CS0 behind each XIP alias
 

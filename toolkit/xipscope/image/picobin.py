@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..target.uf2 import FAMILY_IDS
+from .uf2 import FAMILY_IDS
 
 MARKER_START = 0xFFFFDED3
 MARKER_END = 0xAB123579

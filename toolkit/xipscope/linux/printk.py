@@ -437,7 +437,7 @@ def kernel_log_facts(symbol_file) -> KernelLogFacts:
     """The facts for this vmlinux or System.map: from the cache (keyed by its content hash), else from its symbols."""
     import json
 
-    from ..cache import cache_root, content_hash
+    from ..disk_cache import cache_root, content_hash
 
     from ..errors import SymbolError
 
@@ -536,7 +536,7 @@ def _poll_reads(target, cursor: PrintkCursor, body):
     """body() with the target's memory readable: while the core runs where the transport says it reads memory then
     (READ_WHILE_RUNNING: System Bus Access through pyOCD, the twin), else inside one brief halt; a halted target
     stays halted."""
-    from ..target.base import READ_WHILE_RUNNING, RUN_CONTROL
+    from ..targets.base import READ_WHILE_RUNNING, RUN_CONTROL
 
     capabilities = getattr(target, "capabilities", ())
     if RUN_CONTROL not in capabilities or READ_WHILE_RUNNING in capabilities or target.state() != "running":

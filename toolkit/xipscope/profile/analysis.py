@@ -1,7 +1,7 @@
 """The analyses of a profile: where the samples fell (region, function, line), what the XIP cache counters did between
 them, which functions the misses belong to, and whether the core is stuck in an RP2350 LR/SC livelock.
 
-Everything works on the sample table of profile/samples.py, adding columns in memory (never rewriting the files):
+Everything works on the sample table of profile/store.py, adding columns in memory (never rewriting the files):
 
     category   region kind as a person asks about it: flash (cached), flash (uncached), psram (cached),
                psram (uncached), sram, rom, other
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import FormatError, SymbolError
-from .samples import COUNTER_SATURATED, read_meta, read_samples
+from .store import COUNTER_SATURATED, read_meta, read_samples
 
 if TYPE_CHECKING:
     import numpy as np

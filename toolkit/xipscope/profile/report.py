@@ -90,7 +90,7 @@ def _versus_truth(profile) -> dict | None:
         return None
     from ..errors import FormatError
     from ..files import read_regular_text
-    from .samples import MAX_META_BYTES
+    from .store import MAX_META_BYTES
     truth = json.loads(read_regular_text(Path(name).name, "the model's truth", base=profile.directory,
                                          max_size=MAX_META_BYTES, why="a profile's truth.json may have",
                                          error=FormatError))

@@ -6,12 +6,12 @@ XIP_CTRL, and let the core run on. Each sample records how long the core was hel
 how intrusive the run was.
 
 A sample is one SampleRequest (registers, the counter read, the cycle counter) handed to the target's sampler
-(target/base.py open_sampler): the transport plans how to take it (rsp:// pipelines it into one write, openocd:// into
+(targets/base.py open_sampler): the transport plans how to take it (rsp:// pipelines it into one write, openocd:// into
 one Tcl script, pyocd:// into one batch of probe transfers) and counts the round trips and transfers each sample cost;
 a target without a sampler of its own is sampled through the protocol (halt, reads, resume). This module knows no
 transport.
 
-Counters are stored as read and never cleared (see samples.py): clearing them would race with firmware that reads them
+Counters are stored as read and never cleared (see store.py): clearing them would race with firmware that reads them
 itself (xipbench does) and would cost a write per sample. Analyses take deltas and treat a saturated or backwards
 interval as unknown.
 
@@ -38,7 +38,7 @@ meta.json's `halted_target` is the halted share as the twin sees it: the wall ti
 cycles it ran at its nominal clock (host-measured halts, which include simulating the cycles due at each halt, are
 `halted_ns`).
 
-Where the target counts its probe's work (pyocd://: target/counting_probe.py), meta.json's `probe_model` prices the
+Where the target counts its probe's work (pyocd://: targets/counting_probe.py), meta.json's `probe_model` prices the
 counts per sample with the probe model (probe_model.py, a model: the user's figures from `xipscope probe-latency`, else
 the Raspberry Pi Debug Probe's): modelled samples/s and halted time per sample on a board behind that probe.
 
@@ -62,9 +62,9 @@ from pathlib import Path
 from .. import __version__
 from ..chip import rp2350 as rp
 from ..errors import SymbolError, TargetError
-from ..target.base import MODEL, PACING, STOP_REASON, SampleRequest, open_sampler, require, require_riscv
+from ..targets.base import MODEL, PACING, STOP_REASON, SampleRequest, open_sampler, require, require_riscv
 from ..unwind import linux_stack_top, unwind_frame_pointers
-from .samples import SampleWriter, write_meta
+from .store import SampleWriter, write_meta
 
 COUNTER_POLICY = "raw readings, deltas in analysis (never cleared by the sampler; saturated or backwards = unknown)"
 COUNTER_REGION = "xip_ctrl"         # the memory map region whose presence means CTR_HIT/CTR_ACC can be read
@@ -158,7 +158,7 @@ def unwind_stack(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[in
 
 def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None,
                    cycles: bool = False, reply_wait: str = "auto"):
-    """(take, sampler): take() -> (pc, stack, hit, acc, cycles) over the transport's sampler (target/base.py
+    """(take, sampler): take() -> (pc, stack, hit, acc, cycles) over the transport's sampler (targets/base.py
     open_sampler), which plans the halt, the reads and the resume; the target must be running (planning may halt and
     resume it). pipeline and reply_wait are passed on to the transport (rsp:// uses them; others have no such choice).
     """
@@ -204,7 +204,7 @@ def _is_park(target, elf, lo: int, hi: int) -> bool:
     """Does the code from lo to hi (and the instruction before: a halted wfi shows the pc after it) hold a `wfi` or a
     jump to itself? Read from the target where it reads while running, else from the ELF; unknown is no."""
     from ..chip import riscv as rv
-    from ..target.base import READ_WHILE_RUNNING
+    from ..targets.base import READ_WHILE_RUNNING
 
     start, size = lo - 4, hi - lo + 8
     code = b""

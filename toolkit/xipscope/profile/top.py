@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from .samples import COLUMNS
+from .store import COLUMNS
 
 TOP_FUNCTIONS = 20
 

@@ -44,9 +44,9 @@ from ..chip.armv8m import (AIRCR, AIRCR_SYSRESETREQ, AIRCR_VECTKEY, ARCHID_DWT_V
 from ..errors import TargetError
 from . import MODEL_NOTE
 from .bus import Bus
-from .cache import XipCache
+from .xip_cache import XipCache
 from .counters import Timing
-from .elfimage import ElfImage
+from ..elf.program import ElfImage
 from .memory import TwinMemory
 from .peripherals import Uart, XipCtrl
 from .truth import FunctionStats, region_of

@@ -4,7 +4,7 @@ offered to pyOCD as a debug probe, so pyOCD's own DP/AP code drives them.
 As on RP2350 (rp2350.md "Debug access"): DPIDR 0x4c013477 (DPv3, ADIv6), APs by address, a class 0x9 ROM table at
 AP address 0 (BASEPTR0) listing them. The twin runs one architecture, the firmware's:
   - RISC-V: the APB-AP at 0x0a000 whose bus holds the Debug Module (debug_module.py), register addresses x4;
-    driven by xipscope's own Debug Module driver (target/riscv_dm.py) on pyOCD's DP and AP classes;
+    driven by xipscope's own Debug Module driver (targets/riscv_dm.py) on pyOCD's DP and AP classes;
   - Arm: core 0's AHB-AP at 0x02000 onto the Cortex-M33's bus (arm_core.py), so pyOCD's own rp2350 target
     discovers the core through the ROM tables and drives it.
 The other APs of the chip (core 1, the RP-AP at 0x80000, the other architecture's) are not modelled: the ROM table
@@ -377,7 +377,7 @@ class DapPort:
 
 def twin_for(firmware: str):
     """The twin core a firmware ELF runs on: the Hazard3 model (hazard3/) for RV32, the Cortex-M33 one for Arm."""
-    from .elfimage import elf_machine
+    from ..elf.program import elf_machine
     if elf_machine(firmware) == "EM_ARM":
         from .arm_core import ArmCore
         return ArmCore(firmware)

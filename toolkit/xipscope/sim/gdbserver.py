@@ -7,7 +7,7 @@ Paced (--clock-hz, or `monitor pace HZ`), a client may schedule the next halt in
 halt-after SECONDS`, announced as the qSupported feature HALT_AFTER_FEATURE): the run the next `c` starts stops at
 that many seconds of simulated running time after it, whenever the ^C arrives, so where a sampler's samples land
 does not depend on how loaded the host is (SimTarget.halt_after, in-process, does the same).
-The listener, framing, acks and the q-packets every server answers alike are target/server.py's (shared with `serve`).
+The listener, framing, acks and the q-packets every server answers alike are rsp/server.py's (shared with `serve`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 import time
 
 from ..chip import riscv as rv
-from ..target.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n is 65 + n
-from ..target.description import riscv_register_layout
-from ..target.description import target_xml as description_xml
-from ..target.server import MAX_READ, Listener, RspConnection, hex_field
+from ..rsp.description import CSR_REGNUM_BASE  # OpenOCD's numbering: CSR n is 65 + n
+from ..rsp.description import riscv_register_layout
+from ..rsp.description import target_xml as description_xml
+from ..rsp.server import MAX_READ, Listener, RspConnection, hex_field
 from . import MODEL_NOTE
 from .hazard3 import Machine
 from .runner import Runner, StopReason, run_to_cycle
@@ -74,7 +74,7 @@ class GdbServer:
 
 class _Session:
     """One client of the twin: the run loop that simulates between requests, and the twin's answers to the packets
-    target/server.py leaves to its backend."""
+    rsp/server.py leaves to its backend."""
 
     features = ("swbreak+", "hwbreak+", HALT_AFTER_FEATURE + "+")
 
@@ -138,7 +138,7 @@ class _Session:
         self.idle = False
         self.rsp.send(f"T{signal:02x}thread:1;")
 
-    # --- packets (target/server.py answers the ones every server answers alike) ---
+    # --- packets (rsp/server.py answers the ones every server answers alike) ---
     def description_file(self, annex: str) -> bytes | None:
         return self.server._xml if annex == "target.xml" else None
 
@@ -230,14 +230,14 @@ class _Session:
         if command in ("", "help"):
             text = f"{MODEL_NOTE}. monitor commands: stats (ground truth per function), stats-json [N] (the same as JSON; N: a summary, the N hottest functions and latest traps), uart (output so far), clock, clock-json (pacing), pace HZ (halted: pace to HZ, 0 = unpaced), halt-after S (paced: the run the next continue starts halts after S seconds of simulated time)\n"
         elif command == "stats":
-            from .report import format_function_table
+            from .truth_tables import format_function_table
             text = format_function_table(m)
         elif command == "uart":
             text = m.uart.text()
         elif words[:1] == ["stats-json"] and (len(words) == 1 or len(words) == 2 and words[1].isdigit()):
             import json
 
-            from .report import stats_json
+            from .truth_tables import stats_json
             text = json.dumps(stats_json(m, int(words[1]) if len(words) == 2 else None)) + "\n"
         elif command == "clock":
             clock = self.server.clock

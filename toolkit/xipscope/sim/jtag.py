@@ -23,7 +23,7 @@ import socket
 import sys
 
 from ..probe_model import ProbeCounts
-from ..target.server import Listener
+from ..rsp.server import Listener
 from . import MODEL_NOTE
 from .debug_module import DebugModule
 from .hazard3 import Machine

@@ -4,7 +4,7 @@ XIP maintenance alias. Each offers read/write/peek/poke at an offset into its bl
 from __future__ import annotations
 
 from ..chip import rp2350 as rp
-from .cache import XipCache
+from .xip_cache import XipCache
 
 
 class Uart:

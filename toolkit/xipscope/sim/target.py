@@ -18,7 +18,7 @@ import threading
 import time
 
 from ..errors import TargetError
-from ..target.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
+from ..targets.base import (FIRMWARE, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL,
                            STOP_REASON, WRITE_MEMORY, Target)
 from . import MODEL_NOTE
 from .hazard3 import Machine, RunResult
@@ -174,8 +174,8 @@ class SimTarget(Target):
         return StopReason.IDLE if self._between_slices(lambda: m._is_idle(m.read_register("pc"))) else None
 
     def ground_truth(self) -> dict:
-        """The model's exact counts since reset (sim/report.py stats_json: cycles and XIP accesses per function)."""
-        from .report import stats_json
+        """The model's exact counts since reset (sim/truth_tables.py stats_json: cycles and XIP accesses per function)."""
+        from .truth_tables import stats_json
         return self._between_slices(stats_json, self.machine)
 
     @property

@@ -25,9 +25,9 @@ from ...chip import rp2350 as rp
 from ...errors import TargetError
 from .. import MODEL_NOTE
 from ..bus import Bus
-from ..cache import XipCache
+from ..xip_cache import XipCache
 from ..counters import PerfCounters, Timing
-from ..elfimage import ElfImage
+from ...elf.program import ElfImage
 from ..memory import TwinMemory
 from ..peripherals import Qmi, Uart, XipCtrl, XipMaintenance
 from ..runner import StopReason
@@ -127,7 +127,7 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
     def _load_flash_image(self, spec: str) -> str:
         """Program the twin's flash from FILE.uf2 or FILE[@ADDR] (raw; ADDR defaults to 0x10000000) before the ELF's
         segments are loaded: where both write, the ELF's bytes stand, so the code the twin runs matches its symbols."""
-        from ...target.memory_image import read_image_chunks
+        from ...image.raw import read_image_chunks
 
         chunks, description = read_image_chunks(spec, rp.XIP_BASE)
         for address, data in chunks:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from ...chip import riscv as rv
 from ...chip import rp2350 as rp
 from ...errors import TargetError
-from ..cache import SET_MASK, SET_SHIFT, TAG_SHIFT, set_and_tag
+from ..xip_cache import SET_MASK, SET_SHIFT, TAG_SHIFT, set_and_tag
 from ..runner import StopReason
 
 # Block record fields (a list, for speed in the hook).

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ..errors import CapabilityError, TargetError
 from .base import (MEMORY, PACING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
                    describe_reads)
-from .rsp_packets import INTERRUPT, Packet, PacketParser, PacketTooLong, checksum, decode_payload, frame
+from ..rsp.packets import INTERRUPT, Packet, PacketParser, PacketTooLong, checksum, decode_payload, frame
 
 DEFAULT_PACKET_SIZE = 400   # what we assume when a server states no PacketSize (gdb's own default is similar)
 MAX_PACKET_SIZE = 1 << 18   # a larger PacketSize is taken as this: it bounds every reply we accept

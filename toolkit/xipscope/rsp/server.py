@@ -4,7 +4,7 @@ server side (framing, acks, the q-packets every server answers alike) that `xips
 The listener is also the twin's JTAG face's (sim/jtag.py). A backend answers the packets that differ between servers;
 see RspConnection. Whatever bytes a client sends, it gets an error reply or is dropped, never the server: a malformed
 packet answers E02, a packet longer than PacketSize drops its client, a client that reads no replies is dropped after
-SEND_TIMEOUT_S, and the next client is served. Framing is rsp_packets.py's, shared with our client.
+SEND_TIMEOUT_S, and the next client is served. Framing is packets.py's, shared with our client.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 
 from ..errors import TargetError
-from .rsp_packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
+from .packets import INTERRUPT, Packet, PacketParser, decode_payload, escape_binary, frame
 
 PACKET_SIZE = 0x4000          # what qSupported announces: the longest packet a client may send us
 MAX_PENDING = PACKET_SIZE + 4  # '$', the body, '#xx': a client holding more back than that is dropped

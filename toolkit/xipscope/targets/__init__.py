@@ -57,7 +57,7 @@ def open_target(url: str, timeout: float = 5.0) -> Target:
         from ..sim.target import SimTarget
         return SimTarget(url[len("sim://"):])
     if scheme == "snapshot":
-        from .snapshot import SnapshotTarget
+        from ..snapshot.read import SnapshotTarget
         if not url[len("snapshot://"):]:
             raise TargetError("snapshot:// needs a directory, e.g. snapshot://crash-1")
         return SnapshotTarget(url[len("snapshot://"):])

@@ -3,7 +3,7 @@
 A snapshot directory holds `manifest.json`, one raw file per saved memory region under `regions/`, and, when the
 target offered one, its GDB target description under `tdesc/` (so a later gdb sees the registers it would have seen).
 The manifest is written first and after every step, marked `"complete": false` until the end: a snapshot cut short
-(target gone, Ctrl-C, the tool killed) keeps what it saved and says it is partial. target/snapshot.py reads it back.
+(target gone, Ctrl-C, the tool killed) keeps what it saved and says it is partial. snapshot/read.py reads it back.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import re
 import time
 from pathlib import Path
 
-from . import __version__
-from .errors import SymbolError, TargetError, XipscopeError
+from .. import __version__
+from . import FORMAT, FORMAT_VERSION, MANIFEST
+from ..errors import SymbolError, TargetError, XipscopeError
 
-FORMAT = "xipscope-snapshot"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-HASH_ALGORITHM = "blake2b-160"       # the digest of xipscope.cache.content_hash, so one tool checks both
+HASH_ALGORITHM = "blake2b-160"       # the digest of xipscope.disk_cache.content_hash, so one tool checks both
 BLOCK = 1 << 20                      # bytes per read_memory call: large, so rsp:// pipelines its `m` packets
 PROBE_GRANULE = 4096                 # RAM that ends inside a map region is assumed to end on a 4 KiB boundary
 RAM_KINDS = ("sram", "xip-psram")
@@ -93,7 +91,7 @@ def read_all_registers(target) -> tuple[list, dict[str, int | None]]:
     else gdb's RISC-V numbering of the registers `read_registers()` returns (sim://). The `g` block comes in one
     request, the rest one `p` each (QEMU 7.2 offers no no-ack mode to pipeline them; 215 registers take ~10 ms).
     """
-    from .target.description import riscv_register_layout
+    from ..rsp.description import riscv_register_layout
 
     values: dict[str, int | None] = dict(target.read_registers())
     layout = getattr(target, "registers", None)
@@ -196,7 +194,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     really has (readable_end). On a failure the directory keeps what was saved, its manifest says
     `"complete": false` with the error, and a TargetError says so.
     """
-    from .target.base import require_riscv
+    from ..targets.base import require_riscv
     require_riscv(target, "snapshot (its registers are RISC-V's, served back to gdb as rv32)")
     from datetime import datetime, timezone
 
@@ -205,8 +203,8 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
     chosen = check_request(out_dir, memory_map, include_flash, sizes)
     elf_record = None
     if elf is not None:
-        from .cache import content_hash
-        from .elf.elf_reader import open_elf
+        from ..disk_cache import content_hash
+        from ..elf.elf_reader import open_elf
         try:
             with open_elf(elf):     # a regular file of a sane size (not /dev/zero, hashed for ever), or a SymbolError
                 elf_record = {"path": str(Path(elf).resolve()), "hash": content_hash(elf)}

@@ -8,7 +8,7 @@ server use, and what gdb's RISC-V port expects for the CSRs it knows by number).
 from __future__ import annotations
 
 from ..chip import riscv as rv
-from .rsp import RegisterInfo
+from ..targets.rsp import RegisterInfo
 
 PC_REGNUM = 32
 CSR_REGNUM_BASE = 65

@@ -1,16 +1,15 @@
-"""A raw RAM image at a base address (`--dump FILE@ADDR`), e.g. written by gdb's `dump binary memory`."""
+"""Raw images and where they stand: `FILE@ADDR` (a RAM dump, e.g. gdb's `dump binary memory`) and a flash image given
+as `FILE.uf2` or `FILE[@ADDR]`, read within the bounds of what they stand for."""
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 
 from ..chip.memory_map import ADDRESS_BITS, ADDRESS_SPACE
 from ..chip.rp2350 import XIP_CS_SIZE
-from ..errors import CapabilityError, TargetError
+from ..errors import TargetError
 from ..files import check_size, open_regular, read_bounded
-from .base import MEMORY
 
 
 def parse_dump_spec(spec: str) -> tuple[Path, int]:
@@ -26,63 +25,6 @@ def parse_dump_spec(spec: str) -> tuple[Path, int]:
         raise TargetError(f"--dump {spec!r}: {address} is outside the chip's {ADDRESS_BITS}-bit address space "
                           f"(0..{ADDRESS_SPACE - 1:#x}); give the address of the image's first byte")
     return Path(path), base
-
-
-class MemoryImageTarget:
-    """Memory only: reads outside the image are errors naming the range the image covers."""
-
-    capabilities = frozenset({MEMORY})
-
-    def __init__(self, path: Path | str, base: int):
-        self.path = Path(path)
-        self.base = base
-        self.url = f"dump://{self.path}@{base:#x}"
-        # mapped, not read: a 2 GiB dram image costs address space, not memory
-        with open_regular(self.path, "a RAM image", max_size=ADDRESS_SPACE - base, error=TargetError,
-                          why=f"fits between {base:#x} and the end of the chip's {ADDRESS_BITS}-bit address space") as f:
-            size = os.fstat(f.fileno()).st_size
-            try:
-                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-            except OSError as e:
-                raise TargetError(f"cannot map RAM image {self.path}: {e.strerror}") from None
-
-    @classmethod
-    def from_spec(cls, spec: str) -> "MemoryImageTarget":
-        return cls(*parse_dump_spec(spec))
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self._data)
-
-    def read_memory(self, address: int, size: int) -> bytes:
-        if size < 0 or address < self.base or address + size > self.end:
-            raise TargetError(
-                f"{self.url}: read of {size} bytes at {address:#x} falls outside the image "
-                f"({self.base:#x}..{self.end:#x}); dump a range that covers it")
-        start = address - self.base
-        return bytes(self._data[start:start + size])
-
-    def _no(self, what: str):
-        raise CapabilityError(f"{self.url} is a RAM image: it has no {what}; use a live target (rsp://...) for that")
-
-    def read_registers(self) -> dict[str, int]:
-        self._no("registers")
-
-    def read_register(self, name: str) -> int:
-        self._no("registers")
-
-    def halt(self) -> None:
-        self._no("run control")
-
-    def resume(self) -> None:
-        self._no("run control")
-
-    def state(self) -> str:
-        return "halted"
-
-    def close(self) -> None:
-        if isinstance(self._data, mmap.mmap):
-            self._data.close()
 
 
 def read_image_chunks(spec: str, default_base: int) -> tuple[list[tuple[int, bytes]], str]:

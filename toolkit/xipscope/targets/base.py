@@ -130,7 +130,7 @@ class Target(Protocol):
 
     def probe_counts(self):
         """Probe work counted so far (probe_model.ProbeCounts: round trips, transfers, USB packets, wire bits) where
-        the transport counts it at the probe (pyocd://, target/counting_probe.py), else None."""
+        the transport counts it at the probe (pyocd://, targets/counting_probe.py), else None."""
         counts = getattr(getattr(self, "probe", None), "probe_counts", None)
         return counts() if counts is not None else None
 

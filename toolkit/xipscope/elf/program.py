@@ -34,7 +34,7 @@ def elf_machine(path: str | Path) -> str:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
-    from ..elf.elf_reader import open_elf
+    from .elf_reader import open_elf
 
     try:
         with open_elf(path, "a firmware ELF", FIRMWARE_HINT) as f:
@@ -51,7 +51,7 @@ class ElfImage:
 
         from elftools.common.exceptions import ELFError
 
-        from ..elf.elf_reader import ElfLayoutError, open_elf, parse_elf
+        from .elf_reader import ElfLayoutError, open_elf, parse_elf
 
         self.path = Path(path)
         try:
@@ -78,7 +78,7 @@ class ElfImage:
         # The functions the ground truth counts per are the symbol index's pieces of code, so the twin and the
         # profiler name an address alike (assembly routines without a type or a size included: a kernel's
         # handle_exception and ret_from_exception would otherwise fall under `?`).
-        from ..elf.symbols import load_symbols
+        from .symbols import load_symbols
 
         self.functions = [Function(name, start, end) for name, start, end in load_symbols(self.path).code_extents()]
         self._starts = [fn.start for fn in self.functions]

@@ -1,4 +1,4 @@
-"""snapshot://DIR : a snapshot written by `xipscope snapshot` (xipscope/snapshot.py) read back as a halted Target.
+"""snapshot://DIR : a snapshot written by `xipscope snapshot` (snapshot/take.py) read back as a halted Target.
 
 Memory is exactly what was saved: a read outside the saved regions is an error, never zeros. Registers come from the
 manifest. Opening checks the manifest's shape, each region file's size and its hash, so a damaged or truncated
@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..chip.memory_map import ADDRESS_BITS, ADDRESS_SPACE
+from . import FORMAT, FORMAT_VERSION, MANIFEST
 from ..errors import CapabilityError, FormatError, TargetError
 from ..files import open_regular, read_regular, read_regular_text
-from .base import MEMORY, REGISTERS, Target
-from .rsp import REGISTER_ALIASES, RegisterInfo
+from ..targets.base import MEMORY, REGISTERS, Target
+from ..targets.rsp import REGISTER_ALIASES, RegisterInfo
 
-FORMAT = "xipscope-snapshot"         # repeated from xipscope/snapshot.py, which this layer does not import
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 HASH_CHUNK = 1 << 20
 MAX_MANIFEST = 16 << 20              # ~300 registers and a few regions take ~40 KB; far above any real manifest
 MAX_DESCRIPTION = 1 << 20            # one target description file (QEMU's riscv CSR file, the largest, is ~100 KB)
@@ -308,7 +306,7 @@ class SnapshotTarget(Target):
 
     @property
     def elf(self) -> dict | None:
-        """{'path', 'hash'} of the ELF named when the snapshot was taken (hash as xipscope.cache.content_hash)."""
+        """{'path', 'hash'} of the ELF named when the snapshot was taken (hash as xipscope.disk_cache.content_hash)."""
         return self.manifest.get("elf")
 
     def description_file(self, annex: str) -> bytes | None:

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..cache import cache_root
+from ..disk_cache import cache_root
 
 # Bump when the arrays or their meaning change, so an older xipscope's entries are rebuilt rather than misread.
 FORMAT = 6

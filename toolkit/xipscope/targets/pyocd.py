@@ -7,7 +7,7 @@ A chip booted in Arm mode holds its harts in reset: connecting says so, and how 
 
 Arm (`?core=arm`): pyOCD's own `rp2350` target does everything (its ADIv6 discovery finds core 0's AHB-AP and the
 Cortex-M33 behind it): memory through the AHB-AP, also while the core runs, core registers, halt and resume. Which
-xipscope features apply in Arm mode is target/base.py's ARM_MODE_FEATURES. One of its connect steps is left out:
+xipscope features apply in Arm mode is targets/base.py's ARM_MODE_FEATURES. One of its connect steps is left out:
 with a Non-secure core it would switch the core to Secure and reset ACCESSCTRL (AttachWithoutSecureMode). The profile
 sample goes around pyOCD's core calls, as one batch of transfers on the core's AHB-AP (_ArmSampler: one round trip).
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 
 from ..errors import TargetError
-from .description import target_xml
-from .server import MAX_READ, Listener, RspConnection, hex_field
-from .snapshot import SnapshotTarget
+from ..rsp.description import target_xml
+from ..rsp.server import MAX_READ, Listener, RspConnection, hex_field
+from .read import SnapshotTarget
 
 G_REGISTERS = 33          # x0..x31 and pc: what a RISC-V `g` block holds
 EFAULT = "E14"            # QEMU's answer to a read of unmapped memory; gdb shows "Cannot access memory"
@@ -24,7 +24,7 @@ STOP = "S05"              # SIGTRAP: a snapshot is where it stopped
 
 class SnapshotServer:
     """Serve one SnapshotTarget on 127.0.0.1:port (0 picks a free port; see `.port`): the backend of
-    target/server.py's RspConnection for every client (a snapshot keeps no per-client state)."""
+    rsp/server.py's RspConnection for every client (a snapshot keeps no per-client state)."""
 
     features = ()
 
@@ -50,7 +50,7 @@ class SnapshotServer:
     def serve_forever(self) -> None:
         self._listener.serve(lambda conn: RspConnection(conn, self).serve())
 
-    # -- the replies (target/server.py answers the packets every server answers alike) -----------------------------
+    # -- the replies (rsp/server.py answers the packets every server answers alike) -----------------------------
 
     def description_file(self, annex: str) -> bytes | None:
         return self._description.get(annex)
@@ -96,7 +96,7 @@ class SnapshotServer:
         if text[:1] in ("c", "s", "C", "S"):
             return STOP    # nothing runs: stopped again where it was
         if text[:1] == "D":
-            return "OK"    # the session ends (target/server.py), the server goes on
+            return "OK"    # the session ends (rsp/server.py), the server goes on
         if text[:1] == "k":
             return None
         return ""          # not supported: the empty reply, as the protocol asks
