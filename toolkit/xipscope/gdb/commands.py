@@ -199,7 +199,8 @@ Map: --map, else the one `xs map` chose, else the built-in map where mepc is in 
 class XsProfile(_XsCommand):
     """Sample the program's PC for SECONDS (and the XIP counters, and stacks), then print where the time went.
 
-Usage: xs profile SECONDS [--rate HZ] [--stacks] [--out DIR] [--map NAME|FILE] [--elf FILE]
+Usage: xs profile SECONDS [--samples N] [--rate HZ] [--stacks] [--out DIR] [--map NAME|FILE] [--elf FILE]
+With --samples, the run ends after N samples, SECONDS only capping it.
 gdb's own run control is far too slow to sample from a Python command, and a gdbserver takes one client at a time.
 So `xs profile` notes the server's address, detaches gdb (the program runs on; gdb's breakpoints are out while it
 samples), runs xipscope's sampler over rsp:// to the same server (one round trip per sample), halts the program
@@ -209,13 +210,14 @@ Prints the top functions, the share of each memory region and the XIP hit rate, 
 Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early; the samples taken are kept."""
 
     name = "profile"
-    options = ("--rate", "--stacks", "--out", "--map", "--elf")
-    value_options = ("--rate",)
+    options = ("--samples", "--rate", "--stacks", "--out", "--map", "--elf")
+    value_options = ("--samples", "--rate")
     file_options = ("--out", "--elf")
 
     def parser(self):
         p = super().parser()
         p.add_argument("seconds", type=float)
+        p.add_argument("--samples", type=int)
         p.add_argument("--rate", type=float)
         p.add_argument("--stacks", action="store_true")
         p.add_argument("--out")
@@ -235,6 +237,8 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
 
         if args.seconds <= 0:
             raise gdb.GdbError("xs profile: SECONDS must be above zero")
+        if args.samples is not None and args.samples <= 0:
+            raise gdb.GdbError("xs profile: --samples N must be above zero")
         inferior = GdbInferiorTarget()
         address, kind = inferior.remote_address, inferior.remote_kind
         host, _, port = (address or "").removeprefix("tcp:").rpartition(":")
@@ -254,7 +258,8 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
         except OSError as e:
             raise gdb.GdbError(f"xs profile: cannot make {out}: {e.strerror or e}") from None
 
-        gdb.write(f"xs profile: detaching gdb from {address}; sampling for {args.seconds:g} s over "
+        amount = f"{args.samples} samples (at most {args.seconds:g} s)" if args.samples else f"{args.seconds:g} s"
+        gdb.write(f"xs profile: detaching gdb from {address}; sampling for {amount} over "
                   f"rsp://{host}:{port}\n")
         gdb.flush()
         gdb.execute("detach", to_string=True)
@@ -262,7 +267,8 @@ Map: --map, else the one `xs map` chose, else rp2350. Ctrl-C ends the run early;
         try:
             target = RspTarget(host, int(port))
             try:
-                run = sample_profile(target, out, memory_map=memory_map, duration=args.seconds, rate_hz=args.rate,
+                run = sample_profile(target, out, memory_map=memory_map, duration=args.seconds, samples=args.samples,
+                                     rate_hz=args.rate,
                                      stacks=args.stacks, symbols=symbols, elf=elf, map_name=map_name)
             except KeyboardInterrupt:
                 pass                        # Ctrl-C ends the sampling; what was taken is on disk
