@@ -3,6 +3,7 @@ scheme open_target knows; building the parser for one command imports no other c
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -105,3 +106,38 @@ def test_the_console_script_and_python_m_run_the_same_main():
     out = subprocess.run([sys.executable, "-m", "xipscope", "gdb-script"], env=env, check=True,
                          capture_output=True, text=True).stdout
     assert Path(out.strip()) == TOOLKIT / "xipscope" / "gdb" / "script.py"
+
+
+FIRMWARE = TOOLKIT.parent / "firmware"
+
+
+def test_every_elf_option_finds_the_shipped_firmware_by_its_bare_name(tmp_path, monkeypatch):
+    # Every command that takes --elf parses it through options.add_elf; parse each one's --elf from a directory
+    # without the file.
+    from xipscope.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    names = [name for name, sub in subparsers.choices.items() if any(a.dest == "elf" for a in sub._actions)]
+    assert {"profile", "top", "trap", "doctor", "dump", "snapshot", "image", "dmesg", "report"} <= set(names)
+    for name in names:
+        elf = next(a for a in subparsers.choices[name]._actions if a.dest == "elf")
+        assert elf.type("xipbench.elf") == str(FIRMWARE / "xipbench.elf"), name
+    (tmp_path / "xipbench.elf").write_bytes(b"mine")                  # a file of that name here is the one meant
+    assert elf.type("xipbench.elf") == "xipbench.elf"
+    assert elf.type("nothing-shipped.elf") == "nothing-shipped.elf"   # not shipped: left for the command to refuse
+    assert elf.type("sub/xipbench.elf") == "sub/xipbench.elf"         # a path is never redirected
+
+
+def test_profile_and_dump_run_from_a_directory_without_the_firmware(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(TOOLKIT))
+    common = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
+    dump = subprocess.run([sys.executable, "-m", "xipscope", "dump", "0x10000000", "16", "--target",
+                           "sim://xipbench.elf", "--elf", "xipbench.elf"], **common)
+    assert dump.returncode == 0, dump.stderr
+    assert "<_start>" in dump.stdout, dump.stdout                      # the ELF's symbols label the line
+    profile = subprocess.run([sys.executable, "-m", "xipscope", "profile", "--target", "sim://xipbench.elf",
+                              "--elf", "xipbench.elf", "--samples", "100", "--out", "prof"], **common)
+    assert profile.returncode == 0, profile.stderr
+    meta = json.loads((tmp_path / "prof" / "meta.json").read_text())
+    assert meta["samples"] == 100 and meta["elf"] == str(FIRMWARE / "xipbench.elf")

@@ -124,6 +124,15 @@ def test_xipscope_sim_runs_the_shipped_xipbench_by_its_bare_name(venv):
 
 
 @pytest.mark.install
+def test_profile_finds_the_shipped_elf_by_its_bare_name(venv):
+    venv_dir, site_packages, home = venv
+    run(venv_dir / "bin" / "xipscope", "profile", "--target", "sim://xipbench.elf", "--elf", "xipbench.elf",
+        "--samples", "100", "--out", "bare-name-profile", cwd=home)
+    meta = json.loads((home / "bare-name-profile" / "meta.json").read_text())
+    assert meta["samples"] == 100 and meta["elf"] == str(site_packages / "xipscope" / "firmware" / "xipbench.elf")
+
+
+@pytest.mark.install
 def test_sim_url_and_flash_image_find_the_shipped_copies(venv):
     venv_dir, site_packages, home = venv
     script = ("from xipscope.targets import open_target\n"

@@ -85,10 +85,15 @@ def read_blocks(target, pieces) -> Iterator[tuple[int, bytes, object]]:
 
 
 def dump_lines(target, address: int, length: int, memory_map, symbols=None,
-               raw=None) -> Iterator[DumpLine]:
-    """The dump's lines as the blocks arrive (so an error later keeps the lines before it); `raw` gets the bytes."""
+               raw=None, progress=None) -> Iterator[DumpLine]:
+    """The dump's lines as the blocks arrive (so an error later keeps the lines before it); `raw` gets the bytes;
+    progress(bytes read, length) after each block read."""
     pieces = plan_ranges(memory_map, address, length)
+    done = 0
     for block_start, data, region in read_blocks(target, pieces):
+        done += len(data)
+        if progress is not None:
+            progress(done, length)
         if raw is not None:
             raw.write(data)
         # Blocks start at a piece's start plus a multiple of READ_BLOCK (a multiple of 16), so lines step by 16 from

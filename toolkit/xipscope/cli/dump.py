@@ -26,11 +26,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import contextlib
     import json
     import sys
 
     from ..chip.memory_map import get_memory_map
     from ..dump import dump_lines, format_line, plan_ranges
+    from .progress import ProgressDisplay
 
     memory_map = get_memory_map(args.map)
     symbols = None
@@ -41,9 +43,13 @@ def run(args) -> int:
     target = options.open_source(args)
     raw = open(args.raw, "wb") if args.raw else None
     out = sys.stdout
+    # The lines themselves show progress on a terminal; the bar is for output going to a file or a pipe.
+    shown = ProgressDisplay("dump", args.length) if not out.isatty() else None
     try:
-        for line in dump_lines(target, args.address, args.length, memory_map, symbols, raw):
-            out.write((json.dumps(line.to_json()) if args.json else format_line(line)) + "\n")
+        with shown or contextlib.nullcontext():
+            for line in dump_lines(target, args.address, args.length, memory_map, symbols, raw,
+                                   progress=shown.show_bytes if shown else None):
+                out.write((json.dumps(line.to_json()) if args.json else format_line(line)) + "\n")
         if not args.json:
             out.write(f"{args.address + args.length:08x}\n")
     finally:

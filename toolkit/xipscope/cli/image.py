@@ -33,6 +33,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..image.flash import FileFlash, TargetFlash
     from ..image.inspect import format_report, inspect_flash
+    from .progress import ProgressDisplay
 
     target = None
     if args.target:
@@ -42,7 +43,11 @@ def run(args) -> int:
     else:
         flash = FileFlash.from_spec(args.file)
     try:
-        report = inspect_flash(flash, args.elf)
+        if target is None:
+            report = inspect_flash(flash, args.elf)       # a file reads in a moment
+        else:
+            with ProgressDisplay("image") as shown:
+                report = inspect_flash(flash, args.elf, progress=shown.show_bytes)
     finally:
         if target is not None:
             target.close()

@@ -50,9 +50,17 @@ def add_map(parser, default: str | None = "rp2350", default_text: str | None = N
 
 
 def add_elf(parser, help: str, required: bool = False, symbols_alias: bool = False, metavar: str = "FILE"):
-    """--elf FILE (with --symbols as another name where a System.map will do)."""
+    """--elf FILE (with --symbols as another name where a System.map will do). A bare name of no file here that names
+    a shipped example firmware (--elf xipbench.elf) is that firmware, as for `xipscope sim` and sim://."""
     names = ("--elf", "--symbols") if symbols_alias else ("--elf",)
-    return parser.add_argument(*names, dest="elf", required=required, metavar=metavar, help=help)
+    return parser.add_argument(*names, dest="elf", required=required, metavar=metavar, help=help, type=firmware_path)
+
+
+def firmware_path(path: str) -> str:
+    """`path` as given, or the shipped firmware's path for a bare name (sim/firmware.py's find_firmware, one copy)."""
+    from ..sim.firmware import find_firmware     # stdlib only: cheap enough for argparse
+
+    return find_firmware(path)
 
 
 def add_timeout(parser):

@@ -59,6 +59,7 @@ def run(args) -> int:
     from ..elf.symbols import load_symbols
     from ..profile.sampler import sample_profile
     from ..targets import open_target
+    from .progress import ProgressDisplay
     from .report import print_report
 
     memory_map = get_memory_map(args.map)
@@ -74,7 +75,9 @@ def run(args) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     target = open_target(args.target, timeout=args.timeout)
     try:
-        with ProgressBar(duration, args.samples) as progress:
+        by_samples = args.samples is not None      # None (--until alone): no end known
+        with ProgressDisplay("profile", args.samples if by_samples else duration) as shown:
+            progress = show_samples(shown, by_samples)
             run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
                                  rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
                                  progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
@@ -99,30 +102,11 @@ def run(args) -> int:
     return print_report(args.out, symbols, memory_map)
 
 
-class ProgressBar:
-    """A rich progress bar on stderr with the live sample rate; progress(count, elapsed_s) updates it."""
-
-    def __init__(self, duration: float | None, samples: int | None):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.by_samples = samples is not None
-        self.total = samples if self.by_samples else duration     # None (--until alone): no end known
-        self.bar = Progress(TextColumn("[bold]profile"), BarColumn(), TextColumn("{task.fields[count]} samples"),
-                            TextColumn("{task.fields[rate]}/s"), TimeElapsedColumn(),
-                            console=Console(stderr=True))
-        self.task = None
-
-    def __enter__(self):
-        self.bar.start()
-        self.task = self.bar.add_task("profile", total=self.total, count=0, rate="-")
-        return self.update
-
-    def update(self, count: int, elapsed: float) -> None:
+def show_samples(shown, by_samples: bool):
+    """The sampler's progress(count, elapsed_s) drawn on `shown` (a ProgressDisplay): towards the sample count, or
+    towards the duration."""
+    def update(count: int, elapsed: float) -> None:
         rate = f"{count / elapsed:,.0f}" if elapsed > 0 else "-"
-        self.bar.update(self.task, completed=count if self.by_samples else min(elapsed, self.total or elapsed),
-                        count=count, rate=rate)
-
-    def __exit__(self, *exc):
-        self.bar.stop()
-        return False
+        completed = count if by_samples else min(elapsed, shown.total or elapsed)
+        shown.update(completed, f"{count} samples  {rate}/s")
+    return update

@@ -34,6 +34,7 @@ def run(args) -> int:
     from ..chip.memory_map import get_memory_map
     from ..snapshot.take import check_request, parse_sizes, take_snapshot
     from ..targets import open_target
+    from .progress import ProgressDisplay
 
     memory_map = get_memory_map(args.map)
     sizes = parse_sizes(args.size)
@@ -41,9 +42,10 @@ def run(args) -> int:
     target = open_target(args.target, timeout=args.timeout)
     leave_halted = not args.resume and hasattr(target, "disconnect")
     try:
-        manifest = take_snapshot(target, args.out, memory_map, elf=args.elf, include_flash=args.flash,
-                                 resume=args.resume, sizes=sizes,
-                                 progress=lambda text: print(f"xipscope snapshot: {text}", file=sys.stderr))
+        with ProgressDisplay("snapshot") as shown:
+            manifest = take_snapshot(target, args.out, memory_map, elf=args.elf, include_flash=args.flash,
+                                     resume=args.resume, sizes=sizes, progress=shown.show_bytes,
+                                     log=lambda text: print(f"xipscope snapshot: {text}", file=sys.stderr))
     finally:
         target.disconnect() if leave_halted else target.close()
     total = sum(r["size"] for r in manifest["regions"])

@@ -330,7 +330,7 @@ Map: --map, else the one `xs map` chose, else rp2350. The ELF's hash goes into t
         elf = args.elf or gdb.current_progspace().filename
         manifest = take_snapshot(target, args.directory, memory_map, elf=elf, include_flash=args.flash,
                                  resume=False, sizes=parse_sizes(args.size),
-                                 progress=lambda text: gdb.write(f"xs snapshot: {text}\n"))
+                                 log=lambda text: gdb.write(f"xs snapshot: {text}\n"))
         total = sum(r["size"] for r in manifest["regions"])
         gdb.write(f"snapshot in {args.directory}: {len(manifest['registers'])} registers, "
                   f"{len(manifest['regions'])} regions, {total} bytes, {manifest['seconds']} s\n")

@@ -98,8 +98,13 @@ def elf_entry(path: str | Path) -> int:
         raise SymbolError(f"cannot read {path} as an ELF: {e}; --elf takes the kernel's vmlinux") from None
 
 
-def inspect_flash(flash, elf: str | Path | None = None) -> FlashReport:
-    """Decode what the boot ROM would find in `flash` (a FileFlash or TargetFlash)."""
+def inspect_flash(flash, elf: str | Path | None = None, progress=None) -> FlashReport:
+    """Decode what the boot ROM would find in `flash` (a FileFlash or TargetFlash).
+
+    progress(bytes searched, bytes to search) after each search window (the first 4 KiB of flash, then of each
+    partition): the total grows once the partition table says how many partitions there are."""
+    show = progress or (lambda done, total: None)
+    show(0, SEARCH_WINDOW)
     loop = find_block_loop(flash.read, 0)
     if not loop.blocks and not flash.read(0, 4):
         loop.findings[:] = [Finding("note", 0, "the source holds no bytes at flash offset 0")]
@@ -113,8 +118,10 @@ def inspect_flash(flash, elf: str | Path | None = None) -> FlashReport:
         findings.append(Finding("warning", tables[1].offset, f"{len(tables)} PARTITION_TABLE blocks in one loop; "
                                                              "decoded the first"))
     reports = []
-    for p in table.partitions if table else []:
-        window = min(SEARCH_WINDOW, p.end - p.start)
+    windows = [max(0, min(SEARCH_WINDOW, p.end - p.start)) for p in (table.partitions if table else [])]
+    searched, to_search = SEARCH_WINDOW, SEARCH_WINDOW + sum(windows)
+    show(searched, to_search)
+    for p, window in zip(table.partitions if table else [], windows):
         try:
             head = flash.read(p.start, window) if window > 0 else b""
             part_loop = find_block_loop(flash.read, p.start, window) if head else None
@@ -126,6 +133,8 @@ def inspect_flash(flash, elf: str | Path | None = None) -> FlashReport:
             # A data partition (a dtb, a filesystem) has no block loop; that is worth a line, not a finding.
             part_loop.findings = [f for f in part_loop.findings if f.severity != "note"]
         reports.append(PartitionReport(p, part_loop, content, kind))
+        searched += window
+        show(searched, to_search)
     linux, linux_findings = _linux_layout(reports, elf)
     return FlashReport(flash.description, loop, table, reports, linux, findings + linux_findings)
 

@@ -136,10 +136,10 @@ class _SnapshotWriter:
         tmp.write_text(json.dumps(self.manifest, indent=1) + "\n")
         tmp.replace(self.dir / MANIFEST)
 
-    def save_region(self, target, region, size: int, extent: str) -> dict:
+    def save_region(self, target, region, size: int, extent: str, progress=None) -> dict:
         """Read `size` bytes from the region's start in BLOCK reads into regions/NAME.bin; all-zero blocks become
         holes (a sparse file), so 64 MiB of mostly idle RAM costs little disk. The record is in the manifest from the
-        first byte on, so a failed read leaves the part that was read, marked partial."""
+        first byte on, so a failed read leaves the part that was read, marked partial. progress(n) after each read."""
         # a user's TOML map names regions as it likes ("../x" too): only a plain name becomes a file name
         stem = region.name if SAFE_NAME.match(region.name) else f"region-{len(self.manifest['regions'])}"
         record = {"name": region.name, "kind": region.kind, "start": region.start, "size": 0,
@@ -165,6 +165,8 @@ class _SnapshotWriter:
                     else:
                         f.write(data)
                     done += n
+                    if progress is not None:
+                        progress(n)
             finally:
                 f.truncate(done)
                 record["size"] = done
@@ -186,12 +188,13 @@ def check_request(out_dir: Path, memory_map, include_flash: bool, sizes: dict[st
 
 
 def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = False, resume: bool = True,
-                  sizes: dict[str, int] | None = None, progress=None) -> dict:
+                  sizes: dict[str, int] | None = None, log=None, progress=None) -> dict:
     """Halt `target`, save its registers and the RAM regions of `memory_map` (flash too with include_flash) into
     `out_dir`, resume it if it was running, and return the manifest.
 
     `sizes` bounds regions by name (e.g. {"dram": 64 << 20}); other regions are probed for the memory the board
-    really has (readable_end). On a failure the directory keeps what was saved, its manifest says
+    really has (readable_end). log(text) hears each step; progress(bytes saved, bytes to save) is called after each
+    read of memory (the total is known once every region's extent is). On a failure the directory keeps what was saved, its manifest says
     `"complete": false` with the error, and a TargetError says so.
     """
     from ..targets.base import require_riscv
@@ -224,7 +227,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
         writer.save_manifest()
     except OSError as e:
         raise XipscopeError(f"cannot write the snapshot into {out_dir}: {e.strerror or e}") from None
-    say = progress or (lambda text: None)
+    say = log or (lambda text: None)
     was_running = False
     try:
         was_running = target.state() == "running"
@@ -237,6 +240,7 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
         _save_description(target, out_dir, manifest)
         writer.save_manifest()
         say(f"registers: {sum(v is not None for v in values.values())} saved")
+        planned = []      # every region's extent first, so progress has its total from the first byte
         for region in chosen:
             if region.name in sizes:
                 size, extent = min(sizes[region.name], region.size), "given"
@@ -245,8 +249,18 @@ def take_snapshot(target, out_dir, memory_map, elf=None, include_flash: bool = F
                 extent = "map" if size == region.size else "probed"
             if size == 0:
                 say(f"{region.name}: nothing readable at {region.start:#x}; not saved")
-                continue
-            writer.save_region(target, region, size, extent)
+            else:
+                planned.append((region, size, extent))
+        total = sum(size for _, size, _ in planned)
+        saved_bytes = 0
+
+        def count(n: int) -> None:
+            nonlocal saved_bytes
+            saved_bytes += n
+            progress(saved_bytes, total)
+
+        for region, size, extent in planned:
+            writer.save_region(target, region, size, extent, count if progress else None)
             writer.save_manifest()
             say(f"{region.name}: {size} bytes from {region.start:#x} ({extent})")
     except (XipscopeError, OSError, KeyboardInterrupt) as e:
