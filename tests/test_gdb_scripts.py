@@ -139,7 +139,8 @@ def test_xs_profile_on_the_twin_samples_and_reconnects(sim_server, tmp_path):
     top = re.findall(r"^\s+([\d.]+)%  (\w+)\s", table, re.M)
     from xipscope.elf import load_symbols
     functions = {s.name for s in load_symbols(XIPBENCH).symbols_in(0, 1 << 32) if s.kind == "function"}
-    assert len(top) >= 2 and {name for _, name in top} <= functions, table      # xipbench's own functions
+    # xipbench's own functions (how many of its phases 20 samples span depends on the host's speed: one or two)
+    assert len(top) >= 1 and {name for _, name in top} <= functions, table
     regions = re.search(r"^regions: (.*)$", table, re.M)
     assert regions and "flash (cached) " in regions[1] and "XIP hit rate" in table, table
     assert (out_dir / "report" / "report.html").is_file()
