@@ -6,11 +6,16 @@ Faces: pyocd:// through the counting wrapper on the twin's DAP face (RISC-V: the
 the batched AHB-AP sample, halting, and with the twin's DWT_PCSR option on, without halting); openocd:// (its Tcl sampler), rsp:// to OpenOCD's gdb port, and
 OpenOCD's own `profile` through Debian's openocd on the twin's JTAG face, counted there (TCK cycles; every TDO read
 OpenOCD waits for is a round trip). OpenOCD `profile` is priced with its 10 ms sleep per sample, from the marginal
-counts between a short and a long run (its set-up left out). Medians of ROUNDS runs.
+counts between a short and a long run (its set-up left out). Medians of ROUNDS runs. The pyocd:// rows' halted time
+is the twin's own clock (sim/dap.py: the model's time from each halt to its resume); the JTAG rows' the model's bound.
+
+Then the answers under the model: xipbench to its end through pyocd://twin: with jitter, the twin paced and told each
+interval, its shares against the twin's truth (total variation distance; issue 16's goal: under 0.03).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import threading
@@ -54,16 +59,35 @@ def per_sample(counts: ProbeCounts, samples: int) -> dict:
             "wire_bits": counts.wire_bits / samples}
 
 
-def pyocd_counts(firmware: Path, pcsr: bool = False) -> dict:
-    """Per-sample counts of `xipscope profile`'s sample (pc and the XIP counters) through pyocd:// on the twin; pcsr:
-    the Arm twin with its DWT_PCSR option on (a model option: RP2350's M33 may not have it)."""
+def pyocd_counts(firmware: Path, model: ProbeModel, pcsr: bool = False) -> dict:
+    """Per-sample counts of `xipscope profile`'s sample (pc and the XIP counters) through pyocd:// on the twin, and
+    the twin's halted time for them (its clock, priced by `model`); pcsr: the Arm twin with its DWT_PCSR option on
+    (a model option: RP2350's M33 may not have it)."""
     with (arm_twin_with_pcsr(firmware) if pcsr else open_target(f"pyocd://twin:{firmware}")) as target:
+        target.use_probe_model(model)
         take, _ = choose_sampler(target, get_memory_map("rp2350"), stacks=False)
         take()
-        before = target.probe_counts()
+        before, held = target.probe_counts(), target.halted_cycles()
         for _ in range(SAMPLES):
             take()
-        return per_sample(target.probe_counts() - before, SAMPLES)
+        counts = per_sample(target.probe_counts() - before, SAMPLES)
+        return counts | {"halted_us": (target.halted_cycles() - held) / SAMPLES / model.clk_sys_hz * 1e6}
+
+
+def shares_under_the_model(workdir: Path) -> dict:
+    """xipbench to its end through pyocd://twin: (counting probe, the model, jitter), the twin paced: the report's
+    total variation distances from the twin's truth."""
+    from xipscope.profile.analysis import load_profile, versus_truth
+    from xipscope.profile.sampler import sample_profile
+    out = workdir / "shares"
+    with open_target(f"pyocd://twin:{XIPBENCH}") as target:
+        target.halt()                        # halted: the profiler paces the twin before it resumes it
+        run = sample_profile(target, out, memory_map=get_memory_map("rp2350"), elf=XIPBENCH, rate_hz=1000,
+                             until="idle", samples=100_000, probe_model=ProbeModel())
+    profile = load_profile(out, XIPBENCH)
+    versus = versus_truth(profile.samples, json.loads((out / "truth.json").read_text()), profile.memory_map)
+    return {"tv_functions": versus["tv_functions"], "tv_regions": versus["tv_regions"],
+            "samples": run.meta["samples"], "seed": run.meta["jitter"]["seed"]}
 
 
 def arm_twin_with_pcsr(firmware: Path) -> PyocdArmTarget:
@@ -127,15 +151,16 @@ def main() -> int:
     walls = []
     with TemporaryDirectory() as tmp:
         for i in range(ROUNDS):
-            measured["riscv"].append(pyocd_counts(XIPBENCH))
-            measured["arm"].append(pyocd_counts(ARMXIP))
-            measured["arm-pcsr"].append(pyocd_counts(ARMXIP, pcsr=True))
+            measured["riscv"].append(pyocd_counts(XIPBENCH, model))
+            measured["arm"].append(pyocd_counts(ARMXIP, model))
+            measured["arm-pcsr"].append(pyocd_counts(ARMXIP, model, pcsr=True))
             tcl, rsp, profile, wall = jtag_counts(Path(tmp))
             measured["tcl"].append(tcl)
             measured["rsp"].append(rsp)
             measured["profile"].append(profile)
             walls.append(wall)
             print(f"round {i + 1}: counted", flush=True)
+        shares = shares_under_the_model(Path(tmp))
     rows = [
         ("pyocd:// RISC-V, pc + XIP counters (twin DAP face)", "riscv", 0.0, True),
         ("pyocd://?core=arm, pc + XIP counters (twin Arm core), halting", "arm", 0.0, True),
@@ -160,8 +185,8 @@ def main() -> int:
     for name, key, sleep, usb in rows:
         c = counts[key]
         r = rate(key, sleep)
-        # DWT_PCSR samples a running core: nothing is halted
-        halted = 0.0 if key == "arm-pcsr" else model.halted_s(c["round_trips"], c["wire_bits"]) * 1e6
+        # the twin's clock where it keeps one (pyocd://; DWT_PCSR samples a running core: 0), else the model's bound
+        halted = c["halted_us"] if "halted_us" in c else model.halted_s(c["round_trips"], c["wire_bits"]) * 1e6
         table.append((name, f"{c['round_trips']:.1f}", f"{c['packets']:.1f}" if usb else "-",
                       f"{c['wire_bits']:,.0f}", f"{r:,.1f}", f"{halted:,.0f}", f"{r / anchor:.1f}x",
                       f"{r / model.ceiling_hz(c['wire_bits']):.2f}x"))
@@ -171,6 +196,10 @@ def main() -> int:
                                for i, (cell, w) in enumerate(zip(row, widths))))
     print(f"  OpenOCD `profile` measured on the twin (wall clock, host time): {statistics.median(walls):.1f} "
           f"samples/s (median of {ROUNDS})")
+    print(f"  shares under the model with jitter (xipbench to its end through pyocd://twin:, paced, seed "
+          f"{shares['seed']}, {shares['samples']:,} samples): total variation distance from the twin's truth "
+          f"{shares['tv_functions']:.4f} by function, {shares['tv_regions']:.4f} by region; goal < 0.03: "
+          f"{'met' if max(shares['tv_functions'], shares['tv_regions']) < 0.03 else 'not met'}")
     for name, key, _, _ in rows[:3]:
         c = counts[key]
         r = rate(key, 0.0)

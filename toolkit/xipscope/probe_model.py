@@ -8,7 +8,9 @@ counts instead, at the face where a probe would see the work, and prices the cou
 Modelled time per sample = round trips x latency + wire bits / wire clock (+ a tool's own sleep, OpenOCD `profile`'s
 10 ms). The core is held from the halt to the resume: modelled halted time = (round trips - 1) x latency + the
 sample's wire time, an upper bound (the halt goes out in the first batch, the resume in the last; the transfers before
-the halt and after the resume in those batches are counted too). The latency defaults to the Raspberry Pi Debug
+the halt and after the resume in those batches are counted too). The twin's DAP face (sim/dap.py) keeps the exact
+figure in its own clock: target/counting_probe.py tells it this model's time at each point of its batches, and it
+counts in clk_sys cycles what passes while its core is halted; price() takes that figure where there is one. The latency defaults to the Raspberry Pi Debug
 Probe's (chip/debug_wire.py); `xipscope probe-latency` measures the user's own and saves it where this module finds it.
 
 SwdLinkCounter does the counting for a CMSIS-DAP probe (targets/counting_probe.py feeds it from pyOCD's probe calls);
@@ -69,11 +71,20 @@ class ProbeModel:
         """The one-round-trip ceiling for a sample of `wire_bits`: 1 / (latency + its wire time)."""
         return 1 / (self.latency_s + self.wire_s(wire_bits))
 
-    def price(self, counts: ProbeCounts, samples: int, sleep_s: float = 0.0) -> dict:
-        """What meta.json and the bench report for `counts` spent over `samples` samples."""
+    def price(self, counts: ProbeCounts, samples: int, sleep_s: float = 0.0,
+              halted_cycles: float | None = None) -> dict:
+        """What meta.json and the bench report for `counts` spent over `samples` samples. halted_cycles: the clk_sys
+        cycles the target's own clock held the core halted over them, where it keeps one (the twin's DAP face:
+        this model's time between each halt and its resume); else the halted time is the upper bound above."""
         per = {f.name: getattr(counts, f.name) / samples for f in fields(counts)}
         sample_s = self.sample_s(per["round_trips"], per["wire_bits"], sleep_s)
-        halted_s = self.halted_s(per["round_trips"], per["wire_bits"])
+        if halted_cycles is None:
+            halted_s = self.halted_s(per["round_trips"], per["wire_bits"])
+            halted_from = "upper bound: (round trips - 1) x latency + the sample's wire time"
+        else:
+            halted_s = halted_cycles / samples / self.clk_sys_hz
+            halted_from = ("the twin's clock: this model's time from each halt to its resume, in clk_sys cycles "
+                           "(sim/dap.py)")
         return {
             "model": MODEL_NAME,
             "latency_us": self.latency_s * 1e6, "wire_hz": self.wire_hz, "source": self.source,
@@ -81,6 +92,7 @@ class ProbeModel:
             "samples_per_s": 1 / sample_s,
             "halted_us": halted_s * 1e6,
             "halted_clk_sys_cycles": halted_s * self.clk_sys_hz,
+            "halted_from": halted_from,
             "clk_sys_hz": self.clk_sys_hz,
             "one_round_trip_ceiling_per_s": self.ceiling_hz(per["wire_bits"]),
         }

@@ -40,7 +40,9 @@ cycles it ran at its nominal clock (host-measured halts, which include simulatin
 
 Where the target counts its probe's work (pyocd://: targets/counting_probe.py), meta.json's `probe_model` prices the
 counts per sample with the probe model (probe_model.py, a model: the user's figures from `xipscope probe-latency`, else
-the Raspberry Pi Debug Probe's): modelled samples/s and halted time per sample on a board behind that probe.
+the Raspberry Pi Debug Probe's): modelled samples/s and halted time per sample on a board behind that probe. The twin's
+DAP face (pyocd://twin:) clocks that time itself: held halted for the model's time between each halt and its resume,
+in its clk_sys cycles, which is then the halted time reported (`halted_from` says which).
 
 Where the spacing is uneven anyway
 (a loaded host, a slow probe), cycles=True reads mcycle with each sample: weighting each sample by the cycles since the
@@ -265,7 +267,16 @@ def until_condition(target, until: str, symbols=None, idle_samples: int = IDLE_S
 
 def _halted_target(before: dict | None, after: dict | None) -> dict | None:
     """The halted share as a paced twin sees it: wall time held halted against the cycles run at its clock."""
-    if not before or not after or "halted_s" not in after:
+    if not before or not after:
+        return None
+    if "halted_cycles" in after:
+        # the twin's DAP face: held halted for the probe model's time, in its own clk_sys cycles
+        halted, cycles = after["halted_cycles"] - before["halted_cycles"], after["cycles"] - before["cycles"]
+        return {"halted_s": halted / after["clk_sys_hz"], "halted_cycles": halted, "cycles": cycles,
+                "share": halted / (halted + cycles) if halted + cycles > 0 else None,
+                "meaning": "the twin's view in its own clk_sys cycles: the probe model's time from each halt to its "
+                           "resume (halted_s at clk_sys) against the cycles it ran; not the host's time"}
+    if "halted_s" not in after:
         return None
     halted = after["halted_s"] - before["halted_s"]
     running = (after["cycles"] - before["cycles"]) / after["clock_hz"]
@@ -325,6 +336,7 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if probe_model is None:
         from ..probe_model import load_model
         probe_model = load_model()
+    target.use_probe_model(probe_model)     # the twin's DAP face holds its core halted for this model's time
 
     meta = {
         "tool": f"xipscope {__version__}",
@@ -377,6 +389,7 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
             write(*row)
             on_sample(*row)
     counts_before = _probe_counts(target)
+    halted_before = target.halted_cycles()
     count = 0
     schedule_resets = 0
     halted: list[int] = []
@@ -450,7 +463,7 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
             "reply_wait": None,
             **(sampler.details() or {}),
             "cost_per_sample": _cost_per_sample(sampler),
-            "probe_model": _probe_model(target, counts_before, count, probe_model),
+            "probe_model": _probe_model(target, counts_before, halted_before, count, probe_model),
             "ended_early": ended_early,
             "stop_reason": stop_reason or ended_early or ("duration" if count != limit else "sample count"),
             "error": error,
@@ -469,11 +482,13 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     return SampleRun(out_dir, meta)
 
 
-def _probe_model(target, before, samples: int, model) -> dict | None:
-    """The probe model's price of the run's counted probe work per sample, where the target counts it."""
+def _probe_model(target, before, halted_before, samples: int, model) -> dict | None:
+    """The probe model's price of the run's counted probe work per sample, where the target counts it; the halted
+    time from the target's own clock where it keeps one (the twin's DAP face)."""
     if before is None or not samples:
         return None
-    return model.price(_probe_counts(target) - before, samples)
+    halted = target.halted_cycles() - halted_before if halted_before is not None else None
+    return model.price(_probe_counts(target) - before, samples, halted_cycles=halted)
 
 
 def _probe_counts(target):

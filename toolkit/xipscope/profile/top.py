@@ -114,9 +114,8 @@ class TopView:
         now = self.pacing() if self.pacing is not None else None
         before, self._pacing_before = self._pacing_before, now
         if now is not None and before is not None:
-            halted = now["halted_s"] - before["halted_s"]
-            running = (now["cycles"] - before["cycles"]) / now["clock_hz"]
-            return (halted / (halted + running) if halted + running > 0 else None), "target"
+            from .sampler import _halted_target     # the one reading of a model's clock (its halted time, its cycles)
+            return (_halted_target(before, now) or {}).get("share"), "target"
         halted_s = sum(r[COLUMNS.index("halted_ns")] for r in rows) / 1e9
         return min(halted_s / interval, 1.0), "host"
 

@@ -12,6 +12,17 @@ lists only the modelled AP, and an access anywhere else faults. Transfers queue 
 a result is needed or on flush(), like a CMSIS-DAP probe's packets; `round_trips` counts the batches. The core runs
 on a background thread in slices of about 2 ms between batches.
 
+The twin's clock while its core is halted: a probe's time between a halt and its resume is the board's halted time,
+and the host's (simulating, pyOCD's Python) is not. The counting wrapper (target/counting_probe.py) queues the probe
+model's time at each point of a batch (`elapse`); whatever of it passes while the core is halted is `halted_cycles`, in
+clk_sys cycles (chip/debug_wire.py CLK_SYS_HZ). Nothing runs in those cycles: the RISC-V timer stops while a debugger
+holds a core halted (SIO MTIME_CTRL resets with DBGPAUSE_CORE0/1 set, chip/rp2350.py), and the twin's time is its
+core's cycles.
+
+Paced (pace(), RISC-V: as SimTarget, sim/pacing.py), the core runs to a nominal simulated clock between batches, a
+batch acts at the simulated cycle of the moment it arrives, and halt_after() schedules the next halt in the twin's own
+time: the batch that halts the core first runs it on to that cycle (never past it), however late it arrives.
+
 The SW-DP is as strict as the chip's where pyOCD's connect meets it (DapPort): it powers on dormant, wakes on the
 selection alert and SWD activation code sent with swj_sequence, answers a DPIDR read first after a line reset, is
 deselected by a TARGETSEL naming another target, acknowledges power-up only after a request and a CTRL/STAT read,
@@ -27,13 +38,14 @@ from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
 from ..chip import armv8m
+from ..chip import debug_wire as dw
 from ..chip import rp2350 as rp
 from ..chip.armv8m import ARCHID_MEM_AP, ARCHID_ROM_TABLE, DEVARCH_PRESENT, PPB_ROM_TABLE, coresight_id
 from ..errors import TargetError
 from . import MODEL_NOTE
 from .debug_module import DebugModule
 from .hazard3 import Machine
-from .runner import Runner
+from .runner import Runner, run_to_cycle
 
 DPIDR = rp.DPIDR
 DPIDR1 = 0x20                 # 32-bit AP addresses, no ERRMODE
@@ -413,6 +425,10 @@ class TwinDapProbe(DebugProbe):
         self._runner: threading.Thread | None = None
         # The core runs in slices sized by host time between batches; a batch waiting at the runner's gate goes first.
         self.runner = Runner(self.core, machine=machine, budget=5_000, slice_seconds=self.SLICE_SECONDS)
+        self.halted_cycles = 0.0              # clk_sys cycles held halted in the probe model's time (docstring)
+        self._after_next: float | None = None   # halt_after(): the running time of the run the next resume starts
+        self._stop_cycle: int | None = None     # paced: the cycle the current run's halt is scheduled at
+        self._landing: int | None = None        # paced: the cycle the batch being run caught up to
 
     # --- how pyOCD finds probes (through TwinProbePlugin) ---
     @classmethod
@@ -514,6 +530,75 @@ class TwinDapProbe(DebugProbe):
     def is_reset_asserted(self) -> bool:
         return False
 
+    # --- the twin's clock: halted time in the probe model's terms, and pacing (see the module docstring) ---
+    def elapse(self, seconds: float) -> None:
+        """The probe model's time at this point of the queued transfers: held halted, if the core is halted there."""
+        with self._queue_lock:
+            self._queue.append((lambda: self._held(seconds), [None]))
+
+    def _held(self, seconds: float) -> None:
+        if self.core.halted:
+            self.halted_cycles += seconds * dw.CLK_SYS_HZ
+
+    def pace(self, clock_hz: float | None) -> None:
+        """Pace the RISC-V core to clock_hz simulated cycles per second of running wall time (None: unpaced)."""
+        if self.dm is None:
+            raise TargetError(f"{MODEL_NOTE}: pacing the DAP face is modelled for the RISC-V core only; the Arm "
+                              "core runs unpaced (profile it through pyocd://twin: unpaced, or the RISC-V build)")
+        with self.runner.gate.request(), self._lock, self.machine.lock:
+            self.runner.pace(clock_hz)
+            self._after_next = self._stop_cycle = None
+            self.runner.started()
+
+    def pacing(self) -> dict | None:
+        """How the twin's clock ran (a profile's meta.json): nominal Hz and slips, cycles run since reset and the
+        clk_sys cycles held halted (the probe model's time between halts and resumes); None when unpaced."""
+        clock = self.runner.clock
+        if clock is None:
+            return None
+        return clock.stats() | {"cycles": self.machine.cycles, "halted_cycles": self.halted_cycles,
+                                "clk_sys_hz": dw.CLK_SYS_HZ}
+
+    def halt_after(self, seconds: float) -> None:
+        """Paced: the first halt after the next resume stops the core `seconds` of its running time after that
+        resume, whenever the batch asking for it arrives (SimTarget.halt_after's meaning)."""
+        self._after_next = seconds
+
+    def ground_truth(self) -> dict:
+        """The model's exact counts since reset (sim/report.py stats_json)."""
+        from .report import stats_json
+        with self.runner.gate.request(), self._lock, self.machine.lock:
+            return stats_json(self.machine)
+
+    def _catch_up(self) -> None:
+        """Paced and running: run the core on to the cycle of this moment, never past a scheduled halt's."""
+        clock, m = self.runner.clock, self.machine
+        self._landing = None
+        if clock is None or not self.core.needs_simulation:
+            return
+        target = m.cycles + max(clock.behind(m.cycles, time.perf_counter()), 0)
+        if self._stop_cycle is not None:
+            target = min(target, self._stop_cycle)
+        if target > m.cycles:
+            run_to_cycle(self.core, target, clock)
+        self._landing = target
+
+    def _run_control(self, halted: bool) -> None:
+        """The batch halted (or resumed) the core: paced, the next run anchors at the cycle the halt landed on, and a
+        resume starts the clock and the run's schedule."""
+        clock = self.runner.clock
+        if clock is None:
+            return
+        if halted:
+            self._stop_cycle = None
+            if self._landing is not None:
+                clock.stop_at_cycle(self._landing)
+        else:
+            now = time.perf_counter()
+            self.runner.started(now)
+            after, self._after_next = self._after_next, None
+            self._stop_cycle = clock.due(now + after) if after is not None else None
+
     # --- transfers: queued, run as one batch per round trip ---
     def flush(self) -> None:
         """Run the queued transfers as one batch (one probe round trip); a fault fails the rest of the batch."""
@@ -523,11 +608,16 @@ class TwinDapProbe(DebugProbe):
             if not queue:
                 return
             self.round_trips += 1
+            self._catch_up()
+            core, halted = self.core, self.core.halted
             error = None
             for run, out in queue:
                 if error is None:
                     try:
                         out[0] = run()
+                        if core.halted != halted:
+                            halted = core.halted
+                            self._run_control(halted)
                         continue
                     except exceptions.TransferError as e:
                         error = e
@@ -579,10 +669,14 @@ class TwinDapProbe(DebugProbe):
 
     # --- the core runs between batches ---
     def _run_hart(self) -> None:
-        core, gate = self.core, self.runner.gate
+        core, runner = self.core, self.runner
         while not self._stop.is_set():
-            if gate.busy or not (core.needs_simulation or getattr(core, "halt_request", False)):
-                time.sleep(0.0005 if gate.busy else 0.005)
+            if runner.gate.busy or not (core.needs_simulation or getattr(core, "halt_request", False)):
+                time.sleep(0.0005 if runner.gate.busy else 0.005)
+                continue
+            wait = runner.due_in(self._stop_cycle)      # paced: a slice once one is due, never past a scheduled halt
+            if wait:
+                self._stop.wait(wait)
                 continue
             with self._lock:
-                self.runner.run_slice()
+                runner.run_slice(self._stop_cycle)

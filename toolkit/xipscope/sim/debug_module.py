@@ -210,6 +210,15 @@ class DebugModule:
         return self.harts[self.hartsel]
 
     @property
+    def cycles(self) -> int:
+        """Hart 0's modelled cycles (a paced face runs the DM to a cycle: runner.run_to_cycle)."""
+        return self.machine.cycles
+
+    @property
+    def instructions(self) -> int:
+        return self.machine.instructions
+
+    @property
     def needs_simulation(self) -> bool:
         hart = self.harts[0]
         return self.available and not hart.halted and not hart.idle and not self.ndmreset

@@ -134,6 +134,18 @@ class Target(Protocol):
         counts = getattr(getattr(self, "probe", None), "probe_counts", None)
         return counts() if counts is not None else None
 
+    def use_probe_model(self, model) -> None:
+        """Price the probe's time with `model` (probe_model.ProbeModel) where the counting probe tells it to a core
+        that clocks its halts (the twin's DAP face behind pyocd://); elsewhere nothing to do."""
+        probe = getattr(self, "probe", None)
+        if hasattr(probe, "probe_counts"):
+            probe.model = model
+
+    def halted_cycles(self) -> float | None:
+        """clk_sys cycles the core was held halted so far, in the probe model's time between each halt and its
+        resume, where the target clocks them (the twin's DAP face: sim/dap.py), else None."""
+        return getattr(getattr(self, "probe", None), "halted_cycles", None)
+
     def __enter__(self):
         return self
 

@@ -23,8 +23,8 @@ from ..chip import armv8m
 from ..chip import riscv as rv
 from ..chip import rp2350 as rp
 from ..errors import TargetError
-from .base import (ARM_REGISTERS, MEMORY, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY,
-                   ProtocolSampler, Sample, SampleRequest, Target, describe_reads)
+from .base import (ARM_REGISTERS, MEMORY, MODEL, PACING, READ_WHILE_RUNNING, REGISTERS, RUN_CONTROL, SAMPLE,
+                   WRITE_MEMORY, ProtocolSampler, Sample, SampleRequest, Target, describe_reads)
 
 DM_AP_ADDRESS = rp.DM_AP_ADDRESS
 BLOCK_WORDS = 256
@@ -60,6 +60,25 @@ class PyocdTarget(Target):
             probe.close()
             raise TargetError(f"{self.url}: pyOCD could not reach the RISC-V Debug Module at AP "
                               f"{DM_AP_ADDRESS:#x}: {e}") from None
+        if callable(getattr(probe, "ground_truth", None)):
+            # the twin's DAP face (sim/dap.py): a model, with its exact counts and a clock it can be paced to
+            self.capabilities = PyocdTarget.capabilities | {MODEL, PACING}
+
+    # --- MODEL and PACING: the twin's DAP face behind the probe (sim/dap.py TwinDapProbe answers) ---
+    def ground_truth(self) -> dict:
+        return self.probe.ground_truth()
+
+    def pace(self, clock_hz: float | None = None) -> None:
+        """Pace the twin to clock_hz simulated cycles per second of running wall time (default: DEFAULT_CLOCK_HZ,
+        as `xipscope profile` paces sim://)."""
+        from ..sim.pacing import DEFAULT_CLOCK_HZ
+        self.probe.pace(clock_hz or DEFAULT_CLOCK_HZ)
+
+    def pacing(self) -> dict | None:
+        return self.probe.pacing()
+
+    def halt_after(self, seconds: float) -> None:
+        self.probe.halt_after(seconds)
 
     @property
     def round_trips(self) -> int:
