@@ -566,7 +566,7 @@ class TwinDapProbe(DebugProbe):
 
     def ground_truth(self) -> dict:
         """The model's exact counts since reset (sim/report.py stats_json)."""
-        from .report import stats_json
+        from .truth_tables import stats_json
         with self.runner.gate.request(), self._lock, self.machine.lock:
             return stats_json(self.machine)
 
