@@ -257,18 +257,18 @@ class RspConnection:
         if remaining <= 0:
             raise self._fail(f"no reply within {span:g} s", expected)
         data = self._poll() if self.poll_replies else None
-        if data is None:
-            if self.poll_replies:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._fail(f"no reply within {span:g} s", expected)
-            # Block for what is left of the deadline; the usual full timeout is kept while within 1% of it,
-            # so the fast path makes no setsockopt call.
+        while data is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._fail(f"no reply within {span:g} s", expected)
+            # Block for what is left of the deadline, at most the usual timeout at a time (a wait longer than it,
+            # e.g. for a breakpoint, blocks again until its own deadline); the usual timeout is kept while within
+            # 1% of it, so the fast path makes no setsockopt call.
             self._set_receive_timeout(self.timeout if remaining >= 0.99 * self.timeout else remaining)
             try:
                 data = self._sock.recv(65536)
-            except BlockingIOError:     # EAGAIN: SO_RCVTIMEO ran out
-                raise self._fail(f"no reply within {span:g} s", expected) from None
+            except BlockingIOError:     # EAGAIN: SO_RCVTIMEO ran out; the loop looks at the deadline
+                continue
             except OSError as e:
                 raise self._fail(f"connection failed ({e.strerror or e})", expected) from None
         if not data:
