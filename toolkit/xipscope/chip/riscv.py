@@ -64,6 +64,21 @@ def insn_length(first_halfword: int) -> int:
     return 4 if first_halfword & 3 == 3 else 2
 
 
+def data_accesses(insn: int) -> int:
+    """At most how many data accesses `insn` makes (rv32 with A, F/D and Zcb; a 16-bit one in the low half): 2 for
+    an AMO (its read and its write), 1 for a load or store, 0 otherwise. An upper bound: the twin's landing rule
+    bounds a block's cycles with it (sim/hazard3/hooks.py)."""
+    if insn & 3 == 3:
+        op = insn & 0x7F
+        return 2 if op == OPCODE_AMO else 1 if op in (0x03, 0x07, 0x23, 0x27) else 0
+    funct3 = (insn >> 13) & 7
+    if insn & 3 == 0:
+        return 1 if funct3 else 0        # all but c.addi4spn load or store
+    if insn & 3 == 2:
+        return 1 if funct3 in (1, 2, 3, 5, 6, 7) else 0   # c.fldsp c.lwsp c.flwsp c.fsdsp c.swsp c.fswsp
+    return 0
+
+
 def decode_amo(insn: int) -> str | None:
     """'lr', 'sc' or 'amo' for an A-extension word instruction, else None: rv_insn.decode's class, for the twin."""
     if insn & 0x7F != OPCODE_AMO:

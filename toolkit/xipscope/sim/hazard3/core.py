@@ -35,7 +35,7 @@ from ..sio_timer import SioTimer
 from .accounting import GroundTruth
 from .csrs import EMULATED_CSRS, READ_ONLY_CSRS, CsrEmulation, csr_const, gpr_const
 from .hooks import B_ADDR, Fault, Hooks
-from .traps import Trap, Traps
+from .traps import NEVER, Trap, Traps
 
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
@@ -67,6 +67,7 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
         self.xip_ctrl = XipCtrl(self.cache)
         self.qmi = Qmi()
         self._irq_at = [0]             # a list cell the block hook holds: the cycle count at which it looks at interrupts
+        self._land_at = [NEVER]        # a cell the block hook holds: the cycle a run to a cycle stops before
         self.sio_timer = SioTimer(lambda: self.cycles, clk_hz, on_change=self._replan_interrupts)
         self.kernel_image = Path(kernel_image) if kernel_image else None
         self.dtb = Path(dtb) if dtb else None
@@ -284,10 +285,13 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
             if reason != StopReason.BUDGET:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
-    def run_slice(self, budget: int) -> StopReason:
+    def run_slice(self, budget: int, stop_before_cycle: int | None = None) -> StopReason:
         """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
         is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
-        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
+        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block.
+
+        stop_before_cycle (runner.run_to_cycle): also stop, with StopReason.CYCLE, at the start of the block that
+        holds that cycle (hooks.py `_stops_before`)."""
         with self.lock:
             if self._halt_requested:
                 return StopReason.HALT
@@ -297,7 +301,11 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
                 self._st[0] = HALTED_BUDGET
             self._last[0] = None
             pc = self._pc()
-            self._emu(pc)
+            self._land_at[0] = NEVER if stop_before_cycle is None else stop_before_cycle
+            try:
+                self._emu(pc)
+            finally:
+                self._land_at[0] = NEVER
             reason = self._stop_reason
             if reason == StopReason.BUDGET and self._halt_requested:
                 reason = StopReason.HALT
