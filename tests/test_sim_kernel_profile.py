@@ -8,6 +8,9 @@ halt-after`) 5,000 cycles apart on average over the boot's 103 M cycles.
   seed 0): mean 0.0097, 95th percentile 0.013 (printed by the test, computed from the run's truth).
 - The XIP hit rate the counters give at the last sample within 0.002 of the twin's own accesses and hits.
 
+- The cost of the emulated atomics: N from the kernel's counter (amo_emulated_count, read through the target by
+  symbol, as on a board) equals the twin's count of mcause-7 traps returned past their AMO, over the same run; the
+  twin's share of cycles from their trap entries to those returns is printed (3.85% of the boot).
 
 The schedule is in the twin's cycles, so where samples land does not depend on the host: --clock-hz 1e7 and a
 nominal rate of 2,000/s give the same 5,000-cycle mean interval as 2 MHz at 400/s, and the twin runs as fast as the
@@ -88,3 +91,15 @@ def test_the_boots_xip_hit_rate_matches_the_twins_counts(boot_profile):
     print(f"\nXIP hit rate sampled {sampled:.5f} ({last['xip_acc']:,} accesses), exact {exact:.5f}")
     assert abs(sampled - exact) <= 0.002
 
+
+def test_the_boots_emulated_atomics_match_the_twins_count(boot_profile, tmp_path):
+    meta, truth, _df = boot_profile
+    counted = meta["emulated_atomics"]
+    assert counted["counter"] == "amo_emulated_count" and counted["before"] == 0    # the profile began at reset
+    exact = truth["emulated_atomics"]
+    # The twin's count is from its halt after the profile's last reading of the counter: the kernel was in its
+    # panic's delay loop by then, which takes no atomics.
+    assert exact["traps"] == counted["count"] > 10_000
+    print(f"\nemulated atomics: N = {counted['count']:,} (counter), {exact['traps']:,} (twin), "
+          f"X = {100 * exact['share']:.2f}% of {truth['cycles']:,} cycles")
+    assert 0.02 < exact["share"] < 0.06

@@ -57,6 +57,7 @@ INSN_EBREAK = 0x00100073
 INSN_ECALL = 0x00000073
 INSN_C_EBREAK = 0x9002
 INSN_WFI = 0x10500073
+INSN_MRET = 0x30200073
 
 
 def insn_length(first_halfword: int) -> int:

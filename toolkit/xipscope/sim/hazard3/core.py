@@ -75,6 +75,10 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
         self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
         self.trap_count = 0            # every trap taken since power-on
         self._trap_run: list = [None, 0]   # [(cause, epc) of the latest trap, times taken in a row]
+        self._entered: list = []       # (cause, epc, cycles at entry) of traps not yet returned from (traps.py)
+        # Store/AMO faults (mcause 7) whose handler returned to epc + 4, having done the AMO itself (a kernel's AMO
+        # emulation): [how many, cycles from their trap entries to those returns] (traps.py `_on_mret`).
+        self.emulated_amos = [0, 0]
         self.trace: list | None = [] if trace else None
         self.xip_maintenance = XipMaintenance(self.cache, self.trace)
         self.breakpoints: set[int] = set()

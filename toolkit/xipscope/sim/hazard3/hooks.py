@@ -83,7 +83,7 @@ class Hooks:
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_bad_access)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_bad_access)
-        self._hook_csr_instructions(uc)
+        self._hook_instructions(uc)
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
 
