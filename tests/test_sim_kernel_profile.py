@@ -104,3 +104,26 @@ def test_the_boots_emulated_atomics_match_the_twins_count(boot_profile, tmp_path
     print(f"\nemulated atomics: N = {counted['count']:,} (counter), {exact['traps']:,} (twin), "
           f"X = {100 * exact['share']:.2f}% of {truth['cycles']:,} cycles")
     assert 0.02 < exact["share"] < 0.06
+
+
+def test_in_process_the_report_gives_the_emulated_atomics_share_from_the_twins_truth(tmp_path):
+    """sim://vmlinux?kernel=...&dtb=...: the profile holds the twin's truth, so the report gives X beside N."""
+    from xipscope.profile.report import write_report
+    from xipscope.sim.target import SimTarget
+
+    build = built_kernel("pico2")
+    out = tmp_path / "p"
+    target = SimTarget(f"{build.vmlinux}?kernel={build.image}&dtb={build.dtb}", clock_hz=5e7)
+    try:   # 50,000 cycles apart: the first 20 M cycles of the boot
+        sample_profile(target, out, memory_map=get_memory_map("rp2350"), symbols=load_symbols(build.vmlinux),
+                       elf=build.vmlinux, rate_hz=1000, samples=400, seed=1)
+    finally:
+        target.close()
+    summary = json.loads((write_report(out).parent / "summary.json").read_text())
+    atomics = summary["emulated_atomics"]
+    truth = json.loads((out / "truth.json").read_text())
+    exact = truth["after"]["emulated_atomics"]["traps"] - truth["before"]["emulated_atomics"]["traps"]
+    assert atomics["counter"] == "amo_emulated_count" and atomics["count"] == atomics["model"]["traps"] == exact > 100
+    assert 0.005 < atomics["model"]["share"] < 0.2
+    print(f"\n{exact} AMOs emulated, X = {100 * atomics['model']['share']:.2f}% of the first "
+          f"{truth['after']['cycles']:,} cycles")
