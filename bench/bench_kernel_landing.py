@@ -5,15 +5,13 @@ Measures issue 15's profile criterion without a sampler or a wall clock: halts a
 and the total variation distance of the 20 hottest functions (the rest one bucket) from the truth, beside the TV a
 perfect sampler would show at that n (multinomial draws from the truth, fixed seed).
 
-Two landing rules:
-  block  runner.run_to_cycle as the faces use it: the first translated-block boundary at or after the cycle. The pc
-         is the start of the block *after* the one the cycle fell in, so callees and the trap entry get their
-         predecessors' cycles (measured: TV 0.126; handle_exception 5.6% against 1.6%).
-  ahead  stop at the start of the block the cycle falls in, from the block's mean cycles so far (the model's own
-         counts: a prototype, it reads Machine's block records; a cycle budget in the block hook would do the same
-         without the extra slices). Measured: TV 0.018, 3x the host time of `block` (single-block slices).
+The landing rule is runner.run_to_cycle's, as the faces use it: the core stops at the start of the translated block
+that holds the cycle (hazard3/hooks.py `_stops_before`). Measured on a host loaded 6-8 on 2 cores: TV 0.126 when it
+stopped at the first block boundary at or after the cycle (callees and the trap entry got their predecessors'
+cycles: handle_exception 5.6% against 1.6%) in 47 s CPU; in the block holding the cycle: TV 0.0101 against a perfect
+sampler's 0.0097 (handle_exception 1.8%), 39 s CPU for the 20.6k halts and the whole boot.
 
-    PYTHONPATH=toolkit python bench/bench_kernel_landing.py [block|ahead]
+    PYTHONPATH=toolkit python bench/bench_kernel_landing.py
 """
 
 from __future__ import annotations
@@ -29,32 +27,9 @@ sys.path.insert(0, str(REPO / "kernel"))
 
 MEAN_INTERVAL = 5000     # cycles
 TOP = 20
-AHEAD_ZONE = 3000        # cycles before the halt's cycle from which `ahead` runs one block a slice
-CPI_HIGH = 12            # cycles an instruction assumed before that zone, so a big slice rarely crosses the cycle
 
 
-def expected_cycles(m, pc: int) -> float | None:
-    """The mean cycles of the translated block at pc so far (instructions + fetch and data stalls), or None."""
-    from xipscope.sim import machine as mm
-
-    b = m._blocks.get(pc)
-    if b is None or not b[mm.B_COUNT]:
-        return None
-    return b[mm.B_N] + (b[mm.B_MISS] * b[mm.B_PEN] + b[mm.B_DSTALL]) / b[mm.B_COUNT]
-
-
-def land_ahead(m, target: int) -> None:
-    while True:
-        left = target - m.cycles
-        if left <= 0:
-            return
-        block = expected_cycles(m, m.pc)
-        if block is not None and left < block:
-            return
-        m.run_slice(max(1, min(512, int((left - AHEAD_ZONE) / CPI_HIGH))) if left > AHEAD_ZONE else 1)
-
-
-def main(rule: str = "ahead") -> None:
+def main() -> None:
     import numpy as np
     import pandas as pd
 
@@ -68,14 +43,14 @@ def main(rule: str = "ahead") -> None:
     m = Machine(build.vmlinux, kernel_image=build.image, dtb=build.dtb)
     delay = m.elf.symbol("__delay")     # panic()'s mdelay loop: nothing before the panic runs it
     rng = random.Random(1)
-    pcs, target, t0 = [], 0, time.perf_counter()
+    pcs, target, t0, cpu0 = [], 0, time.perf_counter(), time.process_time()
     while True:
         target += round(MEAN_INTERVAL * rng.uniform(0.5, 1.5))
-        land_ahead(m, target) if rule == "ahead" else run_to_cycle(m, target)
+        run_to_cycle(m, target)
         pcs.append(m.pc)
         if delay <= m.pc < delay + 0x44:
             break
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rows = sorted(m.function_stats(), key=lambda r: -r.cycles)[:TOP]
     top = pd.Series({r.name: r.cycles for r in rows})
     truth = pd.concat([top, pd.Series({"(rest)": m.cycles - top.sum()})]) / m.cycles
@@ -85,10 +60,10 @@ def main(rule: str = "ahead") -> None:
     draws = np.random.default_rng(0).multinomial(len(pcs), truth.to_numpy(), size=2000) / len(pcs)
     noise = 0.5 * np.abs(draws - truth.to_numpy()).sum(axis=1)
     print(pd.DataFrame({"sampled": sampled, "truth": truth}).round(4).to_string())
-    print(f"{MODEL_NOTE}, landing rule {rule}: {len(pcs)} halts over {m.cycles:,} cycles in {wall:.0f} s; TV of the "
+    print(f"{MODEL_NOTE}: {len(pcs)} halts over {m.cycles:,} cycles in {wall:.0f} s ({cpu:.0f} s CPU); TV of the "
           f"{TOP} hottest + rest {tv:.4f}; a perfect sampler at that n: mean {noise.mean():.4f}, "
           f"95th percentile {np.percentile(noise, 95):.4f}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main()

@@ -81,9 +81,20 @@ def main() -> int:
         server.wait()
         server.stdout.close()
 
-    # 6. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
+    # 6. The pico2 Linux kernel's boot on the twin from reset to its panic's delay loop, profiled in-process
+    #    (sim://vmlinux?kernel=...&dtb=...) so that the profile holds the twin's truth: halts scheduled in the twin's
+    #    cycles (5,000 apart on average at its 1 MHz pacing, seed 1), so the samples do not depend on the host; the
+    #    report sets them beside the truth and gives the emulated atomics (N from the kernel's amo_emulated_count, X
+    #    from the truth).
     sys.path.insert(0, str(REPO / "kernel"))
     from qemu import boot_kernel, built_kernel
+
+    pico2 = built_kernel("pico2")
+    xipscope("profile", "--target", f"sim://{pico2.vmlinux}?kernel={pico2.image}&dtb={pico2.dtb}", "--elf",
+             str(pico2.vmlinux), "--cycles", "--rate", "200", "--until", "__delay", "--samples", "25000", "--seed", "1",
+             "--out", rel(fresh("twin-linux-boot")))
+
+    # 7. The real rv32 nommu Linux kernel in QEMU after its panic, with stacks (speedscope, collapsed stacks).
 
     kernel = fresh("qemu-kernel-panic")
     build = built_kernel("dwarf")

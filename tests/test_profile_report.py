@@ -365,3 +365,23 @@ def test_shares_by_the_maps_own_region_names(tmp_path):
     assert table.to_dict("index") == {"dram": {"category": "sram", "samples": 3, "share": 0.6},
                                       "uart0": {"category": "other", "samples": 1, "share": 0.2},
                                       "mrom": {"category": "rom", "samples": 1, "share": 0.2}}
+
+
+def test_emulated_atomics_from_the_kernels_counter_and_the_models_truth():
+    from xipscope.profile.report import emulated_atomics, emulated_atomics_text
+
+    meta = {"emulated_atomics": {"counter": "amo_emulated_count", "before": 10, "after": 1010, "count": 1000}}
+    truth = {"before": {"cycles": 5_000, "emulated_atomics": {"traps": 10, "cycles": 400}},
+             "after": {"cycles": 1_005_000, "emulated_atomics": {"traps": 1010, "cycles": 40_400}}}
+    both = emulated_atomics(meta, truth)
+    assert both == {"count": 1000, "counter": "amo_emulated_count",
+                    "model": {"traps": 1000, "cycles": 40_000, "share": 0.04}}
+    assert emulated_atomics_text(both) == (
+        "emulated atomics: N = 1,000 AMOs trapped (mcause 7) and emulated by the kernel (amo_emulated_count); the "
+        "model counted 1,000, taking X = 4.0% of the cycles (40,000) from their trap entries to their returns")
+    board = emulated_atomics(meta, None)      # a board: the counter only
+    assert board["model"] is None and "not known from samples" in emulated_atomics_text(board)
+    # firmware without the counter, on the twin with no emulated AMOs: nothing to report
+    idle = {"before": {"cycles": 0, "emulated_atomics": {"traps": 0, "cycles": 0}},
+            "after": {"cycles": 9, "emulated_atomics": {"traps": 0, "cycles": 0}}}
+    assert emulated_atomics({}, idle) is None and emulated_atomics({}, None) is None

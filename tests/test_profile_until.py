@@ -106,9 +106,9 @@ def test_until_idle_stops_when_the_pc_stays_in_the_park_loop(tmp_path):
     intervals = itertools.islice(sample_intervals(int(1e9 / RATE), meta["jitter"]["seed"]), 10 * len(df))
     scheduled = int(np.searchsorted(np.cumsum([round(ns * 1e6 / 1e9) for ns in intervals]), XIPBENCH_CYCLES))
     running = int((df["function"] != "_park").sum())
-    # How far each halt landed from its scheduled cycle (mcycle counts from main, where xipbench enables it): printed,
-    # not asserted: the twin's run to a cycle (sim/runner.py run_to_cycle) overshoots now and then by thousands of
-    # cycles, and a few times by tens of thousands (measured on a host loaded 4-5 on 2 cores; open, see the report).
+    # How far each halt landed from its scheduled cycle (mcycle counts from main, where xipbench enables it): within
+    # the block holding it (sim/runner.py run_to_cycle), the clock anchored at the scheduled cycle (measured: -148 to
+    # +49 cycles; before halts stopped in the block holding their cycle, thousands).
     asked = np.cumsum([round(ns * 1e6 / 1e9) for ns in itertools.islice(
         sample_intervals(int(1e9 / RATE), meta["jitter"]["seed"]), len(df))])
     cycles = df["mcycle"].to_numpy(dtype=np.int64)
@@ -117,6 +117,7 @@ def test_until_idle_stops_when_the_pc_stays_in_the_park_loop(tmp_path):
     late -= int(np.median(late))
     print(f"\n{running} samples before the park, {scheduled} scheduled; landings from their scheduled cycle: "
           f"median 0, 90th percentile {np.percentile(late, 90):.0f}, extremes {late.min()} and {late.max()} cycles")
+    assert np.abs(late).max() < 1000, (late.min(), late.max())
     assert abs(running - scheduled) <= 0.03 * scheduled, (running, scheduled)
 
 

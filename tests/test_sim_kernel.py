@@ -42,8 +42,13 @@ def test_pico2_prints_its_banner_and_reaches_its_panic():
     assert any(t.cause == rp.CAUSE_MACHINE_TIMER_IRQ for t in m.traps)
     counted = int.from_bytes(m.read_memory(m.elf.symbol("amo_emulated_count"), 4), "little")
     assert counted > 0
+    # The twin saw every one of them return past its AMO (mret to epc + 4): the kernel's count and the twin's agree,
+    # and their trap entry to return took a few percent of the boot's cycles.
+    traps, cycles = m.emulated_amos
+    assert traps == counted
+    assert 0.005 < cycles / m.cycles < 0.2 and cycles > traps * 20, (cycles, m.cycles)
     print(f"pico2: panic after {m.instructions} instructions, {m.cycles} cycles, MTIME {m.sio_timer.mtime()} us, "
-          f"{m.trap_count} traps, {counted} AMOs emulated")
+          f"{m.trap_count} traps, {counted} AMOs emulated in {cycles} cycles ({100 * cycles / m.cycles:.2f}%)")
 
 
 def test_pico2_stock_faults_at_its_first_amo_before_printing():

@@ -206,8 +206,9 @@ def test_sim_run_stops_at_its_budget_and_names_the_trap_loop():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     stop = next(line for line in lines if "stopped (" in line)
-    assert stop.startswith("== RP2350 twin (a model): stopped (budget) at pc 0x")
-    done = int(stop.split(" after ")[1].split()[0])
+    assert stop.startswith("== RP2350 twin (a model): stopped (budget: the 300,000 instructions of --max-instructions "
+                           "ran out) at pc 0x")
+    done = int(stop.split(" after ")[1].split()[0].replace(",", ""))
     assert 300_000 <= done < 300_000 + HANDLER_BLOCK
     loop = lines[lines.index(stop) + 1]
     assert loop.startswith("== trap loop: the last ") and "traps were all mcause 1 (instruction access fault) " \

@@ -57,11 +57,27 @@ INSN_EBREAK = 0x00100073
 INSN_ECALL = 0x00000073
 INSN_C_EBREAK = 0x9002
 INSN_WFI = 0x10500073
+INSN_MRET = 0x30200073
 
 
 def insn_length(first_halfword: int) -> int:
     """2 for a compressed instruction, 4 otherwise (rv32: no 48-bit forms)."""
     return 4 if first_halfword & 3 == 3 else 2
+
+
+def data_accesses(insn: int) -> int:
+    """At most how many data accesses `insn` makes (rv32 with A, F/D and Zcb; a 16-bit one in the low half): 2 for
+    an AMO (its read and its write), 1 for a load or store, 0 otherwise. An upper bound: the twin's landing rule
+    bounds a block's cycles with it (sim/hazard3/hooks.py)."""
+    if insn & 3 == 3:
+        op = insn & 0x7F
+        return 2 if op == OPCODE_AMO else 1 if op in (0x03, 0x07, 0x23, 0x27) else 0
+    funct3 = (insn >> 13) & 7
+    if insn & 3 == 0:
+        return 1 if funct3 else 0        # all but c.addi4spn load or store
+    if insn & 3 == 2:
+        return 1 if funct3 in (1, 2, 3, 5, 6, 7) else 0   # c.fldsp c.lwsp c.flwsp c.fsdsp c.swsp c.fswsp
+    return 0
 
 
 def decode_amo(insn: int) -> str | None:

@@ -118,10 +118,14 @@ def run(args) -> int:
         # runs to the budget, as a board spins until halted, and the trap loop is named beside the stop.
         loop = trap_loop_text(machine) if result.reason == "budget" else None
         if args.json:
-            print(json.dumps(stats_json(machine) | {"stop": result.reason, "trap_loop": loop}, indent=1))
+            print(json.dumps(stats_json(machine) | {"stop": result.reason, "max_instructions": args.max_instructions,
+                                                    "trap_loop": loop}, indent=1))
         else:
-            print(f"== {MODEL_NOTE}: stopped ({result.reason}) at pc {result.pc:#010x} after "
-                  f"{result.instructions} instructions")
+            stop = (f"budget: the {args.max_instructions:,} instructions of --max-instructions ran out"
+                    if result.reason == "budget" else result.reason)
+            print(f"\n== {MODEL_NOTE}: stopped ({stop}) at pc {result.pc:#010x} after "
+                  f"{result.instructions:,} instructions" + (f"; UART0 output kept in {args.uart_log}"
+                                                             if args.uart_log else ""))
             if loop is not None:
                 print(f"== {loop}")
             print(format_function_table(machine), end="")

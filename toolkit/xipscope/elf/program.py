@@ -74,6 +74,10 @@ class ElfImage:
                     if sym.name and sym["st_shndx"] != "SHN_UNDEF":
                         self.symbols.setdefault(sym.name, sym["st_value"])
         except (OSError, ELFError, ElfLayoutError) as e:
+            if isinstance(e, ELFError) and _is_system_map(self.path):
+                raise SymbolError(f"{self.path}: a System.map (a list of symbols), where the twin needs an ELF: its "
+                                  "code and entry point too. Pass the kernel's vmlinux (with --kernel Image), or the "
+                                  "firmware's ELF") from None
             raise SymbolError(f"cannot read firmware ELF {self.path}: {e}") from None
         # The functions the ground truth counts per are the symbol index's pieces of code, so the twin and the
         # profiler name an address alike (assembly routines without a type or a size included: a kernel's
@@ -95,3 +99,13 @@ class ElfImage:
             return self.symbols[name]
         except KeyError:
             raise SymbolError(f"{self.path}: no symbol {name!r}") from None
+
+
+def _is_system_map(path: Path) -> bool:
+    from ..elf.system_map import looks_like_system_map
+
+    try:
+        with open(path, "rb") as f:
+            return looks_like_system_map(f.read(4096))
+    except OSError:
+        return False

@@ -50,7 +50,9 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
     if registers is None and isinstance(profile.meta.get("registers"), dict):
         registers = profile.meta["registers"]
     livelock = an.detect_lrsc_livelock(frame, profile.elf_path, profile.symbols, profile.memory_map, registers)
-    truth = _versus_truth(profile)
+    truth_json = _truth_json(profile)
+    truth = an.versus_truth(profile.samples, truth_json, profile.memory_map) if truth_json is not None else None
+    atomics = emulated_atomics(profile.meta, truth_json)
 
     tables = {"by_region": by_region, "by_map_region": by_map_region, "by_function": by_function, "by_line": by_line, "over_time": over_time}
     if attribution is not None and len(attribution):
@@ -74,6 +76,7 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
                "livelock": livelock.to_json() if livelock else None,
                "by_region": _records(by_region), "top_functions": _records(by_function.head(top)),
                "miss_attribution": _records(attribution) if attribution is not None and len(attribution) else None,
+               "emulated_atomics": atomics,
                "truth": {**{k: v for k, v in truth.items() if k not in ("functions", "regions")},
                          "functions": _records(truth["functions"]), "regions": _records(truth["regions"])}
                if truth is not None else None}
@@ -83,18 +86,52 @@ def write_report(profile_dir: str | Path, symbols: "SymbolIndex | str | Path | N
     return path
 
 
-def _versus_truth(profile) -> dict | None:
-    """The samples beside the model's exact counts, when the run was on a model that saved them (meta `truth`)."""
+def _truth_json(profile) -> dict | None:
+    """The model's exact counts at the run's start and end, when the run was on a model that saved them (meta `truth`)."""
     name = profile.meta.get("truth")
     if not name:
         return None
     from ..errors import FormatError
     from ..files import read_regular_text
     from .store import MAX_META_BYTES
-    truth = json.loads(read_regular_text(Path(name).name, "the model's truth", base=profile.directory,
-                                         max_size=MAX_META_BYTES, why="a profile's truth.json may have",
-                                         error=FormatError))
-    return an.versus_truth(profile.samples, truth, profile.memory_map)
+    return json.loads(read_regular_text(Path(name).name, "the model's truth", base=profile.directory,
+                                        max_size=MAX_META_BYTES, why="a profile's truth.json may have",
+                                        error=FormatError))
+
+
+def emulated_atomics(meta: dict, truth_json: dict | None) -> dict | None:
+    """The cost of a kernel's emulated atomics over the run: how many (meta `emulated_atomics`, the kernel's own
+    counter, read on a board as on the twin) and, on the twin, the exact count and the share of cycles from their
+    trap entries to their returns (truth.json's `emulated_atomics`, start to end). None when neither is known."""
+    counted = meta.get("emulated_atomics") if isinstance(meta.get("emulated_atomics"), dict) else None
+    model = None
+    if truth_json is not None:
+        before, after = truth_json.get("before", {}), truth_json.get("after", {})
+        b, a = before.get("emulated_atomics"), after.get("emulated_atomics")
+        if a and b and (counted is not None or a["traps"] > b["traps"]):
+            total = after["cycles"] - before["cycles"]
+            cycles = a["cycles"] - b["cycles"]
+            model = {"traps": a["traps"] - b["traps"], "cycles": cycles, "share": cycles / total if total else None}
+    if counted is None and model is None:
+        return None
+    return {"count": counted["count"] if counted else None, "counter": counted["counter"] if counted else None,
+            "model": model}
+
+
+def emulated_atomics_text(atomics: dict) -> str:
+    """One line: `emulated atomics: N = 15,234 traps (amo_emulated_count); X = 3.9% of cycles ...`."""
+    parts = []
+    if atomics["count"] is not None:
+        parts.append(f"N = {atomics['count']:,} AMOs trapped (mcause 7) and emulated by the kernel "
+                     f"({atomics['counter']})")
+    model = atomics["model"]
+    if model is not None:
+        parts.append(f"the model counted {model['traps']:,}, taking X = {_pct(model['share'])} of the cycles "
+                     f"({model['cycles']:,}) from their trap entries to their returns")
+    else:
+        parts.append("their cycles are not known from samples (the twin counts them exactly: `monitor stats-json`, "
+                     "emulated_atomics)")
+    return "emulated atomics: " + "; ".join(parts)
 
 
 def _json_default(value):
@@ -145,6 +182,8 @@ def summary_text(summary: dict, top: int = 8) -> str:
                          f"{_pct(r['sampled_hit_rate']):>8} {_pct(r['true_hit_rate']):>7}  region {r['category']}")
         rate = truth["hit_rate"]
         lines.append(f"  XIP hit rate sampled {_pct(rate['sampled'])}, truth {_pct(rate['true'])}")
+    if summary.get("emulated_atomics"):
+        lines.append(emulated_atomics_text(summary["emulated_atomics"]))
     if summary.get("livelock"):
         lines.append("LR/SC: " + summary["livelock"]["explanation"])
     lines += [f"note: {note}" for note in summary["notes"]]
@@ -210,6 +249,11 @@ def render_html(profile, summary, tables, attribution, livelock, figures, stacks
         rates = ("sampled_share", "true_share", "sampled_hit_rate", "true_hit_rate")
         parts.append(_table_html(tables["truth_by_region"], percent=rates))
         parts.append(_table_html(tables["truth_by_function"], percent=rates, rows=top))
+
+    if summary.get("emulated_atomics"):
+        parts.append(f"<h2>Emulated atomics</h2><p>{e(emulated_atomics_text(summary['emulated_atomics']))}. On the "
+                     "RP2350 an AMO outside SRAM faults; a kernel that emulates it in its trap path pays a trap for "
+                     "each.</p>")
 
     parts.append("<h2>XIP cache</h2>")
     if rate["has_counters"]:

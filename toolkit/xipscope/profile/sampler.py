@@ -34,6 +34,9 @@ the samples beside the truth. On a paced model (PACING) the clock stops while th
 interval counts from the resume, not on a fixed wall-clock schedule, and the sampler tells the model the interval
 (halt_after): each halt lands at the simulated cycle its interval ends on, however late a loaded host asks, so where
 samples land and how many a workload gets do not depend on the host.
+On a Linux kernel that counts the AMOs it emulates in its trap path (`amo_emulated_count`, our pico2 patch 0004: on
+the RP2350 an AMO outside SRAM faults), the counter is read at the start and the end (halting a running target for
+the read): meta.json's `emulated_atomics` holds how many the run took, on a board as on the twin.
 meta.json's `halted_target` is the halted share as the twin sees it: the wall time it was held halted against the
 cycles it ran at its nominal clock (host-measured halts, which include simulating the cycles due at each halt, are
 `halted_ns`).
@@ -77,6 +80,7 @@ UNTIL_EXIT, UNTIL_IDLE = "exit", "idle"
 IDLE_SPAN = 8                       # bytes: a park loop (`wfi; j .-4`) or a `j .` spin fits in them
 IDLE_SAMPLES = 20                   # samples in a row inside IDLE_SPAN make the target idle
 TRUTH_FILE = "truth.json"           # a model's exact counts at the start and the end of the run
+EMULATED_AMO_COUNTER = "amo_emulated_count"   # a kernel's count of the AMOs it emulated (kernel/patches/pico2/0004)
 
 
 def sample_intervals(period_ns: int, seed: int | None):
@@ -322,6 +326,8 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
+    amo_counter = _amo_counter(symbols)     # read before choosing a sampler: probing one resumes the target
+    amos_before = _read_word(target, amo_counter, symbols) if amo_counter is not None else None
     paced = PACING in target.capabilities
     if paced and target.pacing() is None and started_halted:
         # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
@@ -450,6 +456,13 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
         if until and stop_reason is None and ended_early is None:
             ended_early = f"the {'duration' if count != limit else 'sample count'} ran out before --until {until}"
         clock_after = target.pacing() if paced and error is None else None
+        if amo_counter is not None and error is None:
+            after = _read_word(target, amo_counter, symbols)
+            meta["emulated_atomics"] = {
+                "counter": EMULATED_AMO_COUNTER, "address": amo_counter, "before": amos_before, "after": after,
+                "count": (after - amos_before) % (1 << 8 * symbols.word_size),
+                "meaning": "AMOs the kernel emulated in its trap path during the run (store/AMO access faults, "
+                           "mcause 7, returned past the AMO), from its counter"}
         if truth_before is not None and error is None:
             truth_after = target.ground_truth()
             (out_dir / TRUTH_FILE).write_text(json.dumps(
@@ -480,6 +493,24 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if ended_early == "interrupted":
         raise KeyboardInterrupt
     return SampleRun(out_dir, meta)
+
+
+def _amo_counter(symbols) -> int | None:
+    """The address of a kernel's emulated-AMO counter (EMULATED_AMO_COUNTER), or None: not this kernel's."""
+    found = symbols.symbols_named(EMULATED_AMO_COUNTER) if symbols is not None else []
+    return found[0].address if len(found) == 1 else None
+
+
+def _read_word(target, address: int, symbols) -> int:
+    """A word of the target's memory, halting it for the read if it runs (and resuming it)."""
+    running = target.state() == "running"
+    if running:
+        target.halt()
+    try:
+        return int.from_bytes(target.read_memory(address, symbols.word_size), "little")
+    finally:
+        if running:
+            target.resume()
 
 
 def _probe_model(target, before, halted_before, samples: int, model) -> dict | None:

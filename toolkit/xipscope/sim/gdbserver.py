@@ -22,7 +22,7 @@ from ..rsp.description import target_xml as description_xml
 from ..rsp.server import MAX_READ, Listener, RspConnection, hex_field
 from . import MODEL_NOTE
 from .hazard3 import Machine
-from .runner import Runner, StopReason, run_to_cycle
+from .runner import Runner, StopReason
 
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
@@ -125,7 +125,7 @@ class _Session:
             # `monitor halt-after` scheduled.
             runner = self.server.runner
             if self.stop_cycle is not None:
-                reason = run_to_cycle(runner.core, runner.clock.stop_at_cycle(self.stop_cycle), runner.clock)
+                reason = runner.halt_at(runner.clock.stop_at_cycle(self.stop_cycle))
             else:
                 reason = runner.run_to(arrived)
             if reason in (StopReason.BREAKPOINT, StopReason.TRAP_LOOP):

@@ -9,8 +9,8 @@ samples would measure the simulator, not the model.
 The scheme: while the core runs, simulated cycles are tied to wall time, cycle(t) = c0 + clock_hz * (t - t0), anchored
 at each resume (halted time is not simulated time: the core does not run while halted, and Hazard3's mcycle stops in
 Debug Mode too). After a halt the anchor is the cycle the halt asked for, not the block boundary where it stopped.
-- A halt requested at wall time T runs the core on to cycle(T), to the first translated-block boundary at or after it
-  (blocks are a few instructions; runner.run_to_cycle keeps the overshoot small), and stops there. So where a sample lands
+- A halt requested at wall time T runs the core on to cycle(T) and stops at the start of the translated block that
+  holds that cycle (runner.run_to_cycle), where halting a real core at that cycle would find it. So where a sample lands
   depends only on when it was asked for, whatever the host was doing. On the GDB server face, T is the kernel's
   arrival stamp of the interrupt (SO_TIMESTAMPNS), not the moment the server got round to reading it; in-process
   (sim://), T is the moment halt() was called.
@@ -42,7 +42,6 @@ import time
 DEFAULT_CLOCK_HZ = 1_000_000
 MIN_SLICE_S = 2e-3       # caught up: wait until this much simulated time is due (keeps the host idle between samples)
 MAX_SLICE_S = 4e-3       # longest slice of simulated time between looks at requests
-CATCH_UP_SLICE = 512     # instructions per slice while running to a cycle (bounds the overshoot; ~12 us overhead each)
 MAX_LAG_S = 0.5          # further behind than this, the clock slips (the host is too slow for clock_hz, or starved)
 
 
@@ -61,19 +60,18 @@ class SimClock:
         self._asked: int | None = None   # the cycle the last halt asked for (see start)
         self.slips = 0
         self.slipped_cycles = 0
-        self.cpi = 1.0           # cycles per instruction of the last slice (runner.run_to_cycle's estimate)
 
     def start(self, cycles: int, now: float | None = None) -> None:
         """Anchor the clock as the core starts running (every resume): halted time is not simulated time.
 
-        After a halt the anchor is the cycle the halt asked for, not the block boundary where the core stopped
-        (up to a block's cycles later): anchoring at the boundary would add each overshoot to the next interval, and
-        code with long blocks (a copy loop with miss stalls overshoots 65 cycles on average) would get fewer
-        samples than its cycles. Measured on xipbench with exact intervals: TV 0.033 anchored at the boundary,
-        0.0015 anchored at the request.
+        After a halt the anchor is the cycle the halt asked for, not the start of the block where the core stopped
+        (the one holding that cycle): anchoring at the block would take each block's cycles before the asked one
+        from the next interval, and skew samples by block length (measured on xipbench with exact intervals, when
+        halts stopped after the block: TV 0.033 anchored at the boundary, 0.0015 anchored at the request). A halt
+        that stopped short of its cycle for another reason (`stopped_short`) anchors where the core is.
         """
         asked, self._asked = self._asked, None
-        self._c0 = asked if asked is not None and asked <= cycles else cycles
+        self._c0 = asked if asked is not None else cycles
         self._t0 = time.perf_counter() if now is None else now
 
     def stop_at(self, cycles: int, now: float) -> int:
@@ -91,6 +89,11 @@ class SimClock:
         as at a halt asked for by wall time (see start)."""
         self._asked = cycles
         return cycles
+
+    def stopped_short(self) -> None:
+        """The halt stopped before its cycle (a breakpoint, idle, a trap loop): the next start anchors where the
+        core is."""
+        self._asked = None
 
     def due(self, now: float) -> int:
         """The simulated cycle that wall time `now` stands for."""

@@ -20,10 +20,11 @@ import time
 from contextlib import contextmanager
 from enum import StrEnum
 
-from .pacing import CATCH_UP_SLICE, SimClock
+from .pacing import SimClock
 
 SLICE_INSTRUCTIONS = 50_000     # a slice's budget where the face does not size it by host time
 SLICE_RANGE = (100, 50_000)     # instructions per slice when sized by host time
+RUN_TO_CYCLE_SLICE = 200_000    # cycles per slice of a run to a cycle
 
 
 class StopReason(StrEnum):
@@ -34,6 +35,7 @@ class StopReason(StrEnum):
     HALT = "halt"               # a debugger's halt request
     STEP = "step"               # one instruction, as asked
     TRAP_LOOP = "trap-loop"     # the same trap over and over, and nothing else (hazard3/traps.py REPEATED_TRAP)
+    CYCLE = "cycle"             # the next block holds the cycle a run to a cycle asked for (run_to_cycle)
     ERROR = "error"             # a hook failed (the error is raised to the caller)
 
 
@@ -116,7 +118,7 @@ class Runner:
         past `limit`: a halt scheduled at that cycle, see SimTarget.halt_after)."""
         m, clock = self.machine, self.clock
         if clock is not None:
-            return run_to_cycle(self.core, m.cycles + min(self._lag(limit), clock.max_slice), clock)
+            return run_to_cycle(self.core, m.cycles + min(self._lag(limit), clock.max_slice))
         if self.slice_seconds is None:
             return self.core.run_slice(self.budget)
         with m.lock:
@@ -137,32 +139,32 @@ class Runner:
         clock = self.clock
         if clock is None:
             return StopReason.HALT
-        return run_to_cycle(self.core, clock.stop_at(self.machine.cycles, asked_at), clock)
+        return self.halt_at(clock.stop_at(self.machine.cycles, asked_at))
+
+    def halt_at(self, cycle: int) -> StopReason:
+        """Paced: run on to the halt's `cycle` (run_to_cycle) and stop there; the next resume anchors the clock at
+        that cycle, or where the core is if it stopped short (a breakpoint, idle)."""
+        reason = run_to_cycle(self.core, cycle)
+        if reason != StopReason.BUDGET:
+            self.clock.stopped_short()
+        return reason
 
 
-def run_to_cycle(machine, target: int, clock: SimClock | None = None) -> StopReason:
-    """Run `machine` until its cycle count reaches `target` (block granularity) or the core stops by itself.
-
-    The machine's budget counts instructions; cycles add miss stalls. Each slice asks for the instructions that the
-    last slice's cycles-per-instruction (kept on the clock between calls) says will cover what is left, so a
-    stall-heavy stretch (7 cycles an instruction in xipbench's PSRAM thrashing) does not overshoot its cycle.
-    Returns BUDGET when the target was reached, else the machine's stop reason (IDLE, BREAKPOINT, TRAP_LOOP, HALT).
-    """
-    cpi = clock.cpi if clock is not None else 1.0
-    try:
-        while True:
-            left = target - machine.cycles
-            if left <= 0:
+def run_to_cycle(machine, target: int) -> StopReason:
+    """Run `machine` (a hazard3 Machine) to simulated cycle `target`: it stops at the start of the translated block
+    that holds that cycle (Machine.run_slice's stop_before_cycle), so the pc is where halting a real core at that cycle
+    would find it, in proportion to each block's cycles. Slices of at most RUN_TO_CYCLE_SLICE cycles, so that a long
+    run releases the core's lock now and then.
+    Returns BUDGET when there, else the machine's stop reason (IDLE, BREAKPOINT, TRAP_LOOP, HALT)."""
+    while True:
+        if machine.cycles >= target:
+            return StopReason.BUDGET
+        stop = min(target, machine.cycles + RUN_TO_CYCLE_SLICE)
+        # A budget of as many instructions as cycles to go: an instruction costs at least a cycle, so it never ends
+        # the slice first.
+        reason = machine.run_slice(stop - machine.cycles + 1, stop_before_cycle=stop)
+        if reason == StopReason.CYCLE:
+            if stop == target:
                 return StopReason.BUDGET
-            c0, i0 = machine.cycles, machine.instructions
-            # At most CATCH_UP_SLICE instructions a slice: when the code changes character (a copy loop full of
-            # misses after an SRAM loop), the estimate is wrong for one slice, and the overshoot stays small.
-            reason = machine.run_slice(max(1, min(CATCH_UP_SLICE, int(left / cpi))))
-            if reason != StopReason.BUDGET:
-                return reason
-            done_i = machine.instructions - i0
-            if done_i:
-                cpi = max(1.0, (machine.cycles - c0) / done_i)
-    finally:
-        if clock is not None:
-            clock.cpi = cpi
+        elif reason != StopReason.BUDGET:
+            return reason

@@ -46,9 +46,13 @@ class SimTarget(Target):
         options = parse_qs(query, keep_blank_values=True)
         if "flash" in options:   # sim://FW.elf?flash=IMAGE: program the flash from a UF2 or raw image first
             machine_kwargs.setdefault("flash_image", find_firmware(options.pop("flash")[-1]))
+        # sim://vmlinux?kernel=Image&dtb=pico2.dtb: boot Linux as `xipscope sim --kernel --dtb` does
+        for option, kwarg in (("kernel", "kernel_image"), ("dtb", "dtb")):
+            if option in options:
+                machine_kwargs.setdefault(kwarg, options.pop(option)[-1])
         if options:
             raise TargetError(f"{self.url}: unknown option(s) {', '.join(options)}; sim:// knows "
-                              "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR]")
+                              "?flash=IMAGE.uf2 or ?flash=IMAGE.bin[@ADDR], ?kernel=Image and ?dtb=FILE.dtb")
         self.firmware = firmware
         self.machine = Machine(firmware, **machine_kwargs)
         self.runner = Runner(self.machine, clock_hz=clock_hz)

@@ -101,6 +101,9 @@ def stats_json(m: Machine, limit: int | None = None) -> dict:
         "cycles_by_region": by_region,
         "traps": [{"mcause": t.cause, "mepc": t.epc, "instret": t.instret} for t in traps],   # the latest
         "trap_count": m.trap_count,
+        # store/AMO faults whose handler did the AMO and returned past it (a kernel's AMO emulation; mret-observed)
+        "emulated_atomics": {"traps": m.emulated_amos[0], "cycles": m.emulated_amos[1],
+                             "share": m.emulated_amos[1] / m.cycles if m.cycles else None},
     }
     if limit is None:
         stats["uart"] = m.uart.text()

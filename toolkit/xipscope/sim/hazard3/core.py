@@ -35,10 +35,33 @@ from ..sio_timer import SioTimer
 from .accounting import GroundTruth
 from .csrs import EMULATED_CSRS, READ_ONLY_CSRS, CsrEmulation, csr_const, gpr_const
 from .hooks import B_ADDR, Fault, Hooks
-from .traps import Trap, Traps
+from .traps import NEVER, Trap, Traps
 
 SLICE_INSTRUCTIONS = 200_000
 HALTED_BUDGET = -(1 << 40)   # a slice's budget once a halt is asked for: no take-back of a cut block makes it positive
+
+
+def fdt_problem(data: bytes) -> str | None:
+    """What is wrong with a flattened device tree's header against its bytes (None: nothing): the sizes and offsets
+    of its blocks (Devicetree Specification 5.2), the version, and the structure block's first and last tokens."""
+    if len(data) < 40:
+        return f"the file has {len(data)} bytes, fewer than the header's 40"
+    (total, off_struct, off_strings, off_rsvmap, version, last_compatible, _cpu, size_strings,
+     size_struct) = (int.from_bytes(data[i:i + 4], "big") for i in range(4, 40, 4))
+    if total > len(data):
+        return f"its header says {total} bytes (totalsize) and the file has {len(data)}"
+    if last_compatible > 17 or version < 16:
+        return f"version {version} (last compatible {last_compatible}); the kernel reads versions 16 and 17"
+    for what, off, size in (("structure block", off_struct, size_struct), ("strings block", off_strings, size_strings),
+                            ("memory reservation block", off_rsvmap, 16)):
+        if off < 40 or off + size > total:
+            return f"its {what} ({size} bytes at offset {off}) lies outside its {total} bytes"
+    first = int.from_bytes(data[off_struct:off_struct + 4], "big")
+    last = int.from_bytes(data[off_struct + size_struct - 4:off_struct + size_struct], "big")
+    if first != 1 or last != 9:
+        return (f"its structure block starts with token {first} and ends with {last} (expected FDT_BEGIN_NODE 1 and "
+                "FDT_END 9)")
+    return None
 
 
 @dataclass
@@ -67,6 +90,7 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
         self.xip_ctrl = XipCtrl(self.cache)
         self.qmi = Qmi()
         self._irq_at = [0]             # a list cell the block hook holds: the cycle count at which it looks at interrupts
+        self._land_at = [NEVER]        # a cell the block hook holds: the cycle a run to a cycle stops before
         self.sio_timer = SioTimer(lambda: self.cycles, clk_hz, on_change=self._replan_interrupts)
         self.kernel_image = Path(kernel_image) if kernel_image else None
         self.dtb = Path(dtb) if dtb else None
@@ -74,6 +98,10 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
         self.traps: list[Trap] = []    # the latest traps (TRAP_HISTORY to 2x of them), oldest first
         self.trap_count = 0            # every trap taken since power-on
         self._trap_run: list = [None, 0]   # [(cause, epc) of the latest trap, times taken in a row]
+        self._entered: list = []       # (cause, epc, cycles at entry) of traps not yet returned from (traps.py)
+        # Store/AMO faults (mcause 7) whose handler returned to epc + 4, having done the AMO itself (a kernel's AMO
+        # emulation): [how many, cycles from their trap entries to those returns] (traps.py `_on_mret`).
+        self.emulated_amos = [0, 0]
         self.trace: list | None = [] if trace else None
         self.xip_maintenance = XipMaintenance(self.cache, self.trace)
         self.breakpoints: set[int] = set()
@@ -143,25 +171,44 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
         """Put a Linux Image where the ports' bootloader copies it (PSRAM at 0x11000000), checked against the ELF
         that names its symbols (linked there) and its RISC-V image header."""
         data = path.read_bytes()
+        if data[:4] == b"\x7fELF":
+            raise TargetError(f"{path}: an ELF (the vmlinux?), where the Image goes: pass arch/riscv/boot/Image as the "
+                              "kernel, and the vmlinux as the ELF that names its symbols")
         for off, magic in (rp.RISCV_IMAGE_MAGIC, rp.RISCV_IMAGE_MAGIC2):
             if data[off:off + len(magic)] != magic:
                 raise TargetError(f"{path}: not a RISC-V Linux Image (expected {magic!r} at byte {off} of its header, "
                                   f"found {data[off:off + len(magic)]!r}); pass arch/riscv/boot/Image")
-        if self.elf.entry != rp.LINUX_IMAGE_ADDR:
-            raise TargetError(f"{self.firmware}: linked at {self.elf.entry:#x}, but the Image is loaded at "
+        start = self.elf.symbols.get("_start", self.elf.entry)
+        if start != rp.LINUX_IMAGE_ADDR:
+            raise TargetError(f"{self.firmware}: linked at {start:#x} (_start), but the Image is loaded at "
                               f"{rp.LINUX_IMAGE_ADDR:#x} (PSRAM, as the board's bootloader does); pass the vmlinux "
                               "of a kernel built with PAGE_OFFSET/PHYS_RAM_BASE 0x11000000")
         if len(data) > len(self.memory.psram):
             raise TargetError(f"{path}: {len(data)} bytes do not fit the twin's {len(self.memory.psram)} bytes of PSRAM")
+        # The Image is the vmlinux's loaded bytes from _start on: its code must be the ELF's, else the symbols (and
+        # the ground truth per function) would name other code, or an Image linked elsewhere would run here.
+        for name, address, code in self.elf.exec_sections:
+            off = address - rp.LINUX_IMAGE_ADDR
+            if 0 <= off and code[:64] and data[off:off + 64] != code[:64]:
+                raise TargetError(f"{path}: not the Image of {self.firmware}: its bytes at {address:#x} differ from "
+                                  f"the ELF's {name} there (an Image linked elsewhere, or from another build); pass "
+                                  "the Image and vmlinux of the same kernel build")
         ctypes.memmove(self.memory.psram, data, len(data))
 
     def _load_dtb(self, path: Path) -> None:
-        """Put a flattened device tree in flash at 0x10010000, where the ports' bootloader leaves it (used in place)."""
+        """Put a flattened device tree in flash at 0x10010000, where the ports' bootloader leaves it (used in place),
+        once its header agrees with the file (the Devicetree Specification's FDT header, v17)."""
         data = path.read_bytes()
         if data[:4] != b"\xd0\x0d\xfe\xed":
             raise TargetError(f"{path}: not a flattened device tree (expected magic d00dfeed, found "
                               f"{data[:4].hex() or 'an empty file'}); pass the .dtb dtc made")
+        problem = fdt_problem(data)
+        if problem:
+            raise TargetError(f"{path}: a flattened device tree's header, but {problem}; pass the whole .dtb dtc "
+                              "made (a truncated or damaged copy?)")
         where = self.memory.backing(rp.LINUX_DTB_ADDR)
+        if len(data) > len(where[0]) - where[1]:
+            raise TargetError(f"{path}: {len(data)} bytes do not fit the twin's flash from {rp.LINUX_DTB_ADDR:#x}")
         ctypes.memmove(ctypes.addressof(where[0]) + where[1], data, len(data))
 
     # --- running ---------------------------------------------------------------------------------------------------
@@ -284,10 +331,13 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
             if reason != StopReason.BUDGET:
                 return RunResult(reason, self._st[1] - start, self._pc())
 
-    def run_slice(self, budget: int) -> StopReason:
+    def run_slice(self, budget: int, stop_before_cycle: int | None = None) -> StopReason:
         """One slice of `budget` instructions (block granularity: it ends at the first block boundary once the budget
         is spent); each trap entry counts as one, so a firmware looping through its trap handler ends its slices like
-        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block."""
+        any other loop. The faces call this between requests; request_halt() cuts a slice short at the next block.
+
+        stop_before_cycle (runner.run_to_cycle): also stop, with StopReason.CYCLE, at the start of the block that
+        holds that cycle (hooks.py `_stops_before`)."""
         with self.lock:
             if self._halt_requested:
                 return StopReason.HALT
@@ -297,7 +347,11 @@ class Machine(Hooks, Traps, CsrEmulation, GroundTruth):
                 self._st[0] = HALTED_BUDGET
             self._last[0] = None
             pc = self._pc()
-            self._emu(pc)
+            self._land_at[0] = NEVER if stop_before_cycle is None else stop_before_cycle
+            try:
+                self._emu(pc)
+            finally:
+                self._land_at[0] = NEVER
             reason = self._stop_reason
             if reason == StopReason.BUDGET and self._halt_requested:
                 reason = StopReason.HALT

@@ -44,15 +44,27 @@ def csr_const(name: str) -> int | None:
 class CsrEmulation:
     """Machine's CSR emulation (a mixin: Machine holds the state; see core.py)."""
 
-    def _hook_csr_instructions(self, uc) -> None:
-        """Counter CSR instructions are emulated at their addresses (found by scanning every executable section at its
-        run address, every halfword): unicorn would otherwise answer with host-derived values."""
+    def _hook_instructions(self, uc) -> None:
+        """Hooks at the addresses of the instructions the twin must see (found by scanning every executable section at
+        its run address, every halfword; a code hook on one address costs nothing elsewhere): counter CSR
+        instructions are emulated (unicorn would otherwise answer with host-derived values), and each `mret` tells
+        the trap accounting where a handler returns (traps.py `_on_mret`)."""
         from unicorn import UC_HOOK_CODE
+
+        import re
 
         seen = set()
         for _name, addr, data in self.elf.exec_sections:
-            for off in range(0, len(data) - 3, 2):
+            # Both are SYSTEM instructions (opcode 0x73: a first byte of 0x73 or 0xf3): only those offsets are decoded
+            # (a kernel's text is megabytes; decoding every halfword took seconds).
+            for match in re.finditer(b"[\x73\xf3]", data):
+                off = match.start()
+                if off % 2 or off + 4 > len(data):
+                    continue
                 insn = int.from_bytes(data[off:off + 4], "little")
+                if insn == rv.INSN_MRET:
+                    uc.hook_add(UC_HOOK_CODE, self._on_mret, begin=addr + off, end=addr + off)
+                    continue
                 dec = rv.decode_csr(insn)
                 if dec and dec[3] in EMULATED_CSRS and addr + off not in seen:
                     seen.add(addr + off)

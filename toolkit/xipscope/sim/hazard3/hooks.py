@@ -12,8 +12,9 @@ ground truth. A mixin of Machine (core.py), which holds the state these methods 
 
 The hooks:
   - the block hook, at the start of every translated block: ends the slice once its budget is spent, applies a
-    trap's deferred mstatus write, takes a due interrupt (traps.py), refuses a fetch the QMI faults, retires the
-    block's instructions and accounts its fetch through the XIP cache (cache.py);
+    trap's deferred mstatus write, takes a due interrupt (traps.py), refuses a fetch the QMI faults, stops a run to
+    a cycle before the block that holds it (`_stops_before`), retires the block's instructions and accounts its
+    fetch through the XIP cache (cache.py);
   - the XIP memory hook: accounts each data access to XIP (the cache, its counters, the miss stall), faults one the
     QMI refuses and applies the atomics-outside-SRAM rule (traps.py); the peripheral hook applies that rule there;
   - unicorn's interrupt, bad-access and DIRECT_CSR write hooks: Hazard3 traps (traps.py) or CSR emulation (csrs.py).
@@ -39,7 +40,7 @@ from ..runner import StopReason
 
 # Block record fields (a list, for speed in the hook).
 (B_COUNT, B_N, B_SIZE, B_ADDR, B_INSNS, B_SEGS, B_FIDX, B_ATOMIC, B_LINE_INFO, B_LINES, B_WORDS, B_CACHED, B_CS,
- B_PEN, B_EPOCH, B_MISS, B_DACC, B_DHIT, B_DSTALL, B_FAST, B_FIELDS) = range(21)
+ B_PEN, B_EPOCH, B_MISS, B_DACC, B_DHIT, B_DSTALL, B_FAST, B_REACH, B_FIELDS) = range(22)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Hooks:
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_bad_access)
         uc.hook_add(UC_HOOK_MEM_PROT, self._on_bad_access)
-        self._hook_csr_instructions(uc)
+        self._hook_instructions(uc)
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
 
@@ -110,6 +111,7 @@ class Hooks:
         machine = self
         xip_checks = self._xip_checks
         irq_at = self._irq_at
+        land = self._land_at
 
         def on_block(_uc, address, size, _ud):
             try:
@@ -123,7 +125,8 @@ class Hooks:
                     return
                 if pending[0] is not None:
                     machine._apply_pending()
-                if st[1] + st[2] >= irq_at[0] and machine._interrupt_at_block(address):
+                now = st[1] + st[2]
+                if now >= irq_at[0] and machine._interrupt_at_block(address):
                     return   # the handler runs instead of this block: nothing of it retired
                 if xip_checks[0] and machine.xip_unavailable(address):
                     # The block's first fetch is refused: an instruction access fault before anything of it
@@ -135,6 +138,10 @@ class Hooks:
                 if b is None or b[B_SIZE] != size:
                     b = decode(address, size)
                 n = b[B_N]
+                # A run to a cycle (Machine.run_slice's stop_before_cycle; NEVER otherwise) looks at each block that
+                # may hold its cycle, before anything of it is charged.
+                if now + b[B_REACH] > land[0] and machine._stops_before(b):
+                    return
                 st[0] -= n
                 st[1] += n
                 b[B_COUNT] += 1
@@ -171,6 +178,34 @@ class Hooks:
                 uclib.uc_emu_stop(uch)
 
         return on_block
+
+    def _stops_before(self, b: list) -> bool:
+        """A run to a cycle (run_slice's stop_before_cycle) at the start of block `b`, which may hold its cycle (the
+        cycle lies within the block's reach, the most it can cost): stop here, nothing of `b` run, when the cycle
+        falls within what `b` is expected to cost (or is already past).
+
+        The expected cost is its instructions, its fetch stalls as the cache stands now (exact: each line absent
+        from the cache misses once) and its mean data stall so far (a data access's outcome is known only as it
+        happens). So a halt lands in the block holding its cycle, where halting a real core at that cycle would
+        find it, rather than after it (which gave callees and trap entries their predecessors' cycles)."""
+        left = self._land_at[0] - self.cycles
+        cost = b[B_N] + self._fetch_stall_ahead(b)
+        if b[B_FAST] and b[B_COUNT]:
+            cost += b[B_DSTALL] / b[B_COUNT]
+        if left < cost:
+            self._request_stop(StopReason.CYCLE)
+            return True
+        return False
+
+    def _fetch_stall_ahead(self, b: list) -> int:
+        """The stall cycles block `b`'s fetch would cost if it started now (what the block hook will charge)."""
+        w = b[B_WORDS]
+        if not w:
+            return 0
+        if b[B_CACHED] and self.cache.enabled:
+            t0, t1 = self.cache.tags
+            return b[B_PEN] * sum(1 for s, t in b[B_LINES] if t0[s] != t and t1[s] != t)
+        return b[B_PEN] * w
 
     def _fetch_slow(self, b: list) -> None:
         """Fetch accounting word by word: for blocks spanning functions (attributed per line) and trace recording."""
@@ -348,6 +383,9 @@ class Hooks:
         b[B_PEN] = self._penalty[cs]
         b[B_EPOCH] = -1
         b[B_MISS] = b[B_DACC] = b[B_DHIT] = b[B_DSTALL] = 0
+        # The most the block can cost: every fetch word and every data access missing (the landing rule's bound).
+        b[B_REACH] = len(insns) + b[B_WORDS] * b[B_PEN] + max(self._penalty) * sum(
+            rv.data_accesses(int.from_bytes(data[a - address:a - address + 4], "little")) for a, _f in insns)
         return b
 
     def _fetch_bytes(self, address: int, size: int) -> bytes:

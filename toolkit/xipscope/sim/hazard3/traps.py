@@ -14,6 +14,9 @@ the state these methods use.
   interrupt is pending but masked the twin looks again every IRQ_POLL_CYCLES, so an interrupt is taken at most that
   many cycles plus one block after it is both pending and enabled. unicorn ignores writes to mip (2.1.4), so the twin
   enters the handler itself, as for AMO faults. Software before timer (the privileged spec's priority).
+- Returns: each `mret` (hooked at its address) ends the latest trap entered that returns where it goes; a store/AMO
+  fault (mcause 7) whose handler returns to epc + 4 had its AMO emulated (a kernel's patch for atomics outside SRAM),
+  and the cycles from its entry to that return are counted (`emulated_amos`).
 - `wfi` with an interrupt due sleeps until it is due (simulated cycles, charged to the function holding the wfi); a
   core parked in `wfi` with nothing that can wake it is idle, and the twin stops simulating it.
 - Atomics outside SRAM (rp2350.md, "Atomics outside SRAM"): an amo*.w faults with a store/AMO access fault and leaves
@@ -32,6 +35,7 @@ from .hooks import B_ADDR, B_INSNS, B_SIZE
 
 TRAP_HISTORY = 4096          # traps kept in Machine.traps (the latest); a firmware in a trap loop takes millions
 REPEATED_TRAP = 100          # the same trap this many times in a row, and nothing else: a trap loop (repeated_trap)
+OPEN_TRAPS = 64              # traps entered and not yet returned from that the mret accounting keeps (the latest)
 IRQ_POLL_CYCLES = 64         # while an interrupt is pending but masked, the block hook looks again this often
 NEVER = 1 << 62              # a cycle count the twin never reaches
 
@@ -123,6 +127,33 @@ class Traps:
         self.traps.append(trap)
         if len(self.traps) >= 2 * TRAP_HISTORY:
             del self.traps[:TRAP_HISTORY]   # memory stays bounded however long a firmware loops through traps
+        entered = self._entered
+        entered.append((trap.cause, trap.epc, self.cycles))
+        if len(entered) > OPEN_TRAPS:
+            del entered[0]
+
+    def _on_mret(self, uc, address: int, size: int, _ud) -> None:
+        """An `mret` is about to return to mepc: it ends the latest trap entered that returns there (to its epc, or
+        past it: a store/AMO fault whose AMO the handler emulated returns to epc + 4; the twin runs M-mode only, so
+        every trap is the kernel's). The traps entered after that one are done too (a handler that switched tasks
+        returns elsewhere, to a trap entered earlier, or never)."""
+        from unicorn.riscv_const import UC_RISCV_REG_MEPC
+
+        try:
+            mepc = uc.reg_read(UC_RISCV_REG_MEPC)
+            entered = self._entered
+            for i in range(len(entered) - 1, -1, -1):
+                cause, epc, cycles = entered[i]
+                if mepc == epc + 4 and cause == rp.CAUSE_STORE_FAULT:
+                    self.emulated_amos[0] += 1
+                    self.emulated_amos[1] += self.cycles - cycles
+                elif mepc != epc:
+                    continue
+                del entered[i:]
+                return
+        except BaseException as e:
+            self._hook_error = e
+            self._request_stop(StopReason.ERROR)
 
     def repeated_trap(self) -> tuple[Trap, int] | None:
         """(the latest trap, times taken in a row) when the latest REPEATED_TRAP or more traps were all the same
