@@ -54,6 +54,7 @@ previous one keeps the estimate honest (on the twin under a load of 6 on 2 cores
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import secrets
@@ -326,8 +327,15 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
-    amo_counter = _amo_counter(symbols)     # read before choosing a sampler: probing one resumes the target
-    amos_before = _read_word(target, amo_counter, symbols) if amo_counter is not None else None
+    # The kernel's emulated-AMO counter and the model's truth as the run starts, read at one moment and before
+    # choosing a sampler (probing one resumes the target).
+    amo_counter = _amo_counter(symbols)
+    truth_before = amos_before = None
+    with _held(target) if amo_counter is not None else contextlib.nullcontext():
+        if amo_counter is not None:
+            amos_before = _read_word(target, amo_counter, symbols)
+        if MODEL in target.capabilities and hasattr(target, "ground_truth"):
+            truth_before = target.ground_truth()
     paced = PACING in target.capabilities
     if paced and target.pacing() is None and started_halted:
         # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
@@ -376,9 +384,8 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if paced:
         meta["sim_clock"] = target.pacing()
 
-    # The model's truth and clock as the run starts, then the core runs: the first sample's interval (weight 0, its
-    # mcycle has no reading before it) is one period, not the time spent setting up.
-    truth_before = target.ground_truth() if MODEL in target.capabilities and hasattr(target, "ground_truth") else None
+    # The model's clock as the run starts, then the core runs: the first sample's interval (weight 0, its mcycle has
+    # no reading before it) is one period, not the time spent setting up.
     clock_before = target.pacing() if paced else None
     period = int(1e9 / rate_hz) if rate_hz else 0
     intervals = sample_intervals(period, seed if jittered else None)
@@ -456,15 +463,20 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
         if until and stop_reason is None and ended_early is None:
             ended_early = f"the {'duration' if count != limit else 'sample count'} ran out before --until {until}"
         clock_after = target.pacing() if paced and error is None else None
-        if amo_counter is not None and error is None:
-            after = _read_word(target, amo_counter, symbols)
+        after = truth_after = None
+        if error is None and (amo_counter is not None or truth_before is not None):
+            with _held(target) if amo_counter is not None else contextlib.nullcontext():
+                if amo_counter is not None:
+                    after = _read_word(target, amo_counter, symbols)
+                if truth_before is not None:
+                    truth_after = target.ground_truth()
+        if after is not None:
             meta["emulated_atomics"] = {
                 "counter": EMULATED_AMO_COUNTER, "address": amo_counter, "before": amos_before, "after": after,
                 "count": (after - amos_before) % (1 << 8 * symbols.word_size),
                 "meaning": "AMOs the kernel emulated in its trap path during the run (store/AMO access faults, "
                            "mcause 7, returned past the AMO), from its counter"}
-        if truth_before is not None and error is None:
-            truth_after = target.ground_truth()
+        if truth_after is not None:
             (out_dir / TRUTH_FILE).write_text(json.dumps(
                 {"model": truth_after.get("model"), "before": truth_before, "after": truth_after}, indent=1) + "\n")
         meta.update({
@@ -501,16 +513,24 @@ def _amo_counter(symbols) -> int | None:
     return found[0].address if len(found) == 1 else None
 
 
-def _read_word(target, address: int, symbols) -> int:
-    """A word of the target's memory, halting it for the read if it runs (and resuming it)."""
+@contextlib.contextmanager
+def _held(target):
+    """The target halted for what the block reads, and resumed after if it ran: the kernel's counter and the model's
+    truth read at one moment, so the two count the same instructions. (Only around a counter read, which halts
+    anyway: a hold costs the twin's DAP face halted time, which the probe model would price.)"""
     running = target.state() == "running"
     if running:
         target.halt()
     try:
-        return int.from_bytes(target.read_memory(address, symbols.word_size), "little")
+        yield
     finally:
         if running:
             target.resume()
+
+
+def _read_word(target, address: int, symbols) -> int:
+    """A word of the target's memory (the target halted or held by the caller)."""
+    return int.from_bytes(target.read_memory(address, symbols.word_size), "little")
 
 
 def _probe_model(target, before, halted_before, samples: int, model) -> dict | None:

@@ -580,7 +580,7 @@ class TwinDapProbe(DebugProbe):
         if self._stop_cycle is not None:
             target = min(target, self._stop_cycle)
         if target > m.cycles:
-            run_to_cycle(self.core, target, clock)
+            run_to_cycle(self.core, target)
         self._landing = target
 
     def _run_control(self, halted: bool) -> None:

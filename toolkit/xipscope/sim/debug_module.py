@@ -223,8 +223,9 @@ class DebugModule:
         hart = self.harts[0]
         return self.available and not hart.halted and not hart.idle and not self.ndmreset
 
-    def run_slice(self, budget: int) -> StopReason | None:
-        """Let the running hart 0 execute about `budget` instructions (the faces call this while no request waits)."""
+    def run_slice(self, budget: int, stop_before_cycle: int | None = None) -> StopReason | None:
+        """Let the running hart 0 execute about `budget` instructions (the faces call this while no request waits);
+        stop_before_cycle as Machine.run_slice takes it (a paced face running the hart to a cycle)."""
         hart = self.harts[0]
         if not self.available or self.ndmreset:
             return
@@ -233,7 +234,7 @@ class DebugModule:
             return
         if not self.needs_simulation:
             return
-        reason = self.machine.run_slice(budget)
+        reason = self.machine.run_slice(budget, stop_before_cycle=stop_before_cycle)
         if reason == StopReason.BREAKPOINT:
             hart.halt(CAUSE_TRIGGER)
         elif reason == StopReason.EBREAK:
