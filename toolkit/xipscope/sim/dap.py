@@ -678,5 +678,11 @@ class TwinDapProbe(DebugProbe):
             if wait:
                 self._stop.wait(wait)
                 continue
-            with self._lock:
+            # Not a blocking acquire: a probe user that keeps the lock (pyOCD's lock() with no unlock() on an error
+            # path; seen once, under load, as close() waiting for ever on this thread) must not keep close() waiting.
+            if not self._lock.acquire(timeout=0.05):
+                continue
+            try:
                 runner.run_slice(self._stop_cycle)
+            finally:
+                self._lock.release()
