@@ -184,10 +184,13 @@ def prepared_source(source: Source, source_digest: str) -> Path:
     return tree
 
 
+def make_command(tree: Path, out: Path, *targets: str) -> list[str]:
+    return ["make", "-C", str(tree), f"O={out}", "ARCH=riscv", f"CROSS_COMPILE={CROSS}", f"-j{os.cpu_count() or 2}",
+            *targets]
+
+
 def make(tree: Path, out: Path, *targets: str) -> None:
-    cmd = ["make", "-s", "-C", str(tree), f"O={out}", "ARCH=riscv", f"CROSS_COMPILE={CROSS}",
-           f"-j{os.cpu_count() or 2}", *targets]
-    subprocess.run(cmd, check=True)
+    subprocess.run(make_command(tree, out, "-s", *targets), check=True)
 
 
 PROGRESS_EVERY_S = 10       # a progress line this often (a terminal's line is redrawn in place every second)
@@ -198,11 +201,13 @@ def make_with_progress(tree: Path, out: Path, name: str, *targets: str) -> None:
     count the previous build of this variant took (kept in the cache), with the elapsed time. Errors go through."""
     counts = cache_root() / "kernel" / "build-steps.json"
     try:
-        expected = json.loads(counts.read_text()).get(name)
+        known = json.loads(counts.read_text())
     except (OSError, ValueError):
-        expected = None
-    cmd = ["make", "-C", str(tree), f"O={out}", "ARCH=riscv", f"CROSS_COMPILE={CROSS}",
-           f"-j{os.cpu_count() or 2}", *targets]
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    expected = known.get(name)
+    cmd = make_command(tree, out, *targets)
     start = time.monotonic()
     steps, shown = 0, start
     tty = sys.stderr.isatty()
@@ -220,11 +225,6 @@ def make_with_progress(tree: Path, out: Path, name: str, *targets: str) -> None:
         print(file=sys.stderr)
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
-    known = {}
-    try:
-        known = json.loads(counts.read_text())
-    except (OSError, ValueError):
-        pass
     counts.write_text(json.dumps(known | {name: steps}) + "\n")
     print(f"built {name}: {steps:,} steps in {int(time.monotonic() - start)} s", file=sys.stderr)
 
