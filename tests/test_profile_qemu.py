@@ -58,6 +58,28 @@ def test_samples_symbolize_to_kernel_functions(dwarf_qemu, symbols, tmp_path):
     assert meta["reply_wait"]["us_per_sample"].keys() == {"block", "poll"}
 
 
+def test_back_to_back_samples_leave_the_connection_in_step(dwarf_qemu, symbols, tmp_path):
+    """With no rate, each sample's burst goes out as the last one's replies arrive, before they are decoded (rsp://
+    back to back); the run ends by taking the replies of the burst sent ahead, so the connection answers in step
+    after it: a halt gets a stop reply, and a memory read gets the bytes the ELF holds there."""
+    from xipscope.elf.code import read_elf_bytes
+    target = RspTarget("127.0.0.1", dwarf_qemu.port)
+    try:
+        run = sample_profile(target, tmp_path / "p", memory_map=get_memory_map("qemu-virt"), samples=2000,
+                             symbols=symbols, elf=dwarf_qemu.build.vmlinux)
+        assert "back to back" in run.meta["transport"] and "back to back" in run.meta["halted_ns_meaning"]
+        assert target.state() == "running"
+        stop = target.halt()
+        assert stop.signal in (2, 5), stop      # SIGINT (QEMU's answer to an interrupt) or SIGTRAP
+        delay = symbols.address_of("__delay")
+        assert target.read_memory(delay, 16) == read_elf_bytes(dwarf_qemu.build.vmlinux, delay, 16)
+        assert symbols.symbolize([target.read_register("pc")]).function[0] is not None
+    finally:
+        target.close()
+    df = read_samples(tmp_path / "p")
+    assert len(df) == 2000 and (np.diff(df["t_ns"]) > 0).all() and (df["halted_ns"] > 0).all()
+
+
 def _after_prologue(vmlinux: Path, symbols, function: str) -> int:
     """The address after `function` sets its frame pointer (`addi s0,sp,N`): its frame record is complete there."""
     start = symbols.address_of(function)

@@ -78,14 +78,23 @@ class CostedTakes:
         return way
 
 
+def warmed_up(chooser: ReplyWaitChooser, takes: CostedTakes) -> None:
+    """Take the chooser's WARMUP samples, which are blocked on and not measured, and forget them."""
+    for _ in range(chooser.WARMUP):
+        chooser()
+    assert takes.ways == ["block"] * chooser.WARMUP and chooser.choices == 0
+    takes.ways.clear()
+
+
 @pytest.mark.parametrize("fast_way", ["block", "poll"])
 def test_the_reply_wait_chooser_keeps_the_faster_way(fast_way):
-    """Blocks alternate, blocked-on first; a block of the way that is losing ends once it took as long as a whole
-    block of the other way: at 100 us against 3,000 us a sample, the slow way's blocks after the first end after
-    3 samples (64 x 100 us is over after the third 3,000 us sample)."""
+    """After the warm-up, blocks alternate, blocked-on first; a block of the way that is losing ends once it took as
+    long as a whole block of the other way: at 100 us against 3,000 us a sample, the slow way's blocks after the
+    first end after 3 samples (64 x 100 us is over after the third 3,000 us sample)."""
     slow_way = {"poll": "block", "block": "poll"}[fast_way]
     takes = CostedTakes({fast_way: 100, slow_way: 3000})
     chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    warmed_up(chooser, takes)
     while not chooser.choices:
         chooser()
     block = chooser.BLOCK
@@ -107,6 +116,7 @@ def test_the_reply_wait_choice_follows_a_change():
     takes = CostedTakes({"block": 300, "poll": 100})
     chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
     chooser.RECHECK = 500
+    warmed_up(chooser, takes)
     while not chooser.choices:
         chooser()
     assert chooser.mode == "poll"
@@ -123,6 +133,7 @@ def test_the_reply_wait_choice_weighs_every_block_since_the_last():
     314 us a sample against blocking's 300, so blocking stays."""
     takes = CostedTakes({"block": 300, "poll": 1000})
     chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    warmed_up(chooser, takes)
     while not chooser.choices:
         if takes.ways.count("poll") == 20:
             takes.cost["poll"] = 100

@@ -164,10 +164,11 @@ def unwind_stack(target, pc: int, sp: int, fp: int, ra: int, is_code) -> list[in
 
 
 def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: bool | None = None,
-                   cycles: bool = False, reply_wait: str = "auto"):
+                   cycles: bool = False, reply_wait: str = "auto", back_to_back: bool = False):
     """(take, sampler): take() -> (pc, stack, hit, acc, cycles) over the transport's sampler (targets/base.py
     open_sampler), which plans the halt, the reads and the resume; the target must be running (planning may halt and
-    resume it). pipeline and reply_wait are passed on to the transport (rsp:// uses them; others have no such choice).
+    resume it). pipeline, reply_wait and back_to_back are passed on to the transport (rsp:// uses them; others have no
+    such choice; back_to_back only without stacks, whose unwinding reads between samples).
     """
     if stacks:
         require_riscv(target, "--stacks (RISC-V frame-pointer unwinding)")
@@ -175,7 +176,8 @@ def choose_sampler(target, memory_map, *, stacks: bool, symbols=None, pipeline: 
     request = SampleRequest(registers=("pc", "sp", "fp", "ra") if stacks else ("pc",),
                             reads=((counters_at, 8),) if counters_at is not None else (),
                             read_names=("counters",) if counters_at is not None else (), cycles=cycles,
-                            resume=not stacks, pipeline=pipeline, reply_wait=reply_wait)
+                            resume=not stacks, pipeline=pipeline, reply_wait=reply_wait,
+                            back_to_back=back_to_back and not stacks)
     sampler = open_sampler(target, request)
     is_code = code_predicate(symbols, memory_map)
     grab = sampler.take
@@ -340,8 +342,12 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if paced and target.pacing() is None and started_halted:
         # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
         target.pace()
+    # Without a rate, each sample follows the last at once: the transport may overlap them (back_to_back).
     take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
-                                     cycles=cycles, reply_wait=reply_wait)
+                                   cycles=cycles, reply_wait=reply_wait, back_to_back=not rate_hz)
+    finish = getattr(sampler, "finish", None)
+    # Back to back, a sample's halt went out as the last one ended: its halted time counts from there.
+    overlapped = getattr(sampler, "back_to_back", False)
     until_met = until_condition(target, until, symbols, idle_samples, elf) if until else None
     from_resume = paced and target.pacing() is not None   # a paced model: intervals count running time (docstring)
     if rate_hz and jitter and seed is None:
@@ -377,7 +383,9 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
         "transport": sampler.description,
         "model": MODEL in target.capabilities,     # the target is the twin: reports say so
         "halted_ns_meaning": "host-measured, from sending the halt until the sample's last reply arrived (pipelined: "
-                             "the continue went out in the same write, so this is an upper bound)",
+                             "the continue went out in the same write, so this is an upper bound)"
+                             + ("; back to back, the halt went out as the sample before ended, and each sample's "
+                                "time counts from there" if overlapped else ""),
         "resumed_at_start": started_halted,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -438,7 +446,7 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
                     next_t = now
                     schedule_resets += 1
                 next_t += next(intervals)
-            t0 = clock()
+            t0 = t1 if overlapped and count else clock()
             pc, stack, hit, acc, mcycle = take()
             t1 = clock()
             add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
@@ -459,6 +467,11 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
         error = "KeyboardInterrupt"
     finally:
         elapsed = (clock() - start) / 1e9
+        if finish is not None and (error is None or ended_early == "interrupted"):
+            try:    # (a sample cut short by Ctrl-C or an error sent nothing ahead: finish() then has nothing to do)
+                finish()
+            except TargetError as e:
+                error, ended_early = str(e), "target error"
         writer.close()
         if until and stop_reason is None and ended_early is None:
             ended_early = f"the {'duration' if count != limit else 'sample count'} ran out before --until {until}"

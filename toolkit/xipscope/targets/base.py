@@ -48,6 +48,9 @@ class SampleRequest:
 
     pipeline and reply_wait say how the transport may take it where it has a choice (rsp://: requests in flight
     together, and whether the host blocks on or polls for replies); a transport without that choice ignores them.
+    back_to_back says the caller takes each sample as soon as the last one returns (no rate): a transport may then
+    send a sample's requests before the last one's replies are decoded (rsp://), and the caller ends with the
+    sampler's finish().
     """
     registers: tuple[str, ...] = ("pc",)
     reads: tuple[tuple[int, int], ...] = ()
@@ -56,6 +59,7 @@ class SampleRequest:
     resume: bool = True          # False: the core stays halted after the sample (the caller reads on, then resume()s)
     pipeline: bool | None = None     # None: the transport decides (rsp:// probes what the server allows)
     reply_wait: str = "auto"         # "block", "poll" or "auto" (measure both on the first samples, keep the faster)
+    back_to_back: bool = False       # samples follow each other with no pause (see above)
 
 
 class Sample(NamedTuple):
@@ -91,6 +95,9 @@ class Sampler(Protocol):
     def details(self) -> dict | None:
         """What the transport chose while sampling (rsp://: how replies were awaited), or None."""
         ...
+
+    # finish() -> None, where a sampler has one: ends sampling (a back-to-back sample sent ahead is taken and
+    # dropped). One with nothing in flight between samples has none, so callers look it up: getattr(s, "finish").
 
 
 @runtime_checkable
