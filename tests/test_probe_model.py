@@ -187,7 +187,10 @@ def test_the_twin_is_halted_for_the_wire_time_between_the_halt_and_the_resume_at
         log = spy_on_accesses(target.probe._probe.dm)
         run = sample_profile(target, tmp_path / "run", memory_map=get_memory_map("rp2350"), samples=20,
                              probe_model=model)
-        bits = wire_bits_while_halted(log)
+        # The samples' accesses: after the resume that ends the profiler's set-up (it halts the running twin to
+        # pace it, then resumes it).
+        resumed = next(i for i, (_, halted) in enumerate(log) if i and log[i - 1][1] and not halted)
+        bits = wire_bits_while_halted(log[resumed + 1:])
         priced = run.meta["probe_model"]
         assert priced["halted_from"].startswith("the twin's clock")
         assert priced["per_sample"]["round_trips"] == 1.0
@@ -207,6 +210,24 @@ def test_the_twin_is_halted_for_the_wire_time_between_the_halt_and_the_resume_at
     assert 0 < held <= model.sample_s(spent.round_trips, spent.wire_bits) * dw.CLK_SYS_HZ < 0.01 * dw.CLK_SYS_HZ
 
 
+def test_the_profiler_paces_a_running_twin_dap_face_itself(tmp_path):
+    """`xipscope profile --target pyocd://twin:FW` opens a twin that runs (as a board does after reset): the profiler
+    halts it and paces it before its first sample, so its halts land by the twin's clock, not the host's."""
+    with open_target(f"pyocd://twin:{XIPBENCH}") as target:
+        assert target.state() == "running" and target.pacing() is None
+        run = sample_profile(target, tmp_path / "run", memory_map=get_memory_map("rp2350"), elf=XIPBENCH,
+                             rate_hz=1000, samples=200, probe_model=ProbeModel())
+        assert target.pacing()["clock_hz"] == 1e6
+    meta = run.meta
+    assert meta["resumed_at_start"] is False and meta["samples"] == 200
+    assert meta["sim_clock"]["clock_hz"] == 1e6 and meta["schedule"].startswith("each interval from the previous")
+    # Paced and told each interval: the twin ran 200 jittered intervals of about 1 ms of its running time at 1 MHz
+    # (the mean of 200 draws is within a few % of the period), and was held halted for the model's time per sample.
+    seen = meta["halted_target"]
+    assert abs(seen["cycles"] - 200 * 1000) < 0.1 * 200 * 1000, seen
+    assert seen["halted_cycles"] == pytest.approx(200 * meta["probe_model"]["halted_clk_sys_cycles"], rel=1e-2)
+
+
 def test_shares_under_the_model_with_jitter_are_the_twins_truth_on_xipbench(tmp_path):
     """xipbench to its end through pyocd://twin: (the counting probe, the probe model, jittered intervals), the twin's
     DAP face paced to its clock and told each interval (halt_after), so samples land at their scheduled cycles however
@@ -215,7 +236,7 @@ def test_shares_under_the_model_with_jitter_are_the_twins_truth_on_xipbench(tmp_
     out = tmp_path / "run"
     with open_target(f"pyocd://twin:{XIPBENCH}") as target:
         assert {"model", "pacing"} <= target.capabilities
-        target.halt()                        # halted: the profiler paces the twin before it resumes it
+        target.halt()        # at once, so the run covers xipbench from (about) its start; the profiler paces it
         run = sample_profile(target, out, memory_map=get_memory_map("rp2350"), elf=XIPBENCH, rate_hz=1000,
                              until="idle", samples=100_000, probe_model=ProbeModel())
     meta = run.meta
@@ -348,9 +369,13 @@ class VirtualClock:
 
 
 @pytest.mark.parametrize("jitter", [True, False])
-def test_the_profiler_takes_its_samples_on_the_seeded_schedule(tmp_path, monkeypatch, jitter):
+def test_the_profiler_takes_its_samples_on_the_seeded_schedule(tmp_path, monkeypatch, jitter, sim_server):
+    """A target the profiler does not pace (a board; here the twin's GDB server, served unpaced) is sampled on a
+    schedule in host time fixed in advance, each interval the seeded generator's."""
     monkeypatch.setattr(sampler_module, "time", VirtualClock())
-    with open_target(f"pyocd://twin:{XIPBENCH}") as target:
+    with open_target(f"rsp://127.0.0.1:{sim_server}") as target:
+        target.resume()      # running, as a board is: the profiler leaves its clock alone
+        assert target.pacing() is None
         run = sample_profile(target, tmp_path / "run", memory_map=get_memory_map("rp2350"), samples=50,
                              rate_hz=250, jitter=jitter, seed=1234)
     t_ns = read_samples(tmp_path / "run")["t_ns"].tolist()

@@ -329,6 +329,14 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     import pyarrow.parquet  # noqa: F401
     writer = SampleWriter(out_dir, flush_rows=flush_rows)
     started_halted = target.state() != "running"
+    paced = PACING in target.capabilities
+    if paced and target.pacing() is None and (started_halted or MODEL in target.capabilities):
+        # A twin in-process (sim://, pyocd://twin:): unpaced, its halts would land where the host spends its time
+        # (sim/pacing.py). One that runs is halted for it first (its clock then starts at the resume below); a
+        # served twin runs as its server was started (--clock-hz).
+        if not started_halted:
+            target.halt()
+        target.pace()
     # The kernel's emulated-AMO counter and the model's truth as the run starts, read at one moment and before
     # choosing a sampler (probing one resumes the target).
     amo_counter = _amo_counter(symbols)
@@ -338,10 +346,6 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
             amos_before = _read_word(target, amo_counter, symbols)
         if MODEL in target.capabilities and hasattr(target, "ground_truth"):
             truth_before = target.ground_truth()
-    paced = PACING in target.capabilities
-    if paced and target.pacing() is None and started_halted:
-        # The twin in-process: unpaced, its halts would land where the host spends its time (sim/pacing.py).
-        target.pace()
     # Without a rate, each sample follows the last at once: the transport may overlap them (back_to_back).
     take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                    cycles=cycles, reply_wait=reply_wait, back_to_back=not rate_hz)
