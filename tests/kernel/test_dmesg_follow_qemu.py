@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
+from support.console_match import CONSOLE_LOGLEVEL, console_lines, match_console
 from qemu import boot_kernel_halted, wait_for_console
 from xipscope.linux.printk import (LostRecords, format_record, kernel_log_facts, open_printk_cursor,
                                    poll_printk_records)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
-from kernel_image import read_kernel_image
+from support.console_match import CONSOLE_LOGLEVEL, console_lines, match_console
+from support.kernel_image import read_kernel_image
 
 pytestmark = pytest.mark.kernel
 

@@ -2,7 +2,7 @@
 what it answers is held against what the twin's UART printed (issue 15, "Every command answers about it").
 
 - pico2 (atomics emulated) runs to its panic under `xipscope sim --gdb-port`; `xipscope dmesg` through rsp://, and
-  from a snapshot taken through rsp://, prints the lines the earlycon console printed (tests/console_match.py).
+  from a snapshot taken through rsp://, prints the lines the earlycon console printed (tests/support/console_match.py).
 - pico2-stock faults at its first AMO and its fault path faults again: `xipscope trap` decodes the first fault and
   `xipscope doctor` names it from the outermost trap frame, how deep the faults nested, and the empty log ring
   (the UART printed nothing).
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from console_match import CONSOLE_LOGLEVEL, console_lines, match_console
+from support.console_match import CONSOLE_LOGLEVEL, console_lines, match_console
 from qemu import PANIC_LINE, built_kernel
-from servers import xipscope_server
+from support.servers import xipscope_server
 from xipscope.targets.rsp import RspTarget
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1800, method="thread")]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BOOT_WAIT_S = 1200      # host seconds: only a hang guard (see the docstring)
 
 

@@ -22,7 +22,7 @@ from xipscope.profile.sampler import code_predicate, sample_profile, unwind_stac
 from xipscope.profile.store import read_meta, read_samples
 from xipscope.targets.rsp import RspTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kernel
 
 

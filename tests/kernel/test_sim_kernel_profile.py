@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from qemu import built_kernel
-from servers import xipscope_server
+from support.servers import xipscope_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf.symbols import load_symbols
 from xipscope.profile.sampler import sample_profile

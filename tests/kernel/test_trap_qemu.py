@@ -20,7 +20,7 @@ from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf import load_symbols
 from xipscope.targets.rsp import RspTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def xipscope(*args: str) -> tuple[subprocess.CompletedProcess, float]:

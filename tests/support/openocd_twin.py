@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "kernel"))
 
 from qemu import free_port  # noqa: E402
-from servers import xipscope_server  # noqa: E402
+from support.servers import xipscope_server  # noqa: E402
 
 from xipscope.sim.jtag import openocd_args  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 from xipscope.cli import COMMANDS, main
 from xipscope.targets import SCHEMES
 
-TOOLKIT = Path(__file__).resolve().parent.parent / "toolkit"
+TOOLKIT = Path(__file__).resolve().parents[2] / "toolkit"
 NAMES = [name for name, _module, _help in COMMANDS]
 
 

@@ -18,7 +18,7 @@ from xipscope.sim.dap import TwinDapProbe
 from xipscope.sim.hazard3 import Machine
 from xipscope.targets.pyocd import PyocdArmTarget, PyocdTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARMXIP = REPO / "firmware" / "armxip.elf"
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 DP_IDR, DP_CTRL_STAT, DP_SELECT, DP_ABORT = 0x0, 0x4, 0x8, 0x0

@@ -13,7 +13,7 @@ from xipscope.sim import debug_module as d
 from xipscope.elf.program import ElfImage
 from xipscope.sim.hazard3 import Machine
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 
 

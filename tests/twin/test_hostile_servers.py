@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import xipscope_server_process
+from support.servers import xipscope_server_process
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.elf.program import ElfImage
 from xipscope.sim.jtag import IDCODE
@@ -31,7 +31,7 @@ from xipscope.rsp.packets import frame
 from xipscope.rsp.server import MAX_READ
 from xipscope.snapshot.read import SnapshotTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 AMOFAULT = REPO / "firmware" / "amofault.elf"
 SRAM, PSRAM = get_memory_map("rp2350")["sram"], get_memory_map("rp2350")["psram"]

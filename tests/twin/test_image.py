@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from servers import twin_gdb_server
+from support.servers import twin_gdb_server
 from xipscope.image.build import SEED_PARTITIONS, build_seed_image
 from xipscope.image.flash import FileFlash
 from xipscope.image.inspect import inspect_flash
@@ -24,7 +24,7 @@ from xipscope.image.picobin import (MARKER_END, MARKER_START, PartitionSpec, enc
 from xipscope.elf.program import ElfImage
 from xipscope.image.uf2 import build_uf2, parse_uf2
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 XIPPROBE = FIRMWARE / "xipprobe.elf"
 EXAMPLE = FIRMWARE / "seedlayout.uf2"

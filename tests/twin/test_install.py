@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from servers import twin_gdb_server
+from support.servers import twin_gdb_server
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 SYSTEM_PYTHON = "/usr/bin/python3"      # the Python Debian's gdb-multiarch embeds

@@ -17,8 +17,8 @@ import types
 
 import pytest
 
-from openocd_twin import REPO, openocd, twin_jtag
-from servers import twin_gdb_server
+from support.openocd_twin import REPO, openocd, twin_jtag
+from support.servers import twin_gdb_server
 from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import TargetError
@@ -172,7 +172,7 @@ def test_openocd_target_says_what_went_wrong(amofault_openocd):
         assert tcl.read_register("mcause") == 7   # the connection is still good after the errors
     finally:
         tcl.close()
-    from openocd_twin import free_port
+    from support.openocd_twin import free_port
     with pytest.raises(TargetError, match="cannot connect to OpenOCD's Tcl server"):
         open_target(f"openocd://127.0.0.1:{free_port()}")
 

@@ -32,7 +32,7 @@ from xipscope.sim.hazard3 import Machine
 from xipscope.targets import open_target
 from xipscope.targets.base import SampleRequest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 ARMXIP = REPO / "firmware" / "armxip.elf"
 COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))

@@ -20,7 +20,7 @@ from xipscope.profile.export import collapsed_stacks, speedscope
 from xipscope.profile.report import write_report
 from xipscope.profile.store import SampleWriter, write_meta
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "analyses"))
 from twin_profile import profile_twin  # noqa: E402
 

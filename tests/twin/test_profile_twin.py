@@ -31,7 +31,7 @@ from xipscope.profile.sampler import sample_profile
 from xipscope.profile.store import read_samples
 from xipscope.targets.rsp import RspTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 PHASE = re.compile(r"phase (\S+) cycles=(\d+) instret=(\d+) xip_acc=(\d+) xip_hit=(\d+)")
 SAMPLES = 20_000

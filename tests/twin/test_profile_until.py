@@ -28,7 +28,7 @@ from xipscope.profile.sampler import sample_intervals, sample_profile, until_con
 from xipscope.profile.store import read_samples
 from xipscope.sim.target import SimTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 XIPBENCH_CYCLES = 4_235_086       # `xipscope sim firmware/xipbench.elf --json`: cycles to its park
 RATE = 500                        # the demo's rate: intervals of 1,000-3,000 cycles at the twin's 1 MHz

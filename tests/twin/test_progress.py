@@ -22,7 +22,7 @@ from xipscope.image.picobin import SEARCH_WINDOW
 from xipscope.sim.target import SimTarget
 from xipscope.snapshot.take import BLOCK, take_snapshot
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 XIPPROBE = FIRMWARE / "xipprobe.elf"
 EXAMPLE = FIRMWARE / "seedlayout.uf2"

@@ -25,7 +25,7 @@ from xipscope.elf.program import ElfImage
 from xipscope.targets import open_target
 from xipscope.targets.pyocd import PyocdArmTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARMXIP = REPO / "firmware" / "armxip.elf"
 PHASES = ("flash_spin", "sram_spin", "table_walk")
 TABLE_WORDS = 8192           # armxip.S: the table table_walk sums, 32 KiB, twice the XIP cache

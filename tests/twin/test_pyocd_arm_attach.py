@@ -21,7 +21,7 @@ from xipscope.sim.arm_core import AccessCtrl, ArmCore
 from xipscope.sim.dap import TwinDapProbe
 from xipscope.targets.pyocd import PyocdArmTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARMXIP = REPO / "firmware" / "armxip.elf"
 PW = rp.ACCESSCTRL_PASSWORD
 

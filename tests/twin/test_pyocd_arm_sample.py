@@ -19,7 +19,7 @@ from xipscope.targets.base import SampleRequest
 from xipscope.targets.counting_probe import CountingProbe
 from xipscope.targets.pyocd import PyocdArmTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARMXIP = REPO / "firmware" / "armxip.elf"
 CODE = ("flash_spin", "sram_spin", "table_walk", "main", "__sram_spin_veneer")
 COUNTERS = rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT

@@ -16,11 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from openocd_twin import stop_process
+from support.openocd_twin import stop_process
 
 from xipscope.elf.program import ElfImage
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARMXIP = "firmware/armxip.elf"           # relative, as the README and the plugin's docstring write it
 ENV = dict(os.environ, PYTHONPATH=str(REPO / "toolkit") + os.pathsep + os.environ.get("PYTHONPATH", ""))
 

@@ -32,7 +32,7 @@ def counter_sample(sampler) -> types.SimpleNamespace:
     hit, acc = struct.unpack("<II", sample.memory[0])
     return types.SimpleNamespace(pc=sample.pc, xip_hit=hit, xip_acc=acc, round_trips=sample.round_trips)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 AMOFAULT = REPO / "firmware" / "amofault.elf"
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 

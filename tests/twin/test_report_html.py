@@ -14,7 +14,7 @@ import pytest
 
 from xipscope.profile.report import write_report
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "analyses"))
 from twin_profile import profile_twin  # noqa: E402
 

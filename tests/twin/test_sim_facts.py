@@ -10,7 +10,7 @@ from xipscope.chip import riscv as rv
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.hazard3 import Machine
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 LIST = 0x20040000            # an unused SRAM area for address lists
 OUT = 0x20048000             # probe_count_reads writes [CTR_ACC, CTR_HIT] here
 FLASH_DATA = 0x10400000      # flash nobody's code uses

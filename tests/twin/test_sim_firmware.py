@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 ELFS = ("xipbench", "amofault", "lrscspin", "xipprobe", "flashwrite_hang", "flashwrite_ok", "flasherase_ramvec")
 ARM_ELFS = ("armxip",)      # Arm mode (Cortex-M33): the twin's DAP face under pyOCD's own rp2350 target
 

@@ -12,7 +12,7 @@ import pytest
 
 from xipscope.elf.program import ElfImage
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from servers import twin_gdb_server
+from support.servers import twin_gdb_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.profile.sampler import sample_intervals, sample_profile
 from xipscope.profile.store import read_samples
 from xipscope.targets.base import PACING
 from xipscope.targets.rsp import RspTarget
 
-XIPBENCH = Path(__file__).resolve().parent.parent / "firmware" / "xipbench.elf"
+XIPBENCH = Path(__file__).resolve().parents[2] / "firmware" / "xipbench.elf"
 BLOCK = 300      # cycles: a halt lands at the start of the translated block holding its cycle (test_sim_pacing)
 
 

@@ -13,7 +13,7 @@ from xipscope.sim.hazard3 import Machine
 from xipscope.sim.pacing import SimClock
 from xipscope.sim.runner import run_to_cycle
 
-XIPBENCH = Path(__file__).resolve().parent.parent / "firmware" / "xipbench.elf"
+XIPBENCH = Path(__file__).resolve().parents[2] / "firmware" / "xipbench.elf"
 
 
 def test_clock_maps_running_time_and_anchors_at_the_requested_cycle():

@@ -10,7 +10,7 @@ import pytest
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.hazard3 import Machine
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 SRAM_CODE = 0x20040000            # unused SRAM: the tests put a two-instruction loader here
 # lw a0, 0(a0); ret; then a park loop in SRAM (wfi; j .-4) to return to while flash is out of reach.
 LW_A0_RET = b"".join(i.to_bytes(4, "little") for i in (0x00052503, 0x00008067, 0x10500073, 0xFFDFF06F))

@@ -8,7 +8,7 @@ from pathlib import Path
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.hazard3 import Machine
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 
 class ReferenceCache:

@@ -19,7 +19,7 @@ from xipscope.sim.hazard3 import Machine
 from xipscope.sim.hazard3.traps import IRQ_POLL_CYCLES
 from xipscope.sim.sio_timer import SioTimer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware" / "xipbench.elf"   # only a carrier: the tests run their own code from SRAM
 CODE = 0x20010000
 HANDLER = CODE + 0x100

@@ -10,7 +10,7 @@ import pytest
 from xipscope.errors import TargetError
 from xipscope.targets import MEMORY, REGISTERS, RUN_CONTROL, Target, open_target
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 
 def test_open_sim_url_reads_memory_and_registers():

@@ -22,7 +22,7 @@ from xipscope.sim.hazard3.traps import TRAP_HISTORY
 from xipscope.sim.target import SimTarget
 from xipscope.rsp.packets import Packet, PacketParser, frame
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware" / "flasherase_ramvec.elf"
 HANDLER_BLOCK = 11          # ram_trap_entry: 11 instructions ending in mret, one translated block
 SAFETY_S = 120              # only so that a regression fails instead of hanging the suite; nothing is timed
@@ -170,7 +170,7 @@ class RawRsp:
 
 
 def test_gdb_server_answers_an_interrupt_and_a_register_read_in_the_loop():
-    from servers import twin_gdb_server
+    from support.servers import twin_gdb_server
 
     with twin_gdb_server(FIRMWARE) as port:
         c = RawRsp(port)

@@ -9,7 +9,7 @@ import pytest
 
 from xipscope.sim.hazard3 import Machine
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 PHASE = re.compile(r"phase (\S+) cycles=(\d+) instret=(\d+) xip_acc=(\d+) xip_hit=(\d+) result=(0x[0-9a-f]+)")
 
 

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from servers import twin_gdb_server, xipscope_server
+from support.servers import twin_gdb_server, xipscope_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.errors import FormatError, TargetError, XipscopeError
 from xipscope.snapshot.take import BLOCK, take_snapshot
 from xipscope.targets import open_target
 from xipscope.snapshot.read import SnapshotTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 RP2350 = get_memory_map("rp2350")
 SRAM, PSRAM, FLASH = RP2350["sram"], RP2350["psram"], RP2350["flash"]

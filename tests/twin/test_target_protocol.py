@@ -15,7 +15,7 @@ from xipscope.targets import open_target
 from xipscope.targets.base import (MODEL, PACING, RUN_CONTROL, SAMPLE, ProtocolSampler, SampleRequest, Target,
                                   open_sampler, require)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 COUNTERS = SampleRequest(reads=((rp.XIP_CTRL_BASE + rp.XIP_CTRL_CTR_HIT, 8),), read_names=("counters",))
 SCRATCH = 0x20070000      # SRAM xipbench leaves alone (its data and stack sit low in SRAM)

@@ -21,7 +21,7 @@ import pytest
 
 from xipscope.profile.top import TopView
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
 WAIT_S = 180                      # the longest any screen state may take to appear on a loaded host
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from servers import twin_gdb_server
+from support.servers import twin_gdb_server
 from xipscope.elf import load_symbols
 from xipscope.sim.target import SimTarget
 from xipscope.targets.rsp import RspTarget
 from xipscope.trap import decode_trap
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 AMOFAULT = REPO / "firmware" / "amofault.elf"
 LRSCSPIN = REPO / "firmware" / "lrscspin.elf"
 PSRAM_LOCK = 0x11000000      # amofault.c's psram_lock, in .psram_bss (the firmware prints it)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from printk_ring_image import L, Memory, build_ring
+from support.printk_ring_image import L, Memory, build_ring
 from xipscope.linux.printk import (DESC_FINALIZED, DESC_RESERVED, KernelLogFacts, LostRecords, open_printk_cursor,
                                    poll_printk_records)
 

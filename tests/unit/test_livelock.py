@@ -13,7 +13,7 @@ from xipscope.elf.code import read_elf_bytes
 from xipscope.elf.symbols import load_symbols
 from xipscope.errors import SymbolError
 
-LRSCSPIN = Path(__file__).resolve().parent.parent / "firmware" / "lrscspin.elf"
+LRSCSPIN = Path(__file__).resolve().parents[2] / "firmware" / "lrscspin.elf"
 RP2350 = get_memory_map("rp2350")
 
 
