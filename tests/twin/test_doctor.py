@@ -16,7 +16,7 @@ from xipscope.doctor import CHECKS, diagnose
 from xipscope.elf.symbols import load_symbols
 from xipscope.sim.target import SimTarget
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 RP2350 = get_memory_map("rp2350")
 
 
@@ -165,29 +165,9 @@ def test_cli_target_gone_is_a_clear_error(capsys):
     assert err.startswith("xipscope doctor: error:") and "Traceback" not in err
 
 
-def test_names_the_panic_loop_on_the_qemu_kernel(dwarf_qemu, dwarf_kernel):
-    from xipscope.targets import open_target
-
-    t = open_target(dwarf_qemu.url)
-    try:
-        d = diagnose(t, load_symbols(dwarf_kernel.vmlinux), get_memory_map("qemu-virt"))
-    finally:
-        t.close()
-    assert [f.id for f in d.findings] == ["panic-loop"]
-    body = text(d.findings[0])
-    # The halt may land in the delay loop or in the timer interrupt's entry; either way the frame chain runs
-    # through panic() (called from mount_block_root: no root fs), and the samples sit in the delay loop.
-    chain = next(line for line in body.splitlines() if line.startswith("call chain (frame pointers): "))
-    assert " <- panic <- mount_block_root <- " in chain
-    assert "__delay" in next(line for line in body.splitlines() if line.startswith("PC samples in: "))
-    assert d.findings[0].title == "the kernel panicked: the core spins in panic()'s delay loop"
-    assert any("qemu-virt map has no QMI" in n for n in d.evidence.notes)
-    assert not any("QMI" in c or "XIP cache" in c for c in d.checked)
-
-
 def test_cli_over_rsp_to_the_twins_gdb_server(capsys):
     """The same diagnosis through a real GDB remote protocol server: `xipscope sim --gdb-port 0` in its own process."""
-    from servers import twin_gdb_server
+    from support.servers import twin_gdb_server
 
     elf = FIRMWARE / "flashwrite_hang.elf"
     with twin_gdb_server(elf) as port:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from servers import twin_gdb_server
+from support.dump_vs_gdb import gdb_bytes, our_bytes, xipscope
+from support.servers import twin_gdb_server
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.dump import dump_lines, format_line, plan_ranges
 from xipscope.errors import TargetError, XipscopeError
 from xipscope.sim.target import SimTarget
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPPROBE = REPO / "firmware" / "xipprobe.elf"
 EXAMPLE = REPO / "firmware" / "seedlayout.uf2"
 RP2350 = get_memory_map("rp2350")
@@ -33,11 +31,6 @@ RANGES = [
     (0x20000000, 0x20, ["sram", "sram"]),
     (0x400C8000, 0x14, ["xip_ctrl", "xip_ctrl"]),
 ]
-
-
-def xipscope(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "xipscope", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -109,26 +102,6 @@ def test_dump_file_source_and_raw_output(tmp_path):
 
 # --- byte for byte against gdb-multiarch ---------------------------------------------------------------------------
 
-def gdb_bytes(port: int, address: int, length: int, elf: Path | None = None) -> bytes:
-    exe = shutil.which("gdb-multiarch")
-    assert exe, "gdb-multiarch is needed: apt-get install gdb-multiarch"
-    args = [exe, "-nx", "-batch", "-ex", "set confirm off", "-ex", "set architecture riscv:rv32",
-            "-ex", f"target remote 127.0.0.1:{port}", "-ex", f"x/{length}xb {address:#x}"]
-    out = subprocess.run(args + ([str(elf)] if elf else []), capture_output=True, text=True, timeout=120).stdout
-    values = []
-    for line in out.splitlines():
-        if re.match(r"^0x[0-9a-f]+( <[^>]*>)?:", line):
-            values += [int(v, 16) for v in re.findall(r"\t0x([0-9a-f]{2})", line)]
-    return bytes(values)
-
-
-def our_bytes(url: str, address: int, length: int, *extra) -> tuple[bytes, list[str]]:
-    out = xipscope("dump", "--target", url, hex(address), str(length), *extra)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()[:-1]
-    data = b"".join(bytes.fromhex(line[10:59].replace(" ", "")) for line in lines)
-    return data, lines
-
 
 @pytest.fixture()
 def twin_server():
@@ -142,15 +115,3 @@ def test_dump_agrees_with_gdb_on_the_twin(twin_server):
         assert ours == gdb_bytes(twin_server, address, length), hex(address)
         assert [re.search(r"\|  (\S+) \[", ln).group(1) for ln in lines] == regions
     assert any(b != 0 for b in ours)
-
-
-def test_dump_agrees_with_gdb_on_the_qemu_kernel(dwarf_qemu):
-    from xipscope.elf.symbols import load_symbols
-
-    vmlinux = dwarf_qemu.build.vmlinux
-    banner = load_symbols(vmlinux).address_of("linux_banner")
-    ours, lines = our_bytes(dwarf_qemu.url, banner, 64, "--elf", str(vmlinux), "--map", "qemu-virt")
-    assert ours.startswith(b"Linux version 6.1")
-    assert all(" dram [SRAM]" in ln for ln in lines)
-    assert lines[0].endswith("<linux_banner>") and lines[1].endswith("<linux_banner+0x10>")
-    assert ours == gdb_bytes(dwarf_qemu.port, banner, 64)

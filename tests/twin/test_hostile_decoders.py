@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from support.oops_texts import OOPS_61
 from test_hostile_files import ADDRESS_SPACE_LIMIT, TIMEOUT, _limit_memory, make_profile, refused
-from test_oops import OOPS_61
 
 PEAK_LIMIT_KB = 512 << 10           # the bound on memory for any hostile input
 GIB = 1 << 30

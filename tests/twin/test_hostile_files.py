@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_oops import OOPS_61
+from support.oops_texts import OOPS_61
 from xipscope.chip.memory_map import get_memory_map
 from xipscope.errors import TargetError
 from xipscope.profile.store import SampleWriter, write_meta
@@ -432,7 +432,7 @@ def test_snapshot_of_a_map_with_a_hostile_region_name_stays_in_its_directory(tmp
 
     board = tmp_path / "board.toml"
     board.write_text('[[region]]\nname = "../../escape"\nstart = 0x20000000\nend = 0x20082000\nkind = "sram"\n')
-    target = open_target(f"sim://{Path(__file__).resolve().parent.parent / 'firmware' / 'amofault.elf'}")
+    target = open_target(f"sim://{Path(__file__).resolve().parents[2] / 'firmware' / 'amofault.elf'}")
     try:
         manifest = take_snapshot(target, tmp_path / "deep" / "snap", load_map(board), sizes={"../../escape": 4096})
     finally:

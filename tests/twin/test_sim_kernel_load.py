@@ -1,25 +1,19 @@
 """Loading a kernel on the twin (a model) as the ports' bootloader does (linux-on-rp2350.md "Boot"): what is checked
-before anything runs, each refusal naming the file and what was expected, and a boot that runs out of its budget
-(the stop named, the console kept). The boots themselves are in test_sim_kernel.py (marked kernel)."""
+before anything runs, each refusal naming the file and what was expected. With the built kernels (the pico2 dtb, a boot
+that runs out of its budget): kernel/test_sim_kernel_load_builds.py; the boots themselves: kernel/test_sim_kernel.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from qemu import built_kernel
 
 from xipscope.chip import rp2350 as rp
 from xipscope.errors import SymbolError, TargetError
 from xipscope.sim.hazard3 import Machine
 from xipscope.sim.hazard3.core import fdt_problem
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware" / "xipbench.elf"   # linked in flash, not at 0x11000000
 
 
@@ -80,13 +74,6 @@ def test_a_truncated_or_damaged_dtb_is_refused_by_what_its_header_says(tmp_path)
     assert "structure block (16 bytes at offset 70) lies outside its 72 bytes" in fdt_problem(bytes(damaged))
 
 
-@pytest.mark.kernel
-def test_the_pico2_dtb_passes_and_its_truncation_does_not(tmp_path):
-    dtb = built_kernel("pico2").dtb.read_bytes()
-    assert fdt_problem(dtb) is None
-    assert "and the file has 64" in fdt_problem(dtb[:64])
-
-
 def test_a_system_map_given_for_the_vmlinux_says_to_pass_the_vmlinux(tmp_path):
     system_map = tmp_path / "System.map"
     system_map.write_text("11000000 T _start\n11000040 T _start_kernel\n")
@@ -97,33 +84,3 @@ def test_a_system_map_given_for_the_vmlinux_says_to_pass_the_vmlinux(tmp_path):
 def test_an_elf_given_for_the_image_says_which_file_goes_where(tmp_path):
     with pytest.raises(TargetError, match=r"xipbench.elf: an ELF \(the vmlinux\?\), where the Image goes"):
         Machine(FIRMWARE, kernel_image=FIRMWARE)
-
-
-@pytest.mark.kernel
-def test_an_image_linked_elsewhere_is_refused_against_the_vmlinux():
-    # QEMU virt's kernel is linked at 0x80000000; its Image is a RISC-V Image all the same. Beside the pico2 vmlinux
-    # (linked at 0x11000000) its code is not the code the symbols name.
-    pico2, qemu_virt = built_kernel("pico2"), built_kernel("dwarf")
-    with pytest.raises(TargetError, match=r"Image: not the Image of .*vmlinux: its bytes at 0x11000000 differ"):
-        Machine(pico2.vmlinux, kernel_image=qemu_virt.image, dtb=pico2.dtb)
-    with pytest.raises(TargetError, match=r"vmlinux: linked at 0x80000000 \(_start\), but the Image is loaded at "
-                                          r"0x11000000"):
-        Machine(qemu_virt.vmlinux, kernel_image=qemu_virt.image)
-
-
-@pytest.mark.kernel
-def test_a_boot_that_runs_out_of_its_budget_names_the_stop_and_keeps_the_console(tmp_path):
-    build = built_kernel("pico2")
-    log = tmp_path / "uart.log"
-    args = [sys.executable, "-m", "xipscope", "sim", str(build.vmlinux), "--kernel", str(build.image), "--dtb",
-            str(build.dtb), "--run", "--max-instructions", "3000000", "--uart-log", str(log)]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "toolkit"))
-    text = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert text.returncode == 0, text.stderr
-    assert "stopped (budget: the 3,000,000 instructions of --max-instructions ran out)" in text.stdout
-    assert log.read_text().startswith("[    0.000000] Linux version 6.12")     # what it printed is kept
-    assert "Linux version 6.12" in text.stdout
-    report = json.loads(subprocess.run(args + ["--json"], env=env, capture_output=True, text=True,
-                                       timeout=600).stdout)
-    assert report["stop"] == "budget" and report["max_instructions"] == 3_000_000
-    assert report["uart"].startswith("[    0.000000] Linux version 6.12")
