@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "toolkit"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from openocd_twin import openocd, twin_jtag  # noqa: E402
+from support.openocd_twin import openocd, twin_jtag  # noqa: E402
 
 from xipscope.sim.dap import TwinDapProbe  # noqa: E402
 from xipscope.sim.jtag import JtagServer  # noqa: E402

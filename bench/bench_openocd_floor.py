@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "toolkit"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from openocd_twin import openocd  # noqa: E402
+from support.openocd_twin import openocd  # noqa: E402
 
 from xipscope.chip import rp2350 as rp  # noqa: E402
 from xipscope.sim import jtag  # noqa: E402

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_openocd import gmon_samples  # noqa: E402
-from openocd_twin import openocd  # noqa: E402
+from support.openocd_twin import openocd  # noqa: E402
 
 from xipscope.chip import rp2350 as rp  # noqa: E402
 from xipscope.chip.memory_map import get_memory_map  # noqa: E402

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "kernel"))
 
 from qemu import KernelBuild, boot_kernel, built_kernel  # noqa: E402
-from servers import twin_gdb_server  # noqa: E402
+from support.servers import twin_gdb_server  # noqa: E402
 
 
 KERNEL_FIXTURES = frozenset({"dwarf_kernel", "nodwarf_kernel", "kernel_builds", "booted_kernel", "dwarf_qemu",
@@ -20,7 +20,8 @@ KERNEL_FIXTURES = frozenset({"dwarf_kernel", "nodwarf_kernel", "kernel_builds", 
 
 def pytest_collection_modifyitems(items):
     """Every test that builds or boots a kernel, directly or through another fixture, is marked `kernel`, so
-    `pytest -m "not kernel"` runs without building one (a marker written by hand was missed in five files)."""
+    `pytest -m "not kernel"` runs without building one (a marker written by hand was missed in five files). Such
+    tests live in tests/kernel/, whose conftest marks all of it; this is the safety net for one put elsewhere."""
     for item in items:
         if KERNEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kernel)
