@@ -7,7 +7,6 @@ import random
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -168,11 +167,8 @@ def test_kernel_cache_is_used_and_survives_corruption(dwarf_kernel, tmp_path):
     vmlinux = tmp_path / "vmlinux"
     shutil.copy(dwarf_kernel.vmlinux, vmlinux)
     cold = load_symbols(vmlinux, cache_dir=tmp_path / "c")
-    t = time.perf_counter()
     warm = load_symbols(vmlinux, cache_dir=tmp_path / "c")
-    warm_s = time.perf_counter() - t
-    assert not cold.from_cache and warm.from_cache
-    assert warm_s < 2.0, f"warm load took {warm_s:.2f} s"
+    assert not cold.from_cache and warm.from_cache     # (how much faster: bench/bench_symbols.py)
     probe = random_text_addresses(vmlinux, 500, seed=3)
     expect = cold.symbolize(probe)
     got = warm.symbolize(probe)
@@ -190,15 +186,14 @@ def test_kernel_cache_is_used_and_survives_corruption(dwarf_kernel, tmp_path):
     assert load_symbols(vmlinux, cache_dir=tmp_path / "c").from_cache
 
 
-def test_symbolize_a_million_addresses_quickly(dwarf_kernel, dwarf_index):
+def test_symbolize_a_million_addresses_in_one_call(dwarf_kernel, dwarf_index):
+    """A million addresses in one call (a long profile's pcs) answer as each does alone; how fast is
+    bench/bench_symbols.py's to say (goal under 1 s), not a timed test's."""
     rng = np.random.default_rng(0)
     lo, hi = int(dwarf_index._a["seg_start"][0]), int(dwarf_index._a["seg_end"][-1])
     addresses = rng.integers(lo, hi, 1_000_000, dtype=np.uint64)
-    dwarf_index.symbolize(addresses[:1000])
-    t = time.perf_counter()
     s = dwarf_index.symbolize(addresses)
-    _ = s.function, s.file
-    elapsed = time.perf_counter() - t
-    # The goal (< 1 s) is measured by bench/bench_symbols.py; here a loose bound that a loaded CI machine still meets.
-    assert elapsed < 3.0, f"1M addresses took {elapsed:.2f} s"
     assert len(s) == 1_000_000
+    for i in rng.integers(0, len(addresses), 200):
+        alone = dwarf_index.symbolize(addresses[i:i + 1])
+        assert (s.function[i], s.file[i], s.line[i]) == (alone.function[0], alone.file[0], alone.line[0])

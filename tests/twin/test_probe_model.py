@@ -9,10 +9,8 @@ its Debug Module's accesses). No assertion here depends on how fast this machine
 from __future__ import annotations
 
 import json
-import math
 import struct
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from xipscope.cli import main
 from xipscope.probe_latency import measure_probe
 from xipscope.probe_model import ProbeCounts, ProbeModel, SwdLinkCounter, load_model
 from xipscope.profile import sampler as sampler_module
-from xipscope.profile.sampler import JITTER, sample_intervals, sample_profile
+from xipscope.profile.sampler import sample_intervals, sample_profile
 from xipscope.profile.store import read_samples
 from xipscope.sim import jtag
 from xipscope.sim.debug_module import DebugModule

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 
 from xipscope.chip import rp2350 as rp
 from xipscope.sim.hazard3 import Machine
