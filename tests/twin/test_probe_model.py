@@ -367,13 +367,12 @@ class VirtualClock:
 
 
 @pytest.mark.parametrize("jitter", [True, False])
-def test_the_profiler_takes_its_samples_on_the_seeded_schedule(tmp_path, monkeypatch, jitter, sim_server):
-    """A target the profiler does not pace (a board; here the twin's GDB server, served unpaced) is sampled on a
-    schedule in host time fixed in advance, each interval the seeded generator's."""
+def test_the_profiler_takes_its_samples_on_the_seeded_schedule(tmp_path, monkeypatch, jitter):
+    """A target the profiler does not pace (a board; here the twin's Arm core behind its DAP face, which is not
+    paced) is sampled on a schedule in host time fixed in advance, each interval the seeded generator's."""
     monkeypatch.setattr(sampler_module, "time", VirtualClock())
-    with open_target(f"rsp://127.0.0.1:{sim_server}") as target:
-        target.resume()      # running, as a board is: the profiler leaves its clock alone
-        assert target.pacing() is None
+    with open_target(f"pyocd://twin:{REPO / 'firmware' / 'armxip.elf'}") as target:
+        assert "pacing" not in target.capabilities
         run = sample_profile(target, tmp_path / "run", memory_map=get_memory_map("rp2350"), samples=50,
                              rate_hz=250, jitter=jitter, seed=1234)
     t_ns = read_samples(tmp_path / "run")["t_ns"].tolist()

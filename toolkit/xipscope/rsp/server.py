@@ -102,6 +102,9 @@ class RspConnection:
     The backend answers the rest:
       `features`               extra qSupported features (e.g. ("swbreak+",))
       `description_file(annex)` -> bytes of a target description file, or None if there is no such file
+      `read_object(object, annex, offset)` (optional) -> the bytes of another qXfer object the backend announces in
+                               `features` (`qXfer:OBJECT:read+`), or None; offset 0 starts a read (a backend whose
+                               object changes takes its bytes then, so the parts of one read agree)
       `reply(text)`             -> the reply to any other packet (latin-1 text), or None for none now (e.g. `c`)
       `interrupt(arrived)`      ^C arrived at perf_counter time `arrived`
     A backend's ValueError, IndexError or OverflowError answers E02 (malformed), its TargetError E01.
@@ -198,12 +201,15 @@ class RspConnection:
                                  "QStartNoAckMode+", "vContSupported-"])
             if text == "QStartNoAckMode":
                 return "OK"
-            if text.startswith("qXfer:features:read:"):
-                annex, _, span = text[len("qXfer:features:read:"):].rpartition(":")
-                data = backend.description_file(annex)
+            if text.startswith("qXfer:"):
+                obj, operation, rest = text[len("qXfer:"):].split(":", 2)
+                annex, _, span = rest.rpartition(":")
+                offset, length = (hex_field(x) for x in span.split(","))
+                read_object = getattr(backend, "read_object", None)
+                data = (None if operation != "read" else backend.description_file(annex) if obj == "features"
+                        else read_object(obj, annex, offset) if read_object is not None else None)
                 if data is None:
                     return "E00"
-                offset, length = (hex_field(x) for x in span.split(","))
                 chunk = data[offset:offset + min(length, MAX_READ)]
                 return (b"m" if offset + len(chunk) < len(data) else b"l") + escape_binary(chunk)
             if text == "qAttached":

@@ -7,6 +7,9 @@ Paced (--clock-hz, or `monitor pace HZ`), a client may schedule the next halt in
 halt-after SECONDS`, announced as the qSupported feature HALT_AFTER_FEATURE): the run the next `c` starts stops at
 that many seconds of simulated running time after it, whenever the ^C arrives, so where a sampler's samples land
 does not depend on how loaded the host is (SimTarget.halt_after, in-process, does the same).
+The model's exact counts (truth_tables.stats_json, every function) are a qXfer object, TRUTH_OBJECT, read while
+halted in parts as long as a client's packets allow, so a profile through this server holds the same truth as one
+in-process (rsp.py RspTarget.ground_truth).
 The listener, framing, acks and the q-packets every server answers alike are rsp/server.py's (shared with `serve`).
 """
 
@@ -27,6 +30,7 @@ from .runner import Runner, StopReason
 IDLE_POLL_S = 0.05        # a core parked in wfi: nothing to simulate until the client speaks
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
 HALT_AFTER_FEATURE = "xipscope.halt-after"   # qSupported: this server takes `monitor halt-after` (rsp.py looks)
+TRUTH_OBJECT = "xipscope-truth"   # qXfer:xipscope-truth:read: the model's exact counts as JSON (rsp.py reads it)
 
 
 def target_xml() -> str:
@@ -76,7 +80,7 @@ class _Session:
     """One client of the twin: the run loop that simulates between requests, and the twin's answers to the packets
     rsp/server.py leaves to its backend."""
 
-    features = ("swbreak+", "hwbreak+", HALT_AFTER_FEATURE + "+")
+    features = ("swbreak+", "hwbreak+", HALT_AFTER_FEATURE + "+", f"qXfer:{TRUTH_OBJECT}:read+")
 
     def __init__(self, server: GdbServer, conn):
         self.server = server
@@ -86,6 +90,7 @@ class _Session:
         self.idle = False
         self.after_next: float | None = None   # `monitor halt-after`: the running time of the run the next `c` starts
         self.stop_cycle: int | None = None     # the cycle the current run's halt is scheduled at (paced), or None
+        self._truth: bytes | None = None       # TRUTH_OBJECT as the read in progress took it
 
     def run(self) -> None:
         """Simulate between requests: a slice whenever one is due (at once unpaced; paced, once at least a short one
@@ -141,6 +146,17 @@ class _Session:
     # --- packets (rsp/server.py answers the ones every server answers alike) ---
     def description_file(self, annex: str) -> bytes | None:
         return self.server._xml if annex == "target.xml" else None
+
+    def read_object(self, obj: str, annex: str, offset: int) -> bytes | None:
+        """TRUTH_OBJECT while halted (a run would change it between parts), taken afresh at offset 0."""
+        if obj != TRUTH_OBJECT or annex or self.running:
+            return None
+        if offset == 0 or self._truth is None:
+            import json
+
+            from .truth_tables import stats_json
+            self._truth = json.dumps(stats_json(self.m)).encode()
+        return self._truth
 
     def reply(self, text: str):
         m = self.m

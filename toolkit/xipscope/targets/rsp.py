@@ -33,7 +33,7 @@ from time import monotonic as _monotonic
 from dataclasses import dataclass
 
 from ..errors import CapabilityError, TargetError
-from .base import (MEMORY, PACING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
+from .base import (MEMORY, MODEL, PACING, REGISTERS, RUN_CONTROL, SAMPLE, WRITE_MEMORY, Sample, SampleRequest, Target,
                    describe_reads)
 from ..rsp.packets import INTERRUPT, Packet, PacketParser, PacketTooLong, checksum, decode_payload, frame
 
@@ -435,6 +435,8 @@ class RspTarget(Target):
             self.features = self._negotiate()
             if self.features.get(TWIN_HALT_AFTER) == "+":    # the twin's GDB server: its halts can be scheduled
                 self.capabilities = RspTarget.capabilities | {PACING}
+            if self.features.get(f"qXfer:{TWIN_TRUTH}:read") == "+":    # ... and it gives the model's truth
+                self.capabilities |= {MODEL}
             self.packet_size = self._packet_size(self.features.get("PacketSize"))
             self.conn.max_packet = self.packet_size + 16     # a reply is at most a packet's worth (and framing)
             self._description_bytes = 0
@@ -500,21 +502,29 @@ class RspTarget(Target):
         if len(self.description_files) >= MAX_DESCRIPTION_FILES:
             raise TargetError(f"{self.url}: the target description includes more than {MAX_DESCRIPTION_FILES} files "
                               f"(next: {_cut_text(annex)}); no real description has that many")
+        data = self._read_object("features", annex, f"target description {_cut_text(annex)}",
+                                 MAX_DESCRIPTION_BYTES - self._description_bytes,
+                                 f"the target description goes on past {MAX_DESCRIPTION_BYTES >> 20} MiB (in "
+                                 f"{_cut_text(annex)}); no real description is that long")
+        self._description_bytes += len(data)
+        self.description_files[annex] = data
+        return data
+
+    def _read_object(self, obj: str, annex: str, what: str, limit: int, too_long: str) -> bytes:
+        """A qXfer object (`qXfer:OBJ:read:ANNEX:offset,length`) in parts of a packet's worth, at most `limit`
+        bytes (past it: a TargetError saying `too_long`)."""
         data = bytearray()
         chunk = max(256, self.packet_size - 16)
         while True:
-            reply = self._request(b"qXfer:features:read:%s:%x,%x" % (annex.encode(), len(data), chunk),
-                                  f"part of the target description {annex}")
+            reply = self._request(b"qXfer:%s:read:%s:%x,%x" % (obj.encode(), annex.encode(), len(data), chunk),
+                                  f"part of {what}")
             if not reply or reply[:1] not in b"ml" or len(reply) - 1 > chunk:
-                raise TargetError(f"{self.url}: reading target description {_cut_text(annex)} failed (reply "
-                                  f"{_cut(reply)}; expected 'm' or 'l' and at most {chunk} bytes)")
+                raise TargetError(f"{self.url}: reading {what} failed (reply {_cut(reply)}; expected 'm' or 'l' and at "
+                                  f"most {chunk} bytes)")
             data += reply[1:]
-            self._description_bytes += len(reply) - 1
-            if self._description_bytes > MAX_DESCRIPTION_BYTES:
-                raise TargetError(f"{self.url}: the target description goes on past {MAX_DESCRIPTION_BYTES >> 20} MiB "
-                                  f"(in {_cut_text(annex)}); no real description is that long")
+            if len(data) > limit:
+                raise TargetError(f"{self.url}: {too_long}")
             if reply[:1] == b"l":
-                self.description_files[annex] = bytes(data)
                 return bytes(data)
 
     @functools.cached_property
@@ -793,6 +803,26 @@ class RspTarget(Target):
         from ..sim.pacing import DEFAULT_CLOCK_HZ
         self._monitor(f"pace {clock_hz or DEFAULT_CLOCK_HZ:g}")
 
+    def ground_truth(self) -> dict:
+        """The twin's exact counts since reset (MODEL: qXfer TWIN_TRUTH, sim/truth_tables.py stats_json), read
+        halted: a running target is halted for the read and resumed after it."""
+        import json
+        if MODEL not in self.capabilities:
+            raise TargetError(f"{self.url}: not the twin's GDB server: there is no model's truth to read")
+        running = self._state == "running"
+        if running:
+            self.halt()
+        try:
+            data = self._read_object(TWIN_TRUTH, "", "the twin's truth", MAX_TRUTH_BYTES,
+                                     f"the twin's truth goes on past {MAX_TRUTH_BYTES >> 20} MiB")
+        finally:
+            if running:
+                self.resume()
+        try:
+            return json.loads(data)
+        except ValueError as e:     # (UnicodeDecodeError is one)
+            raise TargetError(f"{self.url}: the twin's truth is not JSON ({e})") from None
+
     def halt_after(self, seconds: float) -> None:
         """The run the next resume starts halts after `seconds` of the twin's simulated time, whenever the halt is
         asked for (SimTarget.halt_after's meaning, over the wire)."""
@@ -829,6 +859,8 @@ class RspTarget(Target):
 
 
 TWIN_HALT_AFTER = "xipscope.halt-after"   # sim/gdbserver.py HALT_AFTER_FEATURE
+TWIN_TRUTH = "xipscope-truth"             # sim/gdbserver.py TRUTH_OBJECT
+MAX_TRUTH_BYTES = 64 << 20                # the twin's truth on a kernel (thousands of functions) is a few MB
 
 
 class RspSampler:
