@@ -62,6 +62,17 @@ def test_xipbench_is_the_same_with_native_and_python_hooks(monkeypatch):
     assert runs[True] == runs[False]
 
 
+def test_a_traced_run_is_the_same_with_native_and_python_hooks(monkeypatch):
+    """With a trace (every fetch and data access recorded), the C hooks hand each XIP access to Python."""
+    runs = {}
+    for native in (True, False):
+        m = machine(native, monkeypatch, XIPBENCH, trace=True)
+        m.run(300_000)
+        runs[native] = (state(m), list(m.trace))
+    assert len(runs[True][1]) > 100_000
+    assert runs[True] == runs[False]
+
+
 def test_runs_to_cycles_land_alike(monkeypatch):
     """Runs to a cycle (the landing rule, handed back to Python at each block within reach) stop at the same pcs."""
     stops = {}
