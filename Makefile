@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := gdb-multiarch qemu-system-misc gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu \
 	gcc-riscv64-unknown-elf linux-source-6.1 linux-source-6.12 device-tree-compiler patch flex bison bc libelf-dev libssl-dev \
-	binutils-arm-none-eabi openocd make xz-utils python3-venv chromium tmux
+	binutils-arm-none-eabi openocd make xz-utils python3-venv chromium tmux gcc libc6-dev
 PYTEST_ARGS ?=
 
 .PHONY: test demo demo-kernel bench reports deps deps-venv venv fixtures clean

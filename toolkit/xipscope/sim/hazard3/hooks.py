@@ -25,6 +25,11 @@ The block and XIP memory hooks are the hot paths: raw ctypes callbacks (not unic
 over the list cells they need, so that a block or an access costs local lookups only; they reach the Machine's
 attributes on the rare paths (a slice's end, an interrupt due, a QMI check, a trap, a block spanning functions).
 A raw callback must not raise: a hook keeps its error and stops the emulation, and core.py's `_emu` raises it.
+
+The same hot paths also exist in C (../native/xip_hooks.c, built on first use): `_install_hooks` registers those when
+they build (unless XIPSCOPE_NATIVE=0) and hands them the Python hooks for every unusual call (the block hook's two
+halves, `on_entry` and `on_run`, separately). Then the cells the hooks hold and the block records' counters live in
+the C hooks' struct (native/__init__.py), read and written from Python through views with the same indexing.
 """
 
 from __future__ import annotations
@@ -69,15 +74,31 @@ class Hooks:
         from unicorn import (UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_READ, UC_HOOK_MEM_UNMAPPED,
                              UC_HOOK_MEM_WRITE)
 
+        from ..native import NativeState, hook_address, hooks_library
+
         uc = self._uc
+        # The one place the twin picks its hot hooks: the C ones (native/xip_hooks.c) when they build, else Python.
+        # Either way the Python hooks below exist: the C ones hand them every unusual call. They must be made after
+        # NativeState has moved the cells they hold into its struct.
+        lib = hooks_library()
+        self._native = NativeState(lib, self) if lib is not None else None
         block_cb_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+        entry_cb_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
         mem_cb_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_int,
                                     ctypes.c_int64, ctypes.c_void_p)
-        self._raw_cbs = [block_cb_t(self._make_block_hook()), mem_cb_t(self._make_xip_mem_hook()),
-                         mem_cb_t(self._make_periph_mem_hook())]
-        self._raw_hook(UC_HOOK_BLOCK, self._raw_cbs[0], 1, 0)
-        self._raw_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._raw_cbs[1], rp.XIP_BASE, rp.XIP_END - 1)
-        self._raw_hook(UC_HOOK_MEM_READ, self._raw_cbs[2], 0x40000000, 0x4FFFFFFF)
+        on_block, on_entry, on_run = self._make_block_hook()
+        self._raw_cbs = [block_cb_t(on_block), mem_cb_t(self._make_xip_mem_hook()),
+                         mem_cb_t(self._make_periph_mem_hook()), entry_cb_t(on_entry), block_cb_t(on_run)]
+        cbs = [ctypes.cast(cb, ctypes.c_void_p).value for cb in self._raw_cbs]
+        ud = None
+        if self._native is not None:
+            state = self._native.state
+            _, state.py_mem, state.py_periph, state.py_entry, state.py_run = cbs
+            cbs = [hook_address(lib, name) for name in ("xs_on_block", "xs_on_xip_mem", "xs_on_periph_mem")]
+            ud = ctypes.addressof(state)
+        self._raw_hook(UC_HOOK_BLOCK, cbs[0], 1, 0, ud)
+        self._raw_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, cbs[1], rp.XIP_BASE, rp.XIP_END - 1, ud)
+        self._raw_hook(UC_HOOK_MEM_READ, cbs[2], 0x40000000, 0x4FFFFFFF, ud)
         uc.hook_add(UC_HOOK_MEM_WRITE, self._on_direct_csr_write, begin=rp.XIP_QMI_BASE + rp.QMI_DIRECT_CSR,
                     end=rp.XIP_QMI_BASE + rp.QMI_DIRECT_CSR + 3)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
@@ -87,10 +108,10 @@ class Hooks:
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
 
-    def _raw_hook(self, htype: int, cb, begin: int, end: int) -> None:
+    def _raw_hook(self, htype: int, cb: int, begin: int, end: int, user_data: int | None) -> None:
         handle = ctypes.c_size_t()
-        err = self._uclib.uc_hook_add(self._uch, ctypes.byref(handle), htype, ctypes.cast(cb, ctypes.c_void_p),
-                                      None, ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        err = self._uclib.uc_hook_add(self._uch, ctypes.byref(handle), htype, ctypes.c_void_p(cb),
+                                      ctypes.c_void_p(user_data), ctypes.c_uint64(begin), ctypes.c_uint64(end))
         if err:
             raise TargetError(f"unicorn refused a hook (error {err}); is unicorn 2.1 installed?")
 
@@ -113,7 +134,9 @@ class Hooks:
         irq_at = self._irq_at
         land = self._land_at
 
-        def on_block(_uc, address, size, _ud):
+        def on_entry(_uc, address, _size, _ud) -> int:
+            """What comes before a block starts, when the guard in on_block says any of it may apply: 1 if the block
+            does not start."""
             try:
                 # The budget is looked at before anything else, so that no block, and no trap entered from this
                 # hook, starts once the slice has spent it (trap entries are charged to it in _take_trap): a
@@ -122,18 +145,33 @@ class Hooks:
                     if machine._stop_reason is None:
                         machine._stop_reason = StopReason.BUDGET
                     uclib.uc_emu_stop(uch)
-                    return
+                    return 1
                 if pending[0] is not None:
                     machine._apply_pending()
-                now = st[1] + st[2]
-                if now >= irq_at[0] and machine._interrupt_at_block(address):
-                    return   # the handler runs instead of this block: nothing of it retired
+                if st[1] + st[2] >= irq_at[0] and machine._interrupt_at_block(address):
+                    return 1   # the handler runs instead of this block: nothing of it retired
                 if xip_checks[0] and machine.xip_unavailable(address):
                     # The block's first fetch is refused: an instruction access fault before anything of it
                     # retires. The block before it retired whole: nothing of it is taken back.
                     last[0] = None
                     machine._take_trap(rp.CAUSE_FETCH_FAULT, address)
-                    return
+                    return 1
+                return 0
+            except BaseException as e:  # a raw ctypes callback must not raise: stop and re-raise after emu_start
+                machine._hook_error = e
+                uclib.uc_emu_stop(uch)
+                return 1
+
+        def on_block(_uc, address, size, _ud):
+            if (st[0] <= 0 or pending[0] is not None or st[1] + st[2] >= irq_at[0] or xip_checks[0]) \
+                    and on_entry(_uc, address, size, _ud):
+                return
+            on_run(_uc, address, size, _ud)
+
+        def on_run(_uc, address, size, _ud):
+            """The block starts: it retires and its fetch is accounted, unless a run to a cycle stops before it."""
+            try:
+                now = st[1] + st[2]
                 b = blocks.get(address)
                 if b is None or b[B_SIZE] != size:
                     b = decode(address, size)
@@ -173,11 +211,11 @@ class Hooks:
                     if m:
                         b[B_MISS] += m
                         st[2] += m * b[B_PEN]
-            except BaseException as e:  # a raw ctypes callback must not raise: stop and re-raise after emu_start
+            except BaseException as e:
                 machine._hook_error = e
                 uclib.uc_emu_stop(uch)
 
-        return on_block
+        return on_block, on_entry, on_run
 
     def _stops_before(self, b: list) -> bool:
         """A run to a cycle (run_slice's stop_before_cycle) at the start of block `b`, which may hold its cycle (the
@@ -330,10 +368,15 @@ class Hooks:
     def _decode_block(self, address: int, size: int) -> list:
         key = (address, size)
         b = self._all_blocks.get(key)
+        native = self._native
         if b is None:
             b = self._build_block(address, size)
+            if native is not None:
+                b = native.adopt(b)
             self._all_blocks[key] = b
         self._blocks[address] = b
+        if native is not None:
+            native.map(address, b)
         return b
 
     def _build_block(self, address: int, size: int) -> list:
