@@ -9,42 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
+from support.native_hooks import machine, state
 from xipscope.chip import rp2350 as rp
-from xipscope.sim.hazard3 import Machine
 from xipscope.sim.native import hooks_library
 from xipscope.sim.runner import StopReason, run_to_cycle
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 XIPBENCH = REPO / "firmware" / "xipbench.elf"
-
-
-def machine(native: bool, monkeypatch, *args, **kwargs) -> Machine:
-    monkeypatch.setenv("XIPSCOPE_NATIVE", "1" if native else "0")
-    m = Machine(*args, **kwargs)
-    assert (m._native is not None) == native
-    return m
-
-
-def state(m: Machine) -> dict:
-    """Everything the model computed that a face, a test or the profiler can read."""
-    counters = [int.from_bytes(m.read_memory(rp.XIP_CTRL_BASE + off, 4), "little")
-                for off in (rp.XIP_CTRL_CTR_ACC, rp.XIP_CTRL_CTR_HIT)]
-    return {
-        "registers": m.read_registers(),
-        "instructions": m.instructions,
-        "cycles": m.cycles,
-        "ctr": list(m.cache.ctr),
-        "xip_ctrl_counters": counters,
-        "tags": [list(t) for t in m.cache.tags],
-        "functions": m.function_stats(),
-        "regions": m.region_stats(),
-        "traps": list(m.traps),
-        "trap_count": m.trap_count,
-        "emulated_amos": list(m.emulated_amos),
-        "uart": m.uart.text(),
-    }
 
 
 def test_the_native_hooks_build_here():
@@ -111,21 +83,3 @@ def test_without_a_compiler_the_python_hooks_run(tmp_path):
     assert r.stdout.split() == ["True", "True"]
     lines = [line for line in r.stderr.splitlines() if "native hooks" in line]
     assert len(lines) == 1 and "using the Python hooks" in lines[0], r.stderr
-
-
-@pytest.mark.kernel
-@pytest.mark.timeout(600, method="thread")
-def test_pico2_boot_slice_is_the_same_with_native_and_python_hooks(monkeypatch):
-    """The first 3 M instructions of the pico2 boot (PSRAM-resident kernel, AMO traps, the timer interrupt)."""
-    sys.path.insert(0, str(REPO / "kernel"))
-    from qemu import built_kernel
-
-    build = built_kernel("pico2")
-    runs = {}
-    for native in (True, False):
-        m = machine(native, monkeypatch, build.vmlinux, kernel_image=build.image, dtb=build.dtb)
-        for _ in range(3):
-            m.run(1_000_000)
-        runs[native] = state(m)
-    assert runs[True]["trap_count"] > 0 and runs[True]["ctr"][0] > 1_000_000
-    assert runs[True] == runs[False]
