@@ -872,6 +872,10 @@ class RspSampler:
     before the next request, as a strict server needs. How replies are awaited (blocked on or polled for) is
     ReplyWaitChooser's choice. The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a
     breakpoint won the race).
+
+    Back to back, where the sample is pc and at most one 8-byte read, take_batch(k) takes up to k samples by a C loop
+    (rsp/sample_loop.c, built by native.py), the same work without the interpreter's cost per sample; anything it does
+    not handle it leaves to the Python path (_take_batch).
     """
 
     cycle_counter = "mcycle"
@@ -1165,7 +1169,8 @@ def _native_loop(sampler: RspSampler) -> _NativeLoop | None:
                                     c.c_int, c.c_int, c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_void_p,
                                     c.c_void_p, c.c_long, c.c_void_p, c.c_void_p, c.c_void_p]
 
-    lib = native_library(Path(__file__).parent.parent / "rsp" / "sample_loop.c", "rsp://'s native sampling loop",
+    lib = native_library(Path(__file__).parent.parent / "rsp" / "sample_loop.c",
+                         "the C functions of rsp://'s sampling loop",
                          "the Python loop (slower)", check=check)
     return lib and _NativeLoop(lib, sampler, slices["pc"], 16 if reads else 0)
 
