@@ -1201,6 +1201,7 @@ class ReplyWaitChooser:
     RECHECK = 8192      # samples between the rounds that check the choice again
     POLL_MARGIN = 0.9   # polling is kept only under this fraction of blocking's time per sample
     GIVE_UP = 1.0       # a block ends once it has taken as long as a whole block of the other way
+    MEASURE_BATCH = 8   # samples a batch (take(k)) takes at most while measuring: a block ends between batches
 
     def __init__(self, take, conn, mode: str = "auto", clock=time.perf_counter_ns):
         """clock: nanoseconds, monotonic (a test gives one that counts what each way costs)."""
@@ -1225,12 +1226,15 @@ class ReplyWaitChooser:
         conn.poll_replies = mode == "poll"
 
     def __call__(self, *batch):
-        """One sample (take()), or a batch of up to k (take(k)), counted as k samples."""
+        """One sample (take()), or a batch of up to k (take(k)), counted as k samples; while measuring, batches of
+        MEASURE_BATCH at most, so a losing block still ends early (GIVE_UP)."""
         n = batch[0] if batch else 1
         if self._steady:
             self._steady = max(0, self._steady - n)
             return self._take(*batch)
         if self._measuring:
+            if n > self.MEASURE_BATCH:
+                n, batch = self.MEASURE_BATCH, (self.MEASURE_BATCH,)
             self._measure(self._clock(), n)
         return self._take(*batch)
 
