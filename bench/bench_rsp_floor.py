@@ -4,7 +4,8 @@ Issue 16 item 6. Against the QEMU Linux fixture (the dwarf kernel booted to its 
 processes, each round runs, in an order that rotates from round to round:
 - the raw loop, blocking: \\x03 + `g` + `c` in one write, then recv() until both replies are in; no parsing;
 - the raw loop, polling: the same with non-blocking reads and sched_yield() between them;
-- xipscope's sampler as `xipscope profile` runs it (sample_profile: the reply-wait choice, checks, Parquet writes).
+- xipscope's sampler as `xipscope profile` runs it (sample_profile: the reply-wait choice, checks, Parquet writes),
+  with rsp://'s native loop (rsp/sample_loop.c), and the same without it (XIPSCOPE_NATIVE=0);
 Each is a fresh connection (QEMU takes one client at a time) taking SAMPLES samples, timed over all of them. Prints the
 medians, the floor (the faster raw median) and the ratio sampler / floor (goal: at least 0.95), and the load average:
 these 2-core machines are shared, so only figures from one run, alternating, compare.
@@ -78,6 +79,15 @@ def sampler_rate(port: int, samples: int, workdir: Path) -> tuple[float, dict]:
     return run.meta["rate_hz_achieved"], run.meta["reply_wait"]
 
 
+def python_sampler_rate(port: int, samples: int, workdir: Path) -> tuple[float, dict]:
+    """sampler_rate without the native loop (XIPSCOPE_NATIVE=0: rsp://'s Python path takes every sample)."""
+    os.environ["XIPSCOPE_NATIVE"] = "0"
+    try:
+        return sampler_rate(port, samples, workdir)
+    finally:
+        del os.environ["XIPSCOPE_NATIVE"]
+
+
 def take_rate(port: int, samples: int) -> float:
     """samples/s of the sampler's take() alone in a bare loop (no Parquet, no timing per sample): the part of the
     gap to the floor that is the transport's own."""
@@ -105,19 +115,22 @@ def main() -> None:
     build = built_kernel("dwarf")
     loads = [os.getloadavg()[0]]
     rates: dict[str, list[float]] = {"raw blocking": [], "raw polling": [], "xipscope profile": [],
-                                     "sampler take() alone": []}
+                                     "profile, Python loop": [], "sampler take() alone": []}
     waits: list[str] = []
     ratios: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, boot_kernel(build, Path(tmp)) as qemu:
         runs = {"raw blocking": lambda: raw_rate(qemu.port, args.samples, poll=False),
                 "raw polling": lambda: raw_rate(qemu.port, args.samples, poll=True),
                 "xipscope profile": lambda: sampler_rate(qemu.port, args.samples, Path(tmp)),
+                "profile, Python loop": lambda: python_sampler_rate(qemu.port, args.samples, Path(tmp)),
                 "sampler take() alone": lambda: take_rate(qemu.port, args.samples)}
         names = list(runs)
         for round_ in range(args.rounds):
             got = {}
             for name in names[round_ % len(names):] + names[:round_ % len(names)]:
                 result = runs[name]()
+                if name == "profile, Python loop":
+                    result = result[0]
                 if name == "xipscope profile":
                     result, wait = result
                     measured = ", ".join(f"{w} {us:.0f} us" for w, us in (wait["us_per_sample"] or {}).items())

@@ -36,6 +36,37 @@ class CostedTakes:
         return way
 
 
+class CostedBatches(CostedTakes):
+    """CostedTakes for a batch take (take(k), as rsp://'s native loop): k samples, each costing what its way costs."""
+
+    def __init__(self, cost: dict[str, int]):
+        super().__init__(cost)
+        self.sizes: list[int] = []
+
+    def take(self, k: int) -> list[str]:
+        self.sizes.append(k)
+        return [super(CostedBatches, self).take() for _ in range(k)]
+
+
+def test_the_reply_wait_chooser_measures_batches_in_small_ones():
+    """Batches (take(k)) count as k samples; while measuring they are cut to MEASURE_BATCH, so a losing block still
+    ends early: at 100 us against 3,000 us a sample, the slow way (blocking, measured first) takes its whole first
+    block of 64, and its second ends after one batch of 8, which took longer than a whole block polled."""
+    takes = CostedBatches({"block": 3000, "poll": 100})
+    chooser = ReplyWaitChooser(takes.take, takes.conn, clock=takes.clock)
+    while takes.ways.count("block") < chooser.WARMUP:
+        chooser(64)
+    assert takes.sizes == [64] * (chooser.WARMUP // 64)
+    takes.ways.clear()
+    takes.sizes.clear()
+    while not chooser.choices:
+        chooser(64)
+    assert chooser.mode == "poll"
+    assert max(takes.sizes[:-1]) == chooser.MEASURE_BATCH
+    assert takes.ways[:-8].count("block") == 64 + 8 and takes.ways[:-8].count("poll") == 2 * 64
+    assert chooser(64) == ["poll"] * 64      # chosen: whole batches again
+
+
 def warmed_up(chooser: ReplyWaitChooser, takes: CostedTakes) -> None:
     """Take the chooser's WARMUP samples, which are blocked on and not measured, and forget them."""
     for _ in range(chooser.WARMUP):

@@ -81,6 +81,7 @@ UNTIL_EXIT, UNTIL_IDLE = "exit", "idle"
 IDLE_SPAN = 8                       # bytes: a park loop (`wfi; j .-4`) or a `j .` spin fits in them
 IDLE_SAMPLES = 20                   # samples in a row inside IDLE_SPAN make the target idle
 TRUTH_FILE = "truth.json"           # a model's exact counts at the start and the end of the run
+BATCH = 64                          # samples asked of a batch (a transport with take_batch: rsp:// back to back)
 EMULATED_AMO_COUNTER = "amo_emulated_count"   # a kernel's count of the AMOs it emulated (kernel/patches/pico2/0004)
 
 
@@ -350,6 +351,10 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     take, sampler = choose_sampler(target, memory_map, stacks=stacks, symbols=symbols, pipeline=pipeline,
                                    cycles=cycles, reply_wait=reply_wait, back_to_back=not rate_hz)
     finish = getattr(sampler, "finish", None)
+    # rsp:// back to back with its native loop: samples come in batches (BATCH at most), checked per batch for the
+    # deadline, a stop and progress; an `until` met inside one ends the run there, the samples after it dropped.
+    batch = getattr(sampler, "take_batch", None)
+    dropped = 0
     # Back to back, a sample's halt went out as the last one ended: its halted time counts from there.
     overlapped = getattr(sampler, "back_to_back", False)
     until_met = until_condition(target, until, symbols, idle_samples, elf) if until else None
@@ -450,16 +455,27 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
                     next_t = now
                     schedule_resets += 1
                 next_t += next(intervals)
-            t0 = t1 if overlapped and count else clock()
-            pc, stack, hit, acc, mcycle = take()
-            t1 = clock()
-            add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
-            halted.append(t1 - t0)
-            count += 1
-            if until_met is not None:
-                stop_reason = until_met(pc)
-                if stop_reason is not None:
-                    break
+            if batch is None:
+                t0 = t1 if overlapped and count else clock()
+                pc, stack, hit, acc, mcycle = take()
+                t1 = clock()
+                rows = ((t0, t1, pc, hit, acc, stack, mcycle),)
+            else:
+                t0 = t1 if count else clock()
+                rows = _batch_rows(batch(BATCH if limit < 0 else min(BATCH, limit - count)), t0, sampler.cost,
+                                   sampler.round_trips, sampler.transfers)
+            before = count
+            for t0, t1, pc, hit, acc, stack, mcycle in rows:
+                add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
+                halted.append(t1 - t0)
+                count += 1
+                if until_met is not None:
+                    stop_reason = until_met(pc)
+                    if stop_reason is not None:
+                        break
+            if stop_reason is not None:
+                dropped = len(rows) - (count - before)
+                break
             if progress is not None and t1 >= next_progress:
                 progress(count, (t1 - start) / 1e9)
                 next_progress = t1 + 100_000_000
@@ -509,6 +525,9 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
             "ended_early": ended_early,
             "stop_reason": stop_reason or ended_early or ("duration" if count != limit else "sample count"),
             "error": error,
+            **({"native_batch": {"size": BATCH, "dropped_after_until": dropped,
+                                 "meaning": "samples taken in batches by a native loop; those a batch took after "
+                                            "the sample that met --until are dropped"}} if batch else {}),
             "truth": TRUTH_FILE if truth_before is not None and error is None else None,
         })
         if clock_after is not None:
@@ -522,6 +541,23 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if ended_early == "interrupted":
         raise KeyboardInterrupt
     return SampleRun(out_dir, meta)
+
+
+def _batch_rows(taken, t0: int, cost: list, round_trips: int, transfers: int) -> list[tuple]:
+    """A batch's rows as the loop writes them, (t0, t1, pc, hit, acc, stack, mcycle) each: back to back, a sample's
+    halt went out as the one before it ended, so its time counts from there; the counters split from the 8-byte read
+    (CTR_HIT, then CTR_ACC, little-endian)."""
+    ends, pcs, memory = taken
+    n = len(pcs)
+    cost[0] += n
+    cost[1] += n * round_trips
+    cost[2] += n * transfers
+    rows = []
+    for t1, pc, m in zip(ends, pcs, memory):
+        rows.append((t0, t1, pc, None, None, None, None) if m is None else
+                    (t0, t1, pc, m & 0xFFFFFFFF, m >> 32, None, None))
+        t0 = t1
+    return rows
 
 
 def _amo_counter(symbols) -> int | None:

@@ -872,6 +872,10 @@ class RspSampler:
     before the next request, as a strict server needs. How replies are awaited (blocked on or polled for) is
     ReplyWaitChooser's choice. The stop reply may be any S/T form (QEMU says T02thread:01; for an interrupt, T05 if a
     breakpoint won the race).
+
+    Back to back, where the sample is pc and at most one 8-byte read, take_batch(k) takes up to k samples by a C loop
+    (rsp/sample_loop.c, built by native.py), the same work without the interpreter's cost per sample; anything it does
+    not handle it leaves to the Python path (_take_batch).
     """
 
     cycle_counter = "mcycle"
@@ -922,10 +926,18 @@ class RspSampler:
         self.back_to_back = back_to_back = self.pipelined and request.resume and request.back_to_back
         if back_to_back:
             self.description += "; back to back (the next sample's burst sent before this one's replies are decoded)"
-        self._wait = ReplyWaitChooser(self._take_back_to_back if back_to_back else
-                                      self._take_pipelined if self.pipelined else self._take_waiting_sample,
-                                      target.conn, request.reply_wait)
-        self.take = self._wait      # the chooser itself, not take() calling it: one call fewer a sample
+        self._left = b""         # what the native loop read of a sample and left to the Python path (take_batch)
+        self._native = _native_loop(self) if back_to_back else None
+        # take_batch(k): up to k samples by the native loop (sample_profile uses it where it is not None).
+        self.take_batch = self._native and ReplyWaitChooser(self._take_batch, target.conn, request.reply_wait)
+        self._wait = self.take_batch or ReplyWaitChooser(
+            self._take_back_to_back if back_to_back else self._take_pipelined if self.pipelined else
+            self._take_waiting_sample, target.conn, request.reply_wait)
+        # The chooser itself, not take() calling it: one call fewer a sample (with the native loop, take() is the
+        # Python path's, replies awaited as the batches' chooser last chose).
+        self.take = self._take_back_to_back if self.take_batch else self._wait
+        if self.take_batch:
+            self.description += "; a native (C) loop takes them in batches"
 
     def _g_slices(self, names) -> dict[str, slice]:
         """Where each named register sits in the hex text of a `g` reply, as read_registers() lays it out."""
@@ -981,10 +993,45 @@ class RspSampler:
         self._ahead = True
         return self._sample(replies)
 
+    def _take_batch(self, k: int) -> tuple[list[int], list[int], list]:
+        """Up to k samples back to back by the native loop (rsp/sample_loop.c): (ends, pcs, memory), each sample's
+        end (time.perf_counter_ns after the next burst went out), pc and its 8-byte read (an int, little-endian; None
+        without one). Fewer when the loop stopped at what only the Python path handles (console output, an error or
+        escaped reply, a bad checksum...): it then leaves what it read of that sample to _replies_of_burst, and the
+        next batch is that sample taken by _take_back_to_back, with every check and error message it has."""
+        conn = self.target.conn
+        if self._left or conn._ready or conn._parser.pending:
+            sample = self._take_back_to_back()
+            memory = [int.from_bytes(sample.memory[0], "little")] if sample.memory else [None]
+            return [time.perf_counter_ns()], [sample.registers["pc"]], memory
+        if not self._ahead:
+            if self.target._state != "running":
+                self.target._require_running("sample")
+            conn._write(self._burst)
+            self._ahead = True
+        conn._set_receive_timeout(conn.timeout)     # the loop's blocking reads wait at most this (SO_RCVTIMEO)
+        n, status, error = self._native.take(conn._sock.fileno(), k, conn.timeout,
+                                             2000 if conn.poll_replies else 0)   # (RspConnection._poll's tries)
+        if status == _LEFT_TO_PYTHON:
+            self._left = self._native.left()
+            if not n:
+                return self._take_batch(k)
+        elif status:
+            self._ahead = False      # the stream is out of step: nothing to take later
+            if status == _SEND_FAILED:
+                raise TargetError(f"{conn.server}: connection failed while sending ({os.strerror(error)})")
+            raise conn._fail("no reply within %g s" % conn.timeout if status == _TIMED_OUT else
+                             "the server closed the connection" if status == _CLOSED else
+                             f"connection failed ({os.strerror(error)})", self._replies_named)
+        return self._native.results(n)
+
     def _replies_of_burst(self) -> list[bytes]:
         """The replies to the burst just sent, the stop reply first, within one sample's deadline."""
         target = self.target
         conn = target.conn
+        if self._left:      # what the native loop read of these replies and left to this path (_take_batch)
+            left, self._left = self._left, b""
+            conn._feed(left, self._replies_named)
         deadline = _monotonic() + conn.timeout
         replies = conn.receive_matching(self._fast_replies, 1 + self._replies, self._replies_named, deadline)
         if replies is None:
@@ -1065,6 +1112,69 @@ class RspSampler:
         return Sample(registers, data, cycles, self.round_trips, self.transfers)
 
 
+_TOOK_ALL, _LEFT_TO_PYTHON, _TIMED_OUT, _CLOSED, _READ_FAILED, _SEND_FAILED = range(6)   # sample_loop.c's statuses
+NATIVE_BATCH = 64       # the most samples one call of the native loop takes
+
+
+class _NativeLoop:
+    """rsp/sample_loop.c's xs_rsp_take for one sampler: its fixed arguments and the arrays it fills."""
+
+    def __init__(self, lib, sampler: RspSampler, pc: slice, memory_digits: int):
+        import ctypes
+
+        self._take = lib.xs_rsp_take
+        self._ends = (ctypes.c_int64 * NATIVE_BATCH)()
+        self._pcs = (ctypes.c_uint64 * NATIVE_BATCH)()
+        self._mems = (ctypes.c_uint64 * NATIVE_BATCH)()
+        count = 1 + sampler._replies
+        bound = sampler.target.conn.max_packet * count      # receive_matching's: read no more before matching
+        self._buf = ctypes.create_string_buffer(bound + 65536)
+        self._left, self._status, self._error = ctypes.c_long(), ctypes.c_int(), ctypes.c_int()
+        self._string_at = ctypes.string_at
+        self._memory = memory_digits
+        self._fixed = (sampler._burst, len(sampler._burst), count, bound)
+        self._decode = (pc.start, pc.stop - pc.start, sampler._g_length, memory_digits)
+        self._out = (self._ends, self._pcs, self._mems, self._buf, len(self._buf), ctypes.byref(self._left),
+                     ctypes.byref(self._status), ctypes.byref(self._error))
+
+    def take(self, fd: int, k: int, timeout: float, poll_tries: int) -> tuple[int, int, int]:
+        n = self._take(fd, *self._fixed, timeout, poll_tries, min(k, NATIVE_BATCH), *self._decode, *self._out)
+        return n, self._status.value, self._error.value
+
+    def left(self) -> bytes:
+        return self._string_at(self._buf, self._left.value)
+
+    def results(self, n: int) -> tuple[list[int], list[int], list]:
+        return self._ends[:n], self._pcs[:n], self._mems[:n] if self._memory else [None] * n
+
+
+def _native_loop(sampler: RspSampler) -> _NativeLoop | None:
+    """The native loop for a back-to-back sampler whose samples it can take (pc from the `g` block, at most one
+    8-byte read, no `p`), if the library builds (native.py; XIPSCOPE_NATIVE=0: None)."""
+    import ctypes
+    from pathlib import Path
+    from ..native import native_library
+
+    reads = sampler.request.reads
+    slices = dict(sampler._slice_items)
+    if set(slices) != {"pc"} or sampler._singles or len(reads) > 1 or any(size != 8 for _, size in reads):
+        return None
+    if (slices["pc"].stop - slices["pc"].start) not in (8, 16):
+        return None
+
+    def check(lib, path) -> None:
+        c = ctypes
+        lib.xs_rsp_take.restype = c.c_long
+        lib.xs_rsp_take.argtypes = [c.c_int, c.c_char_p, c.c_long, c.c_int, c.c_long, c.c_double, c.c_int, c.c_long,
+                                    c.c_int, c.c_int, c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_void_p,
+                                    c.c_void_p, c.c_long, c.c_void_p, c.c_void_p, c.c_void_p]
+
+    lib = native_library(Path(__file__).parent.parent / "rsp" / "sample_loop.c",
+                         "the C functions of rsp://'s sampling loop",
+                         "the Python loop (slower)", check=check)
+    return lib and _NativeLoop(lib, sampler, slices["pc"], 16 if reads else 0)
+
+
 def _cut(data: bytes, limit: int = 40) -> str:
     """A reply as a person reads it in an error: its first `limit` bytes, and how long it was."""
     shown = repr(bytes(data[:limit]))
@@ -1091,6 +1201,7 @@ class ReplyWaitChooser:
     RECHECK = 8192      # samples between the rounds that check the choice again
     POLL_MARGIN = 0.9   # polling is kept only under this fraction of blocking's time per sample
     GIVE_UP = 1.0       # a block ends once it has taken as long as a whole block of the other way
+    MEASURE_BATCH = 8   # samples a batch (take(k)) takes at most while measuring: a block ends between batches
 
     def __init__(self, take, conn, mode: str = "auto", clock=time.perf_counter_ns):
         """clock: nanoseconds, monotonic (a test gives one that counts what each way costs)."""
@@ -1114,15 +1225,20 @@ class ReplyWaitChooser:
         self.choices = 0            # how many times the way was chosen (the first, then one per check)
         conn.poll_replies = mode == "poll"
 
-    def __call__(self):
+    def __call__(self, *batch):
+        """One sample (take()), or a batch of up to k (take(k)), counted as k samples; while measuring, batches of
+        MEASURE_BATCH at most, so a losing block still ends early (GIVE_UP)."""
+        n = batch[0] if batch else 1
         if self._steady:
-            self._steady -= 1
-            return self._take()
+            self._steady = max(0, self._steady - n)
+            return self._take(*batch)
         if self._measuring:
-            self._measure(self._clock())
-        return self._take()
+            if n > self.MEASURE_BATCH:
+                n, batch = self.MEASURE_BATCH, (self.MEASURE_BATCH,)
+            self._measure(self._clock(), n)
+        return self._take(*batch)
 
-    def _measure(self, now: int) -> None:
+    def _measure(self, now: int, n: int = 1) -> None:
         """Before a sample, while measuring: count it in the block in progress, or end that block (full, or lost) and
         start the next, or, with every planned block measured, choose by the time per sample of each way over the
         blocks since the last choice, and go on steadily for RECHECK samples."""
@@ -1130,7 +1246,7 @@ class ReplyWaitChooser:
             elapsed = now - self._started     # the block's samples so far, all of their time, the caller's included
             other = self._latest.get("poll" if self._way == "block" else "block")
             if self._count < self.BLOCK and (other is None or elapsed <= self.GIVE_UP * other * self.BLOCK):
-                self._count += 1
+                self._count += n
                 return
             self._latest[self._way] = elapsed / self._count
             for spent in (self._spent[self._way], self._round[self._way]):
@@ -1143,13 +1259,13 @@ class ReplyWaitChooser:
             self.choices += 1
             self._conn.poll_replies = self.mode == "poll"
             self._way = None
-            self._steady = self.RECHECK - 1      # this sample is the first of them
+            self._steady = self.RECHECK - n      # this call's samples are the first of them
             # The check measures the way not kept first, then the kept one, each against the other's latest block.
             self._plan = ["block" if self.mode == "poll" else "poll", self.mode]
             return
         self._way = self._plan.pop(0)
         self._conn.poll_replies = self._way == "poll"
-        self._started, self._count = now, 1
+        self._started, self._count = now, n
 
     def describe(self) -> dict:
         measured = {w: round(ns / n / 1000, 1) for w, (ns, n) in self._spent.items() if n}

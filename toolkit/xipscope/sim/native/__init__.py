@@ -1,8 +1,8 @@
 """The twin's hot hooks in C (xip_hooks.c, a model: the same as hazard3/hooks.py's Python hooks, faster).
 
-`hooks_library()` builds xip_hooks.c with the system C compiler on first use, into the cache
-(cache_root()/native/<hash of the source and unicorn's version>.so), and loads it; None when XIPSCOPE_NATIVE=0, or
-(with one line on stderr) when there is no compiler or the build fails: the Python hooks then do the same work.
+`hooks_library()` builds xip_hooks.c with the system C compiler on first use, into the cache (keyed by the source and
+unicorn's version), and loads it (xipscope/native.py); None when XIPSCOPE_NATIVE=0, or (with one line on stderr) when
+there is no compiler or the build fails: the Python hooks then do the same work.
 
 `NativeState(lib, machine)` moves the numbers the hot hooks change (the slice budget, instructions and stalls, the XIP
 cache's tags, pins, random state and counters, the per-device data counters, each block record's counters) into one C
@@ -13,10 +13,6 @@ values as before. Block records become `NativeBlock`s: lists whose counter field
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("xip_hooks.c")
@@ -88,43 +84,17 @@ class State(ctypes.Structure):
                 ("map_used", ctypes.c_int64)]
 
 
-_library: list = []   # [the loaded library or None], once per process
-
-
 def hooks_library():
-    """The built xip_hooks.c (a ctypes CDLL), or None: XIPSCOPE_NATIVE=0, or no compiler / a failed build."""
-    if os.environ.get("XIPSCOPE_NATIVE", "1") == "0":
-        return None
-    if not _library:
-        try:
-            _library.append(_load())
-        except (OSError, subprocess.SubprocessError, ValueError) as e:
-            print(f"xipscope: the twin's native hooks are unavailable ({e}); using the Python hooks (slower)",
-                  file=sys.stderr)
-            _library.append(None)
-    return _library[0]
-
-
-def _load():
+    """The built xip_hooks.c (a ctypes CDLL), or None: XIPSCOPE_NATIVE=0, or no compiler / a failed build
+    (native.native_library builds and loads it)."""
     import unicorn
-    from ...disk_cache import cache_root
+    from ...native import native_library
 
-    source = SOURCE.read_bytes()
-    key = hashlib.blake2b(source + f"|unicorn {unicorn.__version__}".encode(), digest_size=10).hexdigest()
-    lib_path = cache_root() / "native" / f"{key}.so"
-    if not lib_path.exists():
-        cc = os.environ.get("CC") or "cc"
-        lib_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = lib_path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE)],
-                               capture_output=True, text=True, timeout=300)
-            if r.returncode:
-                raise ValueError(f"{cc} failed on {SOURCE}: {r.stderr.strip()[-300:]}")
-            os.replace(tmp, lib_path)   # atomic: concurrent first uses each build, one wins
-        finally:
-            tmp.unlink(missing_ok=True)
-    lib = ctypes.CDLL(str(lib_path))
+    return native_library(SOURCE, "the twin's native hooks", "the Python hooks (slower)",
+                          f"unicorn {unicorn.__version__}", _check)
+
+
+def _check(lib, lib_path) -> None:
     lib.xs_random_bit.argtypes = [ctypes.c_void_p]
     lib.xs_map_put.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int64]
     lib.xs_free.argtypes = [ctypes.c_void_p]
@@ -134,7 +104,6 @@ def _load():
         found = getattr(lib, f"xs_sizeof_{what}")()
         if found != ctypes.sizeof(size):
             raise ValueError(f"{lib_path}: struct {what} is {found} bytes, its mirror here {ctypes.sizeof(size)}")
-    return lib
 
 
 def hook_address(lib, name: str) -> int:
