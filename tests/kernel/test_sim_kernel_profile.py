@@ -84,10 +84,13 @@ def test_the_boots_time_by_function_matches_the_twins_cycles(boot_profile):
 
 
 def test_the_boots_xip_hit_rate_matches_the_twins_counts(boot_profile):
-    _meta, truth, df, _out = boot_profile
+    """Over the same interval: the counters at the last sample against the twin's counts the profile read right
+    after it (truth.json's `after`, at the counter's held moment), not at a halt later, which the panic's delay loop
+    (all hits) moved by 0.003 on a loaded host."""
+    _meta, _truth, df, out = boot_profile
     last = df.iloc[-1]
     sampled = last["xip_hit"] / last["xip_acc"]
-    devices = truth["devices"].values()
+    devices = json.loads((out / "truth.json").read_text())["after"]["devices"].values()
     exact = sum(d["hits"] for d in devices) / sum(d["accesses"] for d in devices)
     print(f"\nXIP hit rate sampled {sampled:.5f} ({last['xip_acc']:,} accesses), exact {exact:.5f}")
     assert abs(sampled - exact) <= 0.002

@@ -62,7 +62,7 @@ def add_arguments(p) -> None:
     p.add_argument("--psram-miss-cycles", type=int, default=None, metavar="N",
                    help="cycles a PSRAM access not served by the cache costs (an assumption; default 40)")
     p.add_argument("--clock-hz", type=float, default=0, metavar="HZ",
-                   help="with --gdb-port: pace the twin to HZ simulated cycles per second of wall time, so that "
+                   help="with --gdb-port or --jtag-port: pace the twin to HZ simulated cycles per second of wall time, so that "
                         "wall-clock samplers (xipscope profile) see simulated time, e.g. 1e6 (default 0: unpaced, "
                         "as fast as the host goes)")
 
@@ -101,7 +101,7 @@ def run(args) -> int:
         if args.jtag_port is not None and not args.run:
             from ..sim.jtag import serve as serve_jtag
             serve_jtag(args.firmware, args.jtag_port, _machine_kwargs(args, echo), halted=args.halted,
-                       boot_arch=args.boot_arch)
+                       boot_arch=args.boot_arch, clock_hz=args.clock_hz or None)
             return 0
         if args.gdb_port is not None and not args.run:
             from ..sim.gdbserver import serve

@@ -492,17 +492,19 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
                 finish()
             except TargetError as e:
                 error, ended_early = str(e), "target error"
-        writer.close()
         if until and stop_reason is None and ended_early is None:
             ended_early = f"the {'duration' if count != limit else 'sample count'} ran out before --until {until}"
-        clock_after = target.pacing() if paced and error is None else None
-        after = truth_after = None
-        if error is None and (amo_counter is not None or truth_before is not None):
-            with _held(target) if amo_counter is not None else contextlib.nullcontext():
-                if amo_counter is not None:
-                    after = _read_word(target, amo_counter, symbols)
-                if truth_before is not None:
-                    truth_after = target.ground_truth()
+        after = truth_after = clock_after = None
+        try:    # the counter and the truth first, as close to the last sample as the host allows; the rows after
+            clock_after = target.pacing() if paced and error is None else None
+            if error is None and (amo_counter is not None or truth_before is not None):
+                with _held(target) if amo_counter is not None else contextlib.nullcontext():
+                    if amo_counter is not None:
+                        after = _read_word(target, amo_counter, symbols)
+                    if truth_before is not None:
+                        truth_after = target.ground_truth()
+        finally:
+            writer.close()
         if after is not None:
             meta["emulated_atomics"] = {
                 "counter": EMULATED_AMO_COUNTER, "address": amo_counter, "before": amos_before, "after": after,

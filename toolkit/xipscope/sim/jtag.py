@@ -147,7 +147,11 @@ class Tap:
 class JtagServer:
     """Serve the twin's TAP over remote_bitbang on 127.0.0.1:port (0 picks a free port; see `.port`)."""
 
-    def __init__(self, machine: Machine, port: int = 0, halted: bool = False, boot_arch: str = "riscv"):
+    def __init__(self, machine: Machine, port: int = 0, halted: bool = False, boot_arch: str = "riscv",
+                 clock_hz: float | None = None):
+        """clock_hz: pace the running hart to that many simulated cycles per second of running wall time (runner.py,
+        as the GDB server's --clock-hz), so what a sampler sees between its samples is the twin's time, not the host's
+        speed; None: as fast as the host goes."""
         self.machine = machine
         # busy_accesses=0: OpenOCD paces a busy DM with Run-Test/Idle cycles, which this TAP does not count as time;
         # RP2350 has no JTAG, so abstractcs.busy is modelled on the DAP face (dap.py) only.
@@ -156,26 +160,34 @@ class JtagServer:
         self.port = self._listener.port
         # Slices sized by host time (runner.py): the socket is looked at between them.
         self.runner = Runner(self.dm, machine=machine, budget=5_000, slice_seconds=SLICE_SECONDS)
+        self.runner.pace(clock_hz)
+        self._anchored = False           # paced: the clock starts at the first slice after a halt (halted time
+        #                                  is not simulated time)
         self.counts = ProbeCounts()      # probe work over every session (the probe model's input)
 
     def _run_slice(self) -> None:
-        """One slice of the running hart (about SLICE_SECONDS of host time)."""
+        """One slice of the running hart (about SLICE_SECONDS of host time; paced, the cycles due)."""
+        if not self._anchored:
+            self.runner.started()
+            self._anchored = True
         self.runner.run_slice()
+
+    def _wait(self) -> float:
+        """Seconds to look at the socket before the next slice: none while a slice is due, else until one is."""
+        return self.runner.due_in() if self.dm.needs_simulation else IDLE_POLL_S
 
     def close(self) -> None:
         self._listener.close()
 
     def serve_forever(self) -> None:
         """Accept OpenOCD sessions one after another; the hart runs between them too (a board does)."""
-        self._listener.serve(self._session, idle=self._run_slice,
-                             idle_wait=lambda: 0 if self.dm.needs_simulation else IDLE_POLL_S)
+        self._listener.serve(self._session, idle=self._run_slice, idle_wait=self._wait)
 
     def _session(self, conn: socket.socket) -> None:
         tap = Tap(self.dm, self.counts)
         dm = self.dm
         while not tap.quit and not self._listener.closed:
-            timeout = 0 if dm.needs_simulation else IDLE_POLL_S
-            ready, _, _ = select.select([conn], [], [], timeout)
+            ready, _, _ = select.select([conn], [], [], self._wait())
             if not ready:
                 if dm.needs_simulation or dm.halt_request:
                     self._run_slice()
@@ -184,6 +196,8 @@ class JtagServer:
             if not data:
                 return
             reply = tap.feed(data)
+            if dm.halted:
+                self._anchored = False
             if reply:
                 conn.sendall(reply)
 
@@ -201,12 +215,12 @@ def openocd_args(jtag_port: int, gdb_port: int = 3333, tcl_port: int = 6666) -> 
 
 
 def serve(firmware: str, port: int, machine_kwargs: dict | None = None, announce=sys.stdout,
-          halted: bool = False, boot_arch: str = "riscv") -> None:
+          halted: bool = False, boot_arch: str = "riscv", clock_hz: float | None = None) -> None:
     """Open the twin on `firmware` and serve its TAP until killed; prints the port and an OpenOCD command line."""
     import shlex
 
     machine = Machine(firmware, **(machine_kwargs or {}))
-    server = JtagServer(machine, port, halted=halted, boot_arch=boot_arch)
+    server = JtagServer(machine, port, halted=halted, boot_arch=boot_arch, clock_hz=clock_hz)
     print(f"{MODEL_NOTE}: remote_bitbang JTAG (RISC-V DTM, IDCODE {IDCODE:#010x}) for {firmware} "
           f"on 127.0.0.1:{server.port}; the hart is "
           f"{'unavailable (booted Arm)' if boot_arch == 'arm' else 'halted at the entry' if halted else 'running'}",
