@@ -413,11 +413,6 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     if target.state() != "running":
         target.resume()
     clock = time.perf_counter_ns
-    add = writer.add
-    if on_sample is not None:
-        def add(*row, write=writer.add):
-            write(*row)
-            on_sample(*row)
     counts_before = _probe_counts(target)
     halted_before = target.halted_cycles()
     count = 0
@@ -459,22 +454,27 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
                 t0 = t1 if overlapped and count else clock()
                 pc, stack, hit, acc, mcycle = take()
                 t1 = clock()
-                rows = ((t0, t1, pc, hit, acc, stack, mcycle),)
+                columns = ([t0 - start], [pc], [t1 - t0], [hit], [acc], [stack], [mcycle])
             else:
                 t0 = t1 if count else clock()
-                rows = _batch_rows(batch(BATCH if limit < 0 else min(BATCH, limit - count)), t0, sampler.cost,
-                                   sampler.round_trips, sampler.transfers)
-            before = count
-            for t0, t1, pc, hit, acc, stack, mcycle in rows:
-                add(t0 - start, pc, t1 - t0, hit, acc, stack, mcycle)
-                halted.append(t1 - t0)
-                count += 1
-                if until_met is not None:
+                columns = _batch_columns(batch(BATCH if limit < 0 else min(BATCH, limit - count)), t0, start,
+                                         sampler.cost, sampler.round_trips, sampler.transfers)
+            pcs = columns[1]
+            if until_met is not None:
+                for i, pc in enumerate(pcs):
                     stop_reason = until_met(pc)
                     if stop_reason is not None:
+                        dropped = len(pcs) - i - 1
+                        columns = [column[:i + 1] for column in columns]
                         break
+            writer.add_columns(*columns)
+            if on_sample is not None:
+                for row in zip(*columns):
+                    on_sample(*row)
+            halted += columns[2]
+            count += len(columns[1])
+            t1 = start + columns[0][-1] + columns[2][-1]
             if stop_reason is not None:
-                dropped = len(rows) - (count - before)
                 break
             if progress is not None and t1 >= next_progress:
                 progress(count, (t1 - start) / 1e9)
@@ -545,21 +545,23 @@ given, the run lasts until it is set. A target that fails mid-run leaves every s
     return SampleRun(out_dir, meta)
 
 
-def _batch_rows(taken, t0: int, cost: list, round_trips: int, transfers: int) -> list[tuple]:
-    """A batch's rows as the loop writes them, (t0, t1, pc, hit, acc, stack, mcycle) each: back to back, a sample's
-    halt went out as the one before it ended, so its time counts from there; the counters split from the 8-byte read
-    (CTR_HIT, then CTR_ACC, little-endian)."""
+def _batch_columns(taken, t0: int, start: int, cost: list, round_trips: int, transfers: int) -> tuple[list, ...]:
+    """A batch's samples as the writer's columns (t_ns, pc, halted_ns, xip_hit, xip_acc, stack, mcycle): back to
+    back, a sample's halt went out as the one before it ended, so its time counts from there; the counters split from
+    the 8-byte read (CTR_HIT, then CTR_ACC, little-endian)."""
     ends, pcs, memory = taken
     n = len(pcs)
     cost[0] += n
     cost[1] += n * round_trips
     cost[2] += n * transfers
-    rows = []
-    for t1, pc, m in zip(ends, pcs, memory):
-        rows.append((t0, t1, pc, None, None, None, None) if m is None else
-                    (t0, t1, pc, m & 0xFFFFFFFF, m >> 32, None, None))
-        t0 = t1
-    return rows
+    begins = [t0, *ends[:-1]]
+    nothing = [None] * n
+    if memory[0] is None:
+        hits = accs = nothing
+    else:
+        hits = [m & 0xFFFFFFFF for m in memory]
+        accs = [m >> 32 for m in memory]
+    return ([b - start for b in begins], pcs, [e - b for b, e in zip(begins, ends)], hits, accs, nothing, nothing)
 
 
 def _amo_counter(symbols) -> int | None:

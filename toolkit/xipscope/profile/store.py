@@ -68,15 +68,20 @@ class SampleWriter:
 
     def add(self, t_ns: int, pc: int, halted_ns: int, xip_hit: int | None = None, xip_acc: int | None = None,
             stack: list[int] | None = None, mcycle: int | None = None) -> None:
+        self.add_columns([t_ns], [pc], [halted_ns], [xip_hit], [xip_acc], [stack], [mcycle])
+
+    def add_columns(self, t_ns: list[int], pc: list[int], halted_ns: list[int], xip_hit: list, xip_acc: list,
+                    stack: list, mcycle: list) -> None:
+        """Samples by column, each list as long as `pc` (the same values add() takes, one per sample)."""
         c = self._columns
-        c["t_ns"].append(t_ns)
-        c["pc"].append(pc)
-        c["halted_ns"].append(halted_ns)
-        c["xip_hit"].append(xip_hit)
-        c["xip_acc"].append(xip_acc)
-        c["stack"].append(stack)
-        c["mcycle"].append(mcycle)
-        self.count += 1
+        c["t_ns"] += t_ns
+        c["pc"] += pc
+        c["halted_ns"] += halted_ns
+        c["xip_hit"] += xip_hit
+        c["xip_acc"] += xip_acc
+        c["stack"] += stack
+        c["mcycle"] += mcycle
+        self.count += len(pc)
         if len(c["pc"]) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
