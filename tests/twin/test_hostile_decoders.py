@@ -389,6 +389,66 @@ def test_sample_part_within_its_bound_reads(tmp_path):
     assert int(samples["pc"].iloc[-1]) == int(pc[-1]) and int(samples["t_ns"].iloc[-1]) == int(t_ns[-1])
 
 
+def stacks_part(path: Path, rows: int, depth: int, **options) -> Path:
+    """A sample part whose every sample has a stack `depth` return addresses deep, in zstd."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from xipscope.profile.store import _schema
+
+    schema = _schema()
+    columns = {field.name: pa.array(range(rows), field.type) for field in schema if field.name != "stack"}
+    columns["stack"] = pa.array([[0x10000100 + 4 * (i % 7)] * depth for i in range(rows)], schema.field("stack").type)
+    pq.write_table(pa.table(columns, schema=schema), path, compression="zstd", **options)
+    return path
+
+
+def test_sample_part_with_a_stack_deeper_than_xipscope_unwinds(run, tmp_path):
+    """One sample whose stack is 256 Ki frames: the report's call tree recursed as deep (a RecursionError
+    traceback). The sampler unwinds at most MAX_FRAMES, so a deeper stack is refused on reading, by name."""
+    profile = make_profile(tmp_path / "prof")
+    stacks_part(profile / "samples" / "part-000001.parquet", rows=1, depth=256 << 10)
+    bounded(run("report", profile), "part-000001.parquet: not a readable sample part (a stack of 262,144 frames",
+            "at most 64")
+
+
+def test_sample_part_whose_page_header_overstates_its_page(run, tmp_path):
+    """A page header is not in the footer the reader checks first: here one claims 134 MB for a 4 MB page (8,192
+    samples with 64-frame stacks, in zstd). pyarrow reserves the claimed size and decompresses what the page holds;
+    the mismatch is an error, and the memory touched is the page's, not the claim's (peak RSS within 32 MiB of
+    reading the honest part), so a claim of 2 GiB, the most its int32 holds, costs no more. The control: the same
+    bytes with the page's true size read back whole."""
+    import pyarrow.parquet as pq
+
+    from xipscope.profile.store import _schema
+
+    profile = make_profile(tmp_path / "prof")
+    part = stacks_part(profile / "samples" / "part-000001.parquet", rows=8192, depth=64, use_dictionary=False,
+                       write_statistics=False, data_page_size=16 << 20)
+    data = part.read_bytes()
+    at = pq.ParquetFile(part).metadata.row_group(0).column(_schema().names.index("stack")).data_page_offset
+    # The page header (Thrift compact): field 1 `type` (0x15, 0x00: a data page), field 2 `uncompressed_page_size`
+    # (0x15, then a zigzag varint): rewritten in the varint's own 4 bytes, so nothing after it moves.
+    assert data[at:at + 3] == b"\x15\x00\x15"
+    varint = data[at + 3:at + 7]
+    assert [b & 0x80 for b in varint] == [0x80, 0x80, 0x80, 0], "the page's size takes a 4-byte varint"
+    true_size = sum((b & 0x7F) << 7 * k for k, b in enumerate(varint)) >> 1
+    assert 4 << 20 <= true_size < 5 << 20
+
+    def with_size(size: int) -> bytes:
+        zigzag = size << 1
+        return data[:at + 3] + bytes((zigzag >> 7 * k) & 0x7F | (0x80 if k < 3 else 0) for k in range(4)) \
+            + data[at + 7:]
+
+    part.write_bytes(with_size(true_size))
+    honest = run("report", profile)
+    assert honest.returncode == 0, honest.stderr[-2000:]
+    part.write_bytes(with_size(134_000_000))
+    lying = run("report", profile)
+    assert "move it aside" in bounded(lying, "part-000001.parquet: not a readable sample part")
+    assert lying.peak_kb < honest.peak_kb + (32 << 10), (lying.peak_kb, honest.peak_kb)
+
+
 def test_sample_part_with_a_150_mib_footer(run, tmp_path):
     profile = make_profile(tmp_path / "prof")
     part = profile / "samples" / "part-000001.parquet"

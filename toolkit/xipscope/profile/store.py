@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..errors import FormatError
 from ..files import open_regular, read_regular_text
+from ..unwind import MAX_FRAMES
 
 COLUMNS = ("t_ns", "pc", "halted_ns", "xip_hit", "xip_acc", "stack", "mcycle")
 COUNTER_SATURATED = 0xFFFFFFFF
@@ -121,6 +122,7 @@ def read_samples(directory: str | Path):
                           hint="Move it aside to read the others.") as f:
             try:
                 table = _checked_part(part, f).read()
+                _check_stacks(part, table)
                 for name in schema.names:   # parts written before a column existed: that column is null
                     if name not in table.column_names:
                         table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
@@ -129,6 +131,19 @@ def read_samples(directory: str | Path):
                 raise FormatError(f"{part}: not a readable sample part ({e}); move it aside to read the "
                                   "others") from None
     return pa.concat_tables(tables).to_pandas()
+
+
+def _check_stacks(path: Path, table) -> None:
+    """FormatError if a sample's stack is deeper than the sampler unwinds (MAX_FRAMES): a part that holds one was not
+    written by xipscope, and the report's call trees would recurse as deep as it claims."""
+    import pyarrow.compute as pc
+
+    if "stack" not in table.column_names:
+        return
+    deepest = pc.max(pc.list_value_length(table["stack"])).as_py()
+    if deepest is not None and deepest > MAX_FRAMES:
+        raise FormatError(f"{path}: not a readable sample part (a stack of {deepest:,} frames; xipscope unwinds at "
+                          f"most {MAX_FRAMES}); move it aside to read the others")
 
 
 def _checked_part(path: Path, f):
