@@ -191,6 +191,7 @@ def build_line_table(dwarfinfo, little_endian: bool) -> LineTable:
         try:
             stmt, comp_dir = _top_die_fast(cu, sections)
         except _Unsupported:
+            check_abbreviation_table(sections.abbrev, cu["debug_abbrev_offset"])
             stmt, comp_dir = _top_die_slow(cu)
         if stmt is None or stmt in seen_offsets:
             continue
@@ -278,18 +279,20 @@ class _Unsupported(Exception):
     """The fast top-DIE reader met a form it doesn't decode; pyelftools takes over for that CU."""
 
 
+def section_bytes(sec) -> bytes:
+    """The bytes of a pyelftools DWARF section (b"" for None)."""
+    if sec is None:
+        return b""
+    stream = sec.stream
+    return stream.getvalue() if hasattr(stream, "getvalue") else _read_all(stream)
+
+
 class _RawSections:
     def __init__(self, dwarfinfo):
-        def raw(sec):
-            if sec is None:
-                return b""
-            stream = sec.stream
-            return stream.getvalue() if hasattr(stream, "getvalue") else _read_all(stream)
-
-        self.info = raw(dwarfinfo.debug_info_sec)
-        self.abbrev = raw(dwarfinfo.debug_abbrev_sec)
-        self.str = raw(dwarfinfo.debug_str_sec)
-        self.line_str = raw(getattr(dwarfinfo, "debug_line_str_sec", None))
+        self.info = section_bytes(dwarfinfo.debug_info_sec)
+        self.abbrev = section_bytes(dwarfinfo.debug_abbrev_sec)
+        self.str = section_bytes(dwarfinfo.debug_str_sec)
+        self.line_str = section_bytes(getattr(dwarfinfo, "debug_line_str_sec", None))
 
 
 def _uleb(data: bytes, pos: int) -> tuple[int, int]:
@@ -326,6 +329,45 @@ _OFFSET_FORMS = frozenset({0x0E, 0x17, 0x1D, 0x1F, 0x1F20, 0x1F21})
 _ULEB_FORMS = frozenset({0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02})
 
 
+def _abbreviation(abbrev: bytes, a: int) -> tuple[int, list[tuple[int, int]], int]:
+    """The abbreviation at offset `a` of .debug_abbrev: (code, its (attribute, form) pairs, the next one's offset);
+    code 0 ends a table. LineTableError past MAX_ATTRIBUTES or the section's end."""
+    try:
+        c, a = _uleb(abbrev, a)
+        if c == 0:
+            return 0, [], a
+        _tag, a = _uleb(abbrev, a)
+        a += 1  # has_children
+        specs = []
+        while True:
+            name, a = _uleb(abbrev, a)
+            form, a = _uleb(abbrev, a)
+            if form == 0x21:  # implicit_const carries its value in the abbreviation
+                _, a = _uleb(abbrev, a)
+            if name == 0 and form == 0:
+                return c, specs, a
+            specs.append((name, form))
+            if len(specs) > MAX_ATTRIBUTES:
+                raise LineTableError(f"an abbreviation at .debug_abbrev offset {a:#x} with more than "
+                                     f"{MAX_ATTRIBUTES} attributes")
+    except IndexError:
+        raise LineTableError(f"an abbreviation table that runs past the end of .debug_abbrev "
+                             f"({len(abbrev):,} bytes)") from None
+
+
+def check_abbreviation_table(abbrev: bytes, offset: int) -> None:
+    """LineTableError unless the abbreviation table at `offset` ends (code 0) within MAX_ABBREVS_SCANNED entries:
+    pyelftools parses a unit's whole table, an object per entry, before it reads the unit's first DIE (a million
+    entries took 15 s and 500 MB), so a unit goes to it only once its table is walked here."""
+    at = offset
+    for _ in range(MAX_ABBREVS_SCANNED):
+        code, _specs, at = _abbreviation(abbrev, at)
+        if code == 0:
+            return
+    raise LineTableError(f"an abbreviation table at .debug_abbrev offset {offset:#x} of more than "
+                         f"{MAX_ABBREVS_SCANNED:,} abbreviations (a kernel unit's has a few hundred)")
+
+
 def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
     """DW_AT_stmt_list and DW_AT_comp_dir of the CU's first DIE, read straight from the bytes.
 
@@ -340,23 +382,9 @@ def _top_die_fast(cu, sec: _RawSections) -> tuple[int | None, str | None]:
     code, pos = _uleb(info, pos)
     a = cu["debug_abbrev_offset"]
     for _ in range(MAX_ABBREVS_SCANNED):
-        c, a = _uleb(abbrev, a)
+        c, specs, a = _abbreviation(abbrev, a)
         if c == 0:
             raise _Unsupported("abbreviation not found")
-        _tag, a = _uleb(abbrev, a)
-        a += 1  # has_children
-        specs = []
-        while True:
-            name, a = _uleb(abbrev, a)
-            form, a = _uleb(abbrev, a)
-            if form == 0x21:  # implicit_const carries its value in the abbreviation
-                _, a = _uleb(abbrev, a)
-            if name == 0 and form == 0:
-                break
-            specs.append((name, form))
-            if len(specs) > MAX_ATTRIBUTES:
-                raise LineTableError(f"an abbreviation at .debug_abbrev offset {a:#x} with more than "
-                                     f"{MAX_ATTRIBUTES} attributes")
         if c == code:
             break
     else:

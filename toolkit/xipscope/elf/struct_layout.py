@@ -124,11 +124,12 @@ def _unit_top_dies(elf, elf_path, defined_near: str):
                              f"{MAX_ARANGES_BYTES:,} read")
     aranges = dwarf.get_aranges()
     cu_offset = aranges.cu_offset_at_addr(address) if aranges else None
-    if cu_offset is None:
-        from .line_table import MAX_COMPILE_UNITS
+    from .line_table import MAX_COMPILE_UNITS, check_abbreviation_table, section_bytes
 
+    abbrev = section_bytes(dwarf.debug_abbrev_sec)
+    if cu_offset is None:
         units = (c for i, c in enumerate(dwarf.iter_CUs()) if i < MAX_COMPILE_UNITS)
-        cu = next((c for c in units if _cu_covers(c, address)), None)
+        cu = next((c for c in units if _cu_covers(c, address, abbrev)), None)
     else:
         cu = dwarf.get_CU_at(cu_offset)
     if cu is None:
@@ -136,6 +137,7 @@ def _unit_top_dies(elf, elf_path, defined_near: str):
     if cu.size > MAX_UNIT_BYTES:
         raise DwarfBoundsError(f"the compilation unit at .debug_info offset {cu.cu_offset:#x} holding {defined_near} "
                              f"is {cu.size:,} bytes, more than the {MAX_UNIT_BYTES:,} read")
+    check_abbreviation_table(abbrev, cu["debug_abbrev_offset"])
     return cu.get_top_DIE().iter_children()
 
 
@@ -176,7 +178,10 @@ def read_unit(elf_path, defined_near: str, structs: set[str], functions: set[str
     return found, present
 
 
-def _cu_covers(cu, address: int) -> bool:
+def _cu_covers(cu, address: int, abbrev: bytes) -> bool:
+    from .line_table import check_abbreviation_table
+
+    check_abbreviation_table(abbrev, cu["debug_abbrev_offset"])
     top = cu.get_top_DIE()
     low = top.attributes.get("DW_AT_low_pc")
     high = top.attributes.get("DW_AT_high_pc")
