@@ -76,19 +76,15 @@ def run(args) -> int:
 def follow_dmesg(args, target, facts) -> int:
     """Print records as the kernel writes them until Ctrl-C, which ends the current poll cleanly (a target halted
     for a poll is resumed before we stop)."""
-    import signal
-    import threading
-
     from ..linux.printk import LostRecords, follow_printk_records, format_record
     from ..targets.base import RUN_CONTROL
+    from .ctrl_c import ctrl_c_stops
 
     if RUN_CONTROL in target.capabilities and target.state() == "halted":
         # As `profile` does: a kernel stopped (e.g. by a GDB server as we attached) would write nothing to follow.
         target.resume()
         print(f"xipscope dmesg: resumed {target.url}, which was halted", file=sys.stderr)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
+    with ctrl_c_stops() as stop:
         for event in follow_printk_records(target, facts, args.caller, from_start=args.follow == "all",
                                            interval=args.interval, stop=stop):
             if isinstance(event, LostRecords):
@@ -101,6 +97,4 @@ def follow_dmesg(args, target, facts) -> int:
                          else format_record(event, True))
             sys.stdout.write("".join(line + "\n" for line in lines))
             sys.stdout.flush()
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return 0

@@ -51,42 +51,34 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import signal
     import sys
-    import threading
 
     from ..chip.memory_map import get_memory_map
     from ..elf.symbols import load_symbols
     from ..profile.sampler import sample_profile
     from ..targets import open_target
+    from .ctrl_c import ctrl_c_stops
     from .progress import ProgressDisplay
     from .report import print_report
 
     memory_map = get_memory_map(args.map)
     symbols = load_symbols(args.elf)
     duration = args.duration if args.duration is not None or args.samples is not None or args.until else 5.0
-    stop = threading.Event()
-
-    def on_sigint(_signum, _frame):
-        if stop.is_set():
-            raise KeyboardInterrupt   # a second Ctrl-C: stop now
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    target = open_target(args.target, timeout=args.timeout)
-    try:
-        by_samples = args.samples is not None      # None (--until alone): no end known
-        with ProgressDisplay("profile", args.samples if by_samples else duration) as shown:
-            progress = show_samples(shown, by_samples)
-            run = sample_profile(target, args.out, memory_map=memory_map, duration=duration, samples=args.samples,
-                                 rate_hz=args.rate, stacks=args.stacks, symbols=symbols, elf=args.elf,
-                                 progress=progress, stop=stop, pipeline=False if args.no_pipeline else None,
-                                 cycles=args.cycles, map_name=args.map, reply_wait=args.reply_wait,
-                                 jitter=not args.no_jitter, seed=args.seed, until=args.until,
-                                 idle_samples=args.idle_samples)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        target.close()
+    # Ctrl-C ends the run cleanly, the samples so far written; a second one stops at once.
+    with ctrl_c_stops(second_raises=True) as stop:
+        target = open_target(args.target, timeout=args.timeout)
+        try:
+            by_samples = args.samples is not None      # None (--until alone): no end known
+            with ProgressDisplay("profile", args.samples if by_samples else duration) as shown:
+                progress = show_samples(shown, by_samples)
+                run = sample_profile(target, args.out, memory_map=memory_map, duration=duration,
+                                     samples=args.samples, rate_hz=args.rate, stacks=args.stacks, symbols=symbols,
+                                     elf=args.elf, progress=progress, stop=stop,
+                                     pipeline=False if args.no_pipeline else None, cycles=args.cycles,
+                                     map_name=args.map, reply_wait=args.reply_wait, jitter=not args.no_jitter,
+                                     seed=args.seed, until=args.until, idle_samples=args.idle_samples)
+        finally:
+            target.close()
     meta = run.meta
     print(f"xipscope profile: {meta['samples']} samples in {meta['duration_s']:.2f} s "
           f"({meta['rate_hz_achieved'] or 0:.0f}/s) via {meta['transport']}"
