@@ -145,7 +145,9 @@ def test_qemu_killed_mid_snapshot_leaves_a_partial_snapshot(dwarf_kernel, tmp_pa
                 proc.kill()
                 proc.communicate()
     assert proc.returncode == 1 and "Traceback" not in stderr, stderr
-    gone = re.compile(r"closed the connection|connection failed \(Connection reset")   # which, depends on timing
+    # Which, depends on when the kill lands: reading a reply, or sending the next read (seen under load: Broken pipe).
+    gone = re.compile(r"closed the connection|connection failed \(Connection reset|"
+                      r"connection failed while sending \(Broken pipe")
     assert "is partial" in stderr and gone.search(stderr), stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is False and gone.search(manifest["error"])
