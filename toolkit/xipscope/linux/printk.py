@@ -698,7 +698,8 @@ def _poll_log_buf(target, cursor: PrintkCursor) -> list:
 def follow_printk_records(target, facts: KernelLogFacts, caller: bool | None = None, from_start: bool = True,
                           interval: float = 0.25, stop=None):
     """Yield the kernel's records as it writes them (a LostRecords where some were overwritten between two polls),
-    polling every `interval` seconds until `stop` (an Event) is set or the caller stops iterating (Ctrl-C).
+    polling every `interval` seconds until `stop` (a threading.Event or cli/ctrl_c.py's
+    StopRequest) is set or the caller stops iterating (Ctrl-C).
     from_start: first the records already in the ring, as `dmesg --follow` does; else only the ones written next."""
     import time
 

@@ -311,8 +311,8 @@ def sample_profile(target, out_dir: str | Path, *, memory_map, duration: float |
                    probe_model=None, until: str | None = None, idle_samples: int = IDLE_SAMPLES,
                    on_sample=None) -> SampleRun:
     """Sample `target` into `out_dir` until `samples` were taken, `duration` seconds passed, `until` is met ("exit",
-    "idle" or a function's name: see the module docstring; a duration or count then caps it) or `stop` (an Event) is
-    set.
+    "idle" or a function's name: see the module docstring; a duration or count then caps it) or `stop` (a
+    threading.Event, or the StopRequest Ctrl-C sets: cli/ctrl_c.py) is set.
 
     rate_hz paces the samples (None: as fast as the transport allows), with intervals jittered around the period
     unless jitter=False; seed repeats a run's intervals (None: a fresh one, recorded in meta.json). probe_model prices
